@@ -1,0 +1,272 @@
+// Package classify routes a key to its workload bucket with ordered rules:
+// the user's rules first, then the built-in framework presets; the first
+// matching rule wins. Routing is a pure function of the key name (and, for
+// rules that name one, its Redis type): it never depends on TTL or value, so
+// a key cannot change bucket while the application writes it (DESIGN.md §3).
+package classify
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Bucket is a workload bucket.
+type Bucket string
+
+// The buckets. Unknown is the result when no rule matches.
+const (
+	Cache     Bucket = "cache"
+	Session   Bucket = "session"
+	Queue     Bucket = "queue"
+	RateLimit Bucket = "ratelimit"
+	Unknown   Bucket = "unknown"
+)
+
+// Buckets lists the routable buckets in report order.
+var Buckets = []Bucket{Cache, Session, Queue, RateLimit}
+
+// ParseBucket validates a bucket name.
+func ParseBucket(s string) (Bucket, error) {
+	for _, b := range Buckets {
+		if string(b) == s {
+			return b, nil
+		}
+	}
+	return "", fmt.Errorf("bucket %q is not one of cache, session, queue, ratelimit", s)
+}
+
+// Redis types a rule may require.
+var redisTypes = map[string]bool{"string": true, "hash": true, "list": true, "set": true, "zset": true, "stream": true}
+
+// Rule matches key names and names the bucket they go to. Exactly one of
+// Glob (Redis glob syntax: * ? [abc] [^a] [a-z] \x), Prefix or Regex (RE2,
+// matched against the whole name unless anchored otherwise) must be set.
+// Type, when set, restricts the rule to keys of that Redis type.
+type Rule struct {
+	Name   string `yaml:"name,omitempty"`
+	Glob   string `yaml:"glob,omitempty"`
+	Prefix string `yaml:"prefix,omitempty"`
+	Regex  string `yaml:"regex,omitempty"`
+	Type   string `yaml:"type,omitempty"`
+	Bucket Bucket `yaml:"bucket"`
+	// Source says where the rule comes from: "rules[3]" (config), "preset sidekiq",
+	// "plan rules[7]", "proposal". Set by whoever builds the rule list.
+	Source string `yaml:"-"`
+}
+
+// String describes the rule for humans: its source, matcher and type.
+func (r Rule) String() string {
+	var m string
+	switch {
+	case r.Glob != "":
+		m = "glob " + r.Glob
+	case r.Prefix != "":
+		m = "prefix " + r.Prefix
+	default:
+		m = "regex " + r.Regex
+	}
+	if r.Type != "" {
+		m += " type " + r.Type
+	}
+	name := r.Source
+	if r.Name != "" {
+		if name != "" {
+			name += " "
+		}
+		name += "(" + r.Name + ")"
+	}
+	if name == "" {
+		return m
+	}
+	return name + ": " + m
+}
+
+// RuleError is an invalid rule; Position is 1-based within its list.
+type RuleError struct {
+	Source   string // "rules", "plan", "preset sidekiq"
+	Position int
+	Msg      string
+}
+
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("%s[%d]: %s", e.Source, e.Position, e.Msg)
+}
+
+type compiled struct {
+	Rule
+	re *regexp.Regexp // nil for prefix rules
+}
+
+func (c *compiled) matches(key, typ string) bool {
+	if c.Type != "" && typ != "" && c.Type != typ {
+		return false
+	}
+	if c.Type != "" && typ == "" {
+		return false
+	}
+	if c.re == nil {
+		return strings.HasPrefix(key, c.Prefix)
+	}
+	return c.re.MatchString(key)
+}
+
+// Compile validates r; source and pos name it in errors.
+func compile(r Rule, source string, pos int) (*compiled, error) {
+	bad := func(format string, args ...any) error {
+		return &RuleError{Source: source, Position: pos, Msg: fmt.Sprintf(format, args...)}
+	}
+	n := 0
+	for _, s := range []string{r.Glob, r.Prefix, r.Regex} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, bad("exactly one of glob, prefix or regex must be set (found %d)", n)
+	}
+	if _, err := ParseBucket(string(r.Bucket)); err != nil {
+		return nil, bad("%v", err)
+	}
+	if r.Type != "" && !redisTypes[r.Type] {
+		return nil, bad("type %q is not one of string, hash, list, set, zset, stream", r.Type)
+	}
+	c := &compiled{Rule: r}
+	var err error
+	switch {
+	case r.Glob != "":
+		var expr string
+		if expr, err = GlobToRegexp(r.Glob); err == nil {
+			c.re, err = regexp.Compile(expr)
+		}
+		if err != nil {
+			return nil, bad("invalid glob %q: %v", r.Glob, err)
+		}
+	case r.Regex != "":
+		if c.re, err = regexp.Compile(r.Regex); err != nil {
+			return nil, bad("invalid regex %q: %v", r.Regex, err)
+		}
+	}
+	return c, nil
+}
+
+// GlobToRegexp translates a Redis glob (the syntax of SCAN MATCH and KEYS) to
+// an anchored RE2 expression matching arbitrary bytes.
+func GlobToRegexp(g string) (string, error) {
+	var b strings.Builder
+	b.WriteString(`(?s)^`)
+	for i := 0; i < len(g); i++ {
+		switch ch := g[i]; ch {
+		case '*':
+			b.WriteString(`.*`)
+		case '?':
+			b.WriteString(`.`)
+		case '\\':
+			if i+1 >= len(g) {
+				return "", fmt.Errorf("trailing backslash")
+			}
+			i++
+			b.WriteString(regexp.QuoteMeta(g[i : i+1]))
+		case '[':
+			j := i + 1
+			if j < len(g) && g[j] == '^' {
+				j++
+			}
+			if j < len(g) && g[j] == ']' {
+				j++
+			}
+			for j < len(g) && g[j] != ']' {
+				if g[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(g) {
+				return "", fmt.Errorf("unclosed [ at offset %d", i)
+			}
+			class := g[i+1 : j]
+			b.WriteByte('[')
+			if strings.HasPrefix(class, "^") {
+				b.WriteByte('^')
+				class = class[1:]
+			}
+			for k := 0; k < len(class); k++ {
+				c := class[k]
+				if c == '\\' && k+1 < len(class) {
+					k++
+					c = class[k]
+				}
+				if c == '-' && k > 0 && k < len(class)-1 {
+					b.WriteByte('-')
+					continue
+				}
+				b.WriteString(regexp.QuoteMeta(string(c)))
+			}
+			b.WriteByte(']')
+			i = j
+		default:
+			b.WriteString(regexp.QuoteMeta(g[i : i+1]))
+		}
+	}
+	b.WriteString(`$`)
+	return b.String(), nil
+}
+
+// Match is the result of classifying one key.
+type Match struct {
+	Bucket Bucket
+	Rule   *Rule // nil when no rule matched (Bucket is Unknown)
+}
+
+// Classifier routes keys. It is immutable and safe for concurrent use.
+type Classifier struct {
+	rules     []*compiled
+	needsType bool
+}
+
+// New compiles rules in order. Each rule's Source names it in errors and in
+// matches; a rule without Source is named "rules[i]".
+func New(rules []Rule) (*Classifier, error) {
+	c := &Classifier{}
+	for i, r := range rules {
+		src := r.Source
+		if src == "" {
+			src = "rules"
+			r.Source = fmt.Sprintf("rules[%d]", i+1)
+		}
+		cr, err := compile(r, src, i+1)
+		if err != nil {
+			return nil, err
+		}
+		if cr.Type != "" {
+			c.needsType = true
+		}
+		c.rules = append(c.rules, cr)
+	}
+	return c, nil
+}
+
+// NeedsType reports whether some rule depends on the key's Redis type, in
+// which case Classify must be given it.
+func (c *Classifier) NeedsType() bool { return c.needsType }
+
+// Rules returns the rules in evaluation order.
+func (c *Classifier) Rules() []Rule {
+	out := make([]Rule, len(c.rules))
+	for i, r := range c.rules {
+		out[i] = r.Rule
+	}
+	return out
+}
+
+// Classify returns the bucket of key; typ is its Redis type ("string",
+// "hash", ...) or "" when unknown, in which case rules that require a type do
+// not match. The first matching rule wins.
+func (c *Classifier) Classify(key, typ string) Match {
+	for _, r := range c.rules {
+		if r.matches(key, typ) {
+			return Match{Bucket: r.Bucket, Rule: &r.Rule}
+		}
+	}
+	return Match{Bucket: Unknown}
+}

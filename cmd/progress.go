@@ -1,0 +1,113 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// Progress shows how far a long operation is: a bar with ETA on a terminal,
+// a plain line every few seconds otherwise, nothing with --no-progress.
+// Engines report through Set/Add (safe for concurrent use); call Finish once.
+type Progress struct {
+	mu    sync.Mutex
+	bar   *progressbar.ProgressBar
+	w     io.Writer
+	desc  string
+	total int64
+	done  int64
+	last  time.Time
+	every time.Duration
+	start time.Time
+	off   bool
+}
+
+// NewProgress starts a progress display for total units (0 if unknown).
+func (a *App) NewProgress(desc string, total int64) *Progress {
+	p := &Progress{w: a.Err, desc: desc, total: total, every: 5 * time.Second, start: time.Now(), last: time.Now()}
+	switch {
+	case a.NoProgress:
+		p.off = true
+	case a.IsTerminal:
+		barMax := total
+		if barMax <= 0 {
+			barMax = -1
+		}
+		p.bar = progressbar.NewOptions64(barMax,
+			progressbar.OptionSetWriter(a.Err),
+			progressbar.OptionSetDescription(desc),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("keys"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	return p
+}
+
+// Set records that n units are done.
+func (p *Progress) Set(n int64) {
+	if p == nil || p.off {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = n
+	if p.bar != nil {
+		if p.total > 0 && n > p.total {
+			p.total = n
+			p.bar.ChangeMax64(n)
+		}
+		_ = p.bar.Set64(n)
+		return
+	}
+	if time.Since(p.last) >= p.every {
+		p.last = time.Now()
+		p.line()
+	}
+}
+
+// Add records that n more units are done.
+func (p *Progress) Add(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	d := p.done + n
+	p.mu.Unlock()
+	p.Set(d)
+}
+
+func (p *Progress) line() {
+	el := time.Since(p.start).Seconds()
+	rate := float64(p.done) / max(el, 0.001)
+	if p.total > 0 {
+		eta := "?"
+		if rate > 0 && p.total > p.done {
+			eta = (time.Duration(float64(p.total-p.done)/rate) * time.Second).Round(time.Second).String()
+		}
+		fmt.Fprintf(p.w, "%s: %d/%d (%.0f%%) %.0f/s eta %s\n", p.desc, p.done, p.total,
+			100*float64(p.done)/float64(p.total), rate, eta)
+		return
+	}
+	fmt.Fprintf(p.w, "%s: %d %.0f/s\n", p.desc, p.done, rate)
+}
+
+// Finish ends the display.
+func (p *Progress) Finish() {
+	if p == nil || p.off {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		return
+	}
+	p.line()
+}

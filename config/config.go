@@ -1,0 +1,210 @@
+// Package config loads and validates redisplit's configuration: the legacy
+// endpoint, the per-bucket targets, classification rules and the options of
+// each command. It is read from a YAML file and REDISPLIT_* environment
+// variables through viper; command-line flags override both.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Error is a configuration or usage error: the command exits with code 2.
+type Error struct {
+	Field string // dotted path of the setting, e.g. "targets.cache.kind"
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return "config: " + e.Msg
+	}
+	return fmt.Sprintf("config: %s: %s", e.Field, e.Msg)
+}
+
+// Errorf returns a *Error for field.
+func Errorf(field, format string, args ...any) error {
+	return &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// TLS holds the TLS settings of one endpoint. TLS is used when the URL scheme
+// is rediss:// or Enabled is true.
+type TLS struct {
+	Enabled            bool   `mapstructure:"enabled" yaml:"enabled,omitempty"`
+	CAFile             string `mapstructure:"ca_file" yaml:"ca_file,omitempty"`
+	CertFile           string `mapstructure:"cert_file" yaml:"cert_file,omitempty"`
+	KeyFile            string `mapstructure:"key_file" yaml:"key_file,omitempty"`
+	ServerName         string `mapstructure:"server_name" yaml:"server_name,omitempty"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify" yaml:"insecure_skip_verify,omitempty"`
+}
+
+// Endpoint is one Redis server to connect to, described by a URL
+// (redis://[user[:password]@]host:port[/db] or rediss:// for TLS). The password
+// may instead come from Password (REDISPLIT_LEGACY_PASSWORD for legacy) or
+// PasswordFile; the URL wins when it carries one.
+type Endpoint struct {
+	URL            string        `mapstructure:"url" yaml:"url,omitempty"`
+	Username       string        `mapstructure:"username" yaml:"username,omitempty"`
+	Password       string        `mapstructure:"password" yaml:"-"`
+	PasswordFile   string        `mapstructure:"password_file" yaml:"password_file,omitempty"`
+	TLS            TLS           `mapstructure:"tls" yaml:"tls,omitempty"`
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout" yaml:"connect_timeout,omitempty"`
+	ReadTimeout    time.Duration `mapstructure:"read_timeout" yaml:"read_timeout,omitempty"`
+}
+
+// Target kinds.
+const (
+	KindStandalone = "standalone"
+	KindCluster    = "cluster"
+	KindSentinel   = "sentinel"
+	KindSQS        = "sqs"
+)
+
+// Target is the store of one bucket.
+//
+//	standalone: URL
+//	cluster:    Addrs (seed nodes)
+//	sentinel:   Master + Sentinels (+ DB)
+type Target struct {
+	Kind             string   `mapstructure:"kind" yaml:"kind"`
+	Addrs            []string `mapstructure:"addrs" yaml:"addrs,omitempty"`
+	Master           string   `mapstructure:"master" yaml:"master,omitempty"`
+	Sentinels        []string `mapstructure:"sentinels" yaml:"sentinels,omitempty"`
+	SentinelUsername string   `mapstructure:"sentinel_username" yaml:"sentinel_username,omitempty"`
+	SentinelPassword string   `mapstructure:"sentinel_password" yaml:"-"`
+	DB               int      `mapstructure:"db" yaml:"db,omitempty"`
+	Endpoint         `mapstructure:",squash" yaml:",inline"`
+}
+
+// Rule is a classification rule as written in the config or the plan. See
+// package classify for its semantics; it is validated there.
+type Rule struct {
+	Name   string `mapstructure:"name" yaml:"name,omitempty"`
+	Glob   string `mapstructure:"glob" yaml:"glob,omitempty"`
+	Prefix string `mapstructure:"prefix" yaml:"prefix,omitempty"`
+	Regex  string `mapstructure:"regex" yaml:"regex,omitempty"`
+	Type   string `mapstructure:"type" yaml:"type,omitempty"`
+	Bucket string `mapstructure:"bucket" yaml:"bucket"`
+}
+
+// Presets switches the built-in framework presets. All are on by default.
+type Presets struct {
+	Disabled []string `mapstructure:"disabled" yaml:"disabled,omitempty"` // preset names to switch off
+	None     bool     `mapstructure:"none" yaml:"none,omitempty"`         // switch every preset off
+}
+
+// Scan holds the options of `redisplit scan`.
+type Scan struct {
+	Count  int     `mapstructure:"count"`   // SCAN COUNT hint
+	MaxOps int     `mapstructure:"max_ops"` // commands per second against legacy; 0 = unlimited
+	Sample float64 `mapstructure:"sample"`  // percent of keys given MEMORY USAGE; 100 = all
+}
+
+// Config is the whole configuration.
+type Config struct {
+	Legacy   Endpoint          `mapstructure:"legacy"`
+	Targets  map[string]Target `mapstructure:"targets"`
+	Unknown  string            `mapstructure:"unknown"` // block | cache | session | queue | ratelimit | skip
+	Plan     string            `mapstructure:"plan"`
+	StateDir string            `mapstructure:"state_dir"`
+	Rules    []Rule            `mapstructure:"rules"`
+	Presets  Presets           `mapstructure:"presets"`
+	Scan     Scan              `mapstructure:"scan"`
+	MaxOps   int               `mapstructure:"max_ops"` // commands per second against legacy for migrate/verify; 0 = unlimited
+}
+
+// Buckets are the workload buckets, in report order.
+var Buckets = []string{"cache", "session", "queue", "ratelimit"}
+
+// IsBucket reports whether b names a bucket.
+func IsBucket(b string) bool {
+	for _, x := range Buckets {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Defaults returns a Config holding every default.
+func Defaults() Config {
+	return Config{
+		Unknown:  "block",
+		StateDir: ".redisplit",
+		Scan:     Scan{Count: 1000, Sample: 100},
+		Legacy:   Endpoint{ConnectTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second},
+	}
+}
+
+// Validate checks the settings that do not need a server.
+func (c *Config) Validate() error {
+	switch c.Unknown {
+	case "", "block", "skip", "cache", "session", "queue", "ratelimit":
+	default:
+		return Errorf("unknown", "%q is not one of block, skip, cache, session, queue, ratelimit", c.Unknown)
+	}
+	if c.Scan.Count < 0 {
+		return Errorf("scan.count", "must be positive, got %d", c.Scan.Count)
+	}
+	if c.Scan.Sample < 0 || c.Scan.Sample > 100 {
+		return Errorf("scan.sample", "must be a percentage in (0, 100], got %v", c.Scan.Sample)
+	}
+	if c.Scan.MaxOps < 0 || c.MaxOps < 0 {
+		return Errorf("max_ops", "must not be negative")
+	}
+	for name, t := range c.Targets {
+		if err := t.validate("targets." + name); err != nil {
+			return err
+		}
+		if !IsBucket(name) {
+			return Errorf("targets."+name, "%q is not a bucket (cache, session, queue, ratelimit)", name)
+		}
+	}
+	for i, r := range c.Rules {
+		if !IsBucket(r.Bucket) {
+			return Errorf(fmt.Sprintf("rules[%d]", i+1), "bucket %q is not one of cache, session, queue, ratelimit", r.Bucket)
+		}
+	}
+	return nil
+}
+
+func (t Target) validate(field string) error {
+	switch t.Kind {
+	case KindStandalone:
+		if t.URL == "" {
+			return Errorf(field+".url", "a standalone target needs url: redis://host:port/db")
+		}
+	case KindCluster:
+		if len(t.Addrs) == 0 {
+			return Errorf(field+".addrs", "a cluster target needs addrs: [host:port, ...]")
+		}
+	case KindSentinel:
+		if t.Master == "" || len(t.Sentinels) == 0 {
+			return Errorf(field, "a sentinel target needs master: NAME and sentinels: [host:port, ...]")
+		}
+	case KindSQS:
+	case "":
+		return Errorf(field+".kind", "missing; one of standalone, cluster, sentinel, sqs")
+	default:
+		return Errorf(field+".kind", "%q is not one of standalone, cluster, sentinel, sqs", t.Kind)
+	}
+	return nil
+}
+
+// ResolvePassword returns the password of e: the URL's, else Password, else
+// the first line of PasswordFile. It never logs the value.
+func (e Endpoint) ResolvePassword() (string, error) {
+	if e.Password != "" {
+		return e.Password, nil
+	}
+	if e.PasswordFile != "" {
+		b, err := os.ReadFile(e.PasswordFile)
+		if err != nil {
+			return "", Errorf("password_file", "cannot read %s: %v", e.PasswordFile, err)
+		}
+		return strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r"), nil
+	}
+	return "", nil
+}

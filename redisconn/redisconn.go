@@ -1,0 +1,316 @@
+// Package redisconn opens connections to legacy and target Redis servers from
+// their configuration and turns low-level failures into errors that name the
+// host, the cause and what to do. Passwords never appear in its errors.
+package redisconn
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/config"
+)
+
+// Kind is the class of a connection failure.
+type Kind string
+
+const (
+	Unreachable Kind = "unreachable"
+	Auth        Kind = "authentication failed"
+	TLSFailure  Kind = "TLS failure"
+	NoPerm      Kind = "permission denied"
+	Timeout     Kind = "timeout"
+	Other       Kind = "error"
+)
+
+// Error is a connection or command failure explained for an operator.
+type Error struct {
+	Role    string // "legacy", "target cache", ...
+	Addr    string // host:port
+	Kind    Kind
+	Command string // for NoPerm: the refused command, e.g. "config|get"
+	Hint    string // what to do
+	Err     error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %s", e.Role, e.Addr, e.Kind)
+	if e.Command != "" {
+		fmt.Fprintf(&b, " for command %s", strings.ToUpper(e.Command))
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", redact(e.Err.Error()))
+	}
+	if e.Hint != "" {
+		b.WriteString(" (" + e.Hint + ")")
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Explain classifies err, raised while talking to addr in the given role,
+// into an *Error. nil stays nil; redis.Nil and errors already explained are
+// returned unchanged.
+func Explain(err error, role, addr string) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return err
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	msg := err.Error()
+	out := &Error{Role: role, Addr: addr, Kind: Other, Err: err}
+	var netErr net.Error
+	var opErr *net.OpError
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"),
+		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
+		out.Kind = Auth
+		out.Hint = "check the user and password (URL, *_PASSWORD environment variable or password_file)"
+	case strings.HasPrefix(msg, "NOPERM"):
+		out.Kind = NoPerm
+		out.Command = refusedCommand(msg)
+		out.Hint = permissionHint(out.Command)
+	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr),
+		strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"):
+		out.Kind = TLSFailure
+		out.Hint = "check rediss:// versus redis://, the CA file, the client certificate and tls.server_name"
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		out.Kind = Unreachable
+		out.Hint = "check the host and port, and that a firewall lets this machine through"
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			out.Kind = Timeout
+		}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		out.Kind = Timeout
+		out.Hint = "the server did not answer in time; raise connect_timeout/read_timeout or check its load"
+	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"),
+		strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"):
+		out.Kind = Unreachable
+		out.Hint = "check the host and port, and that the server is running"
+	default:
+		return err
+	}
+	return out
+}
+
+// refusedCommand extracts the command from an ACL error such as
+// "NOPERM User u has no permissions to run the 'config|get' command".
+func refusedCommand(msg string) string {
+	i := strings.Index(msg, "'")
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(msg[i+1:], "'")
+	if j < 0 {
+		return ""
+	}
+	return msg[i+1 : i+1+j]
+}
+
+// permissionHint names the ACL rule that grants cmd.
+func permissionHint(cmd string) string {
+	if cmd == "" {
+		return "the Redis user lacks a permission; see docs/permissions.md"
+	}
+	return fmt.Sprintf("grant it with ACL SETUSER <user> +%s; see docs/permissions.md", strings.ToLower(cmd))
+}
+
+// redact removes any password that a URL inside msg may carry.
+func redact(msg string) string {
+	for _, scheme := range []string{"redis://", "rediss://"} {
+		for off := 0; ; {
+			i := strings.Index(msg[off:], scheme)
+			if i < 0 {
+				break
+			}
+			start := off + i + len(scheme)
+			end := strings.IndexAny(msg[start:], " \t\n\"'")
+			if end < 0 {
+				end = len(msg) - start
+			}
+			msg = msg[:start] + RedactURL(scheme + msg[start:start+end])[len(scheme):] + msg[start+end:]
+			off = start
+		}
+	}
+	return msg
+}
+
+// RedactURL returns u with any password replaced by "xxxxx".
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	if _, ok := p.User.Password(); ok {
+		p.User = url.UserPassword(p.User.Username(), "xxxxx")
+	}
+	return p.String()
+}
+
+// tlsConfig builds the TLS configuration of an endpoint, or nil when TLS is off.
+func tlsConfig(t config.TLS, useTLS bool, host string) (*tls.Config, error) {
+	if !useTLS && !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.ServerName != "" {
+		c.ServerName = t.ServerName
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, config.Errorf("tls.ca_file", "cannot read %s: %v", t.CAFile, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, config.Errorf("tls.ca_file", "%s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, config.Errorf("tls.cert_file", "cannot load client certificate: %v", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// Options turns an endpoint into go-redis options. field names the setting
+// in errors ("legacy", "targets.ratelimit").
+func Options(e config.Endpoint, field string) (*redis.Options, error) {
+	if e.URL == "" {
+		return nil, config.Errorf(field+".url", "missing; give redis://[user[:password]@]host:port[/db]")
+	}
+	opt, err := redis.ParseURL(e.URL)
+	if err != nil {
+		return nil, config.Errorf(field+".url", "%s: %v", RedactURL(e.URL), redact(err.Error()))
+	}
+	if opt.Password == "" {
+		pw, err := e.ResolvePassword()
+		if err != nil {
+			return nil, err
+		}
+		opt.Password = pw
+	}
+	if opt.Username == "" {
+		opt.Username = e.Username
+	}
+	host, _, _ := net.SplitHostPort(opt.Addr)
+	tc, err := tlsConfig(e.TLS, opt.TLSConfig != nil, host)
+	if err != nil {
+		return nil, err
+	}
+	opt.TLSConfig = tc
+	applyTimeouts(e, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+	opt.DisableIdentity = true
+	return opt, nil
+}
+
+func applyTimeouts(e config.Endpoint, dial, read, write *time.Duration) {
+	*dial = orDefault(e.ConnectTimeout, 5*time.Second)
+	*read = orDefault(e.ReadTimeout, 10*time.Second)
+	*write = *read
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Legacy connects to the legacy instance and checks the connection with PING.
+// The returned error is an *Error (or a *config.Error for bad settings).
+func Legacy(ctx context.Context, e config.Endpoint) (*redis.Client, error) {
+	opt, err := Options(e, "legacy")
+	if err != nil {
+		return nil, err
+	}
+	opt.PoolSize = 16
+	opt.MaxRetries = 2
+	c := redis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, Explain(err, "legacy", opt.Addr)
+	}
+	return c, nil
+}
+
+// Target connects to the store of one bucket: a standalone server, a Redis
+// Cluster (ClusterClient: follows MOVED/ASK and topology changes) or a
+// Sentinel-managed master (FailoverClient: follows failovers). The connection
+// is checked with PING.
+func Target(ctx context.Context, bucket string, t config.Target) (redis.UniversalClient, error) {
+	role := "target " + bucket
+	field := "targets." + bucket
+	var (
+		c    redis.UniversalClient
+		addr string
+	)
+	switch t.Kind {
+	case config.KindStandalone:
+		opt, err := Options(t.Endpoint, field)
+		if err != nil {
+			return nil, err
+		}
+		opt.PoolSize = 32
+		opt.MaxRetries = 3
+		c, addr = redis.NewClient(opt), opt.Addr
+	case config.KindCluster:
+		pw, err := t.ResolvePassword()
+		if err != nil {
+			return nil, err
+		}
+		host, _, _ := net.SplitHostPort(t.Addrs[0])
+		tc, err := tlsConfig(t.TLS, false, host)
+		if err != nil {
+			return nil, err
+		}
+		opt := &redis.ClusterOptions{Addrs: t.Addrs, Username: t.Username, Password: pw, TLSConfig: tc,
+			PoolSize: 32, MaxRedirects: 8, MaxRetries: 5, DisableIdentity: true}
+		applyTimeouts(t.Endpoint, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		c, addr = redis.NewClusterClient(opt), strings.Join(t.Addrs, ",")
+	case config.KindSentinel:
+		pw, err := t.ResolvePassword()
+		if err != nil {
+			return nil, err
+		}
+		host, _, _ := net.SplitHostPort(t.Sentinels[0])
+		tc, err := tlsConfig(t.TLS, false, host)
+		if err != nil {
+			return nil, err
+		}
+		opt := &redis.FailoverOptions{MasterName: t.Master, SentinelAddrs: t.Sentinels,
+			SentinelUsername: t.SentinelUsername, SentinelPassword: t.SentinelPassword,
+			Username: t.Username, Password: pw, DB: t.DB, TLSConfig: tc, PoolSize: 32, MaxRetries: 5,
+			DisableIdentity: true}
+		applyTimeouts(t.Endpoint, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		c, addr = redis.NewFailoverClient(opt), t.Master+"@"+strings.Join(t.Sentinels, ",")
+	default:
+		return nil, config.Errorf(field+".kind", "%q is not a Redis target kind", t.Kind)
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, Explain(err, role, addr)
+	}
+	return c, nil
+}
