@@ -52,7 +52,7 @@ type Rule struct {
 	Bucket Bucket `yaml:"bucket"`
 	// Source says where the rule comes from: "rules[3]" (config), "preset sidekiq",
 	// "plan rules[7]", "proposal". Set by whoever builds the rule list.
-	Source string `yaml:"-"`
+	Source string `yaml:"from,omitempty"`
 }
 
 // String describes the rule for humans: its source, matcher and type.
