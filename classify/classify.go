@@ -53,6 +53,10 @@ type Rule struct {
 	// Source says where the rule comes from: "rules[3]" (config), "preset sidekiq",
 	// "plan rules[7]", "proposal". Set by whoever builds the rule list.
 	Source string `yaml:"from,omitempty"`
+	// Comment is evidence for a human reviewer (why the rule exists, what it
+	// matched); WritePlan writes it as a YAML comment above the rule. It never
+	// affects routing or the plan hash.
+	Comment string `yaml:"-"`
 }
 
 // String describes the rule for humans: its source, matcher and type.
