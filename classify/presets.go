@@ -80,7 +80,7 @@ func builtin() []Preset {
 				glob("job queue", "queue:*", "list", Queue),
 				rx("stats counters", `^stat:(?:processed|failed)(?::[0-9]{4}-[0-9]{2}-[0-9]{2})?$`, "", Queue),
 				rx("process identity hostname:pid:nonce", `^[^:\s]+:[0-9]+:[0-9a-f]{12}$`, "hash", Queue),
-				rx("process work hash", `^[^:\s]+:[0-9]+:[0-9a-f]{12}:workers?$`, "hash", Queue),
+				rx("process work hash", `^[^:\s]+:[0-9]+:[0-9a-f]{12}:work$`, "hash", Queue),
 				rx("process signals", `^[^:\s]+:[0-9]+:[0-9a-f]{12}-signals$`, "list", Queue),
 				rx("job metrics per minute", `^j\|[0-9]{6}\|[0-9]{1,2}:[0-9]{1,2}$`, "hash", Queue),
 				rx("job histogram", `^h\|[A-Za-z_][A-Za-z0-9_:]*-.+$`, "string", Queue),
@@ -337,6 +337,14 @@ func builtin() []Preset {
 
 		// ---- caches: generic shapes last ----
 		{
+			Name:        "keyv",
+			Description: "keyv / @keyv/redis / cache-manager: keyv:{key} (≤v4), keyv::{key} (v5) and the namespace:keyv key set. Sources: jaredwray/keyv packages/keyv/src/index.js, packages/redis/src/index.js, storage/redis/src/index.ts, core/keyv/src/keyv.ts.",
+			Rules: []Rule{
+				pfx("keyv entry", "keyv:", Cache),
+				rx("keyv namespace set", `^namespace:[^:]+$`, "set", Cache),
+			},
+		},
+		{
 			Name: "spring-cache",
 			Description: "Spring Cache (spring-data-redis, CacheKeyPrefix.simple): {cacheName}::{key} strings and {cacheName}~lock; " +
 				"the same shape covers keyv v5 namespaces. Guards first: rmq:: and rack::attack: keys share the shape and are " +
@@ -347,14 +355,6 @@ func builtin() []Preset {
 				pfx("guard: rack-attack counters are rate limits", "rack::attack:", RateLimit),
 				rx("cache lock", `^[A-Za-z_][A-Za-z0-9_.-]*~lock$`, "string", Cache),
 				rx("cache entry", `^[A-Za-z_][A-Za-z0-9_.-]*::.`, "string", Cache),
-			},
-		},
-		{
-			Name:        "keyv",
-			Description: "keyv / @keyv/redis / cache-manager: keyv:{key} (≤v4), keyv::{key} (v5) and the namespace:keyv key set. Sources: jaredwray/keyv packages/keyv/src/index.js, packages/redis/src/index.js, storage/redis/src/index.ts, core/keyv/src/keyv.ts.",
-			Rules: []Rule{
-				pfx("keyv entry", "keyv:", Cache),
-				rx("keyv namespace set", `^namespace:[^:]+$`, "set", Cache),
 			},
 		},
 		{
