@@ -1,0 +1,445 @@
+package scan
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Placeholders a normalised pattern uses for the variable parts of key names.
+const (
+	PhNumber = "{n}"    // a run of decimal digits
+	PhUUID   = "{uuid}" // 8-4-4-4-12 hex
+	PhHex    = "{hex}"  // hex ≥ 16 chars, or ≥ 8 chars mixing digits and a-f
+	PhID     = "{id}"   // high-entropy base64/base32/url-safe token ≥ 20 chars
+	PhTS     = "{ts}"   // a date (YYYY-MM-DD, YYYYMMDD, ISO 8601) or a Unix epoch (s or ms)
+	PhIP     = "{ip}"   // an IPv4 address
+	PhBinary = "{bin}"  // bytes that are not printable UTF-8
+)
+
+// separators, in the order a key name is split: ':' first (which also covers
+// '::'), then the others inside each ':'-segment.
+var separators = []byte{':', '.', '/', '|', '_', '-'}
+
+// maxPatternParts bounds the work and the size of one pattern: the rest of a
+// very long key is folded into a trailing '*'.
+const maxPatternParts = 48
+
+// Pattern is the normalised form of a key name: the variable parts replaced by
+// placeholders. Keys that differ only in ids, numbers, hashes or dates share a
+// pattern.
+type Pattern struct {
+	Text string // e.g. "cache:api:v{n}:item:{n}"
+	Glob string // the Redis glob matching the pattern's keys, e.g. "cache:api:v*:item:*"
+}
+
+// normaliser builds a pattern; it is reused per goroutine to avoid allocations.
+type normaliser struct {
+	text, glob []byte
+	parts      int
+	// protected are byte ranges of the key (UUIDs, ISO dates) that separators
+	// must not split; each becomes one placeholder.
+	protected []span
+}
+
+type span struct {
+	start, end int
+	ph         string
+}
+
+// Normalize returns the pattern of key. It is a pure function of the name.
+//
+// Splitting: the name is split on ':' first; each segment that is not itself
+// a recognised token (number, UUID, hex, id, date, IP) is split again on '.',
+// then '/', '|', '_' and '-'. A {...} hash tag is one segment (its inside is
+// normalised the same way), and UUIDs and ISO dates are never split by the '-'
+// and ':' they contain. Digit runs inside remaining words become {n}.
+func Normalize(key string) Pattern {
+	var n normaliser
+	return n.normalize(key)
+}
+
+func (n *normaliser) normalize(key string) Pattern {
+	n.text, n.glob, n.parts = n.text[:0], n.glob[:0], 0
+	n.protected = findProtected(key, n.protected[:0])
+	n.segment(key, 0, len(key), 0)
+	return Pattern{Text: string(n.text), Glob: string(n.glob)}
+}
+
+// segment normalises key[start:end], splitting on separators[level:].
+func (n *normaliser) segment(key string, start, end, level int) {
+	if n.parts >= maxPatternParts {
+		n.star()
+		return
+	}
+	s := key[start:end]
+	if s == "" {
+		return
+	}
+	for _, p := range n.protected {
+		if p.start == start && p.end == end {
+			n.placeholder(p.ph)
+			return
+		}
+	}
+	if ph := token(s); ph != "" {
+		n.placeholder(ph)
+		return
+	}
+	// A whole hash tag: keep the braces, normalise the inside.
+	if s[0] == '{' && s[len(s)-1] == '}' && closeBrace(s, 0) == len(s)-1 {
+		n.literal("{")
+		n.segment(key, start+1, end-1, 0)
+		n.literal("}")
+		return
+	}
+	for ; level < len(separators); level++ {
+		if n.splitOn(key, start, end, separators[level], level) {
+			return
+		}
+	}
+	n.word(s)
+}
+
+// splitOn splits key[start:end] on sep, outside hash tags and protected
+// spans; it reports false when sep does not occur there.
+func (n *normaliser) splitOn(key string, start, end int, sep byte, level int) bool {
+	var cuts []int
+	for i := start; i < end; i++ {
+		if sp, ok := n.protectedAt(i, end); ok {
+			i = sp - 1
+			continue
+		}
+		switch key[i] {
+		case '{':
+			if j := closeBrace(key[:end], i); j > 0 {
+				i = j
+			}
+		case sep:
+			cuts = append(cuts, i)
+		}
+	}
+	if len(cuts) == 0 {
+		return false
+	}
+	from := start
+	for _, c := range cuts {
+		if n.parts >= maxPatternParts {
+			n.star()
+			return true
+		}
+		n.segment(key, from, c, level+1)
+		n.literal(string(sep))
+		from = c + 1
+	}
+	n.segment(key, from, end, level+1)
+	return true
+}
+
+// protectedAt returns the end of the protected span starting at i.
+func (n *normaliser) protectedAt(i, end int) (int, bool) {
+	for _, p := range n.protected {
+		if p.start == i && p.end <= end {
+			return p.end, true
+		}
+	}
+	return 0, false
+}
+
+// closeBrace returns the index of the '}' closing the '{' at s[i], or -1.
+func closeBrace(s string, i int) int {
+	j := strings.IndexByte(s[i+1:], '}')
+	if j < 0 {
+		return -1
+	}
+	if strings.IndexByte(s[i+1:i+1+j], '{') >= 0 {
+		return -1 // nested: not a hash tag
+	}
+	return i + 1 + j
+}
+
+// word emits a segment that no separator splits further.
+func (n *normaliser) word(s string) {
+	if !printable(s) {
+		n.placeholder(PhBinary)
+		return
+	}
+	for i := 0; i < len(s); {
+		if isDigit(s[i]) {
+			j := i
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			n.placeholder(PhNumber)
+			i = j
+			continue
+		}
+		j := i
+		for j < len(s) && !isDigit(s[j]) {
+			j++
+		}
+		n.literal(s[i:j])
+		i = j
+	}
+}
+
+func (n *normaliser) literal(s string) {
+	n.parts++
+	n.text = append(n.text, s...)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '*', '?', '[', ']', '\\':
+			n.glob = append(n.glob, '\\', c)
+		default:
+			n.glob = append(n.glob, c)
+		}
+	}
+}
+
+func (n *normaliser) placeholder(ph string) {
+	n.parts++
+	n.text = append(n.text, ph...)
+	n.star()
+}
+
+func (n *normaliser) star() {
+	if l := len(n.glob); l > 0 && n.glob[l-1] == '*' && (l < 2 || n.glob[l-2] != '\\') {
+		return
+	}
+	n.glob = append(n.glob, '*')
+	if n.parts >= maxPatternParts && (len(n.text) == 0 || n.text[len(n.text)-1] != '*') {
+		n.text = append(n.text, '*')
+	}
+}
+
+// token recognises a whole segment as a variable token and returns its
+// placeholder, or "".
+func token(s string) string {
+	switch {
+	case allDigits(s):
+		if isEpoch(s) || isCompactDate(s) {
+			return PhTS
+		}
+		return PhNumber
+	case len(s) == 36 && isUUID(s, 0):
+		return PhUUID
+	case isIPv4(s):
+		return PhIP
+	case isHexToken(s):
+		return PhHex
+	case isRandomID(s):
+		return PhID
+	}
+	return ""
+}
+
+// findProtected finds UUIDs and ISO dates inside key: they contain '-' and
+// ':' that must not split them.
+func findProtected(key string, out []span) []span {
+	if len(key) < 10 || strings.IndexByte(key, '-') < 0 {
+		return out
+	}
+	for i := 0; i < len(key); i++ {
+		if i > 0 && isAlnum(key[i-1]) {
+			continue
+		}
+		if isUUID(key, i) && (i+36 == len(key) || !isAlnum(key[i+36])) {
+			out = append(out, span{i, i + 36, PhUUID})
+			i += 35
+			continue
+		}
+		if l := isoDateAt(key, i); l > 0 {
+			out = append(out, span{i, i + l, PhTS})
+			i += l - 1
+		}
+	}
+	return out
+}
+
+func isUUID(s string, i int) bool {
+	if len(s)-i < 36 {
+		return false
+	}
+	for k := 0; k < 36; k++ {
+		c := s[i+k]
+		switch k {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isoDateAt returns the length of an ISO 8601 date or date-time starting at
+// s[i] (YYYY-MM-DD, optionally followed by THH:MM[:SS[.fff]][Z]), or 0.
+func isoDateAt(s string, i int) int {
+	d := func(k int) bool { return i+k < len(s) && isDigit(s[i+k]) }
+	b := func(k int, c byte) bool { return i+k < len(s) && s[i+k] == c }
+	if !(d(0) && d(1) && d(2) && d(3) && b(4, '-') && d(5) && d(6) && b(7, '-') && d(8) && d(9)) {
+		return 0
+	}
+	if y := s[i : i+2]; y != "19" && y != "20" {
+		return 0
+	}
+	l := 10
+	if (b(10, 'T') || b(10, ' ')) && d(11) && d(12) && b(13, ':') && d(14) && d(15) {
+		l = 16
+		if b(16, ':') && d(17) && d(18) {
+			l = 19
+			if b(19, '.') {
+				k := 20
+				for d(k) {
+					k++
+				}
+				l = k
+			}
+		}
+		if b(l, 'Z') {
+			l++
+		}
+	}
+	if i+l < len(s) && isAlnum(s[i+l]) {
+		return 0
+	}
+	return l
+}
+
+// isEpoch: 10 digits (seconds) or 13 digits (ms) between 2001 and 2040.
+func isEpoch(s string) bool {
+	if len(s) != 10 && len(s) != 13 {
+		return false
+	}
+	v, err := strconv.ParseInt(s[:10], 10, 64)
+	return err == nil && v >= 978307200 && v <= 2208988800
+}
+
+// isCompactDate: YYYYMMDD with a plausible year, month and day.
+func isCompactDate(s string) bool {
+	if len(s) != 8 || (s[:2] != "19" && s[:2] != "20") {
+		return false
+	}
+	m, _ := strconv.Atoi(s[4:6])
+	d, _ := strconv.Atoi(s[6:8])
+	return m >= 1 && m <= 12 && d >= 1 && d <= 31
+}
+
+func isIPv4(s string) bool {
+	if len(s) < 7 || len(s) > 15 {
+		return false
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 3 || !allDigits(p) {
+			return false
+		}
+		if v, _ := strconv.Atoi(p); v > 255 {
+			return false
+		}
+	}
+	return true
+}
+
+// isHexToken: hex of ≥ 16 chars, or of ≥ 8 chars holding both a digit and a
+// letter (so plain words like "deadbeef" stay words).
+func isHexToken(s string) bool {
+	if len(s) < 8 {
+		return false
+	}
+	digits, letters := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c):
+			digits++
+		case (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'):
+			letters++
+		default:
+			return false
+		}
+	}
+	return len(s) >= 16 && digits > 0 || digits > 0 && letters > 0
+}
+
+// isRandomID recognises a high-entropy token (base64, base64url, base32) of
+// at least 20 chars: only token characters, at least two digits and two
+// letters, at least 10 distinct characters, and no '_'/'-'-separated piece
+// that reads like a lowercase word (so "session_<id>" is split, not eaten).
+func isRandomID(s string) bool {
+	if len(s) < 20 || len(s) > 256 {
+		return false
+	}
+	var seen [256]bool
+	distinct, digits, letters := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case isDigit(c):
+			digits++
+		case (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'):
+			letters++
+		case c == '+' || c == '/' || c == '=' || c == '_' || c == '-':
+		default:
+			return false
+		}
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	if digits < 2 || letters < 2 || distinct < 10 {
+		return false
+	}
+	for _, piece := range strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' }) {
+		if len(piece) >= 3 && isLowerWord(piece) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isHex(c byte) bool   { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') }
+func isAlnum(c byte) bool {
+	return isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+}

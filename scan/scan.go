@@ -1,0 +1,351 @@
+// Package scan reads every key of a live legacy Redis once, classifies it,
+// and aggregates what a migration needs to know: per bucket keys, bytes,
+// type mix and TTL bands; the key patterns; proposals for keys no rule
+// routes; preflight verdicts and sizing advice. It never writes to Redis.
+//
+// Cost on legacy: one SCAN per batch plus one pipeline per batch of TYPE,
+// PTTL, OBJECT ENCODING and MEMORY USAGE key SAMPLES 0 (the latter on every
+// key, or on a deterministic hash-selected sample), optionally capped by an
+// ops/s budget. Memory in the process is bounded whatever the keyspace size:
+// keys are streamed, patterns are capped (MaxPatterns, the rest folded into
+// one "(other patterns)" entry per bucket) and each pattern keeps at most 5
+// sample names.
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/redisconn"
+)
+
+// Options tune a scan. The zero value of a field means its default.
+type Options struct {
+	// Count is the SCAN COUNT hint (default 1000).
+	Count int
+	// MaxOps caps the commands per second sent to legacy (0: no cap). SCAN and
+	// every pipelined command count as one each.
+	MaxOps int
+	// SamplePercent is the share of keys, in (0, 100], that get MEMORY USAGE;
+	// the others' bytes are extrapolated per pattern. Selection is a hash of
+	// the key name, so the same keys are sampled on every run. Default 100.
+	SamplePercent float64
+	// MaxPatterns caps the distinct patterns tracked (default 10000).
+	MaxPatterns int
+	// Workers is the number of pipelines in flight (default 3).
+	Workers int
+	// KeysOut, when set, is the path of the per-key JSON-lines export.
+	KeysOut string
+	// Progress, when set, is called with the number of keys done so far.
+	Progress func(done int64)
+	// Started, when set, is called once with DBSIZE before the first SCAN.
+	Started func(dbsize int64)
+}
+
+func (o *Options) defaults() {
+	if o.Count <= 0 {
+		o.Count = 1000
+	}
+	if o.SamplePercent <= 0 || o.SamplePercent > 100 {
+		o.SamplePercent = 100
+	}
+	if o.MaxPatterns <= 0 {
+		o.MaxPatterns = 10000
+	}
+	if o.Workers <= 0 {
+		o.Workers = 3
+	}
+}
+
+// caps is what the connected user may run, learned by preflight.
+type caps struct {
+	memoryUsage    bool
+	objectEncoding bool
+}
+
+// Run scans the database c is connected to, routing each key with cl, and
+// returns the report. addr names legacy in errors (no password). It runs
+// the preflight checks first; a command scan cannot do without (SCAN, TYPE,
+// PTTL) refused by ACL is an error naming it, while a refused MEMORY USAGE or
+// OBJECT ENCODING degrades the report (bytes or encodings unknown) and says
+// so in a verdict.
+func Run(ctx context.Context, c *redis.Client, cl *classify.Classifier, opts Options) (*Report, error) {
+	opts.defaults()
+	addr := c.Options().Addr
+	start := time.Now()
+	pf, err := preflight(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	dbsize, err := c.DBSize(ctx).Result()
+	if err != nil {
+		return nil, redisconn.Explain(err, "legacy", addr)
+	}
+	if opts.Started != nil {
+		opts.Started(dbsize)
+	}
+	var ko *keysOut
+	if opts.KeysOut != "" {
+		if ko, err = newKeysOut(opts.KeysOut); err != nil {
+			return nil, err
+		}
+		defer ko.abort()
+	}
+	s := &scanner{c: c, cl: cl, opts: opts, caps: pf.caps, ko: ko, addr: addr,
+		perKey: 2, sampleCut: uint64(opts.SamplePercent * 100)}
+	if pf.caps.objectEncoding {
+		s.perKey++
+	}
+	if pf.caps.memoryUsage {
+		s.perKey++
+	}
+	if opts.MaxOps > 0 {
+		s.lim = rate.NewLimiter(rate.Limit(opts.MaxOps), opts.MaxOps)
+	}
+	agg, err := s.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := buildReport(agg, s, pf, dbsize)
+	r.StartedAt = start.UTC()
+	if ko != nil {
+		if err := ko.finish(r.acceptedRules()); err != nil {
+			return nil, err
+		}
+		r.KeysOut = opts.KeysOut
+	}
+	r.DurationMs = time.Since(start).Milliseconds()
+	return r, nil
+}
+
+type scanner struct {
+	c         *redis.Client
+	cl        *classify.Classifier
+	opts      Options
+	caps      caps
+	ko        *keysOut
+	addr      string
+	lim       *rate.Limiter
+	perKey    int    // pipelined commands per key
+	sampleCut uint64 // keys with hash%10000 < sampleCut get MEMORY USAGE
+
+	done    atomic.Int64
+	expired atomic.Int64
+}
+
+// wait takes n tokens of the ops budget, in pieces no larger than its burst.
+func (s *scanner) wait(ctx context.Context, n int) error {
+	if s.lim == nil {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, s.lim.Burst())
+		if err := s.lim.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// sampled reports whether key gets MEMORY USAGE.
+func (s *scanner) sampled(key string) bool {
+	if !s.caps.memoryUsage {
+		return false
+	}
+	if s.sampleCut >= 10000 {
+		return true
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return h.Sum64()%10000 < s.sampleCut
+}
+
+// run streams SCAN batches to the workers. SCAN of the next batch runs while
+// the workers pipeline the previous ones (the channel holds a few batches),
+// so legacy is never idle waiting for this process and memory stays bounded
+// by Workers+2 batches.
+func (s *scanner) run(ctx context.Context) (*aggregator, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	batches := make(chan []string, s.opts.Workers+1)
+	go func() {
+		defer close(batches)
+		var cursor uint64
+		for {
+			if err := s.wait(ctx, 1); err != nil {
+				cancel(err)
+				return
+			}
+			keys, next, err := s.c.Scan(ctx, cursor, "", int64(s.opts.Count)).Result()
+			if err != nil {
+				cancel(redisconn.Explain(err, "legacy", s.addr))
+				return
+			}
+			if len(keys) > 0 {
+				select {
+				case batches <- keys:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if next == 0 {
+				return
+			}
+			cursor = next
+		}
+	}()
+	aggs := make([]*aggregator, s.opts.Workers)
+	var wg sync.WaitGroup
+	for i := range aggs {
+		aggs[i] = newAggregator(s.opts.MaxPatterns)
+		wg.Add(1)
+		go func(a *aggregator) {
+			defer wg.Done()
+			w := &worker{s: s, agg: a}
+			for keys := range batches {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				if err := w.batch(ctx, keys); err != nil {
+					cancel(err)
+				}
+			}
+		}(aggs[i])
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	total := aggs[0]
+	for _, a := range aggs[1:] {
+		total.merge(a)
+	}
+	if s.ko != nil {
+		if err := s.ko.flush(); err != nil {
+			return nil, err
+		}
+	}
+	return total, nil
+}
+
+type worker struct {
+	s    *scanner
+	agg  *aggregator
+	norm normaliser
+	line []byte
+	info []KeyInfo
+}
+
+// batch pipelines the per-key commands of one SCAN batch and aggregates.
+func (w *worker) batch(ctx context.Context, keys []string) error {
+	s := w.s
+	if err := s.wait(ctx, len(keys)*s.perKey); err != nil {
+		return err
+	}
+	p := s.c.Pipeline()
+	types := make([]*redis.StatusCmd, len(keys))
+	ttls := make([]*redis.DurationCmd, len(keys))
+	var encs []*redis.StringCmd
+	if s.caps.objectEncoding {
+		encs = make([]*redis.StringCmd, len(keys))
+	}
+	mems := make([]*redis.IntCmd, len(keys))
+	for i, k := range keys {
+		types[i] = p.Type(ctx, k)
+		ttls[i] = p.PTTL(ctx, k)
+		if encs != nil {
+			encs[i] = p.ObjectEncoding(ctx, k)
+		}
+		if s.sampled(k) {
+			mems[i] = p.MemoryUsage(ctx, k, 0)
+		}
+	}
+	_, _ = p.Exec(ctx)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.line = w.line[:0]
+	for i, k := range keys {
+		typ, err := types[i].Result()
+		if err != nil {
+			return s.cmdErr(err)
+		}
+		if typ == "none" {
+			s.expired.Add(1)
+			continue
+		}
+		ttl, err := ttls[i].Result()
+		if err != nil {
+			return s.cmdErr(err)
+		}
+		// go-redis maps PTTL -1 and -2 to durations of -1ns and -2ns.
+		pttl := int64(ttl / time.Millisecond)
+		switch ttl {
+		case -1:
+			pttl = -1
+		case -2:
+			s.expired.Add(1)
+			continue
+		}
+		ki := KeyInfo{Key: k, Type: typ, PTTL: pttl, Bytes: -1}
+		if encs != nil {
+			enc, err := encs[i].Result()
+			switch {
+			case err == nil:
+				ki.Encoding = enc
+			case errors.Is(err, redis.Nil), strings.Contains(err.Error(), "no such key"):
+				s.expired.Add(1)
+				continue
+			default:
+				return s.cmdErr(err)
+			}
+		}
+		if mems[i] != nil {
+			b, err := mems[i].Result()
+			switch {
+			case err == nil:
+				ki.Bytes = b
+			case errors.Is(err, redis.Nil):
+				s.expired.Add(1)
+				continue
+			default:
+				return s.cmdErr(err)
+			}
+		}
+		m := s.cl.Classify(k, typ)
+		rule := ""
+		if m.Rule != nil {
+			rule = m.Rule.String()
+		}
+		pat := w.norm.normalize(k)
+		w.agg.add(&ki, m.Bucket, rule, pat)
+		if s.ko != nil {
+			w.line = appendKeyLine(w.line, &ki, m.Bucket, rule)
+		}
+	}
+	if s.ko != nil {
+		if err := s.ko.write(w.line); err != nil {
+			return err
+		}
+	}
+	n := s.done.Add(int64(len(keys)))
+	if s.opts.Progress != nil {
+		s.opts.Progress(n)
+	}
+	return nil
+}
+
+func (s *scanner) cmdErr(err error) error {
+	return fmt.Errorf("scan: %w", redisconn.Explain(err, "legacy", s.addr))
+}
