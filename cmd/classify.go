@@ -1,0 +1,227 @@
+package cmd
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
+)
+
+type classifyOptions struct {
+	typ         string
+	b64         bool
+	listPresets bool
+}
+
+func init() { register(newClassifyCmd) }
+
+func newClassifyCmd(app *App) *cobra.Command {
+	o := &classifyOptions{}
+	c := &cobra.Command{
+		Use:   "classify KEY...",
+		Short: "Explain which rule routes each key to which bucket (needs no Redis)",
+		Long: `classify routes each KEY exactly as scan, migrate and verify would, and prints the bucket and
+the rule that decided it: its source (rules[N] from the config, preset NAME, a plan rule, a
+proposal), its name and its matcher. Rules are tried in order and the first match wins: the
+config's rules, then the enabled presets; with --plan (or plan: in the config) the plan's rules
+alone.
+
+Some rules also require a Redis type. Without --type, classify shows the result for a key of
+unknown type and, below it, every type that would route the key differently.
+
+  redisplit classify 'queue:default' --type list
+  redisplit classify 'sess:Qk3Z0a9b' ':1:django.contrib.sessions.cachez8k2m' -o json
+  redisplit classify --b64 Y2VsZXJ5BhYz --type list      a key that is not valid text
+  redisplit classify --list-presets                      every preset and its rules`,
+		RunE: func(c *cobra.Command, args []string) error { return runClassify(app, o, args) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.typ, "type", "", "the keys' Redis type: string, hash, list, set, zset or stream")
+	f.BoolVar(&o.b64, "b64", false, "the KEY arguments are base64 (standard encoding) for binary key names")
+	f.BoolVar(&o.listPresets, "list-presets", false, "list the built-in presets, whether each is enabled, and their rules")
+	return c
+}
+
+// classifyTypes are the Redis types rules may name.
+var classifyTypes = []string{"string", "hash", "list", "set", "zset", "stream"}
+
+// keyVerdict is the classification of one key: the JSON element and the
+// source of the text line.
+type keyVerdict struct {
+	Key    string          `json:"key,omitempty"`
+	KeyB64 string          `json:"key_b64,omitempty"`
+	Type   string          `json:"type,omitempty"`
+	Bucket classify.Bucket `json:"bucket"`
+	Rule   *string         `json:"rule"`             // the deciding rule; null when none matches
+	ByType []typedVerdict  `json:"by_type,omitempty"` // without --type: types that route differently
+	raw    string
+}
+
+type typedVerdict struct {
+	Type   string          `json:"type"`
+	Bucket classify.Bucket `json:"bucket"`
+	Rule   *string         `json:"rule"`
+}
+
+func ruleText(m classify.Match) *string {
+	if m.Rule == nil {
+		return nil
+	}
+	s := m.Rule.String()
+	return &s
+}
+
+func runClassify(app *App, o *classifyOptions, args []string) error {
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	if o.listPresets {
+		return listPresets(app, cfg)
+	}
+	if len(args) == 0 {
+		return &config.Error{Msg: "classify needs at least one KEY (or --list-presets)\nRun 'redisplit classify --help' for usage."}
+	}
+	if o.typ != "" && !isRedisType(o.typ) {
+		return config.Errorf("--type", "%q is not one of %s", o.typ, strings.Join(classifyTypes, ", "))
+	}
+	c, _, err := classify.Router(cfg)
+	if err != nil {
+		return err
+	}
+	verdicts := make([]keyVerdict, 0, len(args))
+	for i, a := range args {
+		key := a
+		if o.b64 {
+			b, err := base64.StdEncoding.DecodeString(a)
+			if err != nil {
+				return config.Errorf("KEY", "argument %d (%q) is not base64: %v", i+1, a, err)
+			}
+			key = string(b)
+		}
+		verdicts = append(verdicts, classifyOne(c, key, o.typ))
+	}
+	if app.Output == "json" {
+		enc := json.NewEncoder(app.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(verdicts)
+	}
+	for _, v := range verdicts {
+		writeVerdict(app.Out, v)
+	}
+	return nil
+}
+
+func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {
+	m := c.Classify(key, typ)
+	v := keyVerdict{Type: typ, Bucket: m.Bucket, Rule: ruleText(m), raw: key}
+	if utf8.ValidString(key) {
+		v.Key = key
+	} else {
+		v.KeyB64 = base64.StdEncoding.EncodeToString([]byte(key))
+	}
+	if typ == "" && c.NeedsType() {
+		for _, t := range classifyTypes {
+			mt := c.Classify(key, t)
+			if mt.Bucket != m.Bucket || mt.Rule != m.Rule {
+				v.ByType = append(v.ByType, typedVerdict{Type: t, Bucket: mt.Bucket, Rule: ruleText(mt)})
+			}
+		}
+	}
+	return v
+}
+
+func writeVerdict(w io.Writer, v keyVerdict) {
+	name := displayKey(v.raw)
+	if v.Type != "" {
+		name += " (" + v.Type + ")"
+	}
+	verdict := func(b classify.Bucket, rule *string) string {
+		if rule == nil {
+			return "unknown: no rule matches"
+		}
+		return fmt.Sprintf("%s  by %s", b, *rule)
+	}
+	line := verdict(v.Bucket, v.Rule)
+	if len(v.ByType) > 0 && v.Rule == nil {
+		line += " without a type"
+	}
+	fmt.Fprintf(w, "%s → %s\n", name, line)
+	for _, t := range v.ByType {
+		fmt.Fprintf(w, "    as %-6s → %s\n", t.Type, verdict(t.Bucket, t.Rule))
+	}
+}
+
+// displayKey prints a key as is when it is printable text, else quoted with
+// Go escapes (binary bytes, control characters, spaces at the ends).
+func displayKey(k string) string {
+	if k == "" || !utf8.ValidString(k) || strings.TrimSpace(k) != k {
+		return strconv.Quote(k)
+	}
+	for _, r := range k {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(k)
+		}
+	}
+	return k
+}
+
+func isRedisType(t string) bool {
+	for _, x := range classifyTypes {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+type presetView struct {
+	Name        string          `json:"name"`
+	Enabled     bool            `json:"enabled"`
+	Description string          `json:"description"`
+	Rules       []classify.Rule `json:"rules"`
+}
+
+func listPresets(app *App, cfg *config.Config) error {
+	enabled, err := classify.EnabledPresets(cfg.Presets)
+	if err != nil {
+		return err
+	}
+	on := map[string]bool{}
+	for _, p := range enabled {
+		on[p.Name] = true
+	}
+	var views []presetView
+	for _, p := range classify.Presets() {
+		views = append(views, presetView{Name: p.Name, Enabled: on[p.Name], Description: p.Description, Rules: p.Rules})
+	}
+	if app.Output == "json" {
+		enc := json.NewEncoder(app.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(views)
+	}
+	if cfg.Plan != "" {
+		fmt.Fprintf(app.Out, "note: routing uses the plan %s; presets apply only as it lists them\n\n", cfg.Plan)
+	}
+	for _, v := range views {
+		state := "on"
+		if !v.Enabled {
+			state = "off"
+		}
+		fmt.Fprintf(app.Out, "%s (%s)\n  %s\n", v.Name, state, v.Description)
+		for _, r := range v.Rules {
+			fmt.Fprintf(app.Out, "    → %-9s %s\n", r.Bucket, strings.TrimPrefix(r.String(), r.Source+" "))
+		}
+		fmt.Fprintln(app.Out)
+	}
+	return nil
+}

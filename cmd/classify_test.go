@@ -1,0 +1,181 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runClassifyCLI runs redisplit in-process with the config file of dir (an
+// empty one unless the test wrote it) and returns exit code, stdout and stderr.
+func runClassifyCLI(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
+	if dir != "" {
+		cfg := filepath.Join(dir, "redisplit.yaml")
+		if _, err := os.Stat(cfg); err != nil {
+			if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args = append(args, "--config", cfg)
+	}
+	code := Run(context.Background(), app, args)
+	return code, out.String(), errb.String()
+}
+
+func TestClassifyCommandText(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want []string // lines or fragments of stdout, in order
+	}{
+		{"typed queue", []string{"classify", "queue:default", "--type", "list"},
+			[]string{"queue:default (list) → queue  by preset sidekiq (job queue): glob queue:* type list"}},
+		{"session, no type needed", []string{"classify", ":1:django.contrib.sessions.cachez8k2m4n6p8q0r2s4t6v8x0y2a4b6c8d0"},
+			[]string{"→ session  by preset django (session (cache/cached_db backend)): regex ^[^:]*:[0-9]+:django"}},
+		{"unknown", []string{"classify", "user:42:profile", "--type", "string"},
+			[]string{"user:42:profile (string) → unknown: no rule matches"}},
+		{"untyped shows what types change", []string{"classify", "queue:default"},
+			[]string{"queue:default → unknown: no rule matches without a type", "    as list   → queue  by preset sidekiq"}},
+		{"several keys in order", []string{"classify", "rl:203.0.113.9", "sess:abc", "--type", "string"},
+			[]string{"rl:203.0.113.9 (string) → ratelimit  by preset express-rate-limit", "sess:abc (string) → session  by preset connect-redis"}},
+		{"binary key via --b64", []string{"classify", "--b64", base64.StdEncoding.EncodeToString([]byte("celery\x06\x163")), "--type", "list"},
+			[]string{`"celery\x06\x163" (list) → queue  by preset celery (priority sub-queue)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runClassifyCLI(t, t.TempDir(), tt.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			rest := out
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
+
+func TestClassifyCommandJSON(t *testing.T) {
+	bin := "\xff\xfebin"
+	code, out, errs := runClassifyCLI(t, t.TempDir(), "classify", "-o", "json", "--type", "string",
+		"rate:user:42", bin, "--b64="+"false")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d elements:\n%s", len(got), out)
+	}
+	if got[0]["key"] != "rate:user:42" || got[0]["bucket"] != "ratelimit" ||
+		!strings.HasPrefix(got[0]["rule"].(string), "preset redis-rate") || got[0]["type"] != "string" {
+		t.Fatalf("first: %v", got[0])
+	}
+	if _, ok := got[1]["key"]; ok || got[1]["key_b64"] != base64.StdEncoding.EncodeToString([]byte(bin)) ||
+		got[1]["bucket"] != "unknown" || got[1]["rule"] != nil {
+		t.Fatalf("binary key: %v", got[1])
+	}
+}
+
+// TestClassifyCommandConfig: config rules come first; --plan routes with the
+// plan alone; bad configuration exits 2 with a message naming the setting.
+func TestClassifyCommandConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("redisplit.yaml", "rules:\n  - {glob: 'sess:*', bucket: cache, name: ours}\npresets:\n  disabled: [express-rate-limit]\n")
+	code, out, errs := runClassifyCLI(t, dir, "classify", "sess:abc", "rl:1.2.3.4", "--type", "string")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "sess:abc (string) → cache  by rules[1] (ours): glob sess:*") ||
+		!strings.Contains(out, "rl:1.2.3.4 (string) → unknown: no rule matches") {
+		t.Fatalf("output:\n%s", out)
+	}
+
+	plan := write("plan.yaml", "version: 1\nrules:\n  - {prefix: 'rl:', bucket: ratelimit, from: proposal}\n")
+	code, out, errs = runClassifyCLI(t, dir, "classify", "--plan", plan, "sess:abc", "rl:1.2.3.4")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "sess:abc → unknown") || !strings.Contains(out, "rl:1.2.3.4 → ratelimit  by proposal: prefix rl:") {
+		t.Fatalf("with plan:\n%s", out)
+	}
+
+	bad := []struct {
+		name, config string
+		args         []string
+		want         string
+	}{
+		{"bad rule", "rules:\n  - {prefix: a, bucket: cache}\n  - {regex: '(', bucket: queue}\n", []string{"classify", "x"}, "rules[2]: invalid regex"},
+		{"unknown preset", "presets:\n  disabled: [sidekik]\n", []string{"classify", "x"}, `presets.disabled[1]: "sidekik" is not a preset`},
+		{"bad type", "", []string{"classify", "x", "--type", "json"}, `--type: "json" is not one of`},
+		{"no key", "", []string{"classify"}, "classify needs at least one KEY"},
+		{"bad base64", "", []string{"classify", "--b64", "!!"}, "is not base64"},
+		{"bad plan", "", []string{"classify", "--plan", write("bad-plan.yaml", "version: 1\nrules:\n  - {glob: '[', bucket: cache}\n"), "x"}, "bad-plan.yaml:3: rules[1]: invalid glob"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			write("redisplit.yaml", tt.config)
+			code, _, errs := runClassifyCLI(t, dir, tt.args...)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d: %s", code, ExitUsage, errs)
+			}
+			if !strings.Contains(errs, tt.want) {
+				t.Fatalf("stderr %q lacks %q", errs, tt.want)
+			}
+		})
+	}
+}
+
+func TestClassifyListPresets(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "redisplit.yaml"), []byte("presets:\n  disabled: [wordpress]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runClassifyCLI(t, dir, "classify", "--list-presets", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got []struct {
+		Name    string `json:"name"`
+		Enabled bool   `json:"enabled"`
+		Rules   []any  `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]bool{}
+	for _, p := range got {
+		states[p.Name] = p.Enabled
+		if len(p.Rules) == 0 {
+			t.Errorf("%s: no rules", p.Name)
+		}
+	}
+	if len(got) < 30 || states["wordpress"] || !states["sidekiq"] {
+		t.Fatalf("%d presets, states %v", len(got), states)
+	}
+	code, out, _ = runClassifyCLI(t, dir, "classify", "--list-presets")
+	if code != 0 || !strings.Contains(out, "wordpress (off)") || !strings.Contains(out, "laravel (on)") {
+		t.Fatalf("text list:\n%s", out)
+	}
+}
