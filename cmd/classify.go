@@ -61,7 +61,7 @@ type keyVerdict struct {
 	KeyB64 string          `json:"key_b64,omitempty"`
 	Type   string          `json:"type,omitempty"`
 	Bucket classify.Bucket `json:"bucket"`
-	Rule   *string         `json:"rule"`             // the deciding rule; null when none matches
+	Rule   *string         `json:"rule"`              // the deciding rule; null when none matches
 	ByType []typedVerdict  `json:"by_type,omitempty"` // without --type: types that route differently
 	raw    string
 }
