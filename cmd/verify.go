@@ -1,0 +1,391 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/safety"
+	"github.com/redisplit/redisplit/state"
+	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/verify"
+)
+
+type verifyOptions struct {
+	buckets      []string
+	ttlTolerance time.Duration
+	rounds       int
+	interval     time.Duration
+	sample       float64
+	maxDiffs     int
+	junit        string
+	batch        int
+	workers      int
+}
+
+func init() { register(newVerifyCmd) }
+
+func newVerifyCmd(app *App) *cobra.Command {
+	o := &verifyOptions{}
+	c := &cobra.Command{
+		Use:   "verify",
+		Short: "Key-level parity between legacy and every target (reads only)",
+		Long: `verify compares every legacy key the plan routes to a bucket with the bucket's target:
+missing, type differs, value differs, TTL differs beyond --ttl-tolerance. It also scans each
+target for keys the plan routes there that legacy lacks (extra: a resurrected delete or a
+foreign key). Equal DUMP payloads are equal; differing payloads are compared logically (sets
+and hashes unordered, sorted sets with scores, streams entry by entry, lists in order), page by
+page.
+
+Under live writes, differing keys are re-checked after --interval, for --rounds rounds; only
+differences that persist are reported. Keys whose legacy value changed during the last interval
+are reported as in_flux (not proven either way, not a failure); keys that expired are no
+difference. Cache keys missing on a target whose evicted_keys accounts for them are reported as
+evicted, not lost.
+
+verify writes nothing to Redis. It records its result in the state directory (redisplit status
+shows it) and marks a bucket verified when it is in full parity (no sample, nothing in flux).
+
+  redisplit verify                       every bucket with a Redis target
+  redisplit verify --bucket session -o json > diff.json
+  redisplit verify --sample 5            5% of keys, with the confidence it gives
+  redisplit verify --junit verify.xml    JUnit XML for CI`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error { return runVerify(c.Context(), app, o) },
+	}
+	f := c.Flags()
+	f.StringSliceVar(&o.buckets, "bucket", nil, "verify only this bucket (repeatable): cache, session, queue, ratelimit")
+	f.DurationVar(&o.ttlTolerance, "ttl-tolerance", time.Second, "TTLs within this much of each other are equal")
+	f.IntVar(&o.rounds, "rounds", 3, "rounds: differing keys are re-checked rounds-1 times; 1 = no re-check")
+	f.DurationVar(&o.interval, "interval", time.Second, "wait between rounds (at least the replication lag)")
+	f.Float64Var(&o.sample, "sample", 100, "verify this percent of keys, chosen by a hash of the key name (deterministic)")
+	f.Int("max-ops", 0, "commands per second against legacy; 0 = unlimited")
+	f.IntVar(&o.maxDiffs, "max-diffs", 100_000, "differing keys kept for re-checks and listed; beyond it keys are only counted (and parity fails)")
+	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
+	f.IntVar(&o.batch, "batch", 1000, "keys per SCAN and pipeline")
+	f.IntVar(&o.workers, "workers", 8, "batches in flight")
+	_ = f.MarkHidden("batch")
+	_ = f.MarkHidden("workers")
+	app.BindFlag(c, "max-ops", "max_ops")
+	return c
+}
+
+func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	if o.sample <= 0 || o.sample > 100 {
+		return config.Errorf("--sample", "must be a percentage in (0, 100], got %v", o.sample)
+	}
+	if o.rounds < 1 {
+		return config.Errorf("--rounds", "must be at least 1, got %d", o.rounds)
+	}
+	router, planHash, err := classify.Router(cfg)
+	if err != nil {
+		return err
+	}
+	sd, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	st, err := sd.Load()
+	if err != nil {
+		return err
+	}
+	if st.PlanHash != "" && st.PlanHash != planHash {
+		return safety.Refusef("verify with the plan the migration used (--plan or the same config rules)",
+			"the routing plan changed since the migration started (state %s has plan %.12s, this run %.12s)", sd.Path(), st.PlanHash, planHash)
+	}
+	buckets, skipped, err := verifyBuckets(cfg, o.buckets)
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(app.Err, "verify: %s\n", s)
+	}
+	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
+	if err != nil {
+		return err
+	}
+	defer legacy.Close()
+	targets := map[string]*target.Redis{}
+	defer func() {
+		for _, t := range targets {
+			t.Close()
+		}
+	}()
+	for _, b := range buckets {
+		t, err := target.Open(ctx, b, cfg.Targets[b])
+		if err != nil {
+			return err
+		}
+		targets[b] = t
+	}
+	total, _ := legacy.DBSize(ctx).Result()
+	prog := app.NewProgress("verify", int64(float64(total)*o.sample/100))
+	res, err := verify.Run(ctx, verify.Options{
+		Legacy: legacy, Targets: targets, Router: router, Unknown: cfg.Unknown,
+		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: o.interval, Sample: o.sample,
+		MaxOps: cfg.MaxOps, MaxDiffs: o.maxDiffs, Batch: o.batch, Workers: o.workers,
+		Progress: prog.Set,
+	})
+	prog.Finish()
+	if err != nil {
+		return err
+	}
+	if err := recordVerify(sd, res); err != nil {
+		return err
+	}
+	if o.junit != "" {
+		if err := writeJUnit(o.junit, res); err != nil {
+			return err
+		}
+	}
+	if app.Output == "json" {
+		enc := json.NewEncoder(app.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(verifyJSON{res, keysPerSecond(res)}); err != nil {
+			return err
+		}
+	} else {
+		renderVerify(app.Out, res)
+	}
+	if !res.Parity {
+		return &ExitError{Code: ExitDifferences, Silent: true}
+	}
+	return nil
+}
+
+// verifyJSON is the --output json document: the result plus the rate.
+type verifyJSON struct {
+	*verify.Result
+	KeysPerSecond float64 `json:"keys_per_second"`
+}
+
+func keysPerSecond(r *verify.Result) float64 {
+	if r.Seconds <= 0 {
+		return 0
+	}
+	return float64(r.LegacyKeys) / r.Seconds
+}
+
+// verifyBuckets returns the buckets to verify (those with a Redis target,
+// or the requested ones) and messages about the configured ones it skips.
+func verifyBuckets(cfg *config.Config, want []string) (buckets, skipped []string, err error) {
+	for _, b := range want {
+		if !config.IsBucket(b) {
+			return nil, nil, config.Errorf("--bucket", "%q is not one of cache, session, queue, ratelimit", b)
+		}
+		t, ok := cfg.Targets[b]
+		if !ok {
+			return nil, nil, config.Errorf("--bucket", "bucket %s has no target in the configuration (targets.%s)", b, b)
+		}
+		if t.Kind == config.KindSQS {
+			return nil, nil, config.Errorf("--bucket", "bucket %s goes to SQS: its items are moved, not copied, so there is no key-level parity to verify", b)
+		}
+	}
+	for _, b := range config.Buckets {
+		t, ok := cfg.Targets[b]
+		if !ok || (len(want) > 0 && !contains(want, b)) {
+			continue
+		}
+		if t.Kind == config.KindSQS {
+			skipped = append(skipped, "bucket "+b+" skipped: its target is SQS (items are moved, not copied)")
+			continue
+		}
+		buckets = append(buckets, b)
+	}
+	if len(buckets) == 0 {
+		return nil, nil, config.Errorf("targets", "no bucket has a Redis target to verify")
+	}
+	return buckets, skipped, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// recordVerify saves the result as the state's last verify, and marks the
+// buckets proven in full parity (no sample, nothing in flux) as verified.
+// A verified bucket that no longer is in parity goes back to syncing.
+func recordVerify(sd *state.Dir, res *verify.Result) error {
+	return sd.Update(func(s *state.State) error {
+		rec := &state.VerifyRecord{At: res.Started, Parity: res.Parity, Buckets: map[string]state.VerifyCounts{}}
+		for _, b := range res.Buckets {
+			c := b.Counts
+			rec.Buckets[b.Bucket] = state.VerifyCounts{Compared: c.Compared, Missing: c.Missing, Extra: c.Extra,
+				Type: c.Type, Value: c.Value, TTL: c.TTL, InFlux: c.InFlux, Evicted: c.Evicted}
+			sb := s.Buckets[b.Bucket]
+			if sb == nil {
+				continue
+			}
+			proven := b.Parity && c.InFlux == 0 && res.Sample >= 100 && !res.CapHit
+			switch {
+			case proven && sb.Copied && (sb.Phase == state.Copying || sb.Phase == state.Syncing):
+				sb.Phase = state.Verified
+			case !b.Parity && sb.Phase == state.Verified:
+				sb.Phase = state.Syncing
+			}
+		}
+		s.LastVerify = rec
+		return nil
+	})
+}
+
+// renderVerify writes the text report.
+func renderVerify(w io.Writer, r *verify.Result) {
+	fmt.Fprintf(w, "verify: %d legacy keys scanned in %s (%.0f keys/s), %d round(s)", r.LegacyKeys,
+		r.Duration.Round(time.Millisecond), keysPerSecond(r), r.Rounds)
+	if r.Sample < 100 {
+		fmt.Fprintf(w, ", sample %.4g%%", r.Sample)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUCKET\tTARGET\tCOMPARED\tMISSING\tEXTRA\tTYPE\tVALUE\tTTL\tIN_FLUX\tEVICTED\tRESULT")
+	for _, b := range r.Buckets {
+		c := b.Counts
+		res := "parity"
+		if !b.Parity {
+			res = "DIFFERENCES"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Bucket, b.Target, c.Compared,
+			c.Missing, c.Extra, c.Type, c.Value, c.TTL, c.InFlux, c.Evicted, res)
+	}
+	tw.Flush()
+	for _, b := range r.Buckets {
+		for _, n := range b.Notes {
+			fmt.Fprintf(w, "  %s: %s\n", b.Bucket, n)
+		}
+		if b.Confidence != nil {
+			fmt.Fprintf(w, "  %s: %s\n", b.Bucket, b.Confidence.Statement)
+		}
+	}
+	if r.Unrouted > 0 {
+		fmt.Fprintf(w, "  %d legacy keys match no rule and were not verified (set unknown: BUCKET or add rules)\n", r.Unrouted)
+	}
+	if len(r.Differences) > 0 {
+		const show = 20
+		fmt.Fprintf(w, "\ndifferences (%d listed", len(r.Differences))
+		if len(r.Differences) > show {
+			fmt.Fprintf(w, ", first %d shown; --output json lists all", show)
+		}
+		fmt.Fprintln(w, "):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for i, d := range r.Differences {
+			if i == show {
+				break
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\tlegacy %s\ttarget %s\t%s\n", d.Category, d.Bucket, printableKey(d.Key),
+				factsText(d.Legacy), factsText(d.Target), d.Detail)
+		}
+		tw.Flush()
+	}
+	if r.CapHit {
+		fmt.Fprintf(w, "\nthe cap of %d differing keys was hit: %d more differing keys were counted but not re-checked or listed (raise --max-diffs)\n", r.MaxDiffs, r.Unlisted)
+	}
+	if r.Parity {
+		fmt.Fprintln(w, "\nresult: PARITY")
+	} else {
+		fmt.Fprintln(w, "\nresult: DIFFERENCES (exit 3)")
+	}
+}
+
+func factsText(f verify.Facts) string {
+	if !f.Exists {
+		return "absent"
+	}
+	ttl := "no ttl"
+	if f.TTLms >= 0 {
+		ttl = "ttl " + (time.Duration(f.TTLms) * time.Millisecond).Round(time.Millisecond).String()
+	}
+	return f.Type + ", " + ttl
+}
+
+// printableKey quotes a key for a terminal when it is not plain UTF-8 text.
+func printableKey(k string) string {
+	if utf8.ValidString(k) && !strings.ContainsAny(k, " \t\r\n\"") {
+		return k
+	}
+	return strconv.Quote(k)
+}
+
+// JUnit XML: one test suite, one test case per bucket, failing with the
+// bucket's persistent differences.
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Time     string      `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Body    string `xml:",chardata"`
+}
+
+func writeJUnit(path string, r *verify.Result) error {
+	s := junitSuite{Name: "redisplit verify", Time: fmt.Sprintf("%.3f", r.Seconds)}
+	for _, b := range r.Buckets {
+		c := b.Counts
+		tc := junitCase{Name: "parity " + b.Bucket, Classname: "redisplit.verify." + b.Bucket,
+			SystemOut: fmt.Sprintf("target %s: %d keys compared, %d in flux, %d evicted", b.Target, c.Compared, c.InFlux, c.Evicted)}
+		if !b.Parity {
+			var body strings.Builder
+			n := 0
+			for _, d := range r.Differences {
+				if d.Bucket != b.Bucket || !d.Category.Persistent() {
+					continue
+				}
+				if n++; n > 1000 {
+					body.WriteString("... (see --output json for every key)\n")
+					break
+				}
+				fmt.Fprintf(&body, "%s %s: legacy %s, target %s %s\n", d.Category, printableKey(d.Key), factsText(d.Legacy), factsText(d.Target), d.Detail)
+			}
+			tc.Failure = &junitFailure{Message: fmt.Sprintf("%d missing, %d extra, %d type, %d value, %d ttl", c.Missing, c.Extra, c.Type, c.Value, c.TTL), Body: body.String()}
+			s.Failures++
+		}
+		s.Cases = append(s.Cases, tc)
+	}
+	s.Tests = len(s.Cases)
+	b, err := xml.MarshalIndent(junitSuites{Suites: []junitSuite{s}}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append([]byte(xml.Header), append(b, '\n')...), 0o644); err != nil {
+		return fmt.Errorf("--junit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package verify
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+)
+
+// Category is the kind of a difference between legacy and a target.
+type Category string
+
+// The categories. Missing, Extra, Type, Value and TTL are persistent
+// differences: they break parity. InFlux keys changed on legacy during the
+// last re-check interval, so no verdict is possible; Evicted keys are cache
+// keys missing on a target whose evictions account for them. Neither breaks
+// parity; both are reported.
+const (
+	Missing Category = "missing"
+	Extra   Category = "extra"
+	Type    Category = "type"
+	Value   Category = "value"
+	TTL     Category = "ttl"
+	InFlux  Category = "in_flux"
+	Evicted Category = "evicted"
+)
+
+// Categories lists every category in report order.
+var Categories = []Category{Missing, Extra, Type, Value, TTL, InFlux, Evicted}
+
+// Persistent reports whether c breaks parity.
+func (c Category) Persistent() bool { return c != InFlux && c != Evicted }
+
+// Facts describe one side of a key at its last observation.
+type Facts struct {
+	Exists bool   `json:"exists"`
+	Type   string `json:"type,omitempty"`
+	// TTLms is the remaining time to live in milliseconds, -1 for none;
+	// meaningless when Exists is false.
+	TTLms     int64  `json:"ttl_ms,omitempty"`
+	DumpBytes int    `json:"dump_bytes,omitempty"`
+	Digest    string `json:"digest,omitempty"` // CRC64 trailer of the DUMP payload
+}
+
+// Difference is one key that differs between legacy and its bucket's target
+// after every round.
+type Difference struct {
+	Key      string   // raw key name (any bytes)
+	Bucket   string   // bucket the plan routes the key to
+	Category Category // what differs
+	Legacy   Facts
+	Target   Facts
+	Detail   string // where the content diverges, for value and type differences
+	Rounds   int    // number of rounds in which the key differed
+}
+
+// MarshalJSON writes key as "key" when it is valid UTF-8, else as "key_b64".
+func (d Difference) MarshalJSON() ([]byte, error) {
+	type out struct {
+		Key      string   `json:"key,omitempty"`
+		KeyB64   string   `json:"key_b64,omitempty"`
+		Bucket   string   `json:"bucket"`
+		Category Category `json:"category"`
+		Legacy   Facts    `json:"legacy"`
+		Target   Facts    `json:"target"`
+		Detail   string   `json:"detail,omitempty"`
+		Rounds   int      `json:"rounds"`
+	}
+	o := out{Bucket: d.Bucket, Category: d.Category, Legacy: d.Legacy, Target: d.Target, Detail: d.Detail, Rounds: d.Rounds}
+	if utf8.ValidString(d.Key) {
+		o.Key = d.Key
+	} else {
+		o.KeyB64 = base64.StdEncoding.EncodeToString([]byte(d.Key))
+	}
+	return json.Marshal(o)
+}
+
+// Counts are the per-bucket counts of a verify. Compared counts legacy keys
+// compared with the target; the others count keys per category.
+type Counts struct {
+	Compared int64 `json:"compared"`
+	Missing  int64 `json:"missing"`
+	Extra    int64 `json:"extra"`
+	Type     int64 `json:"type"`
+	Value    int64 `json:"value"`
+	TTL      int64 `json:"ttl"`
+	InFlux   int64 `json:"in_flux"`
+	Evicted  int64 `json:"evicted"`
+}
+
+func (c *Counts) add(cat Category, n int64) {
+	switch cat {
+	case Missing:
+		c.Missing += n
+	case Extra:
+		c.Extra += n
+	case Type:
+		c.Type += n
+	case Value:
+		c.Value += n
+	case TTL:
+		c.TTL += n
+	case InFlux:
+		c.InFlux += n
+	case Evicted:
+		c.Evicted += n
+	}
+}
+
+// Of returns the count of category cat.
+func (c Counts) Of(cat Category) int64 {
+	switch cat {
+	case Missing:
+		return c.Missing
+	case Extra:
+		return c.Extra
+	case Type:
+		return c.Type
+	case Value:
+		return c.Value
+	case TTL:
+		return c.TTL
+	case InFlux:
+		return c.InFlux
+	case Evicted:
+		return c.Evicted
+	}
+	return 0
+}
+
+// Persistent is the number of differences that break parity.
+func (c Counts) Persistent() int64 { return c.Missing + c.Extra + c.Type + c.Value + c.TTL }
+
+// Confidence states what a sampled verify proves.
+type Confidence struct {
+	Percent float64 `json:"percent"`
+	Sampled int64   `json:"sampled_keys"` // legacy keys compared
+	// UpperRate is the upper bound, at 95% confidence, of the fraction of
+	// the bucket's keys that differ, given what the sample found (rule of
+	// three when nothing differed; Wilson score bound otherwise).
+	UpperRate float64 `json:"upper_rate_95"`
+	Statement string  `json:"statement"`
+}
+
+// confidence computes the 95% upper bound of the difference rate of a
+// bucket from n sampled keys of which d differ.
+func confidence(percent float64, n, d int64) *Confidence {
+	c := &Confidence{Percent: percent, Sampled: n}
+	switch {
+	case n == 0:
+		c.UpperRate = 1
+		c.Statement = "no key was sampled: the sample proves nothing"
+		return c
+	case d == 0:
+		c.UpperRate = math.Min(1, 3/float64(n))
+	default:
+		// Wilson score interval, one-sided 95% (z = 1.645).
+		z := 1.645
+		p := float64(d) / float64(n)
+		nn := float64(n)
+		c.UpperRate = math.Min(1, (p+z*z/(2*nn)+z*math.Sqrt(p*(1-p)/nn+z*z/(4*nn*nn)))/(1+z*z/nn))
+	}
+	c.Statement = fmt.Sprintf("sampled %.4g%% of keys (%d compared, %d differ): with 95%% confidence at most %.3g%% of this bucket's keys differ",
+		percent, n, d, 100*c.UpperRate)
+	return c
+}
+
+// BucketResult is the verify result of one bucket.
+type BucketResult struct {
+	Bucket string `json:"bucket"`
+	Target string `json:"target"`
+	Counts Counts `json:"counts"`
+	// TargetKeys is the number of target keys the plan routes to this
+	// bucket, scanned for extras.
+	TargetKeys int64 `json:"target_keys_scanned"`
+	// EvictedKeys is the target's evicted_keys counter (summed over
+	// masters) and EvictionPolicy its maxmemory-policy.
+	EvictedKeys    int64       `json:"target_evicted_keys"`
+	EvictionPolicy string      `json:"target_maxmemory_policy,omitempty"`
+	Parity         bool        `json:"parity"`
+	Notes          []string    `json:"notes,omitempty"`
+	Confidence     *Confidence `json:"sample,omitempty"`
+}
+
+// Result is the outcome of a verify.
+type Result struct {
+	Parity      bool           `json:"parity"`
+	Buckets     []BucketResult `json:"buckets"`
+	Differences []Difference   `json:"differences"`
+	// CapHit is true when more keys differed in the first round than
+	// MaxDiffs: the keys beyond the cap were counted but neither re-checked
+	// nor listed (Unlisted of them), and parity is false.
+	CapHit   bool  `json:"cap_hit"`
+	Unlisted int64 `json:"unlisted"`
+	MaxDiffs int   `json:"max_diffs"`
+	// LegacyKeys is the number of legacy keys scanned (sampled ones only);
+	// Unrouted those that no rule routes to any bucket.
+	LegacyKeys int64         `json:"legacy_keys_scanned"`
+	Unrouted   int64         `json:"unrouted_keys"`
+	Rounds     int           `json:"rounds"`
+	Interval   time.Duration `json:"-"`
+	Sample     float64       `json:"sample_percent"`
+	Started    time.Time     `json:"started"`
+	Duration   time.Duration `json:"-"`
+	Seconds    float64       `json:"seconds"`
+}

@@ -1,0 +1,710 @@
+// Package verify proves key-level parity between the legacy instance and the
+// target of every bucket (DESIGN.md §7): every legacy key the plan routes to
+// a bucket is compared with the bucket's target (missing, type, value, TTL),
+// and every key on the target that the plan routes there but legacy lacks is
+// an extra. It only reads: it never writes to legacy or to a target.
+//
+// Guarantees:
+//   - Equal DUMP payloads are equal values; differing payloads are compared
+//     logically (unordered for hashes and sets, with scores for sorted sets,
+//     entry by entry for streams, in order for lists), page by page, so a big
+//     key is never held whole in memory.
+//   - A difference is reported only if it persists over every round: keys
+//     are re-checked after Interval for Rounds rounds. A key whose legacy
+//     value or expiry changed in the last interval is reported as in_flux,
+//     never as a difference; a key that expired or was deleted on both sides
+//     is no difference.
+//   - Memory is bounded: keys stream in batches, and at most MaxDiffs
+//     differing keys are kept for re-checks (Result.CapHit says when the cap
+//     was hit; parity is then false).
+//   - Legacy commands respect the MaxOps budget.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/target"
+)
+
+// Router routes a key to its bucket; *classify.Classifier is one.
+type Router interface {
+	Classify(key, typ string) classify.Match
+	NeedsType() bool
+}
+
+// Options configure a verify.
+type Options struct {
+	Legacy *redis.Client
+	// Targets are the buckets to verify and their stores.
+	Targets map[string]*target.Redis
+	Router  Router
+	// Unknown is the bucket of keys no rule matches (config "unknown"), or
+	// "", "skip" or "block" for none.
+	Unknown      string
+	TTLTolerance time.Duration // default 1s
+	Rounds       int           // default 3; 1 = no re-check
+	Interval     time.Duration // between rounds; default 1s
+	Sample       float64       // percent of keys, (0, 100]; default 100
+	MaxOps       int           // legacy commands per second; 0 = unlimited
+	MaxDiffs     int           // differing keys kept for re-checks; default 100000
+	Batch        int           // keys per SCAN and pipeline; default 1000
+	Workers      int           // batches in flight; default 8
+	// Progress, when set, is called with the number of legacy keys
+	// compared so far (from several goroutines).
+	Progress func(done int64)
+}
+
+func (o *Options) defaults() {
+	if o.TTLTolerance <= 0 {
+		o.TTLTolerance = time.Second
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 3
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.Sample <= 0 || o.Sample > 100 {
+		o.Sample = 100
+	}
+	if o.MaxDiffs <= 0 {
+		o.MaxDiffs = 100_000
+	}
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.MaxOps > 0 && o.Batch > o.MaxOps/4 {
+		o.Batch = max(1, o.MaxOps/4)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+}
+
+// side is one observation of a key on one server.
+type side struct {
+	dump   string // "" when absent
+	exists bool
+	pttl   int64 // -1 no expiry
+}
+
+func (s side) facts() Facts {
+	if !s.exists {
+		return Facts{}
+	}
+	return Facts{Exists: true, Type: payloadType(s.dump), TTLms: s.pttl, DumpBytes: len(s.dump), Digest: payloadDigest(s.dump)}
+}
+
+// candidate is a key that differed in the last round it was checked.
+type candidate struct {
+	bucket string
+	cat    Category
+	legacy side
+	target side
+	detail string
+	rounds int
+	// seen is when legacy was last read; expiry is its absolute expiry then.
+	seen    time.Time
+	changed bool // legacy changed between the last two observations
+}
+
+type engine struct {
+	o       Options
+	sampler Sampler
+	budget  *budget
+
+	mu       sync.Mutex
+	cands    map[string]*candidate
+	overflow map[string]*Counts // per bucket: differences beyond the cap
+	counts   map[string]*Counts
+	tkeys    map[string]*int64
+
+	scanned  atomic.Int64
+	compared atomic.Int64
+	unrouted atomic.Int64
+}
+
+// Run verifies every bucket of o.Targets. It returns an error only when a
+// server fails; differences are in the Result.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.defaults()
+	if o.Legacy == nil || o.Router == nil || len(o.Targets) == 0 {
+		return nil, errors.New("verify: legacy, router and at least one target are required")
+	}
+	e := &engine{o: o, sampler: NewSampler(o.Sample), budget: newBudget(o.MaxOps),
+		cands: map[string]*candidate{}, overflow: map[string]*Counts{}, counts: map[string]*Counts{}, tkeys: map[string]*int64{}}
+	for b := range o.Targets {
+		e.overflow[b] = &Counts{}
+		e.counts[b] = &Counts{}
+		e.tkeys[b] = new(int64)
+	}
+	res := &Result{Rounds: o.Rounds, Interval: o.Interval, Sample: o.Sample, MaxDiffs: o.MaxDiffs, Started: time.Now().UTC()}
+
+	// Round 1: both directions at once, sharing the legacy budget.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.legacyPass(gctx) })
+	for b, t := range o.Targets {
+		g.Go(func() error { return e.targetPass(gctx, b, t) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// Rounds 2..N: re-check only the differing keys.
+	for r := 2; r <= o.Rounds && len(e.cands) > 0; r++ {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(o.Interval):
+		}
+		if err := e.recheck(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.finish(ctx, res); err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(res.Started)
+	res.Seconds = res.Duration.Seconds()
+	return res, nil
+}
+
+// route returns the verified bucket of key, or "" for a key of another
+// bucket; unrouted is true when no rule (nor the unknown setting) routes it.
+func (e *engine) route(key, typ string) (bucket string, unrouted bool) {
+	m := e.o.Router.Classify(key, typ)
+	b := string(m.Bucket)
+	if m.Bucket == classify.Unknown {
+		b = e.o.Unknown
+		if b == "" || b == "skip" || b == "block" {
+			return "", true
+		}
+	}
+	if _, ok := e.o.Targets[b]; !ok {
+		return "", false
+	}
+	return b, false
+}
+
+// legacyPass scans legacy and compares each batch with the targets.
+func (e *engine) legacyPass(ctx context.Context) error {
+	batches := make(chan []string, e.o.Workers)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(batches)
+		var cursor uint64
+		var buf []string
+		for {
+			if err := e.budget.wait(ctx, 1); err != nil {
+				return err
+			}
+			keys, next, err := e.o.Legacy.Scan(ctx, cursor, "", int64(e.o.Batch)).Result()
+			if err != nil {
+				return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
+			}
+			for _, k := range keys {
+				if e.sampler.In(k) {
+					buf = append(buf, k)
+				}
+			}
+			if len(buf) >= e.o.Batch || (next == 0 && len(buf) > 0) {
+				select {
+				case batches <- buf:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				buf = make([]string, 0, e.o.Batch)
+			}
+			cursor = next
+			if cursor == 0 {
+				return nil
+			}
+		}
+	})
+	for w := 0; w < e.o.Workers; w++ {
+		g.Go(func() error {
+			for keys := range batches {
+				if err := e.compareBatch(ctx, keys); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// readSides reads DUMP and PTTL of keys in one pipeline round trip.
+func readSides(ctx context.Context, c redis.Cmdable, keys []string, out []side) error {
+	p := c.Pipeline()
+	dumps := make([]*redis.StringCmd, len(keys))
+	ttls := make([]*redis.IntCmd, len(keys))
+	for i, k := range keys {
+		dumps[i] = p.Dump(ctx, k)
+		ttls[i] = redis.NewIntCmd(ctx, "pttl", k)
+		_ = p.Process(ctx, ttls[i])
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	for i := range keys {
+		d, err := dumps[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			out[i] = side{}
+			continue
+		case err != nil:
+			return err
+		}
+		t := ttls[i].Val()
+		if t == -2 { // vanished between DUMP and PTTL
+			out[i] = side{}
+			continue
+		}
+		out[i] = side{dump: d, exists: true, pttl: t}
+	}
+	return nil
+}
+
+func (e *engine) legacyRead(ctx context.Context, keys []string, out []side) error {
+	if err := e.budget.wait(ctx, 2*len(keys)); err != nil {
+		return err
+	}
+	if err := readSides(ctx, e.o.Legacy, keys, out); err != nil {
+		return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
+	}
+	return nil
+}
+
+func (e *engine) targetRead(ctx context.Context, bucket string, keys []string, out []side) error {
+	t := e.o.Targets[bucket]
+	if err := readSides(ctx, t.Client, keys, out); err != nil {
+		return redisconn.Explain(err, "target "+bucket, t.Describe())
+	}
+	return nil
+}
+
+// compareBatch compares one batch of legacy keys with their targets.
+func (e *engine) compareBatch(ctx context.Context, keys []string) error {
+	legacy := make([]side, len(keys))
+	if err := e.legacyRead(ctx, keys, legacy); err != nil {
+		return err
+	}
+	e.scanned.Add(int64(len(keys)))
+	byBucket := map[string][]int{}
+	for i, k := range keys {
+		if !legacy[i].exists {
+			continue // deleted or expired since SCAN: not a key any more
+		}
+		b, unrouted := e.route(k, payloadType(legacy[i].dump))
+		if unrouted {
+			e.unrouted.Add(1)
+		}
+		if b == "" {
+			continue
+		}
+		byBucket[b] = append(byBucket[b], i)
+	}
+	now := time.Now()
+	for b, idx := range byBucket {
+		bk := make([]string, len(idx))
+		for j, i := range idx {
+			bk[j] = keys[i]
+		}
+		tgt := make([]side, len(idx))
+		if err := e.targetRead(ctx, b, bk, tgt); err != nil {
+			return err
+		}
+		var compared int64
+		for j, i := range idx {
+			cat, detail, err := e.judge(ctx, b, keys[i], legacy[i], tgt[j])
+			if err != nil {
+				return err
+			}
+			if cat == "" && detail == "expiring" {
+				continue
+			}
+			compared++
+			if cat != "" {
+				e.addCandidate(keys[i], &candidate{bucket: b, cat: cat, legacy: legacy[i], target: tgt[j], detail: detail, rounds: 1, seen: now})
+			}
+		}
+		e.mu.Lock()
+		e.counts[b].Compared += compared
+		e.mu.Unlock()
+		if e.o.Progress != nil {
+			e.o.Progress(e.compared.Add(compared))
+		}
+	}
+	return nil
+}
+
+// judge compares one key's observations; it returns "" when they agree.
+// detail "expiring" with no category means the key is about to expire and
+// is not compared.
+func (e *engine) judge(ctx context.Context, bucket, key string, l, t side) (Category, string, error) {
+	tol := e.o.TTLTolerance.Milliseconds()
+	switch {
+	case !l.exists && !t.exists:
+		return "", "", nil
+	case !l.exists:
+		return Extra, "", nil
+	case !t.exists:
+		if l.pttl >= 0 && l.pttl <= tol {
+			return "", "expiring", nil // expires within the tolerance: may already be gone on the target
+		}
+		return Missing, "", nil
+	}
+	lt, tt := payloadType(l.dump), payloadType(t.dump)
+	if l.dump != t.dump {
+		if lt == "" || tt == "" {
+			var err error
+			if lt, tt, err = e.types(ctx, bucket, key, lt, tt); err != nil {
+				return "", "", err
+			}
+		}
+		if lt != tt {
+			return Type, fmt.Sprintf("legacy %s, target %s", lt, tt), nil
+		}
+		d, err := e.logicalDiff(ctx, bucket, key, lt)
+		if err != nil {
+			return "", "", err
+		}
+		if d != "" {
+			return Value, d, nil
+		}
+	}
+	if !ttlClose(l.pttl, t.pttl, tol) {
+		return TTL, fmt.Sprintf("legacy ttl %s, target ttl %s", fmtTTL(l.pttl), fmtTTL(t.pttl)), nil
+	}
+	return "", "", nil
+}
+
+// ttlClose reports whether two PTTL replies agree within tol milliseconds
+// (-1 means no expiry and only matches -1).
+func ttlClose(a, b, tol int64) bool {
+	if a < 0 || b < 0 {
+		return a < 0 && b < 0
+	}
+	d := a - b
+	if d < 0 {
+		d = -d
+	}
+	return d <= tol
+}
+
+func fmtTTL(ms int64) string {
+	if ms < 0 {
+		return "none"
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
+}
+
+// types asks TYPE on each side whose payload type is unknown.
+func (e *engine) types(ctx context.Context, bucket, key, lt, tt string) (string, string, error) {
+	if lt == "" {
+		if err := e.budget.wait(ctx, 1); err != nil {
+			return "", "", err
+		}
+		v, err := e.o.Legacy.Type(ctx, key).Result()
+		if err != nil {
+			return "", "", redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
+		}
+		lt = v
+	}
+	if tt == "" {
+		t := e.o.Targets[bucket]
+		v, err := t.Client.Type(ctx, key).Result()
+		if err != nil {
+			return "", "", redisconn.Explain(err, "target "+bucket, t.Describe())
+		}
+		tt = v
+	}
+	return lt, tt, nil
+}
+
+// addCandidate keeps a differing key for re-checks, or counts it beyond the cap.
+func (e *engine) addCandidate(key string, c *candidate) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.cands[key]; dup {
+		return
+	}
+	if len(e.cands) >= e.o.MaxDiffs {
+		e.overflow[c.bucket].add(c.cat, 1)
+		return
+	}
+	e.cands[key] = c
+}
+
+// targetPass scans the target of bucket for keys the plan routes there and
+// that legacy lacks.
+func (e *engine) targetPass(ctx context.Context, bucket string, t *target.Redis) error {
+	needType := e.o.Router.NeedsType()
+	return t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, "", int64(e.o.Batch)).Result()
+			if err != nil {
+				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+			}
+			if err := e.extraBatch(ctx, bucket, c, keys, needType); err != nil {
+				return err
+			}
+			cursor = next
+			if cursor == 0 {
+				return nil
+			}
+		}
+	})
+}
+
+func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client, keys []string, needType bool) error {
+	var types []*redis.StatusCmd
+	if needType {
+		p := c.Pipeline()
+		types = make([]*redis.StatusCmd, len(keys))
+		for i, k := range keys {
+			types[i] = p.Type(ctx, k)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+		}
+	}
+	mine := keys[:0:0]
+	for i, k := range keys {
+		if !e.sampler.In(k) {
+			continue
+		}
+		typ := ""
+		if needType {
+			typ = types[i].Val()
+			if typ == "none" {
+				continue
+			}
+		}
+		if b, _ := e.route(k, typ); b == bucket {
+			mine = append(mine, k)
+		}
+	}
+	atomic.AddInt64(e.tkeys[bucket], int64(len(mine)))
+	if len(mine) == 0 {
+		return nil
+	}
+	if err := e.budget.wait(ctx, len(mine)); err != nil {
+		return err
+	}
+	p := e.o.Legacy.Pipeline()
+	ex := make([]*redis.IntCmd, len(mine))
+	for i, k := range mine {
+		ex[i] = p.Exists(ctx, k)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
+	}
+	var absent []string
+	for i, k := range mine {
+		if ex[i].Val() == 0 {
+			absent = append(absent, k)
+		}
+	}
+	if len(absent) == 0 {
+		return nil
+	}
+	tgt := make([]side, len(absent))
+	if err := readSides(ctx, c, absent, tgt); err != nil {
+		return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+	}
+	now := time.Now()
+	for i, k := range absent {
+		if tgt[i].exists {
+			e.addCandidate(k, &candidate{bucket: bucket, cat: Extra, target: tgt[i], rounds: 1, seen: now})
+		}
+	}
+	return nil
+}
+
+// recheck re-reads every candidate on both sides and judges it again.
+func (e *engine) recheck(ctx context.Context) error {
+	type item struct {
+		key string
+		c   *candidate
+	}
+	byBucket := map[string][]item{}
+	for k, c := range e.cands {
+		byBucket[c.bucket] = append(byBucket[c.bucket], item{k, c})
+	}
+	for b, items := range byBucket {
+		for start := 0; start < len(items); start += e.o.Batch {
+			chunk := items[start:min(start+e.o.Batch, len(items))]
+			keys := make([]string, len(chunk))
+			for i, it := range chunk {
+				keys[i] = it.key
+			}
+			l := make([]side, len(keys))
+			t := make([]side, len(keys))
+			if err := e.legacyRead(ctx, keys, l); err != nil {
+				return err
+			}
+			if err := e.targetRead(ctx, b, keys, t); err != nil {
+				return err
+			}
+			now := time.Now()
+			for i, it := range chunk {
+				cat, detail, err := e.judge(ctx, b, it.key, l[i], t[i])
+				if err != nil {
+					return err
+				}
+				if cat == "" {
+					delete(e.cands, it.key)
+					continue
+				}
+				c := it.c
+				c.changed = legacyChanged(c.legacy, c.seen, l[i], now, e.o.TTLTolerance)
+				c.cat, c.detail, c.legacy, c.target, c.seen = cat, detail, l[i], t[i], now
+				c.rounds++
+			}
+		}
+	}
+	return nil
+}
+
+// legacyChanged reports whether legacy's key changed between two
+// observations: created, deleted, another value, or another absolute expiry
+// (beyond tol).
+func legacyChanged(a side, at time.Time, b side, bt time.Time, tol time.Duration) bool {
+	if a.exists != b.exists {
+		return true
+	}
+	if !a.exists {
+		return false
+	}
+	if payloadCRC(a.dump) != payloadCRC(b.dump) || a.dump != b.dump {
+		return true
+	}
+	if (a.pttl < 0) != (b.pttl < 0) {
+		return true
+	}
+	if a.pttl < 0 {
+		return false
+	}
+	ea := at.Add(time.Duration(a.pttl) * time.Millisecond)
+	eb := bt.Add(time.Duration(b.pttl) * time.Millisecond)
+	d := ea.Sub(eb)
+	if d < 0 {
+		d = -d
+	}
+	return d > tol
+}
+
+// finish turns the candidates into the Result.
+func (e *engine) finish(ctx context.Context, res *Result) error {
+	evicted := map[string]int64{}
+	for b, t := range e.o.Targets {
+		br := BucketResult{Bucket: b, Target: t.Describe(), TargetKeys: *e.tkeys[b]}
+		info, err := t.Info(ctx)
+		if err != nil {
+			return err
+		}
+		br.EvictedKeys, br.EvictionPolicy = info.EvictedKeys, info.MaxMemoryPolicy
+		evicted[b] = info.EvictedKeys
+		res.Buckets = append(res.Buckets, br)
+	}
+	sort.Slice(res.Buckets, func(i, j int) bool { return bucketOrder(res.Buckets[i].Bucket) < bucketOrder(res.Buckets[j].Bucket) })
+
+	// Cache keys missing on a target that evicted at least that many keys
+	// are evictions, not losses.
+	missing := map[string]int64{}
+	for _, c := range e.cands {
+		if c.cat == Missing && !(e.o.Rounds > 1 && c.changed) {
+			missing[c.bucket]++
+		}
+	}
+	for k, c := range e.cands {
+		cat := c.cat
+		if e.o.Rounds > 1 && c.changed {
+			cat = InFlux
+		}
+		if cat == Missing && c.bucket == string(classify.Cache) && missing[c.bucket]+e.overflow[c.bucket].Missing <= evicted[c.bucket] {
+			cat = Evicted
+		}
+		res.Differences = append(res.Differences, Difference{Key: k, Bucket: c.bucket, Category: cat,
+			Legacy: c.legacy.facts(), Target: c.target.facts(), Detail: c.detail, Rounds: c.rounds})
+	}
+	sort.Slice(res.Differences, func(i, j int) bool {
+		a, b := res.Differences[i], res.Differences[j]
+		if a.Bucket != b.Bucket {
+			return bucketOrder(a.Bucket) < bucketOrder(b.Bucket)
+		}
+		if a.Category != b.Category {
+			return a.Category < b.Category
+		}
+		return a.Key < b.Key
+	})
+	res.Parity = true
+	for i := range res.Buckets {
+		br := &res.Buckets[i]
+		cnt := *e.counts[br.Bucket]
+		for _, d := range res.Differences {
+			if d.Bucket == br.Bucket {
+				cnt.add(d.Category, 1)
+			}
+		}
+		ov := e.overflow[br.Bucket]
+		for _, cat := range Categories {
+			cnt.add(cat, ov.Of(cat))
+		}
+		res.Unlisted += ov.Missing + ov.Extra + ov.Type + ov.Value + ov.TTL
+		br.Counts = cnt
+		br.Parity = cnt.Persistent() == 0
+		if m := missing[br.Bucket] + ov.Missing; m > 0 {
+			switch {
+			case br.Bucket == string(classify.Cache) && cnt.Evicted > 0:
+				br.Notes = append(br.Notes, fmt.Sprintf("%d keys missing on the target are accounted for by its %d evictions (maxmemory-policy %s): reported as evicted, not lost", cnt.Evicted, br.EvictedKeys, br.EvictionPolicy))
+			case br.EvictedKeys > 0:
+				br.Notes = append(br.Notes, fmt.Sprintf("the target evicted %d keys (maxmemory-policy %s); %d keys are missing", br.EvictedKeys, br.EvictionPolicy, m))
+			}
+		}
+		if ov.Persistent() > 0 {
+			br.Notes = append(br.Notes, fmt.Sprintf("%d differing keys beyond the cap of %d were counted from the first round only, not re-checked and not listed", ov.Persistent(), e.o.MaxDiffs))
+		}
+		if cnt.InFlux > 0 {
+			br.Notes = append(br.Notes, fmt.Sprintf("%d keys changed on legacy during the last re-check interval: not proven either way; re-run verify when writes settle (or while dual-write runs)", cnt.InFlux))
+		}
+		if e.o.Sample < 100 {
+			br.Confidence = confidence(e.o.Sample, cnt.Compared, cnt.Persistent())
+		}
+		if !br.Parity {
+			res.Parity = false
+		}
+	}
+	res.CapHit = res.Unlisted > 0
+	if res.CapHit {
+		res.Parity = false
+	}
+	res.LegacyKeys = e.scanned.Load()
+	res.Unrouted = e.unrouted.Load()
+	if res.Differences == nil {
+		res.Differences = []Difference{}
+	}
+	return nil
+}
+
+func bucketOrder(b string) int {
+	for i, x := range classify.Buckets {
+		if string(x) == b {
+			return i
+		}
+	}
+	return len(classify.Buckets)
+}
