@@ -1,0 +1,210 @@
+package cmd
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/state"
+)
+
+func init() { register(newMigrateCmd) }
+
+type migrateOptions struct {
+	dryRun        bool
+	allowNonEmpty bool
+	logical       bool
+	workers       int
+	batch         int
+	bigBytes      int64
+}
+
+func newMigrateCmd(app *App) *cobra.Command {
+	var o migrateOptions
+	c := &cobra.Command{
+		Use:   "migrate",
+		Short: "Copy every bucket of legacy to its target (one-pass backfill, resumable)",
+		Long: `Migrate copies every key of legacy to the target of its bucket, routed by the plan (--plan, or
+the config's rules and presets). One SCAN of legacy is fanned out to all targets; every key is read
+atomically (type, absolute expiry, DUMP) and written with RESTORE ... REPLACE ABSTTL, or copied
+logically in chunks when it is big or the target cannot read the payload.
+
+Before writing anything it checks: the plan did not change since the migration started, no other
+migration holds the lease lock (redisplit:lock on legacy), no key matches no rule while unknown is
+block, every target is reachable and holds no key the plan routes to it (unless --allow-nonempty;
+even then a key redisplit did not write is never overwritten), and each target's maxmemory-policy
+fits its bucket (warning). It then shows what it will copy where and asks for confirmation on a
+terminal; --yes skips the question and is required without a terminal.
+
+State lives in the state directory (--state-dir, default .redisplit): plan hash, per-bucket phase
+and counters, the SCAN checkpoint and a journal of every key written per target (rollback deletes
+exactly those). Interrupted or killed at any moment, migrate resumes from its checkpoint when run
+again. A bucket whose target fails (e.g. OOM on a noeviction target) stops with an error naming the
+target and how far it got; the other buckets go on and migrate exits 1 at the end.
+A bucket without a target is not migrated, and the output says so.`,
+		Example: `  redisplit migrate --dry-run
+  redisplit migrate --plan plan.yaml --max-ops 20000
+  redisplit migrate --yes -o json > migrate.json`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error { return runMigrate(c, app, o) },
+	}
+	f := c.Flags()
+	f.BoolVar(&o.dryRun, "dry-run", false, "check and print what would be copied where (keys and bytes per target); write nothing")
+	f.BoolVar(&o.allowNonEmpty, "allow-nonempty", false, "copy into targets that already hold keys the plan routes to them; those keys are left alone and counted as refused")
+	f.Int("max-ops", 0, "commands per second sent to legacy (one key read counts one; 0: no cap)")
+	f.BoolVar(&o.logical, "logical", false, "never RESTORE DUMP payloads: copy every key logically (for targets that cannot read legacy's payloads)")
+	f.IntVar(&o.workers, "workers", 8, "copy workers (keys are partitioned onto them by hash)")
+	f.IntVar(&o.batch, "batch", 256, "keys per pipelined read and write batch")
+	f.Int64Var(&o.bigBytes, "big-bytes", 8<<20, "keys larger than this are copied in chunks, never held whole in memory")
+	app.BindFlag(c, "max-ops", "max_ops")
+	return c
+}
+
+func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
+	if !o.dryRun && !app.Yes && !app.IsTerminal {
+		return &config.Error{Msg: "migrate writes to the targets and needs confirmation, but there is no terminal to ask on: pass --yes (or run --dry-run first to see what it would copy)"}
+	}
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	if len(cfg.Targets) == 0 {
+		return config.Errorf("targets", "no target configured: set targets.<bucket> (cache, session, queue, ratelimit) in the config")
+	}
+	cl, hash, err := classify.Router(cfg)
+	if err != nil {
+		return err
+	}
+	sd, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	var bar *Progress
+	opts := migrate.Options{
+		Config: cfg, Classifier: cl, PlanHash: hash, State: sd,
+		DryRun: o.dryRun, AllowNonEmpty: o.allowNonEmpty, ForceLogical: o.logical,
+		MaxOps: cfg.MaxOps, Workers: o.workers, Batch: o.batch, BigBytes: o.bigBytes,
+		Progress: func(p migrate.Progress) {
+			if bar == nil {
+				bar = app.NewProgress("migrate", p.Planned)
+			}
+			bar.Set(p.Done)
+		},
+	}
+	if !app.Yes {
+		opts.Confirm = func(r *migrate.Result) error { return confirmMigrate(app, r) }
+	}
+	res, err := migrate.Run(c.Context(), opts)
+	bar.Finish()
+	if res != nil && (err == nil || res.LegacyKeys > 0 || errors.Is(err, migrate.ErrBucketsFailed)) {
+		if app.Output == "json" {
+			enc := json.NewEncoder(app.Out)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(res); jerr != nil {
+				return jerr
+			}
+		} else {
+			renderMigrate(app.Out, res)
+		}
+	}
+	return err
+}
+
+var errDeclined = &ExitError{Code: ExitRefused, Err: errors.New("migration not confirmed: nothing was written")}
+
+func confirmMigrate(app *App, r *migrate.Result) error {
+	renderMigrate(app.Err, r)
+	fmt.Fprint(app.Err, "\nCopy these buckets to their targets now? [y/N] ")
+	line, err := bufio.NewReader(app.In).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return err
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errDeclined
+}
+
+func renderMigrate(w io.Writer, r *migrate.Result) {
+	if r.DryRun {
+		fmt.Fprintln(w, "DRY RUN: nothing was written.")
+	}
+	fmt.Fprintf(w, "legacy: %d keys scanned; plan %.12s; state %s\n", r.LegacyKeys, r.PlanHash, r.StateDir)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUCKET\tTARGET\tSTATUS\tKEYS\tBYTES\tCOPIED\tSKIPPED\tREFUSED\tLOGICAL")
+	for _, b := range r.Buckets {
+		tgt := b.Target
+		if tgt == "" {
+			tgt = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", b.Bucket, tgt, b.Status, b.PlannedKeys,
+			migrateBytes(b.PlannedBytes), b.KeysCopied, b.KeysSkipped, b.KeysRefused, b.KeysLogical)
+	}
+	tw.Flush()
+	for _, b := range r.Buckets {
+		if b.Reason != "" {
+			fmt.Fprintf(w, "%s: %s\n", b.Bucket, b.Reason)
+		}
+		for _, x := range b.Warnings {
+			fmt.Fprintf(w, "WARNING %s: %s\n", b.Bucket, x)
+		}
+		if b.Error != "" {
+			fmt.Fprintf(w, "ERROR %s: %s\n", b.Bucket, b.Error)
+		}
+	}
+	if r.UnknownKeys > 0 {
+		fmt.Fprintf(w, "%d keys match no rule (unknown: %s)", r.UnknownKeys, r.Unknown)
+		switch r.Unknown {
+		case "skip":
+			fmt.Fprint(w, ": they are not migrated")
+		case "block":
+			fmt.Fprint(w, ": migrate refuses")
+		default:
+			fmt.Fprintf(w, ": they go to %s", r.Unknown)
+		}
+		fmt.Fprintln(w)
+		for i, p := range r.UnknownPats {
+			if i == 10 {
+				fmt.Fprintf(w, "  ... %d more patterns\n", len(r.UnknownPats)-10)
+				break
+			}
+			fmt.Fprintf(w, "  %-40s %8d keys  e.g. %q\n", p.Pattern, p.Keys, p.Sample)
+		}
+	}
+	if r.CopyElapsed > 0 {
+		var n int64
+		for _, b := range r.Buckets {
+			n += b.KeysCopied + b.KeysSkipped + b.KeysRefused
+		}
+		fmt.Fprintf(w, "copied in %s (%.0f keys/s); total %s", r.CopyElapsed.Round(time.Millisecond),
+			float64(n)/r.CopyElapsed.Seconds(), r.Elapsed.Round(time.Millisecond))
+		if r.Throttled > 0 {
+			fmt.Fprintf(w, "; paused %d times for legacy latency", r.Throttled)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func migrateBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,340 @@
+// Package migrate is the backfill engine of `redisplit migrate`
+// (DESIGN.md §4–§6): one SCAN of legacy, every key classified by the plan,
+// deduplicated dirty marks partitioned by key hash onto a fixed worker, an
+// atomic read (type, absolute expiry, DUMP) fanned out to the bucket's
+// target with RESTORE ... REPLACE ABSTTL, a write-ahead journal per bucket
+// and a SCAN checkpoint saved only after every target acknowledged.
+//
+// Roles, one file each: preflight.go checks before anything is written
+// (plan hash, lock, unknown keys, non-empty targets, eviction policies);
+// pipeline.go is the scanner, the partitioned workers and the checkpointer;
+// lock.go the lease lock; read.go the atomic read. All writes to targets go
+// through package target.
+//
+// The engine never prints: it returns a Result and reports progress through
+// a callback.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/state"
+	"github.com/redisplit/redisplit/target"
+)
+
+// Options configure a run.
+type Options struct {
+	Config     *config.Config
+	Classifier *classify.Classifier // the plan (classify.Router)
+	PlanHash   string
+	State      *state.Dir
+
+	DryRun        bool // preflight and summary only; writes nothing anywhere
+	AllowNonEmpty bool // copy into targets that already hold routed keys, never overwriting them
+	ForceLogical  bool // never RESTORE payloads: copy every key logically (other engines, tests)
+
+	MaxOps    int           // legacy commands per second (a key read counts one); 0 = unlimited
+	Workers   int           // partitions; default 8
+	Batch     int           // keys per read/write batch; default 256
+	ScanCount int           // SCAN COUNT; default 1000
+	BigElems  int           // element count above which a key's size is measured; default 8192
+	BigBytes  int64         // a key above this many bytes is copied in chunks; default 8 MiB
+	SlowRead  time.Duration // a legacy read slower than this pauses all reads as long; default 100ms
+	Retry     target.Retry  // transient target errors
+	LockTTL   time.Duration // lease lock TTL; default 30s
+	// CheckpointEvery is the interval between checkpoints; default 1s.
+	CheckpointEvery time.Duration
+
+	// Confirm is called with the summary after the preflight and before
+	// anything is written; an error aborts the run with that error. nil
+	// means go ahead.
+	Confirm func(*Result) error
+	// Progress is called about every 200ms during the copy, from one goroutine.
+	Progress func(Progress)
+
+	lim *rate.Limiter
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.Batch <= 0 {
+		o.Batch = 256
+	}
+	if o.ScanCount <= 0 {
+		o.ScanCount = 1000
+	}
+	if o.BigElems <= 0 {
+		o.BigElems = 8192
+	}
+	if o.BigBytes <= 0 {
+		o.BigBytes = 8 << 20
+	}
+	if o.SlowRead <= 0 {
+		o.SlowRead = 100 * time.Millisecond
+	}
+	if o.LockTTL <= 0 {
+		o.LockTTL = 30 * time.Second
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = time.Second
+	}
+}
+
+// Status of a bucket at the end of a run.
+const (
+	StatusCopied   = "copied"    // every key of the bucket is on its target
+	StatusFailed   = "failed"    // stopped on an error (see Error)
+	StatusNoTarget = "no-target" // no target configured: not migrated
+	StatusDryRun   = "dry-run"   // would be copied
+	StatusPending  = "pending"   // not finished (interrupted)
+	StatusSkipped  = "skipped"   // target kind not supported yet (sqs)
+)
+
+// BucketResult is the outcome for one bucket.
+type BucketResult struct {
+	Bucket string `json:"bucket"`
+	Target string `json:"target,omitempty"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"` // for no-target / skipped
+
+	// Preflight (pre-pass over legacy).
+	PlannedKeys  int64    `json:"planned_keys"`
+	PlannedBytes int64    `json:"planned_bytes"`
+	Version      string   `json:"target_version,omitempty"`
+	Policy       string   `json:"target_policy,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+	Resumed      bool     `json:"resumed,omitempty"`
+
+	// This run.
+	KeysCopied  int64  `json:"keys_copied"`
+	BytesCopied int64  `json:"bytes_copied"`
+	KeysSkipped int64  `json:"keys_skipped"` // absent or expired at read time
+	KeysRefused int64  `json:"keys_refused"` // existed on the target, not written by redisplit
+	KeysLogical int64  `json:"keys_logical"` // copied by the logical path (fallback or big)
+	Error       string `json:"error,omitempty"`
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	DryRun      bool            `json:"dry_run"`
+	PlanHash    string          `json:"plan_hash"`
+	StateDir    string          `json:"state_dir"`
+	LegacyKeys  int64           `json:"legacy_keys"`  // keys seen by the pre-pass
+	UnknownKeys int64           `json:"unknown_keys"` // matched no rule
+	Unknown     string          `json:"unknown"`      // block | skip | <bucket>
+	UnknownPats []Pattern       `json:"unknown_patterns,omitempty"`
+	Buckets     []*BucketResult `json:"buckets"`
+	Elapsed     time.Duration   `json:"elapsed_ns"`
+	CopyElapsed time.Duration   `json:"copy_elapsed_ns"`
+	Throttled   int64           `json:"throttled"` // pauses for legacy latency
+}
+
+// Pattern is a normalised key pattern with a count and a sample key.
+type Pattern struct {
+	Pattern string `json:"pattern"`
+	Keys    int64  `json:"keys"`
+	Sample  string `json:"sample"`
+}
+
+// Bucket returns the result for bucket b, or nil.
+func (r *Result) Bucket(b string) *BucketResult {
+	for _, x := range r.Buckets {
+		if x.Bucket == b {
+			return x
+		}
+	}
+	return nil
+}
+
+// Failed lists the buckets that failed.
+func (r *Result) Failed() []*BucketResult {
+	var out []*BucketResult
+	for _, b := range r.Buckets {
+		if b.Status == StatusFailed {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Progress is a snapshot of a running copy.
+type Progress struct {
+	Planned int64            // keys to process, by the pre-pass
+	Done    int64            // keys processed (copied, skipped or refused)
+	Copied  map[string]int64 // per bucket
+}
+
+// ErrBucketsFailed is returned (wrapped) when at least one bucket failed;
+// the Result tells which and why. Other buckets were completed.
+var ErrBucketsFailed = errors.New("some buckets failed")
+
+// Run migrates every bucket that has a target. It returns the Result
+// (also on error, as far as it got) and:
+//   - a *safety.Refusal when it refuses (nothing was written);
+//   - a *redisconn.Error for an unreachable or misconfigured server;
+//   - an error wrapping ErrBucketsFailed when buckets failed while the
+//     others were copied;
+//   - the context's cause when interrupted (the checkpoint lets a rerun resume).
+//
+// Idempotence: rerunning after any interruption (including kill -9) resumes
+// from the last checkpoint and ends with the same keys on the targets as an
+// uninterrupted run.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.defaults()
+	start := time.Now()
+	res := &Result{DryRun: o.DryRun, PlanHash: o.PlanHash, Unknown: o.Config.Unknown}
+	if res.Unknown == "" {
+		res.Unknown = "block"
+	}
+	if o.State != nil {
+		res.StateDir = o.State.Path()
+	}
+	legacy, err := redisconn.Legacy(ctx, o.Config.Legacy)
+	if err != nil {
+		return res, err
+	}
+	defer legacy.Close()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	st, err := o.State.Load()
+	if err != nil {
+		return res, err
+	}
+	if err := checkPlan(st, o.PlanHash); err != nil {
+		return res, err
+	}
+	if !o.DryRun {
+		l, err := acquire(ctx, legacy, o.State.Path(), o.LockTTL, cancel)
+		if err != nil {
+			return res, err
+		}
+		defer l.release()
+	}
+	targets, err := openTargets(ctx, o.Config, st, res)
+	defer func() {
+		for _, t := range targets {
+			t.Close()
+		}
+	}()
+	if err != nil {
+		return res, err
+	}
+	o.limiter()
+	pre, err := prepass(ctx, legacy, o, targets, res)
+	if err != nil {
+		return res, err
+	}
+	if err := checkTargets(ctx, o, st, targets, res); err != nil {
+		return res, err
+	}
+	if err := pre; err != nil { // unknown keys: refuse after the summary is complete
+		return res, err
+	}
+	if o.DryRun {
+		for b := range targets {
+			res.Bucket(b).Status = StatusDryRun
+		}
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+	if len(targets) == 0 {
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+	if o.Confirm != nil {
+		if err := o.Confirm(res); err != nil {
+			return res, err
+		}
+	}
+	copyStart := time.Now()
+	err = copyAll(ctx, legacy, o, targets, res)
+	res.CopyElapsed = time.Since(copyStart)
+	res.Elapsed = time.Since(start)
+	if err != nil {
+		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+			return res, c
+		}
+		return res, err
+	}
+	if f := res.Failed(); len(f) > 0 {
+		names := ""
+		for i, b := range f {
+			if i > 0 {
+				names += ", "
+			}
+			names += b.Bucket
+		}
+		return res, fmt.Errorf("%w: %s (the other buckets were copied; fix the cause and rerun migrate to resume)", ErrBucketsFailed, names)
+	}
+	return res, nil
+}
+
+// openTargets opens the target of every bucket that has one; buckets
+// without one get a no-target result. Open errors name the bucket and host.
+func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *Result) (map[string]*target.Redis, error) {
+	targets := map[string]*target.Redis{}
+	for _, b := range config.Buckets {
+		br := &BucketResult{Bucket: b}
+		res.Buckets = append(res.Buckets, br)
+		t, ok := cfg.Targets[b]
+		switch {
+		case !ok:
+			br.Status, br.Reason = StatusNoTarget, "no target configured for this bucket: not migrated"
+			continue
+		case t.Kind == config.KindSQS:
+			br.Status, br.Reason = StatusSkipped, "kind sqs is not supported by migrate yet: not migrated"
+			continue
+		}
+		if sb := st.Buckets[b]; sb != nil && sb.Copied && sb.Phase != state.RolledBack {
+			br.Status = StatusCopied
+			br.Reason = "already copied (phase " + string(sb.Phase) + "); run rollback to copy it again"
+			br.Target = sb.Target
+			continue
+		}
+		r, err := target.Open(ctx, b, t)
+		if err != nil {
+			return targets, err
+		}
+		br.Target = r.Describe()
+		br.Status = StatusPending
+		targets[b] = r
+	}
+	return targets, nil
+}
+
+// routes classifies a key: its bucket, or "" when the key is not migrated
+// (redisplit's own keys, unknown keys with unknown: skip or block).
+type router struct {
+	c       *classify.Classifier
+	unknown string
+}
+
+func (r router) route(key, typ string) (bucket string, unknown bool) {
+	m := r.c.Classify(key, typ)
+	if m.Bucket == classify.Unknown || m.Bucket == "" {
+		switch r.unknown {
+		case "", "block", "skip":
+			return "", true
+		default:
+			return r.unknown, true
+		}
+	}
+	return string(m.Bucket), false
+}
+
+var _ = slog.Default
+var _ redis.UniversalClient

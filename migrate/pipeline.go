@@ -1,0 +1,702 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/state"
+	"github.com/redisplit/redisplit/target"
+)
+
+// The copy pipeline. Ordering contracts:
+//
+//  1. A key is routed to worker hash(key) % Workers, always the same one, and
+//     a worker handles its batches one after another: one key is never
+//     copied by two workers at once, and a later read of a key is written
+//     after an earlier one (the contract change events will rely on).
+//  2. A key's name is appended to its bucket's journal (one write(2), in
+//     the page cache) before it is written to the target: rollback deletes
+//     exactly what redisplit wrote, even after kill -9.
+//  3. A SCAN batch is acknowledged only when every key of it is written on
+//     its target (or absent, refused, or its bucket stopped). The
+//     checkpoint cursor is the cursor after the last batch such that it and
+//     every batch before it are acknowledged; journals are fsynced before
+//     the checkpoint is saved. A rerun resumes from that cursor and rewrites
+//     what was in flight (RESTORE REPLACE is idempotent).
+//  4. A bucket that fails stops: its checkpoint freezes at the last one
+//     saved before the failure, and its later keys are not written; the
+//     other buckets go on.
+
+type item struct {
+	seq    uint64
+	key    string
+	bucket *bucketRun
+}
+
+// bucketRun is one bucket during a pass.
+type bucketRun struct {
+	name string
+	t    *target.Redis
+	br   *BucketResult
+	base state.Bucket // counters saved before this run
+
+	j        *state.Journal
+	refusedJ *state.Journal      // --allow-nonempty only
+	own      map[string]struct{} // journal tail after the checkpoint: keys this migration may have written
+	refused  map[string]struct{} // keys refused before (bounded by the foreign keys on the target)
+
+	mu      sync.Mutex
+	minOff  map[uint64]int64 // first journal offset of each in-flight SCAN batch
+	failMsg string
+
+	failed  atomic.Bool
+	noDump  atomic.Bool // the target rejected a DUMP payload: copy logically from now on
+	copied  atomic.Int64
+	bytes   atomic.Int64
+	skipped atomic.Int64
+	nrefuse atomic.Int64
+	logical atomic.Int64
+}
+
+func (b *bucketRun) fail(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failed.Load() {
+		return
+	}
+	b.failMsg = fmt.Sprintf("target %s (%s): %v; stopped the bucket after %d keys (%d bytes) copied in this run, %d in all; the other buckets go on; fix the cause and rerun migrate to resume from the last checkpoint",
+		b.name, b.t.Describe(), explainTargetErr(err), b.copied.Load(), b.bytes.Load(), b.base.KeysCopied+b.copied.Load())
+	b.failed.Store(true)
+}
+
+func explainTargetErr(err error) string {
+	var ke *target.KeyError
+	key := ""
+	if errors.As(err, &ke) {
+		key = fmt.Sprintf(" writing key %q", ke.Key)
+		err = ke.Err
+	}
+	switch target.Classify(err) {
+	case target.OOM:
+		return "out of memory" + key + " (" + err.Error() + "): the target is full and its maxmemory-policy does not evict; raise maxmemory or add capacity"
+	case target.Transient:
+		return "unavailable" + key + " (" + err.Error() + ") for longer than the retry window"
+	}
+	return "write failed" + key + ": " + err.Error()
+}
+
+// journal appends keys for the SCAN batches seqs and remembers the offset
+// for the checkpoint's resume point.
+func (b *bucketRun) journal(keys []string, seqs []uint64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	off, err := b.j.Append(keys...)
+	if err != nil {
+		return err
+	}
+	for _, s := range seqs {
+		if _, ok := b.minOff[s]; !ok {
+			b.minOff[s] = off
+		}
+	}
+	return nil
+}
+
+// resumeOffset returns the journal offset from which entries may belong to
+// batches at or after low (not yet covered by the checkpoint).
+func (b *bucketRun) resumeOffset(low uint64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.j.Size()
+	for s, o := range b.minOff {
+		if s < low {
+			delete(b.minOff, s)
+		} else if o < r {
+			r = o
+		}
+	}
+	return r
+}
+
+// tracker turns per-key acknowledgements into the checkpoint cursor.
+type tracker struct {
+	mu       sync.Mutex
+	next     uint64 // next batch seq
+	low      uint64 // lowest batch not acknowledged
+	pending  map[uint64]*pend
+	cursor   uint64 // SCAN cursor after batch low-1
+	scanDone bool
+}
+
+type pend struct {
+	left   int
+	cursor uint64 // SCAN cursor after this batch
+}
+
+func newTracker(cursor uint64) *tracker {
+	return &tracker{pending: map[uint64]*pend{}, cursor: cursor}
+}
+
+func (t *tracker) add(cursor uint64, n int) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.next
+	t.next++
+	t.pending[s] = &pend{left: n, cursor: cursor}
+	t.advance()
+	return s
+}
+
+func (t *tracker) done(seq uint64, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending[seq].left -= n
+	t.advance()
+}
+
+func (t *tracker) advance() {
+	for {
+		p := t.pending[t.low]
+		if p == nil || p.left > 0 {
+			return
+		}
+		t.cursor = p.cursor
+		delete(t.pending, t.low)
+		t.low++
+	}
+}
+
+func (t *tracker) finish() {
+	t.mu.Lock()
+	t.scanDone = true
+	t.mu.Unlock()
+}
+
+// snapshot returns the checkpoint cursor, the first unacknowledged batch
+// and whether the whole pass is acknowledged.
+func (t *tracker) snapshot() (cursor, low uint64, complete bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cursor, t.low, t.scanDone && t.low == t.next
+}
+
+// pass is one SCAN of legacy from a cursor for a set of buckets.
+type pass struct {
+	o        Options
+	legacy   *redis.Client
+	buckets  map[string]*bucketRun
+	tr       *tracker
+	done     atomic.Int64
+	planned  int64
+	paused   atomic.Int64 // unix ns until which legacy reads pause
+	throttle atomic.Int64
+	cancel   context.CancelCauseFunc
+}
+
+// copyAll runs the passes: buckets that resume from the same cursor share
+// one SCAN (normally all of them: one read of legacy fanned out).
+func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*target.Redis, res *Result) error {
+	st, err := o.State.Load()
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	groups := map[uint64][]string{}
+	err = o.State.Update(func(s *state.State) error {
+		s.PlanHash = o.PlanHash
+		for b, t := range targets {
+			sb := s.Buckets[b]
+			if sb == nil {
+				sb = &state.Bucket{}
+				s.Buckets[b] = sb
+			}
+			if sb.StartedAt.IsZero() || sb.Phase == state.RolledBack {
+				*sb = state.Bucket{StartedAt: now}
+			}
+			sb.Phase, sb.Target, sb.LastError = state.Copying, t.Describe(), ""
+			groups[sb.Cursor] = append(groups[sb.Cursor], b)
+		}
+		st = s
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cursors := make([]uint64, 0, len(groups))
+	for c := range groups {
+		cursors = append(cursors, c)
+	}
+	sort.Slice(cursors, func(i, j int) bool { return cursors[i] < cursors[j] })
+	for _, c := range cursors {
+		var runs []*bucketRun
+		for _, b := range groups[c] {
+			br, err := openBucket(o, b, targets[b], res.Bucket(b), st.Buckets[b])
+			if err != nil {
+				return err
+			}
+			runs = append(runs, br)
+		}
+		err := runPass(ctx, legacy, o, c, runs, res)
+		for _, br := range runs {
+			br.j.Close()
+			if br.refusedJ != nil {
+				br.refusedJ.Close()
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func openBucket(o Options, name string, t *target.Redis, res *BucketResult, sb *state.Bucket) (*bucketRun, error) {
+	b := &bucketRun{name: name, t: t, br: res, base: *sb, minOff: map[uint64]int64{}}
+	var err error
+	if b.j, err = o.State.OpenJournal(name); err != nil {
+		return nil, err
+	}
+	if o.AllowNonEmpty {
+		if b.refusedJ, err = o.State.OpenRefused(name); err != nil {
+			return nil, err
+		}
+		b.own, b.refused = map[string]struct{}{}, map[string]struct{}{}
+		if err := o.State.ReadJournalFrom(name, sb.JournalResume, func(k string) error { b.own[k] = struct{}{}; return nil }); err != nil {
+			return nil, err
+		}
+		if err := o.State.ReadRefused(name, func(k string) error { b.refused[k] = struct{}{}; return nil }); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64, runs []*bucketRun, res *Result) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p := &pass{o: o, legacy: legacy, buckets: map[string]*bucketRun{}, tr: newTracker(cursor), cancel: cancel}
+	for _, b := range runs {
+		p.buckets[b.name] = b
+		p.planned += b.br.PlannedKeys
+	}
+	queues := make([]chan item, o.Workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan item, 2*o.Batch)
+		wg.Add(1)
+		go func(q chan item) {
+			defer wg.Done()
+			p.worker(ctx, q)
+		}(queues[i])
+	}
+	stopCk := make(chan struct{})
+	ckDone := make(chan error, 1)
+	go func() { ckDone <- p.checkpointer(stopCk) }()
+
+	scanErr := p.scan(ctx, cursor, queues)
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	close(stopCk)
+	ckErr := <-ckDone
+	finalErr := p.checkpoint()
+	p.report()
+	for _, b := range runs {
+		b.br.KeysCopied += b.copied.Load()
+		b.br.BytesCopied += b.bytes.Load()
+		b.br.KeysSkipped += b.skipped.Load()
+		b.br.KeysRefused += b.nrefuse.Load()
+		b.br.KeysLogical += b.logical.Load()
+		_, _, complete := p.tr.snapshot()
+		switch {
+		case b.failed.Load():
+			b.br.Status, b.br.Error = StatusFailed, b.failMsg
+		case complete && scanErr == nil:
+			b.br.Status = StatusCopied
+		default:
+			b.br.Status = StatusPending
+		}
+	}
+	res.Throttled += p.throttle.Load()
+	if c := context.Cause(ctx); c != nil && scanErr == nil {
+		scanErr = c
+	}
+	return errors.Join(scanErr, ckErr, finalErr)
+}
+
+// scan is the only reader of SCAN: it classifies every key and hands it to
+// its worker.
+func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan item) error {
+	rt := router{c: p.o.Classifier, unknown: p.o.Config.Unknown}
+	lim := p.o.limiter()
+	for {
+		if p.allFailed() {
+			return nil
+		}
+		if err := waitN(ctx, lim, 1); err != nil {
+			return err
+		}
+		var keys []string
+		var next uint64
+		err := p.o.Retry.Do(ctx, func() error {
+			var err error
+			keys, next, err = p.legacy.Scan(ctx, cursor, "", int64(p.o.ScanCount)).Result()
+			return err
+		})
+		if err != nil {
+			return redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
+		}
+		keys = dropOwn(keys)
+		types, err := typesOf(ctx, p.legacy, p.o, keys)
+		if err != nil {
+			return err
+		}
+		var items []item
+		for i, k := range keys {
+			b, _ := rt.route(k, types[i])
+			if br := p.buckets[b]; br != nil && !br.failed.Load() {
+				items = append(items, item{key: k, bucket: br})
+			}
+		}
+		seq := p.tr.add(next, len(items))
+		for _, it := range items {
+			it.seq = seq
+			h := fnv.New32a()
+			h.Write([]byte(it.key))
+			select {
+			case queues[h.Sum32()%uint32(len(queues))] <- it:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		cursor = next
+		if cursor == 0 {
+			p.tr.finish()
+			return nil
+		}
+	}
+}
+
+func (p *pass) allFailed() bool {
+	for _, b := range p.buckets {
+		if !b.failed.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *pass) worker(ctx context.Context, q chan item) {
+	batch := make([]item, 0, p.o.Batch)
+	for it := range q {
+		batch = append(batch[:0], it)
+	fill:
+		for len(batch) < p.o.Batch {
+			select {
+			case it, ok := <-q:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		if ctx.Err() != nil {
+			continue // drain without acknowledging: the checkpoint stays behind
+		}
+		if err := p.process(ctx, batch); err != nil {
+			p.cancel(err)
+			continue
+		}
+		p.done.Add(int64(len(batch)))
+		for _, it := range batch {
+			p.tr.done(it.seq, 1)
+		}
+	}
+}
+
+type write struct {
+	e   *target.Entry
+	seq uint64
+}
+
+// process reads a batch atomically from legacy and writes it to the
+// targets, one goroutine per bucket. It returns an error only for what
+// stops the whole run (legacy failing, cancellation); target failures stop
+// their bucket.
+func (p *pass) process(ctx context.Context, batch []item) error {
+	// deduplicate: a key may come twice (SCAN may repeat keys)
+	seen := make(map[string]struct{}, len(batch))
+	keys := make([]string, 0, len(batch))
+	var owners []item
+	for _, it := range batch {
+		if _, ok := seen[it.key]; ok || it.bucket.failed.Load() {
+			continue
+		}
+		seen[it.key] = struct{}{}
+		keys = append(keys, it.key)
+		owners = append(owners, it)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if until := p.paused.Load(); until > 0 {
+		if d := time.Until(time.Unix(0, until)); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	}
+	if err := waitN(ctx, p.o.limiter(), len(keys)); err != nil {
+		return err
+	}
+	var now int64
+	var entries []*target.Entry
+	t0 := time.Now()
+	err := p.o.Retry.Do(ctx, func() error {
+		var err error
+		now, entries, err = readBatch(ctx, p.legacy, keys, p.o.BigElems, p.o.BigBytes)
+		return err
+	})
+	if err != nil {
+		return redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
+	}
+	if lat := time.Since(t0); lat > p.o.SlowRead {
+		// legacy is slow: every worker pauses as long as this read took
+		p.paused.Store(time.Now().Add(lat).UnixNano())
+		p.throttle.Add(1)
+	}
+	per := map[*bucketRun][]write{}
+	for i, e := range entries {
+		b := owners[i].bucket
+		if e == nil || (e.ExpireAt > 0 && e.ExpireAt <= now) {
+			b.skipped.Add(1)
+			continue
+		}
+		per[b] = append(per[b], write{e: e, seq: owners[i].seq})
+	}
+	var wg sync.WaitGroup
+	for b, ws := range per {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.writeBucket(ctx, b, ws); err != nil && ctx.Err() == nil {
+				b.fail(err)
+			}
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// writeBucket writes one batch of a bucket: refusal of foreign keys
+// (--allow-nonempty), journal, RESTORE, logical copies.
+func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error {
+	if b.failed.Load() {
+		return nil
+	}
+	if p.o.AllowNonEmpty {
+		var check []string
+		var idx []int
+		keep := ws[:0:0]
+		for _, w := range ws {
+			if _, ok := b.refused[w.e.Key]; ok {
+				b.nrefuse.Add(1)
+				continue
+			}
+			keep = append(keep, w)
+		}
+		ws = keep
+		for i, w := range ws {
+			if _, ok := b.own[w.e.Key]; !ok {
+				check = append(check, w.e.Key)
+				idx = append(idx, i)
+			}
+		}
+		if len(check) > 0 {
+			exists, err := b.t.Existing(ctx, check, p.o.Retry)
+			if err != nil {
+				return err
+			}
+			drop := map[int]bool{}
+			var foreign []string
+			for j, ex := range exists {
+				if ex {
+					drop[idx[j]] = true
+					foreign = append(foreign, check[j])
+				}
+			}
+			if len(foreign) > 0 {
+				if _, err := b.refusedJ.Append(foreign...); err != nil {
+					return err
+				}
+				b.mu.Lock()
+				for _, k := range foreign {
+					b.refused[k] = struct{}{}
+				}
+				b.mu.Unlock()
+				b.nrefuse.Add(int64(len(foreign)))
+				keep := ws[:0:0]
+				for i, w := range ws {
+					if !drop[i] {
+						keep = append(keep, w)
+					}
+				}
+				ws = keep
+			}
+		}
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	names := make([]string, len(ws))
+	seqs := make([]uint64, 0, 2)
+	for i, w := range ws {
+		names[i] = w.e.Key
+		if len(seqs) == 0 || seqs[len(seqs)-1] != w.seq {
+			seqs = append(seqs, w.seq)
+		}
+	}
+	if err := b.journal(names, seqs); err != nil {
+		return fmt.Errorf("cannot journal (nothing written): %w", err)
+	}
+	var restore, logical []*target.Entry
+	for _, w := range ws {
+		if w.e.Big || p.o.ForceLogical || b.noDump.Load() {
+			logical = append(logical, w.e)
+		} else {
+			restore = append(restore, w.e)
+		}
+	}
+	if len(restore) > 0 {
+		failed := b.t.Restore(ctx, restore, p.o.Retry)
+		bad := map[string]bool{}
+		for _, f := range failed {
+			if f.Class != target.BadPayload {
+				return f
+			}
+			b.noDump.Store(true)
+			bad[f.Key] = true
+		}
+		for _, e := range restore {
+			if bad[e.Key] {
+				logical = append(logical, e)
+				continue
+			}
+			b.copied.Add(1)
+			b.bytes.Add(int64(len(e.Payload)))
+		}
+	}
+	wait := func(n int) error { return waitN(ctx, p.o.limiter(), n) }
+	for _, e := range logical {
+		n, err := b.t.CopyLogical(ctx, p.legacy, e, p.o.Retry, wait)
+		if err != nil {
+			return &target.KeyError{Key: e.Key, Class: target.Classify(err), Err: err}
+		}
+		b.copied.Add(1)
+		b.logical.Add(1)
+		b.bytes.Add(n)
+	}
+	return nil
+}
+
+// checkpointer saves checkpoints and reports progress until stop closes.
+func (p *pass) checkpointer(stop chan struct{}) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+		p.report()
+		if time.Since(last) >= p.o.CheckpointEvery {
+			last = time.Now()
+			if err := p.checkpoint(); err != nil {
+				p.cancel(err)
+				return err
+			}
+		}
+	}
+}
+
+func (p *pass) report() {
+	if p.o.Progress == nil {
+		return
+	}
+	pr := Progress{Planned: p.planned, Done: p.done.Load(), Copied: map[string]int64{}}
+	for n, b := range p.buckets {
+		pr.Copied[n] = b.copied.Load()
+	}
+	p.o.Progress(pr)
+}
+
+// checkpoint saves the acknowledged cursor and the counters. Order: take
+// the tracker's snapshot, then read each bucket's failed flag (set before
+// its batch is acknowledged), fsync journals, then save.
+func (p *pass) checkpoint() error {
+	cursor, low, complete := p.tr.snapshot()
+	type snap struct {
+		failed bool
+		msg    string
+		resume int64
+	}
+	snaps := map[string]snap{}
+	for n, b := range p.buckets {
+		s := snap{resume: b.resumeOffset(low)}
+		b.mu.Lock()
+		s.failed, s.msg = b.failed.Load(), b.failMsg
+		b.mu.Unlock()
+		if err := b.j.Sync(); err != nil {
+			return err
+		}
+		if b.refusedJ != nil {
+			if err := b.refusedJ.Sync(); err != nil {
+				return err
+			}
+		}
+		snaps[n] = s
+	}
+	now := time.Now().UTC()
+	return p.o.State.Update(func(st *state.State) error {
+		for n, b := range p.buckets {
+			sb := st.Buckets[n]
+			if sb == nil {
+				sb = &state.Bucket{}
+				st.Buckets[n] = sb
+			}
+			s := snaps[n]
+			sb.KeysCopied = b.base.KeysCopied + b.copied.Load()
+			sb.BytesCopied = b.base.BytesCopied + b.bytes.Load()
+			sb.KeysSkipped = b.base.KeysSkipped + b.skipped.Load()
+			sb.KeysRefused = b.base.KeysRefused + b.nrefuse.Load()
+			if s.failed {
+				if sb.Phase != state.Failed {
+					sb.Errors++
+				}
+				sb.Phase, sb.LastError = state.Failed, s.msg
+				continue
+			}
+			sb.Cursor, sb.JournalResume, sb.CheckpointAt = cursor, s.resume, now
+			if complete {
+				sb.Cursor, sb.Copied, sb.CopiedAt = 0, true, now
+			}
+		}
+		return nil
+	})
+}

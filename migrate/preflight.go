@@ -1,0 +1,306 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/safety"
+	"github.com/redisplit/redisplit/scan"
+	"github.com/redisplit/redisplit/state"
+	"github.com/redisplit/redisplit/target"
+)
+
+// checkPlan refuses when the state was made with another plan and a bucket
+// is still in flight: routing must stay fixed for the whole migration.
+func checkPlan(st *state.State, planHash string) error {
+	if st.PlanHash == "" || st.PlanHash == planHash {
+		return nil
+	}
+	for b, sb := range st.Buckets {
+		if sb.Phase != state.Planned && sb.Phase != state.RolledBack && sb.Phase != "" {
+			return safety.Refusef("use the plan the migration started with, or roll back first",
+				"the plan changed since the migration started (state has plan %.12s, now %.12s) and bucket %s is %s",
+				st.PlanHash, planHash, b, sb.Phase)
+		}
+	}
+	return nil
+}
+
+// maxPatterns bounds the unknown-pattern table of the pre-pass.
+const maxPatterns = 1000
+
+// prepass SCANs legacy once before anything is written: it counts the keys
+// and bytes of every bucket (the summary, the progress total) and finds the
+// keys no rule routes. It returns a refusal (unknown: block with unknown
+// keys) as its first result so the caller can complete the summary first;
+// the second result is a runtime error.
+func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*target.Redis, res *Result) (refusal error, err error) {
+	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
+	lim := o.limiter()
+	pats := map[string]*Pattern{}
+	var cursor uint64
+	for {
+		if err := waitN(ctx, lim, 1); err != nil {
+			return nil, err
+		}
+		keys, next, err := legacy.Scan(ctx, cursor, "", int64(o.ScanCount)).Result()
+		if err != nil {
+			return nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
+		}
+		keys = dropOwn(keys)
+		types, err := typesOf(ctx, legacy, o, keys)
+		if err != nil {
+			return nil, err
+		}
+		var sized []string
+		var sizedB []*BucketResult
+		for i, k := range keys {
+			b, unknown := rt.route(k, types[i])
+			res.LegacyKeys++
+			if unknown {
+				res.UnknownKeys++
+				p := scan.Normalize(k).Text
+				if pp := pats[p]; pp != nil {
+					pp.Keys++
+				} else if len(pats) < maxPatterns {
+					pats[p] = &Pattern{Pattern: p, Keys: 1, Sample: k}
+				}
+			}
+			if b == "" {
+				continue
+			}
+			br := res.Bucket(b)
+			br.PlannedKeys++
+			if targets[b] != nil {
+				sized = append(sized, k)
+				sizedB = append(sizedB, br)
+			}
+		}
+		if len(sized) > 0 {
+			if err := waitN(ctx, lim, len(sized)); err != nil {
+				return nil, err
+			}
+			cmds, err := legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range sized {
+					p.MemoryUsage(ctx, k)
+				}
+				return nil
+			})
+			if err != nil && err != redis.Nil {
+				return nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
+			}
+			for i, c := range cmds {
+				sizedB[i].PlannedBytes += c.(*redis.IntCmd).Val()
+			}
+		}
+		cursor = next
+		if cursor == 0 {
+			break
+		}
+	}
+	for _, p := range pats {
+		res.UnknownPats = append(res.UnknownPats, *p)
+	}
+	sort.Slice(res.UnknownPats, func(i, j int) bool {
+		a, b := res.UnknownPats[i], res.UnknownPats[j]
+		return a.Keys > b.Keys || a.Keys == b.Keys && a.Pattern < b.Pattern
+	})
+	if res.UnknownKeys > 0 && (o.Config.Unknown == "" || o.Config.Unknown == "block") {
+		var list []string
+		for i, p := range res.UnknownPats {
+			if i == 10 {
+				list = append(list, fmt.Sprintf("... %d more patterns", len(res.UnknownPats)-10))
+				break
+			}
+			list = append(list, fmt.Sprintf("%s (%d keys, e.g. %q)", p.Pattern, p.Keys, p.Sample))
+		}
+		return safety.Refusef("add rules for them to the plan (redisplit scan proposes some), or set unknown: skip or unknown: <bucket>",
+			"%d keys match no rule and unknown is block: %s", res.UnknownKeys, strings.Join(list, "; ")), nil
+	}
+	return nil, nil
+}
+
+// typesOf returns the types of keys when the plan has type-restricted
+// rules, else empty strings.
+func typesOf(ctx context.Context, c *redis.Client, o Options, keys []string) ([]string, error) {
+	out := make([]string, len(keys))
+	if !o.Classifier.NeedsType() || len(keys) == 0 {
+		return out, nil
+	}
+	if err := waitN(ctx, o.limiter(), len(keys)); err != nil {
+		return nil, err
+	}
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Type(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisconn.Explain(err, "legacy", c.Options().Addr)
+	}
+	for i, cmd := range cmds {
+		out[i] = cmd.(*redis.StatusCmd).Val()
+	}
+	return out, nil
+}
+
+func dropOwn(keys []string) []string {
+	out := keys[:0]
+	for _, k := range keys {
+		if !strings.HasPrefix(k, OwnPrefix) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// policyFits reports the warning, if any, for a bucket on a target with
+// the given maxmemory-policy.
+func policyWarning(bucket, policy string) string {
+	switch bucket {
+	case "cache":
+		if policy == "noeviction" || strings.HasPrefix(policy, "volatile-") {
+			return fmt.Sprintf("cache target has maxmemory-policy %s: when it is full, writes fail (OOM) instead of evicting; allkeys-lru is the usual setting", policy)
+		}
+	default:
+		if policy != "noeviction" && policy != "" {
+			return fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full; noeviction is required to lose nothing", bucket, policy, bucket)
+		}
+	}
+	return ""
+}
+
+// maxForeignSamples bounds the non-empty check's sample list; maxForeign
+// bounds its count (the message then says "at least").
+const (
+	maxForeignSamples = 5
+	maxForeign        = 10000
+)
+
+// checkTargets reads every target's facts (version, policy, memory) into
+// the result with warnings, and refuses when a bucket that has not started
+// yet has a target already holding keys the plan routes to it (unless
+// AllowNonEmpty).
+func checkTargets(ctx context.Context, o Options, st *state.State, targets map[string]*target.Redis, res *Result) error {
+	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
+	var refusals []string
+	for _, b := range sortedKeys(targets) {
+		t := targets[b]
+		br := res.Bucket(b)
+		info, err := t.Info(ctx)
+		if err != nil {
+			return err
+		}
+		br.Version, br.Policy = info.Version, info.MaxMemoryPolicy
+		if w := policyWarning(b, info.MaxMemoryPolicy); w != "" {
+			br.Warnings = append(br.Warnings, w)
+		}
+		if info.MaxMemory > 0 && br.PlannedBytes > info.MaxMemory-info.UsedMemory {
+			br.Warnings = append(br.Warnings, fmt.Sprintf("the bucket holds about %d bytes on legacy but the target has only %d bytes of maxmemory left", br.PlannedBytes, info.MaxMemory-info.UsedMemory))
+		}
+		if sb := st.Buckets[b]; sb != nil && !sb.StartedAt.IsZero() {
+			br.Resumed = true
+			continue // its own keys are there: resuming
+		}
+		n, samples, err := routedOnTarget(ctx, t, rt, o, b)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			continue
+		}
+		atLeast := ""
+		if n >= maxForeign {
+			atLeast = "at least "
+		}
+		if o.AllowNonEmpty {
+			br.Warnings = append(br.Warnings, fmt.Sprintf("target already holds %s%d keys the plan routes to %s (e.g. %s); --allow-nonempty: they will not be overwritten and are counted as refused", atLeast, n, b, quoteList(samples)))
+			continue
+		}
+		refusals = append(refusals, fmt.Sprintf("target %s (%s) already holds %s%d keys the plan routes to it (e.g. %s)", b, t.Describe(), atLeast, n, quoteList(samples)))
+	}
+	if len(refusals) > 0 {
+		return safety.Refusef("point the bucket at an empty target, or pass --allow-nonempty to copy around those keys (redisplit never overwrites a key it did not write)",
+			"%s", strings.Join(refusals, "; "))
+	}
+	return nil
+}
+
+// routedOnTarget counts the keys on t that the plan routes to bucket.
+func routedOnTarget(ctx context.Context, t *target.Redis, rt router, o Options, bucket string) (int64, []string, error) {
+	var n int64
+	var samples []string
+	err := t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		var cursor uint64
+		for n < maxForeign {
+			keys, next, err := c.Scan(ctx, cursor, "", 1000).Result()
+			if err != nil {
+				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+			}
+			types, err := typesOf(ctx, c, Options{Classifier: o.Classifier}, dropOwn(keys))
+			if err != nil {
+				return err
+			}
+			for i, k := range dropOwn(keys) {
+				if b, _ := rt.route(k, types[i]); b == bucket {
+					n++
+					if len(samples) < maxForeignSamples {
+						samples = append(samples, k)
+					}
+				}
+			}
+			cursor = next
+			if cursor == 0 {
+				break
+			}
+		}
+		return nil
+	})
+	return n, samples, err
+}
+
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// limiter returns the run's legacy ops limiter (nil = unlimited).
+func (o *Options) limiter() *rate.Limiter {
+	if o.lim == nil && o.MaxOps > 0 {
+		o.lim = rate.NewLimiter(rate.Limit(o.MaxOps), max(o.MaxOps/10, o.ScanCount, o.Batch, 1))
+	}
+	return o.lim
+}
+
+func waitN(ctx context.Context, l *rate.Limiter, n int) error {
+	if l == nil {
+		return ctx.Err()
+	}
+	for n > 0 {
+		k := min(n, l.Burst())
+		if err := l.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
