@@ -1,0 +1,240 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/rehearse"
+	"github.com/redisplit/redisplit/topology"
+	"github.com/redisplit/redisplit/topology/containers"
+)
+
+func init() { register(newRehearseCmd) }
+
+type rehearseOptions struct {
+	fromRDB   string
+	synthetic int
+	seed      uint64
+	junit     string
+	report    string
+	image     string
+	build     string
+	backend   string
+	fault     string
+	workDir   string
+}
+
+func newRehearseCmd(app *App) *cobra.Command {
+	o := &rehearseOptions{}
+	c := &cobra.Command{
+		Use:   "rehearse",
+		Short: "Run scan → migrate → verify → rollback → verify on throw-away containers, for CI",
+		Long: `rehearse starts an ephemeral copy of the configured topology in Docker containers — the same
+target kinds and node counts as the config's targets (a cluster gets at least 3 masters; a sentinel
+target is a master, a replica and 3 sentinels); without --config the layout of DESIGN.md: a 3-master
+cache cluster, sessions on a master+replica behind 3 sentinels, standalone queue and ratelimit stores —
+plus an ephemeral legacy loaded from an RDB snapshot (--from-rdb) or with a synthetic keyspace of N
+framework-style keys of every bucket (--synthetic N). It then runs, through the same code as the
+commands themselves,
+
+  redisplit scan → migrate --yes → verify → rollback --yes
+
+and checks directly on the servers that after migrate every legacy key is on its target (or expired
+by its TTL), and that after rollback every target is empty and legacy is exactly as before.
+
+It prints a Markdown summary (also written to --report) and writes JUnit XML (--junit) with one test
+case per phase and bucket. Containers are always removed: on success, on failure and on Ctrl-C.
+
+The Redis image is --image (default ` + containers.DefaultImage + `). When it is absent and cannot be
+pulled (an air-gapped runner), --build auto (the default) builds ` + containers.LocalRepo + `:<version>
+from this machine's redis-server binary; --build never fails instead; --build always uses the local
+build. Use an image at least as new as the Redis that wrote the RDB. --backend process runs plain
+redis-server processes instead of containers (no Docker needed; --from-rdb needs containers).
+
+Only the config's routing settings (rules, presets, unknown, plan, scan and rate limits) are used;
+its legacy and target addresses are replaced by the ephemeral servers: rehearse never connects to
+the servers the config names.
+
+--fault lose-key deletes one migrated key (a session when there is one) from its target right
+after migrate, to prove that the rehearsal fails when a key is lost.
+
+Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
+		Example: `  redisplit rehearse --synthetic 100000 --report rehearsal.md --junit rehearsal.xml
+  redisplit rehearse --config redisplit.yaml --from-rdb dump.rdb --image redis:7.2`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error { return runRehearse(c, app, o) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.fromRDB, "from-rdb", "", "load legacy from this RDB snapshot")
+	f.IntVar(&o.synthetic, "synthetic", 0, "load legacy with N synthetic keys of every bucket (plus framework keys and big keys)")
+	f.Uint64Var(&o.seed, "seed", 1, "seed of the synthetic keyspace (same seed, same keys)")
+	f.StringVar(&o.report, "report", "", "write the Markdown summary to this file")
+	f.StringVar(&o.junit, "junit", "", "write a JUnit XML report to this file")
+	f.StringVar(&o.image, "image", containers.DefaultImage, "Redis image of every container")
+	f.StringVar(&o.build, "build", containers.BuildAuto, "build "+containers.LocalRepo+" from the host's redis-server: auto (when --image is unavailable), never, always")
+	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
+	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key")
+	f.StringVar(&o.workDir, "work-dir", "", "keep the generated config, state and every command's output here (default: a temp dir, removed)")
+	return c
+}
+
+func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
+	ctx := c.Context()
+	if (o.fromRDB == "") == (o.synthetic <= 0) {
+		return config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N (N > 0)")
+	}
+	var user *config.Config
+	layout := rehearse.DefaultLayout()
+	if c.Flags().Changed("config") {
+		cfg, err := app.Config()
+		if err != nil {
+			return err
+		}
+		if layout, err = rehearse.LayoutOf(cfg); err != nil {
+			return err
+		}
+		user = cfg
+	}
+	dir := o.workDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "redisplit-rehearse-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+
+	t0 := time.Now()
+	var backend topology.Backend
+	image := ""
+	switch o.backend {
+	case "containers":
+		b, err := containers.New(ctx, containers.Options{Image: o.image, Build: o.build, Dir: filepath.Join(dir, "servers"),
+			Logger: slog.Default()})
+		if err != nil {
+			return err
+		}
+		image = fmt.Sprintf("%s (%s), run %s", b.Image, b.How, b.RunID)
+		backend = b
+	case "process":
+		if err := os.MkdirAll(filepath.Join(dir, "servers"), 0o700); err != nil {
+			return err
+		}
+		b, err := topology.NewProcessBackend(filepath.Join(dir, "servers"))
+		if err != nil {
+			return err
+		}
+		image = "local redis-server processes"
+		backend = b
+	default:
+		return config.Errorf("--backend", "%q is not containers or process", o.backend)
+	}
+	// Removes every server whatever happens below, Ctrl-C included (the
+	// context is cancelled and Run returns; Close has its own timeout).
+	defer func() {
+		if err := backend.Close(); err != nil {
+			fmt.Fprintf(app.Err, "rehearse: removing servers: %v\n", err)
+		}
+	}()
+	if !app.NoProgress {
+		fmt.Fprintf(app.Err, "rehearse: servers from %s (%s)\n", image, time.Since(t0).Round(time.Millisecond))
+	}
+
+	opts := rehearse.Options{
+		Backend: backend, Layout: layout, Config: user, FromRDB: o.fromRDB, Fault: o.fault, Dir: dir,
+		Run: inProcessRunner(app),
+	}
+	if o.synthetic > 0 {
+		opts.Synthetic = &rehearse.Synthetic{Keys: o.synthetic, Seed: o.seed}
+	}
+	if !app.NoProgress {
+		opts.Progress = func(phase string, done, ok bool, d time.Duration) {
+			switch {
+			case !done:
+				fmt.Fprintf(app.Err, "rehearse: %s ...\n", phase)
+			case ok:
+				fmt.Fprintf(app.Err, "rehearse: %s ok (%s)\n", phase, d.Round(10*time.Millisecond))
+			default:
+				fmt.Fprintf(app.Err, "rehearse: %s FAILED (%s)\n", phase, d.Round(10*time.Millisecond))
+			}
+		}
+	}
+	res, err := rehearse.Run(ctx, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("rehearse interrupted: %w", err)
+		}
+		return err
+	}
+	res.Image = image
+
+	var md bytes.Buffer
+	if err := res.Markdown(&md); err != nil {
+		return err
+	}
+	if o.report != "" {
+		if err := os.WriteFile(o.report, md.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.junit != "" {
+		var x bytes.Buffer
+		if err := res.JUnit(&x); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.junit, x.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if _, err := app.Out.Write(md.Bytes()); err != nil {
+		return err
+	}
+	switch {
+	case res.OK:
+		return nil
+	case res.Lost:
+		return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("rehearsal failed: a key was lost or changed (see the report)")}
+	default:
+		return &ExitError{Code: ExitRuntime, Err: fmt.Errorf("rehearsal failed: %s", failedPhases(res))}
+	}
+}
+
+func failedPhases(r *rehearse.Result) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range r.Cases {
+		if !c.OK && !c.Skipped && !seen[c.Phase] {
+			seen[c.Phase] = true
+			out = append(out, c.Phase)
+		}
+	}
+	return "failed phases: " + strings.Join(out, ", ")
+}
+
+// inProcessRunner runs redisplit command lines in this process through Run,
+// with their own viper instance and in-memory streams: the rehearsal drives
+// the very code an operator runs. The default slog logger, which each run
+// points at its own stderr, is restored afterwards.
+func inProcessRunner(parent *App) rehearse.Runner {
+	return func(ctx context.Context, args []string) rehearse.Output {
+		var out, errb bytes.Buffer
+		sub := &App{In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
+		prev := slog.Default()
+		t0 := time.Now()
+		code := Run(ctx, sub, args)
+		slog.SetDefault(prev)
+		return rehearse.Output{Code: code, Stdout: out.String(), Stderr: errb.String(), Duration: time.Since(t0)}
+	}
+}

@@ -1,0 +1,420 @@
+// Package rehearse runs redisplit's whole flow on a throw-away copy of the
+// configured topology, for CI: it starts the legacy server and every target
+// on a topology.Backend (containers for `redisplit rehearse`), loads an RDB
+// snapshot or a synthetic keyspace into legacy, runs scan → migrate → verify
+// → rollback through the real command line, checks after each phase that
+// nothing was lost, and returns a Result that renders as Markdown and JUnit
+// XML.
+//
+// The commands are run by a Runner that the caller supplies (cmd passes its
+// in-process command line), so a rehearsal exercises exactly the code paths
+// an operator runs; this package has no second implementation of any phase.
+// Besides the commands' own verdicts, the rehearsal checks its own
+// postconditions directly on the servers: after migrate every legacy key is
+// on its target (or expired by its TTL); after rollback every target is
+// empty and legacy is exactly as it was.
+package rehearse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/topology"
+)
+
+// Output is what one command of the rehearsal printed and returned.
+type Output struct {
+	Args     []string
+	Code     int
+	Stdout   string
+	Stderr   string
+	Duration time.Duration
+}
+
+// Runner runs one redisplit command line (without the program name) and
+// returns its exit code and output. It must honour ctx.
+type Runner func(ctx context.Context, args []string) Output
+
+// Faults a rehearsal can inject, to prove that it fails when it should.
+const (
+	// FaultLoseKey deletes one key from a target right after migrate (a
+	// session key when there is one): verify and the rehearsal's own
+	// presence check must both report it, and the rehearsal must fail.
+	FaultLoseKey = "lose-key"
+)
+
+// Options configure a rehearsal.
+type Options struct {
+	Backend topology.Backend // where servers run; the caller closes it
+	Layout  Layout           // DefaultLayout() when nil
+	// Config is the user's configuration (routing rules, presets, unknown,
+	// plan); nil means zero configuration.
+	Config *config.Config
+	// Exactly one data source: an RDB file, or a synthetic keyspace.
+	FromRDB   string
+	Synthetic *Synthetic
+
+	Run   Runner
+	Fault string // "" or FaultLoseKey
+	// Dir receives the generated configuration, the state directory and
+	// every command's output; it must exist.
+	Dir string
+	// Progress, when set, is told when each phase starts and ends.
+	Progress func(phase string, done bool, ok bool, d time.Duration)
+}
+
+// Phase names, in order.
+const (
+	PhaseTopology = "topology"
+	PhaseLoad     = "load"
+	PhaseScan     = "scan"
+	PhaseMigrate  = "migrate"
+	PhaseVerify   = "verify"
+	PhaseRollback = "rollback"
+	PhaseFinal    = "verify-after-rollback"
+)
+
+// Case is one test case of the report: one phase for one bucket ("" for
+// phases that are not per bucket).
+type Case struct {
+	Phase    string
+	Bucket   string
+	OK       bool
+	Skipped  bool
+	Detail   string   // one line
+	Keys     []string // offending keys, quoted
+	Output   string   // command output worth keeping (failures)
+	Duration time.Duration
+}
+
+// Result is the outcome of a rehearsal.
+type Result struct {
+	OK        bool
+	Lost      bool // some key was lost or changed (exit 3), as opposed to a phase failing
+	Started   time.Time
+	Duration  time.Duration
+	Image     string   // set by the caller: the image servers ran from
+	Servers   []string // one line per bucket
+	Source    string   // "synthetic 100000 keys (seed 1)" or "RDB path"
+	Generated *Generated
+	Buckets   []string       // buckets with a target, in report order
+	Legacy    map[string]int // legacy keys per bucket at the start (unknown included)
+	Cases     []Case
+	Commands  []Output
+}
+
+func (r *Result) add(c Case) {
+	r.Cases = append(r.Cases, c)
+	if !c.OK && !c.Skipped {
+		r.OK = false
+	}
+}
+
+// Run performs the rehearsal. It returns an error only when the rehearsal
+// could not be carried out at all (bad options, servers that would not
+// start, data that would not load); a phase that fails is a failed Case and
+// Result.OK false.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Run == nil || o.Backend == nil || o.Dir == "" {
+		return nil, errors.New("rehearse: Backend, Run and Dir are required")
+	}
+	if (o.FromRDB == "") == (o.Synthetic == nil) {
+		return nil, config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N")
+	}
+	if o.Fault != "" && o.Fault != FaultLoseKey {
+		return nil, config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key)", o.Fault)
+	}
+	if o.Layout == nil {
+		o.Layout = DefaultLayout()
+	}
+	router, _, err := classify.Router(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{OK: true, Started: time.Now(), Legacy: map[string]int{}}
+	defer func() { res.Duration = time.Since(res.Started) }()
+	for _, b := range config.Buckets {
+		if _, ok := o.Layout[b]; ok {
+			res.Buckets = append(res.Buckets, b)
+		}
+	}
+	phase := func(name string) func(ok bool) time.Duration {
+		t0 := time.Now()
+		if o.Progress != nil {
+			o.Progress(name, false, false, 0)
+		}
+		return func(ok bool) time.Duration {
+			d := time.Since(t0)
+			if o.Progress != nil {
+				o.Progress(name, true, ok, d)
+			}
+			return d
+		}
+	}
+
+	// topology
+	end := phase(PhaseTopology)
+	topo, err := o.Layout.Start(ctx, o.Backend)
+	if err != nil {
+		end(false)
+		return nil, fmt.Errorf("start the ephemeral topology: %w", err)
+	}
+	res.Servers = topo.Describe()
+	res.add(Case{Phase: PhaseTopology, OK: true, Detail: fmt.Sprintf("%d stores started", len(topo.Targets)+1), Duration: end(true)})
+
+	// load
+	end = phase(PhaseLoad)
+	legacy := redis.NewClient(&redis.Options{Addr: topo.Legacy.Addr(), DisableIdentity: true, ReadTimeout: 30 * time.Second})
+	defer legacy.Close()
+	if o.Synthetic != nil {
+		res.Source = fmt.Sprintf("synthetic keyspace: %d keys (seed %d)", o.Synthetic.Keys, o.Synthetic.Seed)
+		g, err := o.Synthetic.Generate(ctx, legacy)
+		if err != nil {
+			end(false)
+			return nil, fmt.Errorf("generate the synthetic keyspace: %w", err)
+		}
+		res.Generated = &g
+	} else {
+		res.Source = "RDB snapshot " + o.FromRDB
+		if err := loadRDB(ctx, topo.Legacy, o.FromRDB); err != nil {
+			end(false)
+			return nil, err
+		}
+	}
+	snap, err := TakeSnapshot(ctx, legacy, router)
+	if err != nil {
+		end(false)
+		return nil, fmt.Errorf("snapshot legacy: %w", err)
+	}
+	res.Legacy = snap.ByBucket
+	res.add(Case{Phase: PhaseLoad, OK: len(snap.Keys) > 0, Detail: fmt.Sprintf("%d keys on legacy", len(snap.Keys)), Duration: end(len(snap.Keys) > 0)})
+	if len(snap.Keys) == 0 {
+		return res, nil
+	}
+
+	cfgPath, err := topo.WriteConfig(o.Dir, o.Config)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string]*target.Redis{}
+	defer func() {
+		for _, t := range targets {
+			t.Close()
+		}
+	}()
+	for _, b := range res.Buckets {
+		t, err := target.Open(ctx, b, topo.Targets[b])
+		if err != nil {
+			return nil, err
+		}
+		targets[b] = t
+	}
+	run := func(name string, args ...string) Output {
+		full := append([]string{"--config", cfgPath, "--no-progress"}, args...)
+		out := o.Run(ctx, full)
+		out.Args = full
+		res.Commands = append(res.Commands, out)
+		_ = os.WriteFile(filepath.Join(o.Dir, name+".out"), []byte(out.Stdout), 0o600)
+		_ = os.WriteFile(filepath.Join(o.Dir, name+".err"), []byte(out.Stderr), 0o600)
+		return out
+	}
+	perBucket := func(ph string, out *Output, checks map[string]Check, d time.Duration) bool {
+		all := true
+		for _, b := range res.Buckets {
+			c := Case{Phase: ph, Bucket: b, OK: true, Duration: d}
+			if out != nil && out.Code != 0 {
+				c.OK = false
+				c.Detail = fmt.Sprintf("redisplit %s exited %d", ph, out.Code)
+				c.Output = tail(out.Stderr+"\n"+out.Stdout, 4000)
+			}
+			if ck, ok := checks[b]; ok {
+				if c.Detail != "" {
+					c.Detail += "; "
+				}
+				c.Detail += ck.Detail
+				c.Keys = ck.Keys
+				if !ck.OK {
+					c.OK = false
+				}
+				if ck.Loss {
+					res.Lost = true
+				}
+			}
+			if c.Detail == "" {
+				c.Detail = "ok"
+			}
+			all = all && c.OK
+			res.add(c)
+		}
+		return all
+	}
+
+	// scan
+	end = phase(PhaseScan)
+	out := run("scan", "scan")
+	scanChecks := map[string]Check{}
+	for _, b := range res.Buckets {
+		ck := Check{OK: true, Detail: fmt.Sprintf("%d legacy keys route here", snap.ByBucket[b])}
+		if g := res.Generated; g != nil {
+			// Keys with a TTL of a few seconds may be gone already.
+			if n := snap.ByBucket[b]; n > g.ByBucket[b] || n < g.ByBucket[b]-g.ShortTTL[b] {
+				ck.OK = false
+				ck.Detail += fmt.Sprintf(", but %d were generated for this bucket", g.ByBucket[b])
+			}
+		}
+		scanChecks[b] = ck
+	}
+	if n := snap.ByBucket[string(classify.Unknown)]; n > 0 {
+		res.add(Case{Phase: PhaseScan, Bucket: string(classify.Unknown), OK: o.Config != nil && o.Config.Unknown != "" && o.Config.Unknown != "block",
+			Detail: fmt.Sprintf("%d legacy keys match no rule (unknown: %s)", n, unknownSetting(o.Config))})
+	}
+	perBucket(PhaseScan, &out, scanChecks, 0)
+	end(out.Code == 0)
+
+	// migrate
+	end = phase(PhaseMigrate)
+	out = run("migrate", "migrate", "--yes")
+	presence, err := Presence(ctx, snap, targets)
+	if err != nil {
+		return nil, err
+	}
+	perBucket(PhaseMigrate, &out, presence, 0)
+	migrated := out.Code == 0
+	end(migrated)
+
+	if o.Fault == FaultLoseKey {
+		k, b, err := loseKey(ctx, snap, targets)
+		if err != nil {
+			return nil, fmt.Errorf("fault lose-key: %w", err)
+		}
+		res.add(Case{Phase: "fault", Bucket: b, OK: true, Skipped: true, Detail: fmt.Sprintf("injected: deleted %q from the %s target", k, b)})
+	}
+
+	// verify
+	end = phase(PhaseVerify)
+	out = run("verify", "verify", "-o", "json")
+	checks := map[string]Check{}
+	if o.Fault == FaultLoseKey {
+		// The rehearsal's own presence check must see the injected loss too.
+		if checks, err = Presence(ctx, snap, targets); err != nil {
+			return nil, err
+		}
+	}
+	if out.Code == 3 {
+		res.Lost = true
+	}
+	perBucket(PhaseVerify, &out, checks, 0)
+	end(out.Code == 0)
+
+	// rollback
+	end = phase(PhaseRollback)
+	out = run("rollback", "rollback", "--yes")
+	empty, err := Empty(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	perBucket(PhaseRollback, &out, empty, 0)
+	end(out.Code == 0)
+
+	// final verify: legacy exactly as before, targets empty
+	end = phase(PhaseFinal)
+	unchanged, err := Unchanged(ctx, snap, legacy, router)
+	if err != nil {
+		return nil, err
+	}
+	for b, c := range empty {
+		u := unchanged[b]
+		if !c.OK {
+			u.OK = false // not a loss: left-over target keys are a failed rollback
+			u.Detail += "; " + c.Detail
+			u.Keys = append(u.Keys, c.Keys...)
+		}
+		unchanged[b] = u
+	}
+	ok := perBucket(PhaseFinal, nil, unchanged, 0)
+	end(ok)
+	return res, nil
+}
+
+func unknownSetting(c *config.Config) string {
+	if c == nil || c.Unknown == "" {
+		return "block"
+	}
+	return c.Unknown
+}
+
+// loseKey deletes one migrated key from a target, preferring a session key.
+func loseKey(ctx context.Context, snap *Snapshot, targets map[string]*target.Redis) (key, bucket string, err error) {
+	for _, b := range []string{"session", "queue", "ratelimit", "cache"} {
+		t := targets[b]
+		if t == nil {
+			continue
+		}
+		for k, f := range snap.Keys {
+			if f.bucket != b || !f.expireAt.IsZero() && time.Until(f.expireAt) < time.Minute {
+				continue
+			}
+			n, err := t.Client.Del(ctx, k).Result()
+			if err != nil {
+				return "", "", err
+			}
+			if n == 1 {
+				return k, b, nil
+			}
+		}
+	}
+	return "", "", errors.New("no migrated key found on any target")
+}
+
+// loadRDB stops legacy, copies the RDB file into its data directory and
+// starts it again, so that Redis loads the snapshot at start-up. The backend
+// must expose the server's data directory (the container backend does).
+func loadRDB(ctx context.Context, s topology.Server, path string) error {
+	dd, ok := s.(interface{ DataDir() string })
+	if !ok {
+		return fmt.Errorf("--from-rdb needs a backend that exposes server data directories (the container backend)")
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return config.Errorf("--from-rdb", "%v", err)
+	}
+	defer src.Close()
+	if err := s.Stop(ctx); err != nil {
+		return fmt.Errorf("stop legacy to load the RDB: %w", err)
+	}
+	dst, err := os.OpenFile(filepath.Join(dd.DataDir(), "dump.rdb"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("legacy did not start from %s (an RDB written by a newer Redis than the image's cannot be loaded; "+
+			"choose the image with --image): %w", path, err)
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
