@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/target"
 )
 
@@ -36,10 +37,7 @@ type Snapshot struct {
 
 // ownKey reports whether k is one of redisplit's own keys on legacy (its
 // lease and catch-up markers), which the legacy checks ignore.
-func ownKey(k string) bool { return strings.HasPrefix(k, OwnPrefix) }
-
-// OwnPrefix is the prefix of the keys redisplit itself writes on legacy.
-const OwnPrefix = "redisplit:"
+func ownKey(k string) bool { return strings.HasPrefix(k, migrate.OwnPrefix) }
 
 // scanDigests SCANs c and returns, for every key, its type, DUMP digest and
 // expiry, with pipelined batches.
