@@ -100,6 +100,7 @@ func (e *RuleError) Error() string {
 type compiled struct {
 	Rule
 	re *regexp.Regexp // nil for prefix rules
+	pf prefilter      // necessary condition checked before re
 }
 
 func (c *compiled) matches(key, typ string) bool {
@@ -112,7 +113,7 @@ func (c *compiled) matches(key, typ string) bool {
 	if c.re == nil {
 		return strings.HasPrefix(key, c.Prefix)
 	}
-	return c.re.MatchString(key)
+	return c.pf.pass(key) && c.re.MatchString(key)
 }
 
 // Compile validates r; source and pos name it in errors.
@@ -142,6 +143,7 @@ func compile(r Rule, source string, pos int) (*compiled, error) {
 		var expr string
 		if expr, err = GlobToRegexp(r.Glob); err == nil {
 			c.re, err = regexp.Compile(expr)
+			c.pf = newPrefilter(expr)
 		}
 		if err != nil {
 			return nil, bad("invalid glob %q: %v", r.Glob, err)
@@ -150,6 +152,7 @@ func compile(r Rule, source string, pos int) (*compiled, error) {
 		if c.re, err = regexp.Compile(r.Regex); err != nil {
 			return nil, bad("invalid regex %q: %v", r.Regex, err)
 		}
+		c.pf = newPrefilter(r.Regex)
 	}
 	return c, nil
 }
