@@ -19,8 +19,9 @@ type Layout map[string]Store
 
 // Store is one bucket's target shape.
 type Store struct {
-	Kind  string // config.KindStandalone, KindCluster, KindSentinel
-	Nodes int    // cluster masters; 1 otherwise
+	Kind  string   // config.KindStandalone, KindCluster, KindSentinel
+	Nodes int      // cluster masters; 1 otherwise
+	Args  []string // extra redis-server arguments, after the bucket's defaults
 }
 
 // DefaultLayout is DESIGN.md §1: a 3-master cache cluster, sessions on a
@@ -88,7 +89,7 @@ func (l Layout) Start(ctx context.Context, b topology.Backend) (*Topology, error
 		if !ok {
 			continue
 		}
-		args := storeArgs[bucket]
+		args := append(append([]string{}, storeArgs[bucket]...), s.Args...)
 		switch s.Kind {
 		case config.KindStandalone:
 			srv, err := topology.Standalone(ctx, b, bucket, args...)
