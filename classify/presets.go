@@ -71,6 +71,7 @@ func builtin() []Preset {
 			Name: "sidekiq",
 			Description: "Sidekiq (7+, no namespace; ≤6 under the sidekiq: namespace): queues, schedule/retry/dead sets, " +
 				"process identities and their work/signals keys, stats and metrics. " +
+				"Metrics and stats key formats changed across 6.5–7.x; all are matched. " +
 				"Sources: sidekiq/sidekiq lib/sidekiq/client.rb, fetch.rb, job_retry.rb, launcher.rb, component.rb, api.rb, " +
 				"metrics/tracking.rb, metrics/shared.rb.",
 			Rules: []Rule{
@@ -78,12 +79,13 @@ func builtin() []Preset {
 				rx("queue set / process set", `^(?:queues|processes)$`, "set", Queue),
 				rx("schedule, retry and dead sets", `^(?:schedule|retry|dead)$`, "zset", Queue),
 				glob("job queue", "queue:*", "list", Queue),
-				rx("stats counters", `^stat:(?:processed|failed)(?::[0-9]{4}-[0-9]{2}-[0-9]{2})?$`, "", Queue),
+				rx("stats counters", `^stat:(?:processed|failed)(?::[0-9]{4}-?[0-9]{2}-?[0-9]{2})?$`, "", Queue),
 				rx("process identity hostname:pid:nonce", `^[^:\s]+:[0-9]+:[0-9a-f]{12}$`, "hash", Queue),
-				rx("process work hash", `^[^:\s]+:[0-9]+:[0-9a-f]{12}:work$`, "hash", Queue),
+				rx("process work hash (:workers before 7)", `^[^:\s]+:[0-9]+:[0-9a-f]{12}:work(?:ers)?$`, "hash", Queue),
 				rx("process signals", `^[^:\s]+:[0-9]+:[0-9a-f]{12}-signals$`, "list", Queue),
-				rx("job metrics per minute", `^j\|[0-9]{6}\|[0-9]{1,2}:[0-9]{1,2}$`, "hash", Queue),
-				rx("job histogram", `^h\|[A-Za-z_][A-Za-z0-9_:]*-.+$`, "string", Queue),
+				rx("job and queue metrics (daily, hourly, per minute)", `^[jq]\|[0-9]{6,8}(?:\|[0-9]{1,2}(?::[0-9]{1,2})?)?$`, "hash", Queue),
+				rx("job execution histogram", `^h\|[A-Za-z_][A-Za-z0-9_:]*-.+$`, "string", Queue),
+				rx("job execution histogram (7.0: no h| prefix)", `^[A-Z][A-Za-z0-9_:]*-[0-9]{2}-[0-9]{1,2}:[0-9]{1,2}$`, "string", Queue),
 			},
 		},
 		{
@@ -214,7 +216,7 @@ func builtin() []Preset {
 				"rbcervilla/redisstore session:{id}. Sources: boj/redistore redistore.go; rbcervilla/redisstore redisstore.go.",
 			Rules: []Rule{
 				rx("boj/redistore session", `^session_[A-Z2-7]{52}$`, "", Session),
-				rx("rbcervilla/redisstore session", `^session:[A-Z2-7]{52}$`, "", Session),
+				rx("rbcervilla/redisstore session (64 random bytes, base32)", `^session:[A-Z2-7]{103}$`, "", Session),
 			},
 		},
 		{
@@ -348,11 +350,12 @@ func builtin() []Preset {
 			Name: "spring-cache",
 			Description: "Spring Cache (spring-data-redis, CacheKeyPrefix.simple): {cacheName}::{key} strings and {cacheName}~lock; " +
 				"the same shape covers keyv v5 namespaces. Guards first: rmq:: and rack::attack: keys share the shape and are " +
-				"never cache. Sources: spring-projects/spring-data-redis src/main/java/org/springframework/data/redis/cache/" +
+				"never cache, nor are Sidekiq 7.0 histograms of Ruby classes (Billing::InvoiceJob-25-9:41). Sources: spring-projects/spring-data-redis src/main/java/org/springframework/data/redis/cache/" +
 				"CacheKeyPrefix.java, RedisCacheConfiguration.java, DefaultRedisCacheWriter.java.",
 			Rules: []Rule{
 				pfx("guard: rmq keys are queue", "rmq::", Queue),
 				pfx("guard: rack-attack counters are rate limits", "rack::attack:", RateLimit),
+				rx("guard: Sidekiq 7.0 histograms of namespaced job classes are queue", `^[A-Z][A-Za-z0-9_:]*-[0-9]{2}-[0-9]{1,2}:[0-9]{1,2}$`, "string", Queue),
 				rx("cache lock", `^[A-Za-z_][A-Za-z0-9_.-]*~lock$`, "string", Cache),
 				rx("cache entry", `^[A-Za-z_][A-Za-z0-9_.-]*::.`, "string", Cache),
 			},
