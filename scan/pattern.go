@@ -56,13 +56,19 @@ type span struct {
 // and ':' they contain. Digit runs inside remaining words become {n}.
 func Normalize(key string) Pattern {
 	var n normaliser
-	return n.normalize(key)
+	n.normalize(key)
+	return n.pattern()
 }
 
-func (n *normaliser) normalize(key string) Pattern {
+// normalize computes the pattern of key into n.text and n.glob (valid until
+// the next call), without allocating in the common case.
+func (n *normaliser) normalize(key string) {
 	n.text, n.glob, n.parts = n.text[:0], n.glob[:0], 0
 	n.protected = findProtected(key, n.protected[:0])
 	n.segment(key, 0, len(key), 0)
+}
+
+func (n *normaliser) pattern() Pattern {
 	return Pattern{Text: string(n.text), Glob: string(n.glob)}
 }
 
@@ -104,33 +110,37 @@ func (n *normaliser) segment(key string, start, end, level int) {
 // splitOn splits key[start:end] on sep, outside hash tags and protected
 // spans; it reports false when sep does not occur there.
 func (n *normaliser) splitOn(key string, start, end int, sep byte, level int) bool {
-	var cuts []int
-	for i := start; i < end; i++ {
-		if sp, ok := n.protectedAt(i, end); ok {
-			i = sp - 1
-			continue
-		}
-		switch key[i] {
-		case '{':
-			if j := closeBrace(key[:end], i); j > 0 {
-				i = j
+	next := func(i int) int { // index of the next cut at or after i, or end
+		for ; i < end; i++ {
+			if sp, ok := n.protectedAt(i, end); ok {
+				i = sp - 1
+				continue
 			}
-		case sep:
-			cuts = append(cuts, i)
+			switch key[i] {
+			case '{':
+				if j := closeBrace(key[:end], i); j > 0 {
+					i = j
+				}
+			case sep:
+				return i
+			}
 		}
+		return end
 	}
-	if len(cuts) == 0 {
+	c := next(start)
+	if c == end {
 		return false
 	}
 	from := start
-	for _, c := range cuts {
+	for c < end {
 		if n.parts >= maxPatternParts {
 			n.star()
 			return true
 		}
 		n.segment(key, from, c, level+1)
-		n.literal(string(sep))
+		n.literal(key[c : c+1])
 		from = c + 1
+		c = next(from)
 	}
 	n.segment(key, from, end, level+1)
 	return true

@@ -210,10 +210,8 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 
 	// Proposals for every unknown pattern; accepted ones move their pattern.
 	var unknown []*patternAgg
-	for _, p := range a.patterns {
-		if p.Bucket == classify.Unknown {
-			unknown = append(unknown, p)
-		}
+	for _, p := range a.patterns[classify.Unknown] {
+		unknown = append(unknown, p)
 	}
 	sort.Slice(unknown, func(i, j int) bool {
 		if unknown[i].Stats.Keys != unknown[j].Stats.Keys {
@@ -250,11 +248,11 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 			get(b).all.merge(st)
 		}
 	}
-	for _, p := range a.patterns {
+	a.each(func(p *patternAgg) {
 		if p.Bucket != classify.Unknown {
 			get(p.Bucket).patterns = append(get(p.Bucket).patterns, patternReport(p))
 		}
-	}
+	})
 	for b, o := range a.other {
 		pr := patternReport(o)
 		pr.Samples = nil

@@ -328,8 +328,8 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		if m.Rule != nil {
 			rule = m.Rule.String()
 		}
-		pat := w.norm.normalize(k)
-		w.agg.add(&ki, m.Bucket, rule, pat)
+		w.norm.normalize(k)
+		w.agg.add(&ki, m.Bucket, rule, &w.norm)
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, &ki, m.Bucket, rule)
 		}

@@ -224,11 +224,6 @@ type patternAgg struct {
 	Samples []string
 }
 
-type patKey struct {
-	bucket classify.Bucket
-	text   string
-}
-
 // aggregator accumulates per-bucket and per-pattern statistics with bounded
 // memory: at most maxPatterns distinct patterns are tracked, the rest are
 // folded into one OtherPattern entry per bucket. Not safe for concurrent use;
@@ -236,14 +231,15 @@ type patKey struct {
 type aggregator struct {
 	maxPatterns int
 	buckets     map[classify.Bucket]*Stats
-	patterns    map[patKey]*patternAgg
+	patterns    map[classify.Bucket]map[string]*patternAgg // by bucket, by pattern text
+	nPatterns   int
 	other       map[classify.Bucket]*patternAgg
 	folded      int64 // keys folded into other entries
 }
 
 func newAggregator(maxPatterns int) *aggregator {
 	return &aggregator{maxPatterns: maxPatterns, buckets: map[classify.Bucket]*Stats{},
-		patterns: map[patKey]*patternAgg{}, other: map[classify.Bucket]*patternAgg{}}
+		patterns: map[classify.Bucket]map[string]*patternAgg{}, other: map[classify.Bucket]*patternAgg{}}
 }
 
 func (a *aggregator) bucket(b classify.Bucket) *Stats {
@@ -264,18 +260,38 @@ func (a *aggregator) otherOf(b classify.Bucket) *patternAgg {
 	return o
 }
 
-func (a *aggregator) add(k *KeyInfo, b classify.Bucket, rule string, p Pattern) {
+func (a *aggregator) byBucket(b classify.Bucket) map[string]*patternAgg {
+	m := a.patterns[b]
+	if m == nil {
+		m = map[string]*patternAgg{}
+		a.patterns[b] = m
+	}
+	return m
+}
+
+// each calls fn for every tracked pattern.
+func (a *aggregator) each(fn func(*patternAgg)) {
+	for _, m := range a.patterns {
+		for _, p := range m {
+			fn(p)
+		}
+	}
+}
+
+// add counts key k, routed to bucket b by rule, whose pattern is in n.
+func (a *aggregator) add(k *KeyInfo, b classify.Bucket, rule string, n *normaliser) {
 	a.bucket(b).add(k)
-	pk := patKey{b, p.Text}
-	pa := a.patterns[pk]
+	m := a.byBucket(b)
+	pa := m[string(n.text)]
 	if pa == nil {
-		if len(a.patterns) >= a.maxPatterns {
+		if a.nPatterns >= a.maxPatterns {
 			a.folded++
 			a.otherOf(b).Stats.add(k)
 			return
 		}
-		pa = &patternAgg{Pattern: p, Bucket: b, Rule: rule}
-		a.patterns[pk] = pa
+		pa = &patternAgg{Pattern: n.pattern(), Bucket: b, Rule: rule}
+		m[pa.Text] = pa
+		a.nPatterns++
 	}
 	pa.Stats.add(k)
 	if len(pa.Samples) < maxSamples {
@@ -294,22 +310,23 @@ func (a *aggregator) merge(o *aggregator) {
 	}
 	// Existing entries absorb matching ones; new ones compete for the cap by size.
 	var fresh []*patternAgg
-	for pk, x := range o.patterns {
-		if pa := a.patterns[pk]; pa != nil {
+	o.each(func(x *patternAgg) {
+		if pa := a.byBucket(x.Bucket)[x.Text]; pa != nil {
 			pa.Stats.merge(&x.Stats)
 			for _, s := range x.Samples {
 				if len(pa.Samples) < maxSamples {
 					pa.Samples = append(pa.Samples, s)
 				}
 			}
-			continue
+			return
 		}
 		fresh = append(fresh, x)
-	}
+	})
 	sort.Slice(fresh, func(i, j int) bool { return fresh[i].Stats.Keys > fresh[j].Stats.Keys })
 	for _, x := range fresh {
-		if len(a.patterns) < a.maxPatterns {
-			a.patterns[patKey{x.Bucket, x.Text}] = x
+		if a.nPatterns < a.maxPatterns {
+			a.byBucket(x.Bucket)[x.Text] = x
+			a.nPatterns++
 			continue
 		}
 		a.folded += x.Stats.Keys
