@@ -229,6 +229,7 @@ type Match struct {
 type Classifier struct {
 	rules     []*compiled
 	needsType bool
+	ix        *ruleIndex
 }
 
 // New compiles rules in order. Each rule's Source names it in errors and in
@@ -250,6 +251,7 @@ func New(rules []Rule) (*Classifier, error) {
 		}
 		c.rules = append(c.rules, cr)
 	}
+	c.ix = newRuleIndex(c.rules)
 	return c, nil
 }
 
@@ -270,8 +272,17 @@ func (c *Classifier) Rules() []Rule {
 // "hash", ...) or "" when unknown, in which case rules that require a type do
 // not match. The first matching rule wins.
 func (c *Classifier) Classify(key, typ string) Match {
-	for _, r := range c.rules {
-		if r.matches(key, typ) {
+	cands, ok := c.ix.candidates(key, typ)
+	if !ok { // a type no rule can name: only untyped rules can match
+		for _, r := range c.rules {
+			if r.matches(key, typ) {
+				return Match{Bucket: r.Bucket, Rule: &r.Rule}
+			}
+		}
+		return Match{Bucket: Unknown}
+	}
+	for _, i := range cands {
+		if r := c.rules[i]; r.matches(key, typ) {
 			return Match{Bucket: r.Bucket, Rule: &r.Rule}
 		}
 	}

@@ -14,10 +14,22 @@ import (
 type prefilter struct {
 	prefix string
 	need   string
+	anyOf  []string // when set, the name must also contain one of these (from an alternation)
 }
 
 func (p prefilter) pass(key string) bool {
-	return strings.HasPrefix(key, p.prefix) && strings.Contains(key, p.need)
+	if !strings.HasPrefix(key, p.prefix) || !strings.Contains(key, p.need) {
+		return false
+	}
+	if p.anyOf == nil {
+		return true
+	}
+	for _, s := range p.anyOf {
+		if strings.Contains(key, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // newPrefilter analyses expr. Only case-sensitive ASCII literals are used, so
@@ -57,7 +69,64 @@ func newPrefilter(expr string) prefilter {
 			anchored = false
 		}
 	}
+	// Deeper: a literal required inside groups, repetitions and every branch
+	// of an alternation (e.g. Laravel's "_cache" | "-cache-" prefixes).
+	if set := required(re); len(set) == 1 && len(set[0]) > len(p.need) {
+		p.need = set[0]
+	} else if len(set) > 1 && shortest(set) > len(p.need) {
+		p.anyOf = set
+	}
 	return p
+}
+
+// required returns literals one of which every match of re contains (nil
+// when there is none): a literal; what a group or a repetition of at least
+// one requires; the best requirement among a concatenation's parts; one of
+// each alternative's requirements.
+func required(re *syntax.Regexp) []string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase == 0 {
+			if lit := asciiPrefix(re.Rune); lit != "" {
+				return []string{lit}
+			}
+		}
+	case syntax.OpCapture, syntax.OpPlus:
+		return required(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return required(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		var best []string
+		for _, s := range re.Sub {
+			if set := required(s); set != nil && (best == nil || shortest(set) > shortest(best)) {
+				best = set
+			}
+		}
+		return best
+	case syntax.OpAlternate:
+		var all []string
+		for _, s := range re.Sub {
+			set := required(s)
+			if set == nil {
+				return nil
+			}
+			all = append(all, set...)
+		}
+		return all
+	}
+	return nil
+}
+
+func shortest(set []string) int {
+	n := -1
+	for _, s := range set {
+		if n < 0 || len(s) < n {
+			n = len(s)
+		}
+	}
+	return n
 }
 
 func asciiPrefix(rs []rune) string {

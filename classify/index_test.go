@@ -1,0 +1,67 @@
+package classify
+
+import (
+	"testing"
+
+	"github.com/redisplit/redisplit/config"
+)
+
+// naive is Classify without index or prefilter: every rule's plain matcher in
+// order. The fast path must agree with it on every key and type.
+func naive(c *Classifier, key, typ string) Match {
+	for _, r := range c.rules {
+		if r.Type != "" && r.Type != typ {
+			continue
+		}
+		var ok bool
+		if r.re == nil {
+			ok = len(key) >= len(r.Prefix) && key[:len(r.Prefix)] == r.Prefix
+		} else {
+			ok = r.re.MatchString(key)
+		}
+		if ok {
+			return Match{Bucket: r.Bucket, Rule: &r.Rule}
+		}
+	}
+	return Match{Bucket: Unknown}
+}
+
+func TestIndexAndPrefilterNeverChangeRouting(t *testing.T) {
+	f := loadFixture(t)
+	var keys []string
+	for _, lib := range f.Libraries {
+		for _, k := range lib.Keys {
+			keys = append(keys, k.Key)
+		}
+	}
+	for _, k := range f.Unclaimed {
+		keys = append(keys, k.Key)
+	}
+	// Variants: truncated, extended, prefixed, with binary and non-ASCII bytes.
+	base := len(keys)
+	for _, k := range keys[:base] {
+		keys = append(keys, k[:len(k)/2], k+":x", "x"+k, "\xff"+k, k+"\xfe", "é"+k, ":"+k)
+	}
+	keys = append(keys, "", ":", "\x00", "\uFFFD", "a\uFFFDb", "laravel_cache_\xff")
+	cfgs := []*config.Config{nil, {Rules: []config.Rule{
+		{Regex: "(?i)^SESS:", Bucket: "session"},
+		{Regex: "é+x$", Bucket: "queue"},
+		{Glob: "[a-c]*:\\*", Bucket: "cache"},
+		{Regex: "\uFFFD", Bucket: "queue"},
+	}}}
+	types := []string{"", "string", "hash", "list", "set", "zset", "stream", "vectorset"}
+	n := 0
+	for _, cfg := range cfgs {
+		c := defaultRouter(t, cfg)
+		for _, k := range keys {
+			for _, typ := range types {
+				got, want := c.Classify(k, typ), naive(c, k, typ)
+				if got.Bucket != want.Bucket || got.Rule != want.Rule {
+					t.Errorf("%q (%s): fast path %s by %v, plain %s by %v", k, typ, got.Bucket, got.Rule, want.Bucket, want.Rule)
+				}
+				n++
+			}
+		}
+	}
+	t.Logf("%d classifications compared", n)
+}
