@@ -159,7 +159,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 		note("name segment %q", rateW)
 	}
 	if phs[PhIP] {
-		score[classify.RateLimit] += 0.3
+		score[classify.RateLimit] += 0.4
 		note("IP-shaped segment")
 	}
 	if strings_ > 0 && intShare >= 0.9 {

@@ -1,0 +1,81 @@
+package scan
+
+import (
+	"testing"
+
+	"github.com/redisplit/redisplit/classify"
+)
+
+// keys builds Stats from n keys of one shape.
+func keys(n int, typ string, pttlMs int64, enc string) *Stats {
+	s := &Stats{}
+	for i := 0; i < n; i++ {
+		s.add(&KeyInfo{Key: "k", Type: typ, PTTL: pttlMs, Encoding: enc, Bytes: 100})
+	}
+	return s
+}
+
+const (
+	minute = int64(60 * 1000)
+	hour   = 60 * minute
+	day    = 24 * hour
+)
+
+func TestPropose(t *testing.T) {
+	tests := []struct {
+		name     string
+		key      string
+		stats    *Stats
+		bucket   classify.Bucket
+		accepted bool
+	}{
+		{"session hash with day TTL", "sess:00000000002a", keys(100, "hash", day-minute, "listpack"), classify.Session, true},
+		{"session string with 30m TTL", "app:session:Xk3pQ9zR2mN8vB5cL1wT7yH4", keys(100, "string", 30*minute, "embstr"), classify.Session, true},
+		{"session word but zset without TTL (analytics)", "session:1234", keys(100, "zset", -1, "listpack"), classify.Unknown, false},
+		{"rate limit counters by IP", "myapp:throttle:10.0.0.1", keys(100, "string", minute, "int"), classify.RateLimit, true},
+		{"rl counters", "rl:login:42", keys(100, "string", day-minute, "int"), classify.RateLimit, true},
+		{"IP counter without name evidence", "x:10.0.0.1", keys(100, "string", minute, "int"), classify.RateLimit, true},
+		{"stats counters with long TTL are not rate limits", "stat:processed:2024-01-02", keys(100, "string", 5*365*day, "int"), classify.Unknown, false},
+		{"job lists", "queue:jobs:7", keys(100, "list", -1, "quicklist"), classify.Queue, true},
+		{"bare lists without TTL: weak queue", "lb:7", keys(100, "list", -1, "quicklist"), classify.Unknown, false},
+		{"cache strings with TTL", "cache:api:v1:item:9", keys(100, "string", day-minute, "raw"), classify.Cache, true},
+		{"cache word, lists: not cache", "cache:queue:9", keys(100, "list", -1, "quicklist"), classify.Queue, true},
+		{"cache word and session word: never cache", "cache:session:9", keys(100, "string", hour, "raw"), classify.Session, true},
+		{"cache word and rl counters: never cache", "cache:rl:10.1.1.1", keys(100, "string", minute, "int"), classify.RateLimit, true},
+		{"no evidence at all", "user:42:tags", keys(100, "set", -1, "listpack"), classify.Unknown, false},
+		{"strings with TTL but no name: not cache", "x:7", keys(100, "string", hour, "raw"), classify.Unknown, false},
+		{"lock keys are discounted", "jobs:lock:7", keys(100, "string", minute, "embstr"), classify.Queue, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Propose(Normalize(tt.key), tt.stats)
+			if p.Bucket != tt.bucket || p.Accepted != tt.accepted {
+				t.Fatalf("Propose(%s) = %s accepted=%v conf %.2f, want %s accepted=%v; evidence %q",
+					tt.key, p.Bucket, p.Accepted, p.Confidence, tt.bucket, tt.accepted, p.Evidence)
+			}
+			if p.Bucket != classify.Unknown && len(p.Evidence) == 0 {
+				t.Fatal("a proposal without evidence")
+			}
+			if p.Accepted != (p.Confidence >= AcceptConfidence) {
+				t.Fatalf("accepted=%v with confidence %.2f", p.Accepted, p.Confidence)
+			}
+		})
+	}
+}
+
+// TestProposeNeverCacheWithDurableEvidence: whatever the stats, a pattern
+// whose name carries session, queue or rate-limit words is never cache.
+func TestProposeNeverCacheWithDurableEvidence(t *testing.T) {
+	names := []string{"cache:sess:1", "cache:jobs:1", "cache:throttle:1", "page:queue:1", "views:ratelimit:1", "cache:10.0.0.1"}
+	shapes := []*Stats{
+		keys(10, "string", hour, "raw"), keys(10, "string", -1, "embstr"), keys(10, "hash", day, "listpack"),
+		keys(10, "string", minute, "int"), keys(10, "list", -1, "quicklist"),
+	}
+	for _, n := range names {
+		for _, s := range shapes {
+			if p := Propose(Normalize(n), s); p.Bucket == classify.Cache {
+				t.Errorf("%s %s proposed cache: %q", n, typeMix(s), p.Evidence)
+			}
+		}
+	}
+}
