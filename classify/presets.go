@@ -340,10 +340,10 @@ func builtin() []Preset {
 		// ---- caches: generic shapes last ----
 		{
 			Name:        "keyv",
-			Description: "keyv / @keyv/redis / cache-manager: keyv:{key} (≤v4), keyv::{key} (v5) and the namespace:keyv key set. Sources: jaredwray/keyv packages/keyv/src/index.js, packages/redis/src/index.js, storage/redis/src/index.ts, core/keyv/src/keyv.ts.",
+			Description: "keyv / @keyv/redis / cache-manager: keyv:{key} (≤v4), keyv::{key} (v5) and the namespace:keyv key set of the default namespace (other namespace:* sets are too generic to claim). Sources: jaredwray/keyv packages/keyv/src/index.js, packages/redis/src/index.js, storage/redis/src/index.ts, core/keyv/src/keyv.ts.",
 			Rules: []Rule{
 				pfx("keyv entry", "keyv:", Cache),
-				rx("keyv namespace set", `^namespace:[^:]+$`, "set", Cache),
+				rx("keyv namespace set (default namespace)", `^namespace:keyv$`, "set", Cache),
 			},
 		},
 		{

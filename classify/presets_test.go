@@ -265,3 +265,17 @@ func TestInvalidConfigRules(t *testing.T) {
 		})
 	}
 }
+
+// TestPresetsDocumented: docs/rules.md lists every preset (by its name in
+// backquotes), so the user's guide cannot silently fall behind the code.
+func TestPresetsDocumented(t *testing.T) {
+	b, err := os.ReadFile("../docs/rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range PresetNames() {
+		if !strings.Contains(string(b), "| `"+name+"` |") {
+			t.Errorf("docs/rules.md has no table row for preset %s", name)
+		}
+	}
+}
