@@ -243,14 +243,14 @@ func token(s string) string {
 	return ""
 }
 
-// findProtected finds UUIDs and ISO dates inside key: they contain '-' and
-// ':' that must not split them.
+// findProtected finds UUIDs, ISO dates and IPv4 addresses inside key: they
+// contain '-', ':' and '.' that must not split them.
 func findProtected(key string, out []span) []span {
-	if len(key) < 10 || strings.IndexByte(key, '-') < 0 {
+	if len(key) < 7 || strings.IndexByte(key, '-') < 0 && strings.IndexByte(key, '.') < 0 {
 		return out
 	}
 	for i := 0; i < len(key); i++ {
-		if i > 0 && isAlnum(key[i-1]) {
+		if i > 0 && (isAlnum(key[i-1]) || key[i-1] == '.') || !isHex(key[i]) {
 			continue
 		}
 		if isUUID(key, i) && (i+36 == len(key) || !isAlnum(key[i+36])) {
@@ -261,9 +261,30 @@ func findProtected(key string, out []span) []span {
 		if l := isoDateAt(key, i); l > 0 {
 			out = append(out, span{i, i + l, PhTS})
 			i += l - 1
+			continue
+		}
+		if l := ipv4At(key, i); l > 0 {
+			out = append(out, span{i, i + l, PhIP})
+			i += l - 1
 		}
 	}
 	return out
+}
+
+// ipv4At returns the length of a dotted IPv4 address starting at s[i] and
+// not followed by an alphanumeric or '.', or 0.
+func ipv4At(s string, i int) int {
+	j := i
+	for j < len(s) && j-i < 15 && (isDigit(s[j]) || s[j] == '.') {
+		j++
+	}
+	for j > i && s[j-1] == '.' {
+		j--
+	}
+	if j < len(s) && (isAlnum(s[j]) || s[j] == '.') || !isIPv4(s[i:j]) {
+		return 0
+	}
+	return j - i
 }
 
 func isUUID(s string, i int) bool {

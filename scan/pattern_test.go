@@ -30,6 +30,9 @@ func TestNormalize(t *testing.T) {
 		{"rmq::queue::[emails]::ready", "rmq::queue::[emails]::ready", `rmq::queue::\[emails\]::ready`},
 		{"huey.redis.default", "huey.redis.default", "huey.redis.default"},
 		{"deadbeef", "deadbeef", "deadbeef"},
+		{"LIMITS:LIMITER/10.1.2.3/login/10/1/minute", "LIMITS:LIMITER/{ip}/login/{n}/{n}/minute", "LIMITS:LIMITER/*/login/*/*/minute"},
+		{"rack::attack:28400:req/ip:192.168.0.1", "rack::attack:{n}:req/ip:{ip}", "rack::attack:*:req/ip:*"},
+		{"v1.2.3.4.5", "v{n}.{n}.{n}.{n}.{n}", "v*.*.*.*.*"},
 		{"", "", ""},
 	}
 	for _, tt := range tests {
