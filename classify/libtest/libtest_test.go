@@ -1,6 +1,7 @@
 // Package libtest checks zero-configuration routing against keyspaces that
 // real libraries write into a real redis-server: the Go libraries write their
-// own keys (asynq, go-redis/redis_rate, go-redis/cache); for frameworks with
+// own keys (asynq, go-redis/redis_rate, go-redis/cache, gorilla sessions
+// through boj/redistore); for frameworks with
 // no Go library, the keys, types and TTLs of classify/testdata/library-keys.yaml
 // are written as those libraries write them. Each keyspace is then SCANned
 // and every key found is classified with classify.Router and no config.
@@ -10,12 +11,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/boj/redistore"
 	"github.com/go-redis/cache/v9"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
@@ -34,6 +38,7 @@ const (
 	dbRedisRate
 	dbGoCache
 	dbUnclaimed // fixture keys no preset may claim; some share a name with a library key
+	dbRediStore
 )
 
 type scanned struct {
@@ -92,6 +97,7 @@ func TestLibraryKeyspaces(t *testing.T) {
 	t.Run("asynq", func(t *testing.T) { testAsynq(t, ctx, addr) })
 	t.Run("redis_rate", func(t *testing.T) { testRedisRate(t, ctx, addr) })
 	t.Run("go-redis-cache", func(t *testing.T) { testGoRedisCache(t, ctx, addr) })
+	t.Run("boj-redistore", func(t *testing.T) { testRediStore(t, ctx, addr) })
 	t.Run("fixture", func(t *testing.T) { testFixture(t, ctx, addr) })
 }
 
@@ -247,6 +253,33 @@ func testGoRedisCache(t *testing.T, ctx context.Context, addr string) {
 			t.Errorf("go-redis/cache key %q (%s) routed to %s by %v", k.key, k.typ, k.m.Bucket, k.m.Rule)
 		}
 	}
+}
+
+// testRediStore: gorilla sessions saved through boj/redistore (the store
+// gin-contrib/sessions uses) are sessions.
+func testRediStore(t *testing.T, ctx context.Context, addr string) {
+	store, err := redistore.NewRediStoreWithDB(4, "tcp", addr, "", "", strconv.Itoa(dbRediStore), []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i := 0; i < 5; i++ {
+		req := httptest.NewRequest("GET", "/login", nil)
+		rec := httptest.NewRecorder()
+		sess, err := store.New(req, "app-session")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess.Values["user_id"] = i
+		if err := store.Save(req, rec, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := scanDB(t, ctx, addr, dbRediStore)
+	if len(keys) != 5 {
+		t.Fatalf("redistore wrote %v", keyNames(keys))
+	}
+	assertAll(t, keys, classify.Session, "preset gorilla")
 }
 
 // fixtureFile mirrors classify/testdata/library-keys.yaml.
