@@ -142,7 +142,7 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 	}
 	fmt.Fprintf(w, "legacy: %d keys scanned; plan %.12s; state %s\n", r.LegacyKeys, r.PlanHash, r.StateDir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUCKET\tTARGET\tSTATUS\tKEYS\tBYTES\tCOPIED\tSKIPPED\tREFUSED\tLOGICAL")
+	fmt.Fprintln(tw, "BUCKET\tTARGET\tSTATUS\tKEYS\tEST.BYTES\tCOPIED\tSKIPPED\tREFUSED\tLOGICAL")
 	for _, b := range r.Buckets {
 		tgt := b.Target
 		if tgt == "" {

@@ -47,8 +47,7 @@ type Options struct {
 	Workers   int           // partitions; default 8
 	Batch     int           // keys per read/write batch; default 256
 	ScanCount int           // SCAN COUNT; default 1000
-	BigElems  int           // element count above which a key's size is measured; default 8192
-	BigBytes  int64         // a key above this many bytes is copied in chunks; default 8 MiB
+	BigBytes  int64         // a key above this many bytes (MEMORY USAGE) is copied in chunks; default 8 MiB
 	SlowRead  time.Duration // a legacy read slower than this pauses all reads as long; default 100ms
 	Retry     target.Retry  // transient target errors
 	LockTTL   time.Duration // lease lock TTL; default 30s
@@ -74,9 +73,6 @@ func (o *Options) defaults() {
 	}
 	if o.ScanCount <= 0 {
 		o.ScanCount = 1000
-	}
-	if o.BigElems <= 0 {
-		o.BigElems = 8192
 	}
 	if o.BigBytes <= 0 {
 		o.BigBytes = 8 << 20

@@ -39,6 +39,7 @@ import (
 type item struct {
 	seq    uint64
 	key    string
+	big    bool // above the size threshold: copy in chunks
 	bucket *bucketRun
 }
 
@@ -368,6 +369,9 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan item) erro
 				items = append(items, item{key: k, bucket: br})
 			}
 		}
+		if items, err = p.sizeCheck(ctx, items); err != nil {
+			return err
+		}
 		seq := p.tr.add(next, len(items))
 		for _, it := range items {
 			it.seq = seq
@@ -385,6 +389,46 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan item) erro
 			return nil
 		}
 	}
+}
+
+// sizeCheck marks the items above the size threshold (MEMORY USAGE, one
+// pipeline) and drops the keys that no longer exist (counted as skipped).
+func (p *pass) sizeCheck(ctx context.Context, items []item) ([]item, error) {
+	if len(items) == 0 {
+		return items, nil
+	}
+	if err := waitN(ctx, p.o.limiter(), len(items)); err != nil {
+		return nil, err
+	}
+	var cmds []redis.Cmder
+	err := p.o.Retry.Do(ctx, func() error {
+		var err error
+		cmds, err = p.legacy.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for _, it := range items {
+				pl.MemoryUsage(ctx, it.key, 1)
+			}
+			return nil
+		})
+		if errors.Is(err, redis.Nil) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
+	}
+	out := items[:0]
+	for i, it := range items {
+		c := cmds[i].(*redis.IntCmd)
+		if errors.Is(c.Err(), redis.Nil) {
+			it.bucket.skipped.Add(1)
+			p.done.Add(1)
+			continue
+		}
+		it.big = c.Val() > p.o.BigBytes
+		out = append(out, it)
+	}
+	return out, nil
 }
 
 func (p *pass) allFailed() bool {
@@ -439,6 +483,7 @@ func (p *pass) process(ctx context.Context, batch []item) error {
 	// deduplicate: a key may come twice (SCAN may repeat keys)
 	seen := make(map[string]struct{}, len(batch))
 	keys := make([]string, 0, len(batch))
+	big := make([]bool, 0, len(batch))
 	var owners []item
 	for _, it := range batch {
 		if _, ok := seen[it.key]; ok || it.bucket.failed.Load() {
@@ -446,6 +491,7 @@ func (p *pass) process(ctx context.Context, batch []item) error {
 		}
 		seen[it.key] = struct{}{}
 		keys = append(keys, it.key)
+		big = append(big, it.big)
 		owners = append(owners, it)
 	}
 	if len(keys) == 0 {
@@ -468,7 +514,7 @@ func (p *pass) process(ctx context.Context, batch []item) error {
 	t0 := time.Now()
 	err := p.o.Retry.Do(ctx, func() error {
 		var err error
-		now, entries, err = readBatch(ctx, p.legacy, keys, p.o.BigElems, p.o.BigBytes)
+		now, entries, err = readBatch(ctx, p.legacy, keys, big)
 		return err
 	})
 	if err != nil {
@@ -603,6 +649,10 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 	wait := func(n int) error { return waitN(ctx, p.o.limiter(), n) }
 	for _, e := range logical {
 		n, err := b.t.CopyLogical(ctx, p.legacy, e, p.o.Retry, wait)
+		if errors.Is(err, target.ErrAbsent) {
+			b.skipped.Add(1)
+			continue
+		}
 		if err != nil {
 			return &target.KeyError{Key: e.Key, Class: target.Classify(err), Err: err}
 		}

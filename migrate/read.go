@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -9,76 +10,66 @@ import (
 	"github.com/redisplit/redisplit/target"
 )
 
-// readScript reads a batch of keys atomically: one script call, so no write
-// of the application interleaves with the reads of one key (type, absolute
-// expiry from PTTL + the server's TIME, DUMP). Keys above the size
-// threshold (ARGV[1] elements and ARGV[2] bytes by MEMORY USAGE; strings by
-// STRLEN) come back without payload, marked big. Reply: {now_ms, entry...}
-// with entry = {"none"} or {type, expire_at_ms or 0, "D", payload} or
-// {type, expire_at_ms or 0, "B"}.
-var readScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local big_n = tonumber(ARGV[1])
-local big_b = tonumber(ARGV[2])
-local out = {now}
-for i, k in ipairs(KEYS) do
-  local typ = redis.call('TYPE', k)['ok']
-  if typ == 'none' then
-    out[i+1] = {'none'}
-  else
-    local pttl = redis.call('PTTL', k)
-    local exp = 0
-    if pttl >= 0 then exp = now + pttl end
-    local big = false
-    if typ == 'string' then
-      big = redis.call('STRLEN', k) > big_b
-    else
-      local n = 0
-      if typ == 'hash' then n = redis.call('HLEN', k)
-      elseif typ == 'list' then n = redis.call('LLEN', k)
-      elseif typ == 'set' then n = redis.call('SCARD', k)
-      elseif typ == 'zset' then n = redis.call('ZCARD', k)
-      elseif typ == 'stream' then n = redis.call('XLEN', k) end
-      if n > big_n then
-        local m = redis.call('MEMORY', 'USAGE', k)
-        big = m and m > big_b
-      end
-    end
-    if big then
-      out[i+1] = {typ, exp, 'B'}
-    else
-      out[i+1] = {typ, exp, 'D', redis.call('DUMP', k)}
-    end
-  end
-end
-return out`)
-
-// readBatch reads keys from legacy with readScript. It returns legacy's
-// clock (Unix ms) and one entry per key; nil for keys absent at read time.
-func readBatch(ctx context.Context, c *redis.Client, keys []string, bigElems int, bigBytes int64) (int64, []*target.Entry, error) {
-	res, err := readScript.Run(ctx, c, keys, bigElems, bigBytes).Slice()
-	if err != nil {
+// readBatch reads keys from legacy atomically: one MULTI/EXEC holding, per
+// key, PTTL and DUMP (TYPE instead of DUMP for big keys, which are copied
+// in chunks), then TIME, so no write of the application interleaves and
+// the absolute expiry is TIME + PTTL at the same instant. It returns
+// legacy's clock (Unix ms) and one entry per key; nil for keys absent at
+// read time. A key's type comes from its payload's RDB type byte.
+//
+// (A Lua script could decide "big" per key inside the transaction, but
+// costs legacy about twice the CPU per key; the size check is done just
+// before, by the scanner, with MEMORY USAGE.)
+func readBatch(ctx context.Context, c *redis.Client, keys []string, big []bool) (int64, []*target.Entry, error) {
+	cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			p.PTTL(ctx, k)
+			if big[i] {
+				p.Type(ctx, k)
+			} else {
+				p.Dump(ctx, k)
+			}
+		}
+		p.Time(ctx)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return 0, nil, err
 	}
-	if len(res) != len(keys)+1 {
-		return 0, nil, fmt.Errorf("legacy: read script answered %d items for %d keys", len(res)-1, len(keys))
+	if len(cmds) != 2*len(keys)+1 {
+		return 0, nil, fmt.Errorf("legacy: MULTI answered %d replies for %d keys", len(cmds), len(keys))
 	}
-	now, _ := res[0].(int64)
+	now := cmds[len(cmds)-1].(*redis.TimeCmd).Val().UnixMilli()
 	out := make([]*target.Entry, len(keys))
-	for i, r := range res[1:] {
-		a, _ := r.([]any)
-		if len(a) < 3 {
-			continue // none
+	for i, k := range keys {
+		pttl := cmds[2*i].(*redis.DurationCmd)
+		if pttl.Err() != nil {
+			return 0, nil, pttl.Err()
 		}
-		e := &target.Entry{Key: keys[i]}
-		e.Type, _ = a[0].(string)
-		e.ExpireAt, _ = a[1].(int64)
-		if flag, _ := a[2].(string); flag == "B" {
-			e.Big = true
-		} else if len(a) == 4 {
-			s, _ := a[3].(string)
-			e.Payload = []byte(s)
+		d := pttl.Val()
+		if d == -2 { // absent (go-redis keeps -1/-2 as raw durations)
+			continue
+		}
+		e := &target.Entry{Key: k, Big: big[i]}
+		if d >= 0 {
+			e.ExpireAt = now + d.Milliseconds()
+		}
+		switch c := cmds[2*i+1].(type) {
+		case *redis.StatusCmd:
+			e.Type = c.Val()
+			if e.Type == "none" {
+				continue
+			}
+		case *redis.StringCmd:
+			if errors.Is(c.Err(), redis.Nil) {
+				continue
+			}
+			if c.Err() != nil {
+				return 0, nil, c.Err()
+			}
+			b, _ := c.Bytes()
+			e.Payload = b
+			e.Type = target.PayloadType(b)
 		}
 		out[i] = e
 	}

@@ -2,6 +2,7 @@ package target
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 // the application while it is copied may land as a mix (the live mirror of
 // dual-write re-copies it). Stream consumer groups are created at their last
 // delivered ID; their pending entries lists are not copied.
+
+// ErrAbsent: the key no longer exists on legacy; nothing was written.
+var ErrAbsent = errors.New("key no longer exists on legacy")
 
 // LogicalPage is the number of elements (or KiB for strings) per page.
 const LogicalPage = 1000
@@ -37,7 +41,13 @@ func (r *Redis) CopyLogical(ctx context.Context, src *redis.Client, e *Entry, re
 }
 
 func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry, wait func(int) error) (int64, error) {
-	dst := r.Client
+	// one connection, so that WAIT covers every write of the key
+	var dst writer = r.Client
+	if c, ok := r.Client.(*redis.Client); ok {
+		conn := c.Conn()
+		defer conn.Close()
+		dst = conn
+	}
 	key := e.Key
 	if err := dst.Del(ctx, key).Err(); err != nil {
 		return 0, err
@@ -49,6 +59,16 @@ func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry
 		return nil
 	}
 	var bytes int64
+	if e.Type == "" {
+		t, err := src.Type(ctx, key).Result()
+		if err != nil {
+			return 0, fmt.Errorf("legacy: reading %q: %s", key, err.Error())
+		}
+		e.Type = t
+	}
+	if e.Type == "none" {
+		return 0, ErrAbsent
+	}
 	// srcErr marks legacy failures as permanent for the retry loop: they are
 	// not the target's, and the caller reports them.
 	srcErr := func(err error) error { return fmt.Errorf("legacy: reading %q: %s", key, err.Error()) }
@@ -117,7 +137,7 @@ func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry
 				for _, s := range page {
 					bytes += int64(len(s))
 				}
-				if err := dst.Do(ctx, args...).Err(); err != nil {
+				if err := do(ctx, dst, args...).Err(); err != nil {
 					return bytes, err
 				}
 			}
@@ -149,7 +169,7 @@ func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry
 			}
 		}
 	case "stream":
-		b, err := r.copyStream(ctx, src, key, throttle)
+		b, err := copyStream(ctx, src, dst, key, throttle)
 		bytes += b
 		if err != nil {
 			return bytes, err
@@ -162,11 +182,15 @@ func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry
 			return bytes, err
 		}
 	}
+	if r.replicated() {
+		if err := replicaAck(do(ctx, dst, "wait", 1, replicaWait.Milliseconds())); err != nil {
+			return bytes, err
+		}
+	}
 	return bytes, nil
 }
 
-func (r *Redis) copyStream(ctx context.Context, src *redis.Client, key string, throttle func() error) (int64, error) {
-	dst := r.Client
+func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, throttle func() error) (int64, error) {
 	var bytes int64
 	start := "-"
 	for {
@@ -214,14 +238,14 @@ func (r *Redis) copyStream(ctx context.Context, src *redis.Client, key string, t
 	}
 	if info.Length == 0 {
 		// an empty stream exists only through XADD+XDEL or XGROUP MKSTREAM
-		if err := dst.Do(ctx, "xgroup", "create", key, "redisplit-mk", "$", "MKSTREAM").Err(); err != nil {
+		if err := do(ctx, dst, "xgroup", "create", key, "redisplit-mk", "$", "MKSTREAM").Err(); err != nil {
 			return bytes, err
 		}
-		if err := dst.Do(ctx, "xgroup", "destroy", key, "redisplit-mk").Err(); err != nil {
+		if err := do(ctx, dst, "xgroup", "destroy", key, "redisplit-mk").Err(); err != nil {
 			return bytes, err
 		}
 	}
-	if err := dst.Do(ctx, "xsetid", key, info.LastGeneratedID).Err(); err != nil {
+	if err := do(ctx, dst, "xsetid", key, info.LastGeneratedID).Err(); err != nil {
 		return bytes, err
 	}
 	groups, err := src.XInfoGroups(ctx, key).Result()
@@ -234,6 +258,18 @@ func (r *Redis) copyStream(ctx context.Context, src *redis.Client, key string, t
 		}
 	}
 	return bytes, nil
+}
+
+// writer is a target connection: a cluster client or one connection.
+type writer interface {
+	redis.Cmdable
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
+func do(ctx context.Context, w writer, args ...any) *redis.Cmd {
+	c := redis.NewCmd(ctx, args...)
+	_ = w.Process(ctx, c)
+	return c
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms) }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/config"
 )
 
 // Entry is one key's state as read atomically from legacy: its type, its
@@ -139,31 +141,56 @@ func (r *Redis) Restore(ctx context.Context, entries []*Entry, retry Retry) []*K
 	pending := entries
 	var failed []*KeyError
 	err := retry.Do(ctx, func() error {
-		failed = failed[:0]
-		cmds, _ := r.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds, perr := r.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, e := range pending {
 				p.Do(ctx, "restore", e.Key, e.ExpireAt, e.Payload, "REPLACE", "ABSTTL")
 			}
+			if r.replicated() {
+				p.Do(ctx, "wait", 1, replicaWait.Milliseconds())
+			}
 			return nil
 		})
+		if len(cmds) < len(pending) { // the pipeline did not even start
+			if perr == nil {
+				perr = errors.New("pipeline returned no replies")
+			}
+			return perr
+		}
 		var again []*Entry
 		var firstTransient error
-		for i, c := range cmds {
+		for i, e := range pending {
+			c := cmds[i]
 			if c.Err() == nil {
 				continue
 			}
 			cl := Classify(c.Err())
 			if cl == Transient {
-				again = append(again, pending[i])
+				again = append(again, e)
 				if firstTransient == nil {
 					firstTransient = c.Err()
 				}
 				continue
 			}
-			failed = append(failed, &KeyError{Key: pending[i].Key, Class: cl, Err: c.Err()})
+			failed = append(failed, &KeyError{Key: e.Key, Class: cl, Err: c.Err()})
 		}
-		if len(cmds) < len(pending) { // the pipeline did not even start
-			again = pending
+		if r.replicated() && firstTransient == nil {
+			// WAIT on the same connection: the batch counts as written only
+			// once the replica has it, so a failover cannot lose it. If not
+			// acknowledged, the whole batch is sent again (RESTORE REPLACE
+			// is idempotent; keys are distinct within a batch).
+			if err := replicaAck(cmds[len(pending)]); err != nil {
+				ok := map[string]bool{}
+				for _, f := range failed {
+					ok[f.Key] = true
+				}
+				again = again[:0]
+				for _, e := range pending {
+					if !ok[e.Key] {
+						again = append(again, e)
+					}
+				}
+				firstTransient = err
+			}
 		}
 		pending = again
 		return firstTransient
@@ -177,6 +204,28 @@ func (r *Redis) Restore(ctx context.Context, entries []*Entry, retry Retry) []*K
 		return nil
 	}
 	return failed
+}
+
+// replicaWait bounds how long a write to a Sentinel-managed master waits
+// for its replica.
+const replicaWait = 5 * time.Second
+
+// errNotReplicated is transient: the batch is written again.
+var errNotReplicated = errors.New("NOREPLICAS the replica did not acknowledge the batch in time (WAIT)")
+
+// replicated reports whether writes must be acknowledged by a replica
+// (Sentinel targets: a failover promotes the replica, and a write only the
+// old master had would be lost).
+func (r *Redis) replicated() bool { return r.Kind == config.KindSentinel }
+
+func replicaAck(c redis.Cmder) error {
+	if c.Err() != nil {
+		return c.Err()
+	}
+	if n, ok := c.(*redis.Cmd).Val().(int64); !ok || n < 1 {
+		return errNotReplicated
+	}
+	return nil
 }
 
 // Existing returns, for each key, whether it exists on the target
@@ -199,4 +248,27 @@ func (r *Redis) Existing(ctx context.Context, keys []string, retry Retry) ([]boo
 		return nil
 	})
 	return out, err
+}
+
+// PayloadType returns the Redis type of a DUMP payload from its RDB object
+// type byte ("" when unknown, e.g. a module type).
+func PayloadType(payload []byte) string {
+	if len(payload) == 0 {
+		return ""
+	}
+	switch payload[0] {
+	case 0:
+		return "string"
+	case 1, 10, 14, 18:
+		return "list"
+	case 2, 11, 20:
+		return "set"
+	case 3, 5, 12, 17:
+		return "zset"
+	case 4, 9, 13, 16:
+		return "hash"
+	case 15, 19, 21:
+		return "stream"
+	}
+	return ""
 }

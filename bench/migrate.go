@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/cmd"
+	"github.com/redisplit/redisplit/topology"
+)
+
+// bench migrate: the benchmark keyspace on a local legacy, copied by
+// `redisplit migrate` (in a child process, so that its peak RSS is the
+// migrator's alone) into the four targets of the issue: a 3-master cluster
+// for cache, master+replica+3 sentinels for session, standalones for
+// ratelimit and queue. Prints keys/s, elapsed, the child's peak RSS and the
+// CPU legacy spent.
+func init() {
+	modes["migrate"] = benchMigrate
+	modes["migrate-child"] = func(ctx context.Context, args []string) error {
+		if f := os.Getenv("BENCH_CPUPROFILE"); f != "" {
+			pf, err := os.Create(f)
+			if err != nil {
+				return err
+			}
+			defer pf.Close()
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		app := &cmd.App{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
+		if code := cmd.Run(ctx, app, args); code != 0 {
+			return fmt.Errorf("redisplit migrate exited %d", code)
+		}
+		return nil
+	}
+}
+
+func benchMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	n := fs.Int("keys", 1000000, "keys in the benchmark keyspace")
+	workers := fs.Int("workers", 8, "migrate --workers")
+	batch := fs.Int("batch", 256, "migrate --batch")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	legacy, stopLegacy, err := StartLegacy(ctx, *n)
+	if err != nil {
+		return err
+	}
+	defer stopLegacy()
+
+	dir, err := os.MkdirTemp("", "redisplit-bench-targets-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b, err := topology.NewProcessBackend(dir)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	cluster, err := topology.StartCluster(ctx, b, "cache", 3, "--maxmemory-policy", "allkeys-lru")
+	if err != nil {
+		return err
+	}
+	sent, err := topology.StartSentinel(ctx, b, "session", "sessions", "--maxmemory-policy", "noeviction")
+	if err != nil {
+		return err
+	}
+	rl, err := topology.Standalone(ctx, b, "ratelimit", "--maxmemory-policy", "noeviction")
+	if err != nil {
+		return err
+	}
+	queue, err := topology.Standalone(ctx, b, "queue", "--maxmemory-policy", "noeviction")
+	if err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`legacy: {url: "redis://%s/0"}
+targets:
+  cache:     {kind: cluster, addrs: [%s]}
+  session:   {kind: sentinel, master: sessions, sentinels: [%s]}
+  ratelimit: {kind: standalone, url: "redis://%s/0"}
+  queue:     {kind: standalone, url: "redis://%s/0"}
+presets: {none: true}
+rules:
+  - {prefix: "cache:", bucket: cache}
+  - {prefix: "sess:", bucket: session}
+  - {prefix: "rl:", bucket: ratelimit}
+  - {prefix: "queue:", bucket: queue}
+  - {glob: "user:*:tags", bucket: cache}
+  - {prefix: "lb:", bucket: cache}
+state_dir: %s
+`, legacy.Addr(), strings.Join(cluster.Addrs(), ", "), strings.Join(sent.SentinelAddrs(), ", "), rl.Addr(), queue.Addr(),
+		filepath.Join(dir, "state"))
+	cfgPath := filepath.Join(dir, "redisplit.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	cpu0 := ServerCPU(ctx, legacy.Addr())
+	targetAddrs := append(append(cluster.Addrs(), sent.Master.Addr(), sent.Replica.Addr()), rl.Addr(), queue.Addr())
+	var tcpu0 float64
+	for _, a := range targetAddrs {
+		tcpu0 += ServerCPU(ctx, a)
+	}
+	child := exec.CommandContext(ctx, os.Args[0], "migrate-child", "--config", cfgPath, "migrate", "--yes", "--no-progress",
+		"-o", "json", "--workers", fmt.Sprint(*workers), "--batch", fmt.Sprint(*batch))
+	var out bytes.Buffer
+	child.Stdout, child.Stderr = &out, os.Stderr
+	t0 := time.Now()
+	err = child.Run()
+	elapsed := time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("migrate: %v\n%s", err, out.String())
+	}
+	cpu := ServerCPU(ctx, legacy.Addr()) - cpu0
+	var tcpu float64
+	for _, a := range targetAddrs {
+		tcpu += ServerCPU(ctx, a)
+	}
+	tcpu -= tcpu0
+	ru := child.ProcessState.SysUsage().(*syscall.Rusage)
+	ccpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	var res struct {
+		CopyElapsed time.Duration `json:"copy_elapsed_ns"`
+		Elapsed     time.Duration `json:"elapsed_ns"`
+		Buckets     []struct {
+			Bucket     string `json:"bucket"`
+			KeysCopied int64  `json:"keys_copied"`
+		} `json:"buckets"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return fmt.Errorf("migrate output: %v", err)
+	}
+	var copied int64
+	for _, bk := range res.Buckets {
+		copied += bk.KeysCopied
+	}
+	// count what landed
+	var landed int64
+	for _, addr := range append(cluster.Addrs(), mustMaster(ctx, sent), rl.Addr(), queue.Addr()) {
+		c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+		k, _ := c.DBSize(ctx).Result()
+		c.Close()
+		landed += k
+	}
+	rss := child.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	fmt.Printf("migrate: %d keys (%d copied, %d on the targets) in %s copy phase, %s total process\n",
+		*n, copied, landed, res.CopyElapsed.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	fmt.Printf("  copy rate: %.0f keys/s (copy phase); %.0f keys/s (whole run incl. preflight pre-pass)\n",
+		float64(copied)/res.CopyElapsed.Seconds(), float64(copied)/elapsed.Seconds())
+	fmt.Printf("  migrator peak RSS: %.1f MiB\n", float64(rss)/(1<<20))
+	fmt.Printf("  legacy CPU: %.2f s (%.0f%% of one core over the run)\n", cpu, 100*cpu/elapsed.Seconds())
+	fmt.Printf("  migrator CPU: %.2f s; targets' CPU (7 servers): %.2f s\n", ccpu.Seconds(), tcpu)
+	if landed != int64(*n) {
+		return fmt.Errorf("%d keys on the targets, want %d", landed, *n)
+	}
+	return nil
+}
+
+func mustMaster(ctx context.Context, s *topology.Sentinel) string {
+	m, err := s.CurrentMaster(ctx)
+	if err != nil {
+		return s.Master.Addr()
+	}
+	return m
+}
