@@ -33,6 +33,9 @@ type Snapshot struct {
 	Taken    time.Time
 	Keys     map[string]keyFacts
 	ByBucket map[string]int // keys per bucket; "unknown" for keys no rule routes
+	// Expiring counts, per bucket, the keys whose TTL was under 5 minutes:
+	// a later count of the bucket may lack them.
+	Expiring map[string]int
 }
 
 // ownKey reports whether k is one of redisplit's own keys on legacy (its
@@ -86,7 +89,7 @@ func scanDigests(ctx context.Context, c *redis.Client, fn func(k, typ string, di
 
 // TakeSnapshot records legacy's keys and routes each with router.
 func TakeSnapshot(ctx context.Context, legacy *redis.Client, router *classify.Classifier) (*Snapshot, error) {
-	s := &Snapshot{Taken: time.Now(), Keys: map[string]keyFacts{}, ByBucket: map[string]int{}}
+	s := &Snapshot{Taken: time.Now(), Keys: map[string]keyFacts{}, ByBucket: map[string]int{}, Expiring: map[string]int{}}
 	err := scanDigests(ctx, legacy, func(k, typ string, digest uint64, exp time.Time) {
 		if ownKey(k) {
 			return
@@ -94,6 +97,9 @@ func TakeSnapshot(ctx context.Context, legacy *redis.Client, router *classify.Cl
 		b := string(router.Classify(k, typ).Bucket)
 		s.Keys[k] = keyFacts{bucket: b, digest: digest, expireAt: exp}
 		s.ByBucket[b]++
+		if !exp.IsZero() && exp.Before(s.Taken.Add(5*time.Minute)) {
+			s.Expiring[b]++
+		}
 	})
 	return s, err
 }

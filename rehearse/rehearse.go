@@ -17,6 +17,7 @@ package rehearse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,8 +30,10 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/scan"
 	"github.com/redisplit/redisplit/target"
 	"github.com/redisplit/redisplit/topology"
+	"github.com/redisplit/redisplit/verify"
 )
 
 // Output is what one command of the rehearsal printed and returned.
@@ -262,16 +265,29 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	// scan
 	end = phase(PhaseScan)
-	out := run("scan", "scan")
+	out := run("scan", "scan", "-o", "json")
 	scanChecks := map[string]Check{}
+	var rep scan.Report
+	repErr := error(nil)
+	if out.Code == 0 {
+		repErr = json.Unmarshal([]byte(out.Stdout), &rep)
+	}
+	reported := map[string]int64{}
+	for _, br := range rep.Buckets {
+		reported[br.Bucket] = br.Keys
+	}
 	for _, b := range res.Buckets {
-		ck := Check{OK: true, Detail: fmt.Sprintf("%d legacy keys route here", snap.ByBucket[b])}
-		if g := res.Generated; g != nil {
-			// Keys with a TTL of a few seconds may be gone already.
-			if n := snap.ByBucket[b]; n > g.ByBucket[b] || n < g.ByBucket[b]-g.ShortTTL[b] {
-				ck.OK = false
-				ck.Detail += fmt.Sprintf(", but %d were generated for this bucket", g.ByBucket[b])
-			}
+		n, exp := int64(snap.ByBucket[b]), int64(snap.Expiring[b])
+		ck := Check{OK: true, Detail: fmt.Sprintf("scan reports %d keys, legacy holds %d", reported[b], n)}
+		switch {
+		case out.Code != 0:
+			ck.Detail = fmt.Sprintf("legacy holds %d keys", n)
+		case repErr != nil:
+			ck.OK, ck.Detail = false, "cannot read scan's JSON report: "+repErr.Error()
+		case reported[b] > n || reported[b] < n-exp:
+			// Keys with a TTL under 5 minutes may have expired in between.
+			ck.OK = false
+			ck.Detail += " (scan and the rehearsal's own count disagree)"
 		}
 		scanChecks[b] = ck
 	}
@@ -279,7 +295,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.add(Case{Phase: PhaseScan, Bucket: string(classify.Unknown), OK: o.Config != nil && o.Config.Unknown != "" && o.Config.Unknown != "block",
 			Detail: fmt.Sprintf("%d legacy keys match no rule (unknown: %s)", n, unknownSetting(o.Config))})
 	}
-	perBucket(PhaseScan, &out, scanChecks, 0)
+	perBucket(PhaseScan, &out, scanChecks, out.Duration)
 	end(out.Code == 0)
 
 	// migrate
@@ -289,7 +305,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	perBucket(PhaseMigrate, &out, presence, 0)
+	perBucket(PhaseMigrate, &out, presence, out.Duration)
 	migrated := out.Code == 0
 	end(migrated)
 
@@ -304,17 +320,38 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// verify
 	end = phase(PhaseVerify)
 	out = run("verify", "verify", "-o", "json")
-	checks := map[string]Check{}
+	checks := verifyChecks(out)
 	if o.Fault == FaultLoseKey {
 		// The rehearsal's own presence check must see the injected loss too.
-		if checks, err = Presence(ctx, snap, targets); err != nil {
+		presence, err := Presence(ctx, snap, targets)
+		if err != nil {
 			return nil, err
+		}
+		for b, p := range presence {
+			c := checks[b]
+			c.OK = c.OK && p.OK
+			c.Loss = c.Loss || p.Loss
+			c.Detail += "; own check: " + p.Detail
+			c.Keys = append(c.Keys, p.Keys...)
+			checks[b] = c
 		}
 	}
 	if out.Code == 3 {
 		res.Lost = true
 	}
-	perBucket(PhaseVerify, &out, checks, 0)
+	if len(checks) > 0 && (out.Code == 0 || out.Code == 3) {
+		perBucket(PhaseVerify, nil, checks, out.Duration)
+		if out.Code != 0 {
+			// Keep verify's own words on the failed cases.
+			for i := range res.Cases {
+				if c := &res.Cases[i]; c.Phase == PhaseVerify && !c.OK {
+					c.Output = tail(out.Stderr, 2000)
+				}
+			}
+		}
+	} else {
+		perBucket(PhaseVerify, &out, checks, out.Duration)
+	}
 	end(out.Code == 0)
 
 	// rollback
@@ -324,7 +361,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	perBucket(PhaseRollback, &out, empty, 0)
+	perBucket(PhaseRollback, &out, empty, out.Duration)
 	end(out.Code == 0)
 
 	// final verify: legacy exactly as before, targets empty
@@ -345,6 +382,38 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	ok := perBucket(PhaseFinal, nil, unchanged, 0)
 	end(ok)
 	return res, nil
+}
+
+// verifyChecks reads verify's JSON report into one check per bucket; empty
+// when the report cannot be read.
+func verifyChecks(out Output) map[string]Check {
+	var vr verify.Result
+	if err := json.Unmarshal([]byte(out.Stdout), &vr); err != nil {
+		return map[string]Check{}
+	}
+	checks := map[string]Check{}
+	for _, br := range vr.Buckets {
+		c := Check{OK: br.Parity, Loss: !br.Parity}
+		if br.Parity {
+			c.Detail = fmt.Sprintf("parity: %d keys compared", br.Counts.Compared)
+		} else {
+			var parts []string
+			for _, cat := range verify.Categories {
+				if n := br.Counts.Of(cat); n > 0 {
+					parts = append(parts, fmt.Sprintf("%s %d", cat, n))
+				}
+			}
+			c.Detail = fmt.Sprintf("%d keys compared: %s", br.Counts.Compared, strings.Join(parts, ", "))
+		}
+		checks[br.Bucket] = c
+	}
+	for _, d := range vr.Differences {
+		if c, ok := checks[d.Bucket]; ok && d.Category.Persistent() && len(c.Keys) < 5 {
+			c.Keys = append(c.Keys, fmt.Sprintf("%q (%s)", d.Key, d.Category))
+			checks[d.Bucket] = c
+		}
+	}
+	return checks
 }
 
 func unknownSetting(c *config.Config) string {
