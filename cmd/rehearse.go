@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -116,23 +115,26 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		return err
 	}
 
+	// The servers' data (an RDB copy is production data) lives in its own
+	// temp dir, removed after the servers, even with --work-dir.
+	serversDir, err := os.MkdirTemp("", "redisplit-servers-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(serversDir)
 	t0 := time.Now()
 	var backend topology.Backend
 	image := ""
 	switch o.backend {
 	case "containers":
-		b, err := containers.New(ctx, containers.Options{Image: o.image, Build: o.build, Dir: filepath.Join(dir, "servers"),
-			Logger: slog.Default()})
+		b, err := containers.New(ctx, containers.Options{Image: o.image, Build: o.build, Dir: serversDir, Logger: slog.Default()})
 		if err != nil {
 			return err
 		}
 		image = fmt.Sprintf("%s (%s), run %s", b.Image, b.How, b.RunID)
 		backend = b
 	case "process":
-		if err := os.MkdirAll(filepath.Join(dir, "servers"), 0o700); err != nil {
-			return err
-		}
-		b, err := topology.NewProcessBackend(filepath.Join(dir, "servers"))
+		b, err := topology.NewProcessBackend(serversDir)
 		if err != nil {
 			return err
 		}
