@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 type classifyOptions struct {
 	typ         string
 	b64         bool
+	stdin       bool
 	listPresets bool
 }
 
@@ -41,12 +43,17 @@ unknown type and, below it, every type that would route the key differently.
   redisplit classify 'queue:default' --type list
   redisplit classify 'sess:Qk3Z0a9b' ':1:django.contrib.sessions.cachez8k2m' -o json
   redisplit classify --b64 Y2VsZXJ5BhYz --type list      a key that is not valid text
-  redisplit classify --list-presets                      every preset and its rules`,
+  redisplit classify --list-presets                      every preset and its rules
+  redis-cli --scan --pattern 'app:*' | redisplit classify --stdin
+
+With --stdin, keys are read one per line (base64 with --b64); a line "KEY<TAB>TYPE" gives that key's
+type. Output is written as keys are read, so any number of keys can be piped through.`,
 		RunE: func(c *cobra.Command, args []string) error { return runClassify(app, o, args) },
 	}
 	f := c.Flags()
 	f.StringVar(&o.typ, "type", "", "the keys' Redis type: string, hash, list, set, zset or stream")
 	f.BoolVar(&o.b64, "b64", false, "the KEY arguments are base64 (standard encoding) for binary key names")
+	f.BoolVar(&o.stdin, "stdin", false, "read the keys from standard input, one per line (optionally KEY<TAB>TYPE)")
 	f.BoolVar(&o.listPresets, "list-presets", false, "list the built-in presets, whether each is enabled, and their rules")
 	return c
 }
@@ -88,8 +95,11 @@ func runClassify(app *App, o *classifyOptions, args []string) error {
 	if o.listPresets {
 		return listPresets(app, cfg)
 	}
-	if len(args) == 0 {
-		return &config.Error{Msg: "classify needs at least one KEY (or --list-presets)\nRun 'redisplit classify --help' for usage."}
+	if len(args) == 0 && !o.stdin {
+		return &config.Error{Msg: "classify needs at least one KEY, --stdin or --list-presets\nRun 'redisplit classify --help' for usage."}
+	}
+	if len(args) > 0 && o.stdin {
+		return &config.Error{Msg: "classify takes KEY arguments or --stdin, not both"}
 	}
 	if o.typ != "" && !isRedisType(o.typ) {
 		return config.Errorf("--type", "%q is not one of %s", o.typ, strings.Join(classifyTypes, ", "))
@@ -98,27 +108,98 @@ func runClassify(app *App, o *classifyOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	verdicts := make([]keyVerdict, 0, len(args))
-	for i, a := range args {
-		key := a
-		if o.b64 {
-			b, err := base64.StdEncoding.DecodeString(a)
-			if err != nil {
-				return config.Errorf("KEY", "argument %d (%q) is not base64: %v", i+1, a, err)
-			}
-			key = string(b)
+	if cfg.Plan != "" && (len(cfg.Rules) > 0 || cfg.Presets.None || len(cfg.Presets.Disabled) > 0) {
+		fmt.Fprintf(app.Err, "note: routing with the plan %s alone; rules: and presets: in the configuration are not used\n", cfg.Plan)
+	}
+	out := newVerdictWriter(app)
+	decode := func(s string, what string) (string, error) {
+		if !o.b64 {
+			return s, nil
 		}
-		verdicts = append(verdicts, classifyOne(c, key, o.typ))
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return "", config.Errorf("KEY", "%s (%q) is not base64: %v", what, s, err)
+		}
+		return string(b), nil
 	}
-	if app.Output == "json" {
-		enc := json.NewEncoder(app.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(verdicts)
+	if !o.stdin {
+		for i, a := range args {
+			key, err := decode(a, fmt.Sprintf("argument %d", i+1))
+			if err != nil {
+				return err
+			}
+			if err := out.write(classifyOne(c, key, o.typ)); err != nil {
+				return err
+			}
+		}
+		return out.close()
 	}
-	for _, v := range verdicts {
-		writeVerdict(app.Out, v)
+	r := bufio.NewReaderSize(app.In, 64<<10)
+	for line := 1; ; line++ {
+		text, err := r.ReadString('\n')
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("reading keys from standard input: %w", err)
+		}
+		text = strings.TrimSuffix(text, "\n")
+		if text != "" {
+			typ := o.typ
+			if i := strings.LastIndexByte(text, '\t'); i >= 0 && isRedisType(text[i+1:]) {
+				text, typ = text[:i], text[i+1:]
+			}
+			key, derr := decode(text, fmt.Sprintf("line %d", line))
+			if derr != nil {
+				return derr
+			}
+			if werr := out.write(classifyOne(c, key, typ)); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return out.close()
+		}
 	}
-	return nil
+}
+
+// verdictWriter writes verdicts as they are made: text lines, or the
+// elements of one JSON array (so that --stdin streams in bounded memory).
+type verdictWriter struct {
+	w    io.Writer
+	json bool
+	n    int
+}
+
+func newVerdictWriter(app *App) *verdictWriter {
+	return &verdictWriter{w: app.Out, json: app.Output == "json"}
+}
+
+func (vw *verdictWriter) write(v keyVerdict) error {
+	if !vw.json {
+		writeVerdict(vw.w, v)
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	sep := ",\n  "
+	if vw.n == 0 {
+		sep = "[\n  "
+	}
+	vw.n++
+	_, err = io.WriteString(vw.w, sep+string(b))
+	return err
+}
+
+func (vw *verdictWriter) close() error {
+	if !vw.json {
+		return nil
+	}
+	end := "\n]\n"
+	if vw.n == 0 {
+		end = "[]\n"
+	}
+	_, err := io.WriteString(vw.w, end)
+	return err
 }
 
 func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {

@@ -15,8 +15,13 @@ import (
 // empty one unless the test wrote it) and returns exit code, stdout and stderr.
 func runClassifyCLI(t *testing.T, dir string, args ...string) (int, string, string) {
 	t.Helper()
+	return runClassifyStdin(t, dir, "", args...)
+}
+
+func runClassifyStdin(t *testing.T, dir, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
+	app := &App{In: strings.NewReader(stdin), Out: &out, Err: &errb}
 	if dir != "" {
 		cfg := filepath.Join(dir, "redisplit.yaml")
 		if _, err := os.Stat(cfg); err != nil {
@@ -177,5 +182,72 @@ func TestClassifyListPresets(t *testing.T) {
 	code, out, _ = runClassifyCLI(t, dir, "classify", "--list-presets")
 	if code != 0 || !strings.Contains(out, "wordpress (off)") || !strings.Contains(out, "laravel (on)") {
 		t.Fatalf("text list:\n%s", out)
+	}
+}
+
+func TestClassifyStdin(t *testing.T) {
+	in := "queue:default\tlist\nsess:abc\n\nuser:42:profile\tstring\nwith\ttab\n" +
+		base64.StdEncoding.EncodeToString([]byte("x")) // last line without newline
+	code, out, errs := runClassifyStdin(t, t.TempDir(), in, "classify", "--stdin")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := []string{
+		"queue:default (list) → queue  by preset sidekiq",
+		"sess:abc → session  by preset connect-redis",
+		"user:42:profile (string) → unknown: no rule matches",
+		`"with\ttab" → unknown`, // a tab not followed by a type is part of the key
+		"eA== → unknown",
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d: %q, want prefix %q", i+1, lines[i], w)
+		}
+	}
+
+	// JSON: one array, streamed; --b64 decodes each line; --type is the default type.
+	in = base64.StdEncoding.EncodeToString([]byte("celery\x06\x163")) + "\n" + base64.StdEncoding.EncodeToString([]byte("rl:1.2.3.4")) + "\tstring\n"
+	code, out, errs = runClassifyStdin(t, t.TempDir(), in, "classify", "--stdin", "--b64", "--type", "list", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(got) != 2 || got[0]["bucket"] != "queue" || got[0]["type"] != "list" || got[1]["bucket"] != "ratelimit" || got[1]["type"] != "string" {
+		t.Fatalf("got %v", got)
+	}
+
+	code, out, _ = runClassifyStdin(t, t.TempDir(), "", "classify", "--stdin", "-o", "json")
+	if code != 0 || out != "[]\n" {
+		t.Fatalf("empty input: exit %d, %q", code, out)
+	}
+	code, _, errs = runClassifyStdin(t, t.TempDir(), "a\n", "classify", "--stdin", "k")
+	if code != ExitUsage || !strings.Contains(errs, "not both") {
+		t.Fatalf("args and --stdin: exit %d %s", code, errs)
+	}
+	code, _, errs = runClassifyStdin(t, t.TempDir(), "b2s=\n%%%\n", "classify", "--stdin", "--b64")
+	if code != ExitUsage || !strings.Contains(errs, "line 2") {
+		t.Fatalf("bad base64 line: exit %d %s", code, errs)
+	}
+}
+
+func TestClassifyNotesPlanOverridesConfig(t *testing.T) {
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(plan, []byte("version: 1\nrules:\n  - {prefix: 'a', bucket: cache}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "redisplit.yaml"), []byte("plan: "+plan+"\nrules:\n  - {prefix: b, bucket: queue}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runClassifyCLI(t, dir, "classify", "b1")
+	if code != 0 || !strings.Contains(out, "b1 → unknown") || !strings.Contains(errs, "routing with the plan "+plan+" alone") {
+		t.Fatalf("exit %d\nout %s\nerr %s", code, out, errs)
 	}
 }
