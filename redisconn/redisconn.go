@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -19,6 +20,17 @@ import (
 
 	"github.com/redisplit/redisplit/config"
 )
+
+// goRedisLogger sends go-redis's own log lines (pool dial retries, ...) to
+// slog at debug level: the operator sees one explained error, not the
+// client library's retries (--verbose shows them).
+type goRedisLogger struct{}
+
+func (goRedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, "go-redis: "+redact(fmt.Sprintf(format, v...)))
+}
+
+func init() { redis.SetLogger(goRedisLogger{}) }
 
 // Kind is the class of a connection failure.
 type Kind string
@@ -155,13 +167,40 @@ func redact(msg string) string {
 // RedactURL returns u with any password replaced by "xxxxx".
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
+	if err != nil {
+		return redactUserinfo(u)
+	}
+	if p.User == nil {
 		return u
 	}
 	if _, ok := p.User.Password(); ok {
 		p.User = url.UserPassword(p.User.Username(), "xxxxx")
 	}
 	return p.String()
+}
+
+// redactUserinfo hides the password of a URL that does not parse: whatever
+// lies between the first ':' after "scheme://" and the last '@' of the
+// authority.
+func redactUserinfo(u string) string {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return u
+	}
+	rest := u[i+3:]
+	auth := rest
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		auth = rest[:j]
+	}
+	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		return u
+	}
+	c := strings.Index(auth[:at], ":")
+	if c < 0 {
+		return u
+	}
+	return u[:i+3] + auth[:c+1] + "xxxxx" + rest[at:]
 }
 
 // tlsConfig builds the TLS configuration of an endpoint, or nil when TLS is off.
@@ -247,12 +286,25 @@ func Legacy(ctx context.Context, e config.Endpoint) (*redis.Client, error) {
 	}
 	opt.PoolSize = 16
 	opt.MaxRetries = 2
+	opt.DialerRetries = 2 // fail fast on a wrong host or a TLS mismatch; commands still retry
 	c := redis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
-		return nil, Explain(err, "legacy", opt.Addr)
+		return nil, explainTLS(Explain(err, "legacy", opt.Addr), opt.TLSConfig != nil)
 	}
 	return c, nil
+}
+
+// explainTLS turns a timeout on a TLS connection into a TLS failure: a plain
+// (non-TLS) Redis port never answers a TLS ClientHello, so the handshake
+// times out instead of failing.
+func explainTLS(err error, useTLS bool) error {
+	var e *Error
+	if useTLS && errors.As(err, &e) && (e.Kind == Timeout || e.Kind == Unreachable && strings.Contains(e.Error(), "EOF")) {
+		e.Kind = TLSFailure
+		e.Hint = "no TLS handshake completed: is this a plain (non-TLS) port? use redis:// instead of rediss://, or check tls settings"
+	}
+	return err
 }
 
 // Target connects to the store of one bucket: a standalone server, a Redis
