@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -271,4 +273,159 @@ func firstDiff(a, b string) int {
 		}
 	}
 	return n
+}
+
+// wholeRead names, per type, the command that reads a small key whole.
+var wholeRead = map[string]string{"string": "get", "hash": "hgetall", "set": "smembers", "zset": "zrange",
+	"list": "lrange", "stream": "xrange"}
+
+func wholeArgs(typ, key string) []any {
+	switch typ {
+	case "zset":
+		return []any{"zrange", key, 0, -1, "withscores"}
+	case "list":
+		return []any{"lrange", key, 0, -1}
+	case "stream":
+		return []any{"xrange", key, "-", "+"}
+	}
+	return []any{wholeRead[typ], key}
+}
+
+// compareWhole compares small keys (types[i] on both sides) by reading each
+// whole, in one pipeline per side for all of them; it returns per key where
+// the content diverges, or "" when equal.
+func (e *engine) compareWhole(ctx context.Context, bucket string, keys, types []string) ([]string, error) {
+	read := func(c redis.Cmdable) ([]*redis.Cmd, error) {
+		p := c.Pipeline()
+		cmds := make([]*redis.Cmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = p.Do(ctx, wholeArgs(types[i], k)...)
+		}
+		if _, err := p.Exec(ctx); err != nil && !isReply(err) {
+			return nil, err
+		}
+		return cmds, nil
+	}
+	if err := e.budget.wait(ctx, len(keys)); err != nil {
+		return nil, err
+	}
+	lc, err := read(e.o.Legacy)
+	if err != nil {
+		return nil, redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
+	}
+	t := e.o.Targets[bucket]
+	tc, err := read(t.Client)
+	if err != nil {
+		return nil, redisconn.Explain(err, "target "+bucket, t.Describe())
+	}
+	out := make([]string, len(keys))
+	for i := range keys {
+		out[i] = diffCanonical(canonical(types[i], lc[i]), canonical(types[i], tc[i]))
+	}
+	return out, nil
+}
+
+// isReply reports whether err is a reply of the server (WRONGTYPE, nil...)
+// rather than a failure to talk to it.
+func isReply(err error) bool {
+	var re redis.Error
+	return errors.Is(err, redis.Nil) || errors.As(err, &re)
+}
+
+// canonical turns a whole-key reply into a comparable list of elements:
+// in order for lists, streams and sorted sets (ZRANGE's order is defined by
+// score then member), sorted for sets and hashes. RESP2 and RESP3 replies
+// give the same result.
+func canonical(typ string, c *redis.Cmd) []string {
+	v, err := c.Result()
+	if errors.Is(err, redis.Nil) {
+		return []string{"(absent)"}
+	}
+	if err != nil {
+		return []string{"(error) " + err.Error()}
+	}
+	str := func(x any) string {
+		switch y := x.(type) {
+		case string:
+			return y
+		case float64:
+			return strconv.FormatFloat(y, 'g', -1, 64)
+		case int64:
+			return strconv.FormatInt(y, 10)
+		}
+		return fmt.Sprint(x)
+	}
+	var out []string
+	switch typ {
+	case "string":
+		return []string{str(v)}
+	case "hash":
+		switch m := v.(type) {
+		case map[any]any:
+			for k, x := range m {
+				out = append(out, str(k)+"="+str(x))
+			}
+		case []any:
+			for i := 0; i+1 < len(m); i += 2 {
+				out = append(out, str(m[i])+"="+str(m[i+1]))
+			}
+		}
+		sort.Strings(out)
+	case "set":
+		switch m := v.(type) {
+		case []any:
+			for _, x := range m {
+				out = append(out, str(x))
+			}
+		case map[any]any: // RESP3 set type
+			for x := range m {
+				out = append(out, str(x))
+			}
+		}
+		sort.Strings(out)
+	case "zset":
+		m, _ := v.([]any)
+		for i := 0; i < len(m); i++ {
+			if pair, ok := m[i].([]any); ok && len(pair) == 2 { // RESP3
+				out = append(out, str(pair[0])+" score "+score(str(pair[1])))
+				continue
+			}
+			if i+1 < len(m) { // RESP2: member, score
+				out = append(out, str(m[i])+" score "+score(str(m[i+1])))
+				i++
+			}
+		}
+	case "list":
+		m, _ := v.([]any)
+		for _, x := range m {
+			out = append(out, str(x))
+		}
+	case "stream":
+		for _, en := range streamEntries(v) {
+			out = append(out, "entry "+en.id+" "+strings.Join(en.fields, "\x00"))
+		}
+	}
+	return out
+}
+
+// score normalises a score's text ("1" and "1.0" are one score).
+func score(s string) string {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return s
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// diffCanonical says where two canonical forms first differ ("" if equal).
+func diffCanonical(a, b []string) string {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return fmt.Sprintf("element %d: legacy %.60q, target %.60q", i, a[i], b[i])
+		}
+	}
+	if len(a) != len(b) {
+		return fmt.Sprintf("legacy has %d elements, target %d", len(a), len(b))
+	}
+	return ""
 }

@@ -97,6 +97,10 @@ type side struct {
 	dump   string // "" when absent
 	exists bool
 	pttl   int64 // -1 no expiry
+	// expireAt is the absolute expiry in Unix milliseconds, estimated as the
+	// midpoint of the pipeline's round trip plus pttl (0 = none): two
+	// servers read at different moments agree on it, PTTLs would not.
+	expireAt int64
 }
 
 func (s side) facts() Facts {
@@ -108,14 +112,12 @@ func (s side) facts() Facts {
 
 // candidate is a key that differed in the last round it was checked.
 type candidate struct {
-	bucket string
-	cat    Category
-	legacy side
-	target side
-	detail string
-	rounds int
-	// seen is when legacy was last read; expiry is its absolute expiry then.
-	seen    time.Time
+	bucket  string
+	cat     Category
+	legacy  side
+	target  side
+	detail  string
+	rounds  int
 	changed bool // legacy changed between the last two observations
 }
 
@@ -246,6 +248,7 @@ func (e *engine) legacyPass(ctx context.Context) error {
 
 // readSides reads DUMP and PTTL of keys in one pipeline round trip.
 func readSides(ctx context.Context, c redis.Cmdable, keys []string, out []side) error {
+	t0 := time.Now()
 	p := c.Pipeline()
 	dumps := make([]*redis.StringCmd, len(keys))
 	ttls := make([]*redis.IntCmd, len(keys))
@@ -257,6 +260,7 @@ func readSides(ctx context.Context, c redis.Cmdable, keys []string, out []side) 
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
+	mid := t0.Add(time.Since(t0) / 2).UnixMilli()
 	for i := range keys {
 		d, err := dumps[i].Result()
 		switch {
@@ -272,6 +276,9 @@ func readSides(ctx context.Context, c redis.Cmdable, keys []string, out []side) 
 			continue
 		}
 		out[i] = side{dump: d, exists: true, pttl: t}
+		if t >= 0 {
+			out[i].expireAt = mid + t
+		}
 	}
 	return nil
 }
@@ -315,7 +322,6 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		}
 		byBucket[b] = append(byBucket[b], i)
 	}
-	now := time.Now()
 	for b, idx := range byBucket {
 		bk := make([]string, len(idx))
 		for j, i := range idx {
@@ -325,18 +331,22 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		if err := e.targetRead(ctx, b, bk, tgt); err != nil {
 			return err
 		}
-		var compared int64
+		bl := make([]side, len(idx))
 		for j, i := range idx {
-			cat, detail, err := e.judge(ctx, b, keys[i], legacy[i], tgt[j])
-			if err != nil {
-				return err
-			}
-			if cat == "" && detail == "expiring" {
+			bl[j] = legacy[i]
+		}
+		vs, err := e.judgeBatch(ctx, b, bk, bl, tgt)
+		if err != nil {
+			return err
+		}
+		var compared int64
+		for j, v := range vs {
+			if v.skip {
 				continue
 			}
 			compared++
-			if cat != "" {
-				e.addCandidate(keys[i], &candidate{bucket: b, cat: cat, legacy: legacy[i], target: tgt[j], detail: detail, rounds: 1, seen: now})
+			if v.cat != "" {
+				e.addCandidate(bk[j], &candidate{bucket: b, cat: v.cat, legacy: bl[j], target: tgt[j], detail: v.detail, rounds: 1})
 			}
 		}
 		e.mu.Lock()
@@ -349,54 +359,118 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 	return nil
 }
 
-// judge compares one key's observations; it returns "" when they agree.
-// detail "expiring" with no category means the key is about to expire and
-// is not compared.
-func (e *engine) judge(ctx context.Context, bucket, key string, l, t side) (Category, string, error) {
+// verdict is the judgement of one key: a category ("" when legacy and
+// target agree) or skip when the key is not compared (about to expire).
+type verdict struct {
+	cat    Category
+	detail string
+	skip   bool
+}
+
+// smallPayload is the DUMP size up to which a key whose payloads differ is
+// read whole (one pipelined command per side, batched); bigger keys are
+// compared page by page.
+const smallPayload = 32 << 10
+
+// judgeBatch judges the keys of one bucket from their observations l
+// (legacy) and t (target). Keys whose payloads differ are compared
+// logically: small ones in one pipelined round trip per side for the whole
+// batch, big ones page by page.
+func (e *engine) judgeBatch(ctx context.Context, bucket string, keys []string, l, t []side) ([]verdict, error) {
+	out := make([]verdict, len(keys))
+	var small []int
+	var smallTypes []string
+	for i := range keys {
+		v, logical := e.quickJudge(l[i], t[i])
+		if !logical {
+			out[i] = v
+			continue
+		}
+		lt, tt := payloadType(l[i].dump), payloadType(t[i].dump)
+		if lt == "" || tt == "" {
+			var err error
+			if lt, tt, err = e.types(ctx, bucket, keys[i], lt, tt); err != nil {
+				return nil, err
+			}
+		}
+		switch {
+		case lt != tt:
+			out[i] = verdict{cat: Type, detail: fmt.Sprintf("legacy %s, target %s", lt, tt)}
+		case len(l[i].dump) <= smallPayload && len(t[i].dump) <= smallPayload && wholeRead[lt] != "":
+			small = append(small, i)
+			smallTypes = append(smallTypes, lt)
+		default:
+			d, err := e.logicalDiff(ctx, bucket, keys[i], lt)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = e.afterLogical(d, l[i], t[i])
+		}
+	}
+	if len(small) > 0 {
+		sk := make([]string, len(small))
+		for j, i := range small {
+			sk[j] = keys[i]
+		}
+		details, err := e.compareWhole(ctx, bucket, sk, smallTypes)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range small {
+			out[i] = e.afterLogical(details[j], l[i], t[i])
+		}
+	}
+	return out, nil
+}
+
+// quickJudge judges a key from presence, payloads and expiry alone; logical
+// is true when the payloads differ and the content must be compared.
+func (e *engine) quickJudge(l, t side) (v verdict, logical bool) {
 	tol := e.o.TTLTolerance.Milliseconds()
 	switch {
 	case !l.exists && !t.exists:
-		return "", "", nil
+		return verdict{}, false
 	case !l.exists:
-		return Extra, "", nil
+		return verdict{cat: Extra}, false
 	case !t.exists:
 		if l.pttl >= 0 && l.pttl <= tol {
-			return "", "expiring", nil // expires within the tolerance: may already be gone on the target
+			return verdict{skip: true}, false // expires within the tolerance: may already be gone on the target
 		}
-		return Missing, "", nil
+		return verdict{cat: Missing}, false
 	}
-	lt, tt := payloadType(l.dump), payloadType(t.dump)
 	if l.dump != t.dump {
-		if lt == "" || tt == "" {
-			var err error
-			if lt, tt, err = e.types(ctx, bucket, key, lt, tt); err != nil {
-				return "", "", err
-			}
-		}
-		if lt != tt {
-			return Type, fmt.Sprintf("legacy %s, target %s", lt, tt), nil
-		}
-		d, err := e.logicalDiff(ctx, bucket, key, lt)
-		if err != nil {
-			return "", "", err
-		}
-		if d != "" {
-			return Value, d, nil
-		}
+		return verdict{}, true
 	}
-	if !ttlClose(l.pttl, t.pttl, tol) {
-		return TTL, fmt.Sprintf("legacy ttl %s, target ttl %s", fmtTTL(l.pttl), fmtTTL(t.pttl)), nil
-	}
-	return "", "", nil
+	return ttlVerdict(l, t, tol), false
 }
 
-// ttlClose reports whether two PTTL replies agree within tol milliseconds
-// (-1 means no expiry and only matches -1).
-func ttlClose(a, b, tol int64) bool {
-	if a < 0 || b < 0 {
-		return a < 0 && b < 0
+// afterLogical turns the result of a logical comparison into a verdict.
+func (e *engine) afterLogical(detail string, l, t side) verdict {
+	if detail != "" {
+		return verdict{cat: Value, detail: detail}
 	}
-	d := a - b
+	return ttlVerdict(l, t, e.o.TTLTolerance.Milliseconds())
+}
+
+// ttlVerdict compares the expiries of two equal values.
+func ttlVerdict(l, t side, tol int64) verdict {
+	if expiryClose(l, t, tol) {
+		return verdict{}
+	}
+	if l.pttl >= 0 && t.pttl >= 0 {
+		return verdict{cat: TTL, detail: fmt.Sprintf("expiry differs by %s (legacy ttl %s, target ttl %s)",
+			time.Duration(t.expireAt-l.expireAt)*time.Millisecond, fmtTTL(l.pttl), fmtTTL(t.pttl))}
+	}
+	return verdict{cat: TTL, detail: fmt.Sprintf("legacy ttl %s, target ttl %s", fmtTTL(l.pttl), fmtTTL(t.pttl))}
+}
+
+// expiryClose reports whether two observations expire within tol
+// milliseconds of each other (no expiry only matches no expiry).
+func expiryClose(a, b side, tol int64) bool {
+	if a.pttl < 0 || b.pttl < 0 {
+		return a.pttl < 0 && b.pttl < 0
+	}
+	d := a.expireAt - b.expireAt
 	if d < 0 {
 		d = -d
 	}
@@ -525,10 +599,9 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 	if err := readSides(ctx, c, absent, tgt); err != nil {
 		return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 	}
-	now := time.Now()
 	for i, k := range absent {
 		if tgt[i].exists {
-			e.addCandidate(k, &candidate{bucket: bucket, cat: Extra, target: tgt[i], rounds: 1, seen: now})
+			e.addCandidate(k, &candidate{bucket: bucket, cat: Extra, target: tgt[i], rounds: 1})
 		}
 	}
 	return nil
@@ -559,19 +632,19 @@ func (e *engine) recheck(ctx context.Context) error {
 			if err := e.targetRead(ctx, b, keys, t); err != nil {
 				return err
 			}
-			now := time.Now()
+			vs, err := e.judgeBatch(ctx, b, keys, l, t)
+			if err != nil {
+				return err
+			}
 			for i, it := range chunk {
-				cat, detail, err := e.judge(ctx, b, it.key, l[i], t[i])
-				if err != nil {
-					return err
-				}
+				cat, detail := vs[i].cat, vs[i].detail
 				if cat == "" {
 					delete(e.cands, it.key)
 					continue
 				}
 				c := it.c
-				c.changed = legacyChanged(c.legacy, c.seen, l[i], now, e.o.TTLTolerance)
-				c.cat, c.detail, c.legacy, c.target, c.seen = cat, detail, l[i], t[i], now
+				c.changed = legacyChanged(c.legacy, l[i], e.o.TTLTolerance)
+				c.cat, c.detail, c.legacy, c.target = cat, detail, l[i], t[i]
 				c.rounds++
 			}
 		}
@@ -582,7 +655,7 @@ func (e *engine) recheck(ctx context.Context) error {
 // legacyChanged reports whether legacy's key changed between two
 // observations: created, deleted, another value, or another absolute expiry
 // (beyond tol).
-func legacyChanged(a side, at time.Time, b side, bt time.Time, tol time.Duration) bool {
+func legacyChanged(a, b side, tol time.Duration) bool {
 	if a.exists != b.exists {
 		return true
 	}
@@ -595,16 +668,7 @@ func legacyChanged(a side, at time.Time, b side, bt time.Time, tol time.Duration
 	if (a.pttl < 0) != (b.pttl < 0) {
 		return true
 	}
-	if a.pttl < 0 {
-		return false
-	}
-	ea := at.Add(time.Duration(a.pttl) * time.Millisecond)
-	eb := bt.Add(time.Duration(b.pttl) * time.Millisecond)
-	d := ea.Sub(eb)
-	if d < 0 {
-		d = -d
-	}
-	return d > tol
+	return !expiryClose(a, b, tol.Milliseconds())
 }
 
 // finish turns the candidates into the Result.

@@ -335,6 +335,9 @@ func copyFallback(t testing.TB, cfg string) {
 	for _, b := range []string{"cache", "session", "queue", "ratelimit"} {
 		tcs[b] = theEnv.Target(t, b)
 	}
+	if strings.Contains(y, `cache: {kind: standalone, url: "redis://`) {
+		tcs["cache"] = Client(t, field(`cache: {kind: standalone, url: "redis://`))
+	}
 	var cursor uint64
 	for {
 		keys, next, err := legacy.Scan(ctx, cursor, "", 1000).Result()
