@@ -1,0 +1,476 @@
+package cmd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/scan"
+	"github.com/redisplit/redisplit/topology/topotest"
+)
+
+// scanEmptyConfig returns an empty config file: the default redisplit.yaml is
+// optional, and tests must not read a stray one.
+func scanEmptyConfig(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "redisplit.yaml")
+	if err := os.WriteFile(p, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// scanCLI runs `redisplit scan args...` in-process with in-memory streams
+// (not a terminal).
+func scanCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hasConfig := false
+	for _, a := range args {
+		hasConfig = hasConfig || a == "--config"
+	}
+	if !hasConfig {
+		args = append([]string{"--config", scanEmptyConfig(t)}, args...)
+	}
+	code := Run(ctx, app, append([]string{"scan"}, args...))
+	return code, out.String(), errb.String()
+}
+
+func scanJSON(t *testing.T, args ...string) (*scan.Report, string) {
+	t.Helper()
+	code, out, errs := scanCLI(t, append(args, "-o", "json", "--no-progress")...)
+	if code != 0 {
+		t.Fatalf("scan exit %d: %s", code, errs)
+	}
+	var r scan.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out)
+	}
+	return &r, errs
+}
+
+func bucketOf(r *scan.Report, b string) scan.BucketReport {
+	for _, x := range r.Buckets {
+		if x.Bucket == b {
+			return x
+		}
+	}
+	return scan.BucketReport{}
+}
+
+func verdict(r *scan.Report, check string) scan.Verdict {
+	for _, v := range r.Preflight {
+		if v.Check == check {
+			return v
+		}
+	}
+	return scan.Verdict{}
+}
+
+// writeMixed writes a keyspace mixing framework keys (routed by presets),
+// application keys the heuristics must route (myapp:throttle:{ip} counters),
+// keys with no evidence (analytics zsets) and binary key names. It returns
+// the number of keys and the names that must never be routed to cache.
+func writeMixed(t *testing.T, c *redis.Client) (int, map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	durable := map[string]bool{}
+	p := c.Pipeline()
+	n := 0
+	for i := 0; i < 20; i++ {
+		k := fmt.Sprintf("sess:Xk3pQ9zR2mN8vB5cL1wT7yH4jF6gD%02d", i) // connect-redis
+		p.Set(ctx, k, `{"cookie":{"originalMaxAge":86400000}}`, 24*time.Hour)
+		durable[k] = true
+		k = fmt.Sprintf("rl:10.0.0.%d", i) // express-rate-limit
+		p.Set(ctx, k, i, time.Minute)
+		durable[k] = true
+		k = fmt.Sprintf("keyv:user:%d", i) // keyv cache
+		p.Set(ctx, k, `{"value":1}`, time.Hour)
+		n += 3
+	}
+	for _, k := range []string{"queue:default", "bull:emails:wait"} {
+		p.RPush(ctx, k, `{"jid":"1","class":"Mailer","args":[]}`)
+		durable[k] = true
+		n++
+	}
+	for i := 0; i < 30; i++ {
+		k := fmt.Sprintf("myapp:throttle:192.168.%d.%d", i/10, i)
+		p.Set(ctx, k, i%7, 2*time.Minute)
+		durable[k] = true
+		p.ZAdd(ctx, fmt.Sprintf("analytics:%d:events", i), redis.Z{Score: 1, Member: "view"})
+		n += 2
+	}
+	for i := 0; i < 5; i++ {
+		p.Set(ctx, fmt.Sprintf("bin:\xff\x00\x01%c", 'a'+i), "x", 0)
+		n++
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n, durable
+}
+
+func readKeyLines(t *testing.T, path string) []scan.KeyLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []scan.KeyLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var kl scan.KeyLine
+		if err := json.Unmarshal(sc.Bytes(), &kl); err != nil {
+			t.Fatalf("keys-out line %q: %v", sc.Text(), err)
+		}
+		out = append(out, kl)
+	}
+	return out
+}
+
+func lineName(kl scan.KeyLine) string {
+	if kl.KeyB64 != "" {
+		b, _ := base64.StdEncoding.DecodeString(kl.KeyB64)
+		return string(b)
+	}
+	return kl.Key
+}
+
+// TestScan runs every scan scenario against one real redis-server.
+func TestScan(t *testing.T) {
+	srv := topotest.Standalone(t)
+	admin := topotest.Client(t, srv.Addr())
+	ctx := context.Background()
+
+	t.Run("routes, proposes, writes plan and keys on db 3", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 3, DisableIdentity: true})
+		defer c.Close()
+		n, durable := writeMixed(t, c)
+		dir := t.TempDir()
+		plan, keys := filepath.Join(dir, "plan.yaml"), filepath.Join(dir, "keys.jsonl")
+		r, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/3", "--plan-out", plan, "--keys-out", keys, "--count", "7")
+
+		if r.SchemaVersion != scan.SchemaVersion || r.Legacy.DB != 3 || r.DBSize != int64(n) || r.Scanned != int64(n) {
+			t.Fatalf("schema %d db %d dbsize %d scanned %d, want db 3 and %d keys", r.SchemaVersion, r.Legacy.DB, r.DBSize, r.Scanned, n)
+		}
+		var sum int64
+		for _, b := range r.Buckets {
+			sum += b.Keys
+		}
+		if sum != r.Scanned {
+			t.Fatalf("buckets sum to %d, scanned %d", sum, r.Scanned)
+		}
+		if got := bucketOf(r, "ratelimit"); got.Keys != 50 || got.KeysByProposals != 30 {
+			t.Fatalf("ratelimit: %d keys, %d by proposals; want 50 and 30", got.Keys, got.KeysByProposals)
+		}
+		if got := bucketOf(r, "unknown"); got.Keys != 35 {
+			t.Fatalf("unknown: %d keys, want 35 (analytics zsets and binary names)", got.Keys)
+		}
+		if !r.Sampling.Exact || bucketOf(r, "session").Bytes <= 0 {
+			t.Fatalf("bytes not measured exactly: %+v", r.Sampling)
+		}
+		var accepted []scan.Proposal
+		for _, p := range r.Proposals {
+			if p.Accepted {
+				accepted = append(accepted, p)
+			}
+		}
+		if len(accepted) != 1 || accepted[0].Glob != "myapp:throttle:*" || accepted[0].Bucket != classify.RateLimit || len(accepted[0].Evidence) == 0 {
+			t.Fatalf("accepted proposals: %+v", accepted)
+		}
+		foundBin := false
+		for _, p := range r.UnknownPatterns {
+			for _, s := range p.Samples {
+				foundBin = foundBin || s.KeyB64 != ""
+			}
+		}
+		if !foundBin {
+			t.Fatalf("binary names missing from the unknown samples: %+v", r.UnknownPatterns)
+		}
+
+		// keys-out: one line per key; the plan routes every key exactly as
+		// keys-out says; nothing durable is cache.
+		lines := readKeyLines(t, keys)
+		if len(lines) != n {
+			t.Fatalf("keys-out has %d lines, want %d", len(lines), n)
+		}
+		p, err := classify.LoadPlan(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := p.Classifier()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b64 := 0
+		for _, kl := range lines {
+			name := lineName(kl)
+			if kl.KeyB64 != "" {
+				b64++
+			}
+			m := cl.Classify(name, kl.Type)
+			if string(m.Bucket) != kl.Bucket {
+				t.Errorf("%q: keys-out says %s, the written plan routes it to %s", name, kl.Bucket, m.Bucket)
+			}
+			if (m.Rule == nil) != (kl.Rule == "") {
+				t.Errorf("%q: rule %q vs plan %v", name, kl.Rule, m.Rule)
+			}
+			if durable[name] && kl.Bucket == "cache" {
+				t.Errorf("%q (session/queue/ratelimit) routed to cache", name)
+			}
+			if kl.Bytes == nil || *kl.Bytes <= 0 || kl.Type == "none" || kl.TTLMs < -1 {
+				t.Errorf("%q: bad facts %+v", name, kl)
+			}
+		}
+		if b64 != 5 {
+			t.Errorf("%d key_b64 lines, want the 5 binary names", b64)
+		}
+		if p.Hash() != r.PlanHash {
+			t.Errorf("report plan hash %s, written plan %s", r.PlanHash, p.Hash())
+		}
+	})
+
+	t.Run("text report and plain progress", func(t *testing.T) {
+		code, out, errs := scanCLI(t, "--legacy", "redis://"+srv.Addr()+"/3")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		for _, want := range []string{"bucket", "ratelimit", "== unknown patterns", "analytics:{n}:events", "ACCEPTED", "myapp:throttle:*", "== preflight", "== sizing advice", "allkeys-lru", "noeviction"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("text report lacks %q:\n%s", want, out)
+			}
+		}
+		if !strings.Contains(errs, "scan: 127/127 (100%)") {
+			t.Errorf("no plain progress line on stderr: %q", errs)
+		}
+		_, _, errs = scanCLI(t, "--legacy", "redis://"+srv.Addr()+"/3", "--no-progress")
+		if errs != "" {
+			t.Errorf("--no-progress printed %q", errs)
+		}
+	})
+
+	t.Run("sampling extrapolates and states its margin", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 4, DisableIdentity: true})
+		defer c.Close()
+		p := c.Pipeline()
+		for i := 0; i < 4000; i++ {
+			p.Set(ctx, fmt.Sprintf("keyv:item:%d", i), strings.Repeat("v", 100+i%200), time.Hour)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		full, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/4")
+		r, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/4", "--sample", "10")
+		exact, est := bucketOf(full, "cache").Bytes, bucketOf(r, "cache")
+		if r.Sampling.Exact || r.Sampling.MeasuredKeys < 200 || r.Sampling.MeasuredKeys > 600 || est.BytesMargin95 <= 0 {
+			t.Fatalf("sampling %+v margin %d", r.Sampling, est.BytesMargin95)
+		}
+		if d := est.Bytes - exact; d > 3*est.BytesMargin95 || -d > 3*est.BytesMargin95 {
+			t.Fatalf("estimate %d ± %d, exact %d", est.Bytes, est.BytesMargin95, exact)
+		}
+		again, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/4", "--sample", "10")
+		if again.Sampling.MeasuredKeys != r.Sampling.MeasuredKeys || bucketOf(again, "cache").Bytes != est.Bytes {
+			t.Fatal("the sample is not deterministic")
+		}
+	})
+
+	t.Run("keys expiring between SCAN and TYPE", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 5, DisableIdentity: true})
+		defer c.Close()
+		p := c.Pipeline()
+		for i := 0; i < 3000; i++ {
+			p.Set(ctx, fmt.Sprintf("keyv:stable:%d", i), "v", time.Hour)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Keys with 1-5 ms TTLs appear all the time while the scan runs.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := c.Pipeline()
+				for j := 0; j < 200; j++ {
+					p.Set(ctx, fmt.Sprintf("rl:flash:%d:%d", i, j), 1, time.Duration(1+j%5)*time.Millisecond)
+				}
+				p.Exec(ctx)
+			}
+		}()
+		keys := filepath.Join(t.TempDir(), "keys.jsonl")
+		r, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/5", "--count", "50", "--max-ops", "40000", "--keys-out", keys)
+		close(stop)
+		wg.Wait()
+		var sum int64
+		for _, b := range r.Buckets {
+			sum += b.Keys
+		}
+		lines := readKeyLines(t, keys)
+		if sum != r.Scanned || int64(len(lines)) != r.Scanned || r.Scanned < 3000 {
+			t.Fatalf("buckets %d, keys-out %d, scanned %d (want ≥ 3000 and all equal)", sum, len(lines), r.Scanned)
+		}
+		for _, kl := range lines {
+			if kl.Type == "none" || kl.TTLMs < -1 || kl.Bytes == nil {
+				t.Fatalf("misreported key %+v", kl)
+			}
+		}
+		if r.ExpiredDuringScan == 0 {
+			t.Fatal("no key expired between SCAN and TYPE although 1-5 ms keys were written throughout")
+		}
+		t.Logf("scanned %d, expired during scan %d", r.Scanned, r.ExpiredDuringScan)
+	})
+
+	t.Run("ACL user without +memory: degraded, named", func(t *testing.T) {
+		if err := admin.Do(ctx, "acl", "setuser", "nomem", "on", ">pw1", "~*", "&*", "+@all", "-memory").Err(); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := scanJSON(t, "--legacy", "redis://nomem:pw1@"+srv.Addr()+"/3")
+		if r.Sampling.MemoryUsage || bucketOf(r, "session").Bytes != -1 || r.Scanned == 0 {
+			t.Fatalf("sampling %+v session bytes %d", r.Sampling, bucketOf(r, "session").Bytes)
+		}
+		v := verdict(r, "memory usage")
+		if v.Status != scan.StatusWarn || !strings.Contains(v.Message, "+memory|usage") {
+			t.Fatalf("memory verdict %+v", v)
+		}
+		if p := verdict(r, "permissions"); !strings.Contains(p.Message, "MEMORY USAGE") {
+			t.Fatalf("permissions verdict %+v", p)
+		}
+	})
+
+	t.Run("ACL user without +config: verdict, not a crash", func(t *testing.T) {
+		if err := admin.Do(ctx, "acl", "setuser", "noconf", "on", ">pw2", "~*", "&*", "+@all", "-config", "-acl").Err(); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := scanJSON(t, "--legacy", "redis://noconf:pw2@"+srv.Addr()+"/3")
+		v := verdict(r, "notify-keyspace-events")
+		if v.Status != scan.StatusWarn || !strings.Contains(v.Message, "+config|get") {
+			t.Fatalf("notify-keyspace-events verdict %+v", v)
+		}
+		if p := verdict(r, "permissions"); !strings.Contains(p.Message, "CONFIG GET") {
+			t.Fatalf("permissions verdict (probed without ACL DRYRUN) %+v", p)
+		}
+	})
+
+	t.Run("ACL user without +scan: fails naming the command", func(t *testing.T) {
+		if err := admin.Do(ctx, "acl", "setuser", "noscan", "on", ">pw3", "~*", "+@all", "-scan").Err(); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := scanCLI(t, "--legacy", "redis://noscan:pw3@"+srv.Addr(), "--no-progress")
+		if code != ExitRuntime || !strings.Contains(errs, "SCAN") || !strings.Contains(errs, "+scan") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		code, out, errs := scanCLI(t, "--legacy", "redis://nomem:Sup3rSecretWrong@"+srv.Addr(), "--no-progress")
+		if code != ExitRuntime || !strings.Contains(errs, "authentication failed") || !strings.Contains(errs, srv.Addr()) {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if strings.Contains(errs+out, "Sup3rSecretWrong") {
+			t.Fatalf("password printed: %s", errs)
+		}
+	})
+
+	t.Run("replica", func(t *testing.T) {
+		host, port, _ := strings.Cut(srv.Addr(), ":")
+		rep := topotest.Standalone(t, "--replicaof", host, port)
+		rc := topotest.Client(t, rep.Addr())
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			info, _ := rc.Info(ctx, "replication").Result()
+			if strings.Contains(info, "master_link_status:up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica never synced: %s", info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		r, _ := scanJSON(t, "--legacy", "redis://"+rep.Addr()+"/3")
+		if r.Legacy.Role != "slave" || verdict(r, "replica").Status != scan.StatusInfo || r.Scanned != 127 {
+			t.Fatalf("role %s, replica verdict %+v, scanned %d", r.Legacy.Role, verdict(r, "replica"), r.Scanned)
+		}
+	})
+
+	t.Run("legacy already evicting is critical", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 6, DisableIdentity: true})
+		defer c.Close()
+		if err := admin.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil { // forces evictions on the next write
+			t.Fatal(err)
+		}
+		c.Set(ctx, "keyv:evictme", strings.Repeat("x", 1000), 0)
+		if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+		defer admin.ConfigSet(ctx, "maxmemory-policy", "noeviction")
+		code, out, errs := scanCLI(t, "--legacy", "redis://"+srv.Addr()+"/6", "--no-progress")
+		if code != 0 || !strings.Contains(out, "!!! LEGACY IS ALREADY EVICTING") {
+			t.Fatalf("exit %d: %s\n%s", code, errs, out)
+		}
+	})
+}
+
+// TestScanBadInput covers the inputs that must fail cleanly before any scan.
+func TestScanBadInput(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badYAML, []byte("legacy:\n  url: [unclosed\n"), 0o600)
+	badRule := filepath.Join(dir, "rule.yaml")
+	os.WriteFile(badRule, []byte("legacy:\n  url: redis://127.0.0.1:1\nrules:\n  - {glob: 'a:*', bucket: cache}\n  - {bucket: session}\n"), 0o600)
+	badBucket := filepath.Join(dir, "bucket.yaml")
+	os.WriteFile(badBucket, []byte("rules:\n  - {glob: 'a:*', bucket: cache}\n  - {glob: 'b:*', bucket: cahce}\n"), 0o600)
+	badRegex := filepath.Join(dir, "regex.yaml")
+	os.WriteFile(badRegex, []byte("rules:\n  - {regex: '(', bucket: cache}\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"unreachable", []string{"--legacy", "redis://127.0.0.1:1"}, ExitRuntime, []string{"unreachable", "127.0.0.1:1"}},
+		{"malformed YAML", []string{"--config", badYAML}, ExitUsage, []string{"malformed config", "bad.yaml"}},
+		{"rule without matcher", []string{"--config", badRule}, ExitUsage, []string{"rules[2]", "exactly one of glob, prefix or regex"}},
+		{"rule with a bad bucket", []string{"--config", badBucket}, ExitUsage, []string{"rules[2]", "cahce"}},
+		{"rule with a bad regex", []string{"--config", badRegex}, ExitUsage, []string{"rules[1]", "invalid regex"}},
+		{"sample out of range", []string{"--legacy", "redis://127.0.0.1:1", "--sample", "150"}, ExitUsage, []string{"scan.sample"}},
+		{"missing plan", []string{"--legacy", "redis://127.0.0.1:1", "--plan", filepath.Join(dir, "nope.yaml")}, ExitUsage, []string{"nope.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := scanCLI(t, append([]string{"--no-progress"}, tt.args...)...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, errs)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q: %s", w, errs)
+				}
+			}
+		})
+	}
+}
