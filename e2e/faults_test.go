@@ -94,6 +94,35 @@ func TestMigrateSurvivesCacheNodeStop(t *testing.T) {
 	e.mustRun(0, "verify")
 }
 
+// A Sentinel failover of the session master during migrate loses no session.
+func TestMigrateSurvivesSentinelFailover(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.load(rehearse.Synthetic{Keys: 20000, Seed: 31, NoBig: true, ShortTTL: -1})
+	before := e.snapshot()
+	_, wait := e.startMigrate(ctx, "4000")
+	e.waitKeys("session", 200, 30*time.Second)
+
+	sn := topo.Sentinels["session"]
+	old, _ := sn.CurrentMaster(ctx)
+	nm, err := sn.Failover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("failover %s → %s", old, nm)
+	r := wait()
+	if r.code != 0 {
+		t.Fatalf("migrate across a failover: %s", r)
+	}
+	for b, s := range migrateStatus(t, r.stdout) {
+		if s != "copied" {
+			t.Errorf("bucket %s is %s", b, s)
+		}
+	}
+	e.assertNothingLost(before)
+	e.mustRun(0, "verify")
+}
+
 // A migrate killed with SIGKILL mid-copy resumes from its checkpoint: the
 // rerun completes and verify finds full parity (nothing lost, no extra key).
 func TestMigrateKilledAndResumed(t *testing.T) {
