@@ -136,6 +136,11 @@ func runClassify(app *App, o *classifyOptions, args []string) error {
 	}
 	r := bufio.NewReaderSize(app.In, 64<<10)
 	for line := 1; ; line++ {
+		if r.Buffered() == 0 { // about to wait for input: show what is done
+			if err := out.flush(); err != nil {
+				return err
+			}
+		}
 		text, err := r.ReadString('\n')
 		if err != nil && err != io.EOF {
 			return fmt.Errorf("reading keys from standard input: %w", err)
@@ -163,13 +168,13 @@ func runClassify(app *App, o *classifyOptions, args []string) error {
 // verdictWriter writes verdicts as they are made: text lines, or the
 // elements of one JSON array (so that --stdin streams in bounded memory).
 type verdictWriter struct {
-	w    io.Writer
+	w    *bufio.Writer
 	json bool
 	n    int
 }
 
 func newVerdictWriter(app *App) *verdictWriter {
-	return &verdictWriter{w: app.Out, json: app.Output == "json"}
+	return &verdictWriter{w: bufio.NewWriterSize(app.Out, 64<<10), json: app.Output == "json"}
 }
 
 func (vw *verdictWriter) write(v keyVerdict) error {
@@ -190,16 +195,19 @@ func (vw *verdictWriter) write(v keyVerdict) error {
 	return err
 }
 
+func (vw *verdictWriter) flush() error { return vw.w.Flush() }
+
 func (vw *verdictWriter) close() error {
-	if !vw.json {
-		return nil
+	if vw.json {
+		end := "\n]\n"
+		if vw.n == 0 {
+			end = "[]\n"
+		}
+		if _, err := io.WriteString(vw.w, end); err != nil {
+			return err
+		}
 	}
-	end := "\n]\n"
-	if vw.n == 0 {
-		end = "[]\n"
-	}
-	_, err := io.WriteString(vw.w, end)
-	return err
+	return vw.w.Flush()
 }
 
 func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {
