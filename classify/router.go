@@ -69,14 +69,45 @@ func EnabledPresets(sw config.Presets) ([]Preset, error) {
 }
 
 // PlanFromConfig returns the plan equivalent to routing with cfg and no plan
-// file: the user's rules and the enabled presets, expanded. scan appends its
-// accepted proposals to it before writing it with WritePlan.
+// file: the user's rules and the enabled presets, expanded. The first rule of
+// each preset carries the preset's description (what it routes, its sources)
+// as its Comment, so that the written plan documents itself for a reviewer.
+// scan appends its accepted proposals to it before writing it with WritePlan.
 func PlanFromConfig(cfg *config.Config) (*Plan, error) {
 	rules, err := RulesFromConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
+	desc := map[string]string{}
+	for _, p := range Presets() {
+		desc["preset "+p.Name] = "preset " + p.Name + ": " + p.Description
+	}
+	for i := range rules {
+		if d, ok := desc[rules[i].Source]; ok && (i == 0 || rules[i-1].Source != rules[i].Source) {
+			rules[i].Comment = wrap(d, 100)
+		}
+	}
 	return &Plan{Version: PlanVersion, Rules: rules}, nil
+}
+
+// wrap breaks s into lines of at most width bytes at spaces.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 {
+			if n+1+len(w) > width {
+				b.WriteByte('\n')
+				n = 0
+			} else {
+				b.WriteByte(' ')
+				n++
+			}
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
 }
 
 // Router returns the classifier every command routes with, and the hash of
