@@ -321,7 +321,7 @@ func builtin() []Preset {
 				rx("cache_store session", `^(?:.*:)?_session_id:`, "", Session),
 				pfx("redis-rack session", "rack:session:", Session),
 				rx("Rack private session id", `^.*2::[0-9a-f]{64}$`, "", Session),
-				rx("fragment cache", `^(?:[^/]*:)?views/`, "string", Cache),
+				rx("fragment cache", `^(?:[^/:]+:)*views/`, "string", Cache),
 			},
 		},
 		{
