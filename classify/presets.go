@@ -288,12 +288,12 @@ func builtin() []Preset {
 		{
 			Name: "laravel",
 			Description: "Laravel (5.8–12, the whole prefix matrix of key-patterns.md) and Horizon: Horizon's namespace, Redis queues, " +
-				"the queue-control keys that live in the cache namespace (queue restart, schedule mutexes, unique-job and " +
-				"overlap locks), RateLimiter counters (sha1/md5 keys, login|ip keys, every :timer), sessions (40 alphanumerics), " +
+				"the queue-control keys that live in the cache namespace (queue restart, schedule mutexes incl. onOneServer, " +
+				"unique-job and overlap locks, ThrottlesExceptions counters), RateLimiter counters (sha1/md5 keys, login|ip keys, every :timer), sessions (40 alphanumerics), " +
 				"then the cache: tags and every string under the full <app>_database_<app>_cache prefix. RateLimiter counters with " +
 				"custom names and no :timer suffix cannot be told from cache entries by name: write a rule for them. " +
 				"Sources: laravel/framework src/Illuminate/Queue/RedisQueue.php, Queue/Console/RestartCommand.php, " +
-				"Console/Scheduling/CallbackEvent.php, Bus/UniqueLock.php, Queue/Middleware/WithoutOverlapping.php, " +
+				"Console/Scheduling/CallbackEvent.php, Bus/UniqueLock.php, Queue/Middleware/WithoutOverlapping.php, Queue/Middleware/ThrottlesExceptions.php, " +
 				"Cache/RateLimiter.php, Routing/Middleware/ThrottleRequests.php, Session/CacheBasedSessionHandler.php, " +
 				"Cache/RedisStore.php; laravel/laravel config/cache.php, config/database.php; laravel/horizon config/horizon.php, " +
 				"src/Repositories/RedisJobRepository.php.",
@@ -301,7 +301,7 @@ func builtin() []Preset {
 				rx("Horizon namespace", `^(?:[a-z0-9_-]+_)?horizon:`, "", Queue),
 				rx("Redis queue", `^(?:[a-z0-9_]+_database_|[a-z0-9-]+-database-)?queues:[^:]+(?::(?:delayed|reserved|notify))?$`, "", Queue),
 				rx("queue control in the cache namespace",
-					`^`+laravelCacheOpt+`(?:illuminate:queue:restart$|framework/schedule-[0-9a-f]{40}$|laravel_unique_job:|laravel-queue-overlap:)`, "", Queue),
+					`^`+laravelCacheOpt+`(?:illuminate:queue:restart$|framework/schedule-[0-9a-f]{32}|laravel_unique_job:|laravel-queue-overlap:|laravel_throttles_exceptions:)`, "", Queue),
 				rx("RateLimiter counter (sha1/md5 key)", `^`+laravelCacheOpt+`(?:[0-9a-f]{40}|[0-9a-f]{32})(?::timer)?$`, "", RateLimit),
 				rx("RateLimiter login|ip counter", `^`+laravelCacheOpt+`.*\|[0-9A-Fa-f.:]+(?::timer)?$`, "", RateLimit),
 				rx("RateLimiter timer", `^`+laravelCacheOpt+`.+:timer$`, "", RateLimit),
