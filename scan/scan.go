@@ -42,7 +42,7 @@ type Options struct {
 	SamplePercent float64
 	// MaxPatterns caps the distinct patterns tracked (default 10000).
 	MaxPatterns int
-	// Workers is the number of pipelines in flight (default 3).
+	// Workers is the number of pipelines in flight (default 4).
 	Workers int
 	// KeysOut, when set, is the path of the per-key JSON-lines export.
 	KeysOut string
@@ -63,7 +63,7 @@ func (o *Options) defaults() {
 		o.MaxPatterns = 10000
 	}
 	if o.Workers <= 0 {
-		o.Workers = 3
+		o.Workers = 4
 	}
 }
 
