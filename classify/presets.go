@@ -192,10 +192,15 @@ func builtin() []Preset {
 		{
 			Name: "spring-session",
 			Description: "Spring Session, RedisSessionRepository and RedisIndexedSessionRepository (and the reactive indexed repository): " +
-				"session hashes, expires markers, expiration sets, principal indexes, all under spring:session:. " +
+				"session hashes, expires markers, expiration sets, principal indexes, all under spring:session:; under a custom " +
+				"redisNamespace, the session hashes and expires markers ({ns}:sessions:[expires:]{uuid}). " +
 				"Sources: spring-projects/spring-session spring-session-data-redis RedisSessionRepository.java, RedisIndexedSessionRepository.java, " +
 				"RedisSessionExpirationPolicy.java, ReactiveRedisSessionIndexer.java, SortedSetReactiveRedisSessionExpirationStore.java.",
-			Rules: []Rule{pfx("everything under spring:session:", "spring:session:", Session)},
+			Rules: []Rule{
+				pfx("everything under spring:session:", "spring:session:", Session),
+				rx("session hash under a custom namespace", `^.+:sessions:`+uuidRe+`$`, "hash", Session),
+				rx("session expiry marker under a custom namespace", `^.+:sessions:expires:`+uuidRe+`$`, "string", Session),
+			},
 		},
 		{
 			Name:        "phpredis",
