@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/redisplit/redisplit/config"
@@ -88,6 +89,11 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 
 func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 	ctx := c.Context()
+	if !app.Verbose {
+		// go-redis logs every Sentinel master lookup of every command the
+		// rehearsal runs; the report says what matters.
+		redis.SetLogger(quietRedisLog{})
+	}
 	if (o.fromRDB == "") == (o.synthetic <= 0) {
 		return config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N (N > 0)")
 	}
@@ -212,6 +218,10 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		return &ExitError{Code: ExitRuntime, Err: fmt.Errorf("rehearsal failed: %s", failedPhases(res))}
 	}
 }
+
+type quietRedisLog struct{}
+
+func (quietRedisLog) Printf(context.Context, string, ...any) {}
 
 func failedPhases(r *rehearse.Result) string {
 	seen := map[string]bool{}
