@@ -66,7 +66,12 @@ A bucket without a target is not migrated, and the output says so.`,
 	f.IntVar(&o.workers, "workers", 8, "copy workers (keys are partitioned onto them by hash)")
 	f.IntVar(&o.batch, "batch", 256, "keys per pipelined read and write batch")
 	f.Int64Var(&o.bigBytes, "big-bytes", 8<<20, "keys larger than this are copied in chunks, never held whole in memory")
-	app.BindFlag(c, "max-ops", "max_ops")
+	// bound when migrate runs: other commands bind their own --max-ops to the
+	// same key, and viper keeps only the last binding
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		app.BindFlag(c, "max-ops", "max_ops")
+		return nil
+	}
 	return c
 }
 
