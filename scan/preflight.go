@@ -58,6 +58,9 @@ var Needed = []struct {
 	{"CONFIG GET", "+config|get", "scan, migrate (read notify-keyspace-events)", []any{"config", "get", "notify-keyspace-events"}},
 	{"DUMP", "+dump", "migrate, verify", []any{"dump", probeKey}},
 	{"PEXPIRETIME", "+pexpiretime", "migrate", []any{"pexpiretime", probeKey}},
+	{"TIME", "+time", "migrate (absolute expiry)", []any{"time"}},
+	{"MULTI/EXEC", "+multi +exec", "migrate (atomic key read)", nil},
+	{"HGETALL, LRANGE, SMEMBERS, ZRANGE", "+@read", "verify (logical comparison)", []any{"hgetall", probeKey}},
 	{"PSUBSCRIBE", "+psubscribe (and &__keyevent@*)", "migrate --dual-write (change capture)", nil},
 	{"CONFIG SET", "+config|set", "migrate (set notify-keyspace-events; optional)", nil},
 	{"SET", "+set", "migrate (lease and catch-up marker keys)", []any{"set", probeKey, "x", "xx"}},
@@ -234,6 +237,8 @@ func checkPermissions(ctx context.Context, c *redis.Client) []Permission {
 				args = []any{"psubscribe", "__keyevent@0__:*"}
 			case "CONFIG SET":
 				args = []any{"config", "set", "notify-keyspace-events", "KEA"}
+			case "MULTI/EXEC":
+				args = []any{"multi"}
 			}
 		}
 		if dryrun {
