@@ -60,6 +60,10 @@ type Options struct {
 	MaxDiffs     int           // differing keys kept for re-checks; default 100000
 	Batch        int           // keys per SCAN and pipeline; default 1000
 	Workers      int           // batches in flight; default 8
+	// MaxKeySet bounds the set of legacy key hashes (8 bytes each) that
+	// the target pass looks extras up in; beyond it the target pass asks
+	// legacy (EXISTS) about every target key. Default 20M keys (160 MB).
+	MaxKeySet int
 	// Progress, when set, is called with the number of legacy keys
 	// compared so far (from several goroutines).
 	Progress func(done int64)
@@ -89,6 +93,9 @@ func (o *Options) defaults() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 8
+	}
+	if o.MaxKeySet <= 0 {
+		o.MaxKeySet = 20_000_000
 	}
 }
 
@@ -132,6 +139,7 @@ type engine struct {
 	counts   map[string]*Counts
 	tkeys    map[string]*int64
 
+	seen     *keySet
 	scanned  atomic.Int64
 	compared atomic.Int64
 	unrouted atomic.Int64
@@ -144,7 +152,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Legacy == nil || o.Router == nil || len(o.Targets) == 0 {
 		return nil, errors.New("verify: legacy, router and at least one target are required")
 	}
-	e := &engine{o: o, sampler: NewSampler(o.Sample), budget: newBudget(o.MaxOps),
+	e := &engine{o: o, sampler: NewSampler(o.Sample), budget: newBudget(o.MaxOps), seen: newKeySet(o.MaxKeySet),
 		cands: map[string]*candidate{}, overflow: map[string]*Counts{}, counts: map[string]*Counts{}, tkeys: map[string]*int64{}}
 	for b := range o.Targets {
 		e.overflow[b] = &Counts{}
@@ -153,9 +161,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Rounds: o.Rounds, Interval: o.Interval, Sample: o.Sample, MaxDiffs: o.MaxDiffs, Started: time.Now().UTC()}
 
-	// Round 1: both directions at once, sharing the legacy budget.
+	// Round 1: legacy → targets, then targets → legacy. The target pass
+	// runs second so that it can look keys up in the set of legacy keys the
+	// first pass saw, instead of asking legacy about every target key.
+	if err := e.legacyPass(ctx); err != nil {
+		return nil, err
+	}
+	e.seen.seal()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return e.legacyPass(gctx) })
 	for b, t := range o.Targets {
 		g.Go(func() error { return e.targetPass(gctx, b, t) })
 	}
@@ -309,6 +322,7 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 	}
 	e.scanned.Add(int64(len(keys)))
 	byBucket := map[string][]int{}
+	var hashes []uint64
 	for i, k := range keys {
 		if !legacy[i].exists {
 			continue // deleted or expired since SCAN: not a key any more
@@ -321,7 +335,9 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 			continue
 		}
 		byBucket[b] = append(byBucket[b], i)
+		hashes = e.seen.appendHash(hashes, k)
 	}
+	e.seen.add(hashes)
 	for b, idx := range byBucket {
 		bk := make([]string, len(idx))
 		for j, i := range idx {
@@ -556,6 +572,7 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 		}
 	}
 	mine := keys[:0:0]
+	var known int64
 	for i, k := range keys {
 		if !e.sampler.In(k) {
 			continue
@@ -568,10 +585,14 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 			}
 		}
 		if b, _ := e.route(k, typ); b == bucket {
+			if e.seen.has(k) {
+				known++ // legacy held it during the legacy pass
+				continue
+			}
 			mine = append(mine, k)
 		}
 	}
-	atomic.AddInt64(e.tkeys[bucket], int64(len(mine)))
+	atomic.AddInt64(e.tkeys[bucket], int64(len(mine))+known)
 	if len(mine) == 0 {
 		return nil
 	}
