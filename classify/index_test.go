@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/redisplit/redisplit/config"
@@ -64,4 +65,32 @@ func TestIndexAndPrefilterNeverChangeRouting(t *testing.T) {
 		}
 	}
 	t.Logf("%d classifications compared", n)
+}
+
+// TestClassifyConcurrent: one Classifier serves many goroutines (scan and
+// migrate workers share it); run with -race.
+func TestClassifyConcurrent(t *testing.T) {
+	c := defaultRouter(t, nil)
+	keys, types := benchKeys()
+	want := make([]Match, len(keys))
+	for i := range keys {
+		want[i] = c.Classify(keys[i], types[i])
+	}
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := range keys {
+				if got := c.Classify(keys[i], types[i]); got != want[i] {
+					done <- fmt.Errorf("%q: %v, want %v", keys[i], got, want[i])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
