@@ -37,7 +37,7 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	containers.SetEnvDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a cold build takes minutes on 2 cores
 	defer cancel()
 	tmp, err := os.MkdirTemp("", "redisplit-e2e-")
 	if err != nil {
