@@ -399,10 +399,12 @@ func isHexToken(s string) bool {
 	return len(s) >= 16 && digits > 0 || digits > 0 && letters > 0
 }
 
-// isRandomID recognises a high-entropy token (base64, base64url, base32) of
-// at least 20 chars: only token characters, at least two digits and two
-// letters, at least 10 distinct characters, and no '_'/'-'-separated piece
-// that reads like a lowercase word (so "session_<id>" is split, not eaten).
+// isRandomID recognises a high-entropy token (base64, base64url, base32,
+// random alphanumerics) of at least 20 chars: only token characters, at
+// least 10 distinct characters, and either a digit and two letters or, with
+// no digit, at least 24 chars. A name made of several '_'/'-'-separated
+// pieces is not a token when one piece reads like a lowercase word (so
+// "session_<id>" is split, not eaten).
 func isRandomID(s string) bool {
 	if len(s) < 20 || len(s) > 256 {
 		return false
@@ -425,12 +427,15 @@ func isRandomID(s string) bool {
 			distinct++
 		}
 	}
-	if digits < 2 || letters < 2 || distinct < 10 {
+	if distinct < 10 || !(digits >= 1 && letters >= 2 || len(s) >= 24) {
 		return false
 	}
-	for _, piece := range strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' }) {
-		if len(piece) >= 3 && isLowerWord(piece) {
-			return false
+	pieces := strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' })
+	if len(pieces) > 1 {
+		for _, piece := range pieces {
+			if len(piece) >= 3 && isLowerWord(piece) {
+				return false
+			}
 		}
 	}
 	return true
