@@ -251,3 +251,25 @@ func TestClassifyNotesPlanOverridesConfig(t *testing.T) {
 		t.Fatalf("exit %d\nout %s\nerr %s", code, out, errs)
 	}
 }
+
+// TestPresetSwitchesFromEnvironment: REDISPLIT_PRESETS_DISABLED and
+// REDISPLIT_PRESETS_NONE switch presets without a config file edit (CI).
+func TestPresetSwitchesFromEnvironment(t *testing.T) {
+	t.Setenv("REDISPLIT_PRESETS_DISABLED", "wordpress,apollo")
+	code, out, errs := runClassifyCLI(t, t.TempDir(), "classify", "--type", "string", "wp:options:alloptions", "sess:x")
+	if code != 0 || !strings.Contains(out, "wp:options:alloptions (string) → unknown") || !strings.Contains(out, "sess:x (string) → session") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	t.Setenv("REDISPLIT_PRESETS_DISABLED", "")
+	t.Setenv("REDISPLIT_PRESETS_NONE", "true")
+	code, out, errs = runClassifyCLI(t, t.TempDir(), "classify", "sess:x")
+	if code != 0 || !strings.Contains(out, "sess:x → unknown") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	t.Setenv("REDISPLIT_PRESETS_NONE", "")
+	t.Setenv("REDISPLIT_PRESETS_DISABLED", "wordpres")
+	code, _, errs = runClassifyCLI(t, t.TempDir(), "classify", "sess:x")
+	if code != ExitUsage || !strings.Contains(errs, `"wordpres" is not a preset`) {
+		t.Fatalf("exit %d %s", code, errs)
+	}
+}

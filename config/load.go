@@ -23,6 +23,7 @@ var scalarKeys = []string{
 	"legacy.connect_timeout", "legacy.read_timeout",
 	"unknown", "plan", "state_dir", "max_ops",
 	"scan.count", "scan.max_ops", "scan.sample",
+	"presets.none", "presets.disabled", // REDISPLIT_PRESETS_DISABLED=wordpress,apollo
 }
 
 // NewViper returns a viper instance with redisplit's defaults and environment
