@@ -79,7 +79,12 @@ shows it) and marks a bucket verified when it is in full parity (no sample, noth
 	f.IntVar(&o.workers, "workers", 8, "batches in flight")
 	_ = f.MarkHidden("batch")
 	_ = f.MarkHidden("workers")
-	app.BindFlag(c, "max-ops", "max_ops")
+	// bound when verify runs: migrate binds its own --max-ops to the same
+	// key, and viper keeps only the last binding
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		app.BindFlag(c, "max-ops", "max_ops")
+		return nil
+	}
 	return c
 }
 

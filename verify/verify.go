@@ -3,6 +3,7 @@
 // a bucket is compared with the bucket's target (missing, type, value, TTL),
 // and every key on the target that the plan routes there but legacy lacks is
 // an extra. It only reads: it never writes to legacy or to a target.
+// redisplit's own keys (migrate.OwnPrefix: the lease lock) are not compared.
 //
 // Guarantees:
 //   - Equal DUMP payloads are equal values; differing payloads are compared
@@ -25,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/target"
 )
@@ -228,7 +231,7 @@ func (e *engine) legacyPass(ctx context.Context) error {
 				return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
 			}
 			for _, k := range keys {
-				if e.sampler.In(k) {
+				if e.sampler.In(k) && !strings.HasPrefix(k, migrate.OwnPrefix) {
 					buf = append(buf, k)
 				}
 			}
@@ -574,7 +577,7 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 	mine := keys[:0:0]
 	var known int64
 	for i, k := range keys {
-		if !e.sampler.In(k) {
+		if !e.sampler.In(k) || strings.HasPrefix(k, migrate.OwnPrefix) {
 			continue
 		}
 		typ := ""

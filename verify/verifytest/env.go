@@ -45,7 +45,6 @@ func Start(ctx context.Context) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{backend: b, dir: dir}
-	theEnv = e
 	fail := func(err error) (*Env, error) { e.Close(); return nil, err }
 	var wg sync.WaitGroup
 	var errs [3]error
@@ -182,10 +181,6 @@ func Run(t testing.TB, args ...string) (code int, stdout, stderr string) {
 func Migrate(t testing.TB, cfg string, extra ...string) {
 	t.Helper()
 	code, out, errs := Run(t, append([]string{"migrate", "--yes", "--config", cfg}, extra...)...)
-	if code == 2 && strings.Contains(errs, "unknown command") {
-		copyFallback(t, cfg) // TEMPORARY until migrate lands
-		return
-	}
 	if code != 0 {
 		t.Fatalf("migrate exited %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
@@ -318,62 +313,3 @@ func DiffSnapshots(a, b map[string]Entry) string {
 	}
 	return sb.String()
 }
-
-// copyFallback copies legacy to the targets with DUMP/RESTORE. TEMPORARY.
-func copyFallback(t testing.TB, cfg string) {
-	t.Helper()
-	b, _ := os.ReadFile(cfg)
-	y := string(b)
-	field := func(after string) string {
-		i := strings.Index(y, after)
-		j := strings.IndexAny(y[i+len(after):], "\"")
-		return y[i+len(after) : i+len(after)+j]
-	}
-	legacy := Client(t, field(`legacy: {url: "redis://`))
-	ctx := context.Background()
-	tcs := map[string]redis.UniversalClient{}
-	for _, b := range []string{"cache", "session", "queue", "ratelimit"} {
-		tcs[b] = theEnv.Target(t, b)
-	}
-	if strings.Contains(y, `cache: {kind: standalone, url: "redis://`) {
-		tcs["cache"] = Client(t, field(`cache: {kind: standalone, url: "redis://`))
-	}
-	var cursor uint64
-	for {
-		keys, next, err := legacy.Scan(ctx, cursor, "", 1000).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range keys {
-			d, err := legacy.Dump(ctx, k).Result()
-			if err != nil {
-				continue
-			}
-			pt, _ := legacy.PTTL(ctx, k).Result()
-			if pt < 0 {
-				pt = 0
-			}
-			var tc redis.UniversalClient
-			switch {
-			case strings.HasPrefix(k, "cache:"):
-				tc = tcs["cache"]
-			case strings.HasPrefix(k, "sess:"):
-				tc = tcs["session"]
-			case strings.HasPrefix(k, "queue:"):
-				tc = tcs["queue"]
-			case strings.HasPrefix(k, "rl:"):
-				tc = tcs["ratelimit"]
-			default:
-				continue
-			}
-			if err := tc.RestoreReplace(ctx, k, pt, d).Err(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if cursor = next; cursor == 0 {
-			return
-		}
-	}
-}
-
-var theEnv *Env
