@@ -51,8 +51,8 @@ func init() {
 func benchMigrate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	n := fs.Int("keys", 1000000, "keys in the benchmark keyspace")
-	workers := fs.Int("workers", 8, "migrate --workers")
-	batch := fs.Int("batch", 256, "migrate --batch")
+	workers := fs.Int("workers", 4, "migrate --workers")
+	batch := fs.Int("batch", 1024, "migrate --batch")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

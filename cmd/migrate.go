@@ -63,8 +63,8 @@ A bucket without a target is not migrated, and the output says so.`,
 	f.BoolVar(&o.allowNonEmpty, "allow-nonempty", false, "copy into targets that already hold keys the plan routes to them; those keys are left alone and counted as refused")
 	f.Int("max-ops", 0, "commands per second sent to legacy (one key read counts one; 0: no cap)")
 	f.BoolVar(&o.logical, "logical", false, "never RESTORE DUMP payloads: copy every key logically (for targets that cannot read legacy's payloads)")
-	f.IntVar(&o.workers, "workers", 8, "copy workers (keys are partitioned onto them by hash)")
-	f.IntVar(&o.batch, "batch", 256, "keys per pipelined read and write batch")
+	f.IntVar(&o.workers, "workers", 4, "copy workers (keys are partitioned onto them by hash)")
+	f.IntVar(&o.batch, "batch", 1024, "keys per pipelined read and write batch")
 	f.Int64Var(&o.bigBytes, "big-bytes", 8<<20, "keys larger than this are copied in chunks, never held whole in memory")
 	// bound when migrate runs: other commands bind their own --max-ops to the
 	// same key, and viper keeps only the last binding

@@ -44,8 +44,8 @@ type Options struct {
 	ForceLogical  bool // never RESTORE payloads: copy every key logically (other engines, tests)
 
 	MaxOps    int           // legacy commands per second (a key read counts one); 0 = unlimited
-	Workers   int           // partitions; default 8
-	Batch     int           // keys per read/write batch; default 256
+	Workers   int           // partitions; default 4
+	Batch     int           // keys per read/write batch; default 1024
 	ScanCount int           // SCAN COUNT; default 1000
 	BigBytes  int64         // a key above this many bytes (MEMORY USAGE) is copied in chunks; default 8 MiB
 	SlowRead  time.Duration // a legacy read slower than this pauses all reads as long; default 100ms
@@ -66,10 +66,10 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 4
 	}
 	if o.Batch <= 0 {
-		o.Batch = 256
+		o.Batch = 1024
 	}
 	if o.ScanCount <= 0 {
 		o.ScanCount = 1000
@@ -263,6 +263,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 			return res, c
+		}
+		if errors.Is(err, context.Canceled) {
+			return res, fmt.Errorf("interrupted; the checkpoint is saved: rerun migrate to resume (%w)", err)
 		}
 		return res, err
 	}
