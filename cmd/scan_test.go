@@ -474,3 +474,27 @@ func TestScanBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestScanClusterLegacy: a legacy in cluster mode is reported as unsupported
+// (a fail verdict naming the node), and the node's own keys are scanned.
+func TestScanClusterLegacy(t *testing.T) {
+	cl := topotest.Cluster(t)
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), DisableIdentity: true})
+	defer cc.Close()
+	for i := 0; i < 60; i++ {
+		if err := cc.Set(ctx, fmt.Sprintf("keyv:%d", i), "v", time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node := cl.Nodes[0].Addr()
+	own, err := topotest.Client(t, node).DBSize(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := scanJSON(t, "--legacy", "redis://"+node)
+	v := verdict(r, "cluster")
+	if !r.Legacy.Cluster || v.Status != scan.StatusFail || !strings.Contains(v.Message, node) || r.Scanned != own {
+		t.Fatalf("cluster %v verdict %+v scanned %d, node holds %d", r.Legacy.Cluster, v, r.Scanned, own)
+	}
+}
