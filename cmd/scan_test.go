@@ -289,6 +289,24 @@ func TestScan(t *testing.T) {
 		}
 	})
 
+	t.Run("max-ops caps the command rate", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 7, DisableIdentity: true})
+		defer c.Close()
+		p := c.Pipeline()
+		for i := 0; i < 500; i++ {
+			p.Set(ctx, fmt.Sprintf("keyv:slow:%d", i), "v", time.Hour)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// 500 keys × 4 commands + SCANs at 1000/s with a burst of 1000:
+		// at least one second whatever the machine's speed.
+		r, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/7", "--max-ops", "1000", "--count", "100")
+		if r.Scanned != 500 || r.DurationMs < 1000 {
+			t.Fatalf("%d keys in %d ms with --max-ops 1000", r.Scanned, r.DurationMs)
+		}
+	})
+
 	t.Run("keys expiring between SCAN and TYPE", func(t *testing.T) {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 5, DisableIdentity: true})
 		defer c.Close()
