@@ -95,6 +95,9 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 		r.Verdicts = append(r.Verdicts, Verdict{check, status, fmt.Sprintf(format, args...)})
 	}
 	s, err := c.Info(ctx, "server", "memory", "stats", "replication", "cluster", "keyspace").Result()
+	if err != nil && !strings.HasPrefix(err.Error(), "NOPERM") {
+		s, err = c.Info(ctx).Result() // Redis < 7 takes one section only; the default set has them all
+	}
 	if err != nil {
 		return nil, redisconn.Explain(err, "legacy", addr)
 	}
