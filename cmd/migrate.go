@@ -103,6 +103,13 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 			if bar == nil {
 				bar = app.NewProgress("migrate", p.Planned)
 			}
+			var parts []string
+			for _, b := range config.Buckets {
+				if n, ok := p.Copied[b]; ok {
+					parts = append(parts, fmt.Sprintf("%s %d", b, n))
+				}
+			}
+			bar.Describe("migrate (" + strings.Join(parts, ", ") + ")")
 			bar.Set(p.Done)
 		},
 	}

@@ -111,3 +111,17 @@ func (p *Progress) Finish() {
 	}
 	p.line()
 }
+
+// Describe changes the description shown before the bar or on each line
+// (e.g. per-part counts). Safe for concurrent use.
+func (p *Progress) Describe(desc string) {
+	if p == nil || p.off {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.desc = desc
+	if p.bar != nil {
+		p.bar.Describe(desc)
+	}
+}
