@@ -94,3 +94,24 @@ func TestClassifyConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFastPathMatchesPlain: for any name and type, the indexed, prefiltered
+// Classify decides exactly as plain sequential matching. The seed corpus is
+// the fixture; `go test -fuzz FuzzFastPath ./classify/` explores further.
+func FuzzFastPathMatchesPlain(f *testing.F) {
+	for _, lib := range loadFixtureTB(f).Libraries {
+		for _, k := range lib.Keys {
+			f.Add(k.Key, k.Type)
+		}
+	}
+	c, _, err := Router(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, key, typ string) {
+		got, want := c.Classify(key, typ), naive(c, key, typ)
+		if got.Bucket != want.Bucket || got.Rule != want.Rule {
+			t.Fatalf("%q (%s): fast path %s by %v, plain %s by %v", key, typ, got.Bucket, got.Rule, want.Bucket, want.Rule)
+		}
+	})
+}

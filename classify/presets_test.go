@@ -28,7 +28,9 @@ type fixtureKey struct {
 	Why  string `yaml:"why"`
 }
 
-func loadFixture(t *testing.T) fixture {
+func loadFixture(t *testing.T) fixture { return loadFixtureTB(t) }
+
+func loadFixtureTB(t testing.TB) fixture {
 	t.Helper()
 	b, err := os.ReadFile("testdata/library-keys.yaml")
 	if err != nil {
