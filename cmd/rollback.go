@@ -1,0 +1,279 @@
+package cmd
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/rollback"
+	"github.com/redisplit/redisplit/safety"
+	"github.com/redisplit/redisplit/state"
+	"github.com/redisplit/redisplit/target"
+)
+
+type rollbackOptions struct {
+	buckets []string
+	dryRun  bool
+}
+
+func init() { register(newRollbackCmd) }
+
+func newRollbackCmd(app *App) *cobra.Command {
+	o := &rollbackOptions{}
+	c := &cobra.Command{
+		Use:   "rollback",
+		Short: "Undo a migration before cutover: delete exactly the keys redisplit wrote to the targets",
+		Long: `rollback deletes from each target exactly the keys redisplit wrote there (the bucket's journal in
+the state directory) and nothing else: keys a target held before the migration survive, and legacy
+is not touched (it is only read, to check that no migration is running). Each bucket is then marked
+rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
+
+It refuses (exit 4) a bucket at or past cutover, and refuses while a migration holds the lease lock.
+It asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing: it
+prints per bucket how many keys would be deleted, how many are on the target now and a sample, and
+with --output json streams the full list.
+
+  redisplit rollback --dry-run
+  redisplit rollback --bucket session --yes
+  redisplit rollback --dry-run -o json > would-delete.json`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error { return runRollback(c.Context(), app, o) },
+	}
+	f := c.Flags()
+	f.StringSliceVar(&o.buckets, "bucket", nil, "roll back only this bucket (repeatable): cache, session, queue, ratelimit")
+	f.BoolVar(&o.dryRun, "dry-run", false, "delete nothing; list what would be deleted")
+	return c
+}
+
+func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
+	if !o.dryRun && !app.Yes && !app.IsTerminal {
+		return &config.Error{Msg: "rollback deletes keys from the targets and needs confirmation, but there is no terminal to ask on: pass --yes (or run --dry-run first to see what it would delete)"}
+	}
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	sd, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	st, err := sd.Load()
+	if err != nil {
+		return err
+	}
+	buckets, err := rollbackBuckets(cfg, sd, st, o.buckets)
+	if err != nil {
+		return err
+	}
+	if len(buckets) == 0 {
+		fmt.Fprintf(app.Err, "rollback: state %s records nothing written to any target: nothing to roll back\n", sd.Path())
+		return nil
+	}
+	if err := rollback.Check(st, buckets); err != nil {
+		return err
+	}
+	if err := checkNoMigration(ctx, cfg); err != nil {
+		return err
+	}
+	targets := map[string]*target.Redis{}
+	defer func() {
+		for _, t := range targets {
+			t.Close()
+		}
+	}()
+	for _, b := range buckets {
+		t, err := target.Open(ctx, b, cfg.Targets[b])
+		if err != nil {
+			return err
+		}
+		targets[b] = t
+	}
+	if !o.dryRun && !app.Yes {
+		if err := confirmRollback(app, sd, buckets, targets); err != nil {
+			return err
+		}
+	}
+	opts := rollback.Options{State: sd, Targets: targets, DryRun: o.dryRun}
+	var stream *keyStream
+	if o.dryRun && app.Output == "json" {
+		stream = &keyStream{w: app.Out}
+		opts.Visit = stream.add
+		fmt.Fprint(app.Out, "{\"dry_run\": true, \"keys\": [")
+	}
+	prog := app.NewProgress("rollback", 0)
+	opts.Progress = prog.Set
+	res, err := rollback.Run(ctx, opts, buckets)
+	prog.Finish()
+	if err != nil {
+		if stream != nil {
+			fmt.Fprintln(app.Out, "]}")
+		}
+		return err
+	}
+	switch {
+	case stream != nil:
+		b, err := json.Marshal(res.Buckets)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Out, "\n], \"buckets\": %s}\n", b)
+	case app.Output == "json":
+		enc := json.NewEncoder(app.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	default:
+		renderRollback(app.Out, res)
+	}
+	return nil
+}
+
+// rollbackBuckets returns the buckets to roll back: the requested ones, or
+// every configured bucket the state knows or that has a journal.
+func rollbackBuckets(cfg *config.Config, sd *state.Dir, st *state.State, want []string) ([]string, error) {
+	for _, b := range want {
+		if !config.IsBucket(b) {
+			return nil, config.Errorf("--bucket", "%q is not one of cache, session, queue, ratelimit", b)
+		}
+		if _, ok := cfg.Targets[b]; !ok {
+			return nil, config.Errorf("--bucket", "bucket %s has no target in the configuration (targets.%s): rollback needs it to delete what was written there", b, b)
+		}
+	}
+	var out []string
+	for _, b := range config.Buckets {
+		t, ok := cfg.Targets[b]
+		if !ok || (len(want) > 0 && !contains(want, b)) {
+			continue
+		}
+		_, known := st.Buckets[b]
+		_, jerr := os.Stat(sd.JournalPath(b))
+		if len(want) == 0 && !known && jerr != nil {
+			continue
+		}
+		if t.Kind == config.KindSQS {
+			return nil, config.Errorf("targets."+b, "bucket %s goes to SQS: moving queue items back from SQS is not supported by this version of rollback", b)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// checkNoMigration refuses while a migration holds the lease lock on
+// legacy: it would keep writing to the targets. Legacy is only read.
+func checkNoMigration(ctx context.Context, cfg *config.Config) error {
+	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
+	if err != nil {
+		return err
+	}
+	defer legacy.Close()
+	v, err := legacy.Get(ctx, migrate.LockKey).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil
+	case err != nil:
+		return redisconn.Explain(err, "legacy", legacy.Options().Addr)
+	}
+	return safety.Refusef("stop the running migrate (it releases the lock), or wait for its lease to expire if it died",
+		"a migration is running: it holds the lease lock %s on legacy (%s)", migrate.LockKey, v)
+}
+
+func confirmRollback(app *App, sd *state.Dir, buckets []string, targets map[string]*target.Redis) error {
+	fmt.Fprintln(app.Err, "rollback will delete from the targets every key redisplit wrote there:")
+	for _, b := range buckets {
+		var n int64
+		if err := sd.ReadJournal(b, func(string) error { n++; return nil }); err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Err, "  %-10s %d journal entries on %s\n", b, n, targets[b].Describe())
+	}
+	fmt.Fprint(app.Err, "Delete them now? [y/N] ")
+	line, err := bufio.NewReader(app.In).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return err
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return &ExitError{Code: ExitRefused, Err: errors.New("rollback not confirmed: nothing was deleted")}
+}
+
+// keyStream writes the dry run's keys as JSON array elements as they come.
+type keyStream struct {
+	w io.Writer
+	n int64
+}
+
+func (s *keyStream) add(bucket, key string) error {
+	type entry struct {
+		Bucket string `json:"bucket"`
+		Key    string `json:"key,omitempty"`
+		KeyB64 string `json:"key_b64,omitempty"`
+	}
+	e := entry{Bucket: bucket}
+	if utf8.ValidString(key) {
+		e.Key = key
+	} else {
+		e.KeyB64 = base64.StdEncoding.EncodeToString([]byte(key))
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	sep := ",\n  "
+	if s.n == 0 {
+		sep = "\n  "
+	}
+	s.n++
+	_, err = fmt.Fprintf(s.w, "%s%s", sep, b)
+	return err
+}
+
+func renderRollback(w io.Writer, r *rollback.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if r.DryRun {
+		fmt.Fprintln(tw, "BUCKET\tTARGET\tPHASE\tJOURNAL ENTRIES\tKEYS TO DELETE\tON TARGET NOW\tSKIPPED (REFUSED)")
+	} else {
+		fmt.Fprintln(tw, "BUCKET\tTARGET\tPHASE BEFORE\tJOURNAL ENTRIES\tDELETED\tSKIPPED (REFUSED)")
+	}
+	for _, b := range r.Buckets {
+		if r.DryRun {
+			keys := fmt.Sprint(b.Keys)
+			if b.DedupeOverflow {
+				keys = "≤" + keys
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\n", b.Bucket, b.Target, b.Phase, b.Entries, keys, b.Present, b.Skipped)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", b.Bucket, b.Target, b.Phase, b.Entries, b.Deleted, b.Skipped)
+		}
+	}
+	tw.Flush()
+	for _, b := range r.Buckets {
+		if len(b.Sample) == 0 {
+			continue
+		}
+		q := make([]string, len(b.Sample))
+		for i, k := range b.Sample {
+			q[i] = printableKey(k)
+		}
+		fmt.Fprintf(w, "  %s, e.g.: %s\n", b.Bucket, strings.Join(q, " "))
+	}
+	if r.DryRun {
+		fmt.Fprintln(w, "\ndry run: nothing was deleted (--output json lists every key)")
+	} else {
+		fmt.Fprintln(w, "\nrolled back: the buckets above are marked rolled-back and their journals removed; legacy was not touched")
+	}
+}
