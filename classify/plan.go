@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -162,10 +163,22 @@ func comment(s string) string {
 // version and the rules, one flow mapping per line, each preceded by its
 // Comment as comment lines. The output is a pure function of its input (same
 // plan and header → same bytes) and LoadPlan reads it back to an equal plan.
+// A rule holding text that is not valid UTF-8 is an error naming it (YAML is
+// text): nothing is written then.
 func WritePlan(w io.Writer, p *Plan, header string) error {
 	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+	if !utf8.ValidString(header) {
+		return fmt.Errorf("plan header %q is not valid UTF-8 text", header)
+	}
 	seq := &yaml.Node{Kind: yaml.SequenceNode}
-	for _, r := range p.Rules {
+	for i, r := range p.Rules {
+		for _, f := range [][2]string{{"name", r.Name}, {"glob", r.Glob}, {"prefix", r.Prefix}, {"regex", r.Regex},
+			{"from", r.Source}, {"comment", r.Comment}} {
+			if !utf8.ValidString(f[1]) {
+				return fmt.Errorf("plan rules[%d]: %s %q is not valid UTF-8 text, which a plan file cannot hold; "+
+					"match such names with a regex on their text parts", i+1, f[0], f[1])
+			}
+		}
 		m := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle, HeadComment: comment(r.Comment)}
 		for _, kv := range [][2]string{{"name", r.Name}, {"glob", r.Glob}, {"prefix", r.Prefix}, {"regex", r.Regex},
 			{"type", r.Type}, {"bucket", string(r.Bucket)}, {"from", r.Source}} {

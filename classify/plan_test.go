@@ -207,3 +207,49 @@ func TestLoadPlanErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestPlanRoundTripAwkwardValues: values YAML would otherwise reinterpret
+// (null, yes, numbers, ~, ': ', '#', leading spaces, control bytes, tabs)
+// come back byte for byte.
+func TestPlanRoundTripAwkwardValues(t *testing.T) {
+	p := &Plan{Version: 1, Rules: []Rule{
+		{Name: "yes", Glob: "null", Bucket: Cache},
+		{Name: "123", Prefix: "123", Bucket: Queue, Source: "~"},
+		{Name: "no", Regex: "~", Bucket: Session},
+		{Glob: "*: x", Bucket: Cache, Comment: "has # hash and ünïcode\n\nand an empty line"},
+		{Prefix: " leading space", Bucket: RateLimit},
+		{Prefix: "tab\there", Bucket: Cache},
+		{Prefix: "celery\x06\x16", Type: "list", Bucket: Queue},
+		{Prefix: "'quoted' \"double\"", Bucket: Cache},
+		{Regex: `^a\\b\.c$`, Bucket: Cache, Name: "- dash"},
+	}}
+	out := writePlan(t, p, "header: with colon\n# and hash")
+	path := filepath.Join(t.TempDir(), "plan.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadPlan(path)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(got, p) {
+		for i := range p.Rules {
+			if !reflect.DeepEqual(got.Rules[i], p.Rules[i]) {
+				t.Errorf("rule %d: got %#v\nwant %#v", i+1, got.Rules[i], p.Rules[i])
+			}
+		}
+		t.Fatalf("plan:\n%s", out)
+	}
+}
+
+// TestWritePlanRefusesBinaryText: a matcher that is not valid UTF-8 cannot be
+// written as YAML text; WritePlan says so instead of writing a plan that
+// would route differently once read back.
+func TestWritePlanRefusesBinaryText(t *testing.T) {
+	p := &Plan{Version: 1, Rules: []Rule{{Prefix: "ok", Bucket: Cache}, {Prefix: "bin\xff", Bucket: Cache}}}
+	var buf bytes.Buffer
+	err := WritePlan(&buf, p, "")
+	if err == nil || !strings.Contains(err.Error(), "rules[2]") || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("err %v; wrote:\n%s", err, buf.String())
+	}
+}
