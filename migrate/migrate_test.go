@@ -720,3 +720,32 @@ func scanAll(ctx context.Context, c redis.UniversalClient) []string {
 	}
 	return out
 }
+
+func TestConfirmationAndUnknownToBucket(t *testing.T) {
+	tg := targets(t)
+	flush(t, tg)
+	ctx := ctxT(t)
+	leg := topotest.Standalone(t)
+	lc := topotest.Client(t, leg.Addr())
+	fill(t, lc, 10)
+	lc.Set(ctx, "orphan:1", "o", 0)
+	cfg, _ := writeConfig(t, leg.Addr(), "unknown: cache\n", nil)
+	term := func(answer string) (int, string) {
+		var out, errb bytes.Buffer
+		app := &cmd.App{In: strings.NewReader(answer), Out: &out, Err: &errb, IsTerminal: true, NoProgress: true}
+		return cmd.Run(ctx, app, []string{"--config", cfg, "migrate"}), errb.String()
+	}
+	code, errs := term("n\n")
+	if code != 4 || !strings.Contains(errs, "[y/N]") || !strings.Contains(errs, "not confirmed") {
+		t.Fatalf("declined: exit %d\n%s", code, errs)
+	}
+	if n := dbsizes(t, tg); n != 0 {
+		t.Fatalf("wrote %d keys without confirmation", n)
+	}
+	if code, errs = term("y\n"); code != 0 {
+		t.Fatalf("confirmed: exit %d\n%s", code, errs)
+	}
+	if v := tg["cache"].Get(ctx, "orphan:1").Val(); v != "o" {
+		t.Errorf("unknown: cache did not send the unknown key to cache: %q", v)
+	}
+}
