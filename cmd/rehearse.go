@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -109,8 +110,11 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		}
 		user = cfg
 	}
-	dir := o.workDir
-	if dir == "" {
+	dir, err := filepath.Abs(o.workDir)
+	if err != nil {
+		return err
+	}
+	if o.workDir == "" {
 		d, err := os.MkdirTemp("", "redisplit-rehearse-")
 		if err != nil {
 			return err
