@@ -7,40 +7,46 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime/pprof"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/scan"
 )
 
-// scanFigures is what the measured phase reports to the parent.
-type scanFigures struct {
-	Keys      int64   `json:"keys"`
-	Expired   int64   `json:"expired"`
-	Seconds   float64 `json:"seconds"`
-	PeakRSS   int64   `json:"peak_rss"`
-	Unknown   int64   `json:"unknown"`
-	BytesSeen int64   `json:"bytes"`
-}
-
-// benchScan: go run ./bench scan [-keys N] [-count C] [-sample P] [-skip-cli]
+// benchScan: go run ./bench scan [-keys N] [-count C] [-sample P] [-skip-cli] [-bin PATH]
 //
 // Generates the benchmark keyspace into a fresh local redis-server, times
-// `redis-cli --memkeys` against it, then runs the scan engine (per-key TYPE,
-// PTTL, OBJECT ENCODING and MEMORY USAGE SAMPLES 0, classification, patterns,
-// proposals) in a child process (this binary re-executed in mode
-// scan-measure), so that its peak RSS is not polluted by the generator.
+// `redis-cli --memkeys` against it, then times the real command line,
+// `redisplit scan --legacy ... -o json --no-progress` (per-key TYPE, PTTL,
+// OBJECT ENCODING and MEMORY USAGE SAMPLES 0, classification, patterns,
+// proposals, preflight), in its own process: its peak RSS (ru_maxrss) is
+// not polluted by the generator, and it is exactly what users run. The
+// binary is built from this checkout unless -bin names one.
 func benchScan(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
 	n := fs.Int("keys", 1000000, "keys in the benchmark keyspace")
 	count := fs.Int("count", 1000, "SCAN COUNT")
 	sample := fs.Float64("sample", 100, "percent of keys given MEMORY USAGE")
 	skipCLI := fs.Bool("skip-cli", false, "do not time redis-cli --memkeys")
+	bin := fs.String("bin", "", "redisplit binary to measure (default: built from this checkout)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *bin == "" {
+		dir, err := os.MkdirTemp("", "redisplit-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*bin = filepath.Join(dir, "redisplit")
+		build := exec.CommandContext(ctx, "go", "build", "-o", *bin, ".")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building redisplit (run from the repository root, or pass -bin): %w", err)
+		}
 	}
 	srv, stop, err := StartLegacy(ctx, *n)
 	if err != nil {
@@ -59,71 +65,46 @@ func benchScan(ctx context.Context, args []string) error {
 			return fmt.Errorf("redis-cli --memkeys: %w", err)
 		}
 		cliSecs = time.Since(t0).Seconds()
-		fmt.Printf("redis-cli --memkeys: %d keys in %.2fs (%.0f keys/s)\n", *n, cliSecs, float64(*n)/cliSecs)
+		fmt.Printf("redis-cli --memkeys: %d keys in %.2fs (%.0f keys/s)   [redis-cli -h %s -p %s --memkeys]\n", *n, cliSecs, float64(*n)/cliSecs, host, port)
 	}
 
 	cpu0 := ServerCPU(ctx, addr)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	child := exec.CommandContext(ctx, self, "scan-measure", addr, fmt.Sprint(*count), fmt.Sprint(*sample))
+	scanArgs := []string{"scan", "--legacy", "redis://" + addr, "-o", "json", "--no-progress",
+		"--count", fmt.Sprint(*count), "--sample", fmt.Sprint(*sample), "--config", os.DevNull}
+	child := exec.CommandContext(ctx, *bin, scanArgs...)
 	child.Stderr = os.Stderr
+	t0 := time.Now()
 	out, err := child.Output()
+	secs := time.Since(t0).Seconds()
 	if err != nil {
-		return fmt.Errorf("measured scan: %w", err)
-	}
-	var f scanFigures
-	if err := json.Unmarshal(out, &f); err != nil {
-		return fmt.Errorf("measured scan output %q: %w", out, err)
+		return fmt.Errorf("redisplit scan: %w", err)
 	}
 	cpu := ServerCPU(ctx, addr) - cpu0
-	fmt.Printf("redisplit scan:      %d keys in %.2fs (%.0f keys/s), peak RSS %.1f MiB, legacy CPU %.1fs, count %d, sample %g%%, unknown %d, expired %d\n",
-		f.Keys, f.Seconds, float64(f.Keys)/f.Seconds, float64(f.PeakRSS)/(1<<20), cpu, *count, *sample, f.Unknown, f.Expired)
+	var r scan.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		return fmt.Errorf("redisplit scan output: %w", err)
+	}
+	var rss int64
+	if ru, ok := child.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss * 1024 // kilobytes on Linux
+	}
+	user, sys := child.ProcessState.UserTime().Seconds(), child.ProcessState.SystemTime().Seconds()
+	var unknown int64
+	for _, b := range r.Buckets {
+		if b.Bucket == "unknown" {
+			unknown = b.Keys
+		}
+	}
+	fmt.Printf("redisplit scan:      %d keys in %.2fs (%.0f keys/s), peak RSS %.1f MiB, CPU %.1fs (legacy %.1fs), unknown %d, expired %d   [%s %s]\n",
+		r.Scanned, secs, float64(r.Scanned)/secs, float64(rss)/(1<<20), user+sys, cpu, unknown, r.ExpiredDuringScan,
+		filepath.Base(*bin), strings.Join(scanArgs, " "))
 	if cliSecs > 0 {
-		fmt.Printf("speedup vs redis-cli --memkeys: %.2fx\n", cliSecs/f.Seconds)
+		fmt.Printf("speedup vs redis-cli --memkeys: %.2fx\n", cliSecs/secs)
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("machine: %d CPUs, load average %s", runtime.NumCPU(), l)
 	}
 	return nil
-}
-
-// measureScan runs one scan in this process and prints its figures as JSON.
-func measureScan(ctx context.Context, args []string) error {
-	if len(args) != 3 {
-		return fmt.Errorf("usage: bench scan-measure ADDR COUNT SAMPLE")
-	}
-	var count int
-	var sample float64
-	fmt.Sscan(args[1], &count)
-	fmt.Sscan(args[2], &sample)
-	c := redis.NewClient(&redis.Options{Addr: args[0], PoolSize: 16, DisableIdentity: true, ReadTimeout: time.Minute})
-	defer c.Close()
-	cl, _, err := classify.Router(nil)
-	if err != nil {
-		return err
-	}
-	if prof := os.Getenv("BENCH_CPUPROFILE"); prof != "" {
-		pf, err := os.Create(prof)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	t0 := time.Now()
-	r, err := scan.Run(ctx, c, cl, scan.Options{Count: count, SamplePercent: sample})
-	if err != nil {
-		return err
-	}
-	f := scanFigures{Keys: r.Scanned, Expired: r.ExpiredDuringScan, Seconds: time.Since(t0).Seconds(), PeakRSS: PeakRSS()}
-	for _, b := range r.Buckets {
-		if b.Bucket == string(classify.Unknown) {
-			f.Unknown = b.Keys
-		}
-		f.BytesSeen += b.Bytes
-	}
-	return json.NewEncoder(os.Stdout).Encode(f)
 }
 
 func splitAddr(addr string) (string, string) {
@@ -137,5 +118,4 @@ func splitAddr(addr string) (string, string) {
 
 func init() {
 	modes["scan"] = benchScan
-	modes["scan-measure"] = measureScan
 }
