@@ -225,6 +225,11 @@ func builtin() []Preset {
 			},
 		},
 		{
+			Name:        "scs",
+			Description: "alexedwards/scs (Go session manager) Redis stores redisstore and goredisstore: scs:session:{token}. Sources: alexedwards/scs redisstore/redisstore.go.",
+			Rules:       []Rule{pfx("scs session", "scs:session:", Session)},
+		},
+		{
 			Name: "flask-session",
 			Description: "Flask-Session (≥0.6 msgpack, older pickle) and any other session:{sid} string store. Only strings: an app may " +
 				"reuse session: for hashes or sorted sets of analytics, which stay unknown. Sources: pallets-eco/flask-session " +

@@ -1,7 +1,7 @@
 // Package libtest checks zero-configuration routing against keyspaces that
 // real libraries write into a real redis-server: the Go libraries write their
 // own keys (asynq, go-redis/redis_rate, go-redis/cache, gorilla sessions
-// through boj/redistore); for frameworks with
+// through boj/redistore, alexedwards/scs); for frameworks with
 // no Go library, the keys, types and TTLs of classify/testdata/library-keys.yaml
 // are written as those libraries write them. Each keyspace is then SCANned
 // and every key found is classified with classify.Router and no config.
@@ -19,9 +19,11 @@ import (
 	"testing"
 	"time"
 
+	scsredis "github.com/alexedwards/scs/redisstore"
 	"github.com/boj/redistore"
 	"github.com/go-redis/cache/v9"
 	"github.com/go-redis/redis_rate/v10"
+	redigo "github.com/gomodule/redigo/redis"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
@@ -39,6 +41,7 @@ const (
 	dbGoCache
 	dbUnclaimed // fixture keys no preset may claim; some share a name with a library key
 	dbRediStore
+	dbSCS
 )
 
 type scanned struct {
@@ -98,6 +101,7 @@ func TestLibraryKeyspaces(t *testing.T) {
 	t.Run("redis_rate", func(t *testing.T) { testRedisRate(t, ctx, addr) })
 	t.Run("go-redis-cache", func(t *testing.T) { testGoRedisCache(t, ctx, addr) })
 	t.Run("boj-redistore", func(t *testing.T) { testRediStore(t, ctx, addr) })
+	t.Run("scs-redisstore", func(t *testing.T) { testSCS(t, ctx, addr) })
 	t.Run("fixture", func(t *testing.T) { testFixture(t, ctx, addr) })
 }
 
@@ -280,6 +284,25 @@ func testRediStore(t *testing.T, ctx context.Context, addr string) {
 		t.Fatalf("redistore wrote %v", keyNames(keys))
 	}
 	assertAll(t, keys, classify.Session, "preset gorilla")
+}
+
+// testSCS: sessions committed through alexedwards/scs's Redis store are
+// sessions.
+func testSCS(t *testing.T, ctx context.Context, addr string) {
+	pool := &redigo.Pool{Dial: func() (redigo.Conn, error) { return redigo.Dial("tcp", addr, redigo.DialDatabase(dbSCS)) }}
+	defer pool.Close()
+	store := scsredis.New(pool)
+	for i := 0; i < 3; i++ {
+		token := fmt.Sprintf("Yq8wX2vN5kLmP0rT3sU6zA9bC1dE4fGhJ7iK0lMnO%02d", i)
+		if err := store.Commit(token, []byte("gob-encoded session"), time.Now().Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := scanDB(t, ctx, addr, dbSCS)
+	if len(keys) != 3 {
+		t.Fatalf("scs wrote %v", keyNames(keys))
+	}
+	assertAll(t, keys, classify.Session, "preset scs")
 }
 
 // fixtureFile mirrors classify/testdata/library-keys.yaml.
