@@ -288,3 +288,17 @@ func (c *Classifier) Classify(key, typ string) Match {
 	}
 	return Match{Bucket: Unknown}
 }
+
+// MatchAll returns every rule that matches key, in evaluation order: the
+// first is the one Classify applies, the others are shadowed by it. It
+// explains routing (redisplit classify shows what a user rule overrides);
+// it is not for the hot path.
+func (c *Classifier) MatchAll(key, typ string) []Match {
+	var out []Match
+	for _, r := range c.rules {
+		if r.matches(key, typ) {
+			out = append(out, Match{Bucket: r.Bucket, Rule: &r.Rule})
+		}
+	}
+	return out
+}

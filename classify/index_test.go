@@ -115,3 +115,17 @@ func FuzzFastPathMatchesPlain(f *testing.F) {
 		}
 	})
 }
+
+func TestMatchAll(t *testing.T) {
+	c := defaultRouter(t, &config.Config{Rules: []config.Rule{{Prefix: "sess:", Bucket: "cache"}}})
+	all := c.MatchAll("sess:abc", "string")
+	if len(all) != 2 || all[0].Rule.Source != "rules[1]" || all[1].Rule.Source != "preset connect-redis" {
+		t.Fatalf("got %+v", all)
+	}
+	if first := c.Classify("sess:abc", "string"); first.Rule != all[0].Rule {
+		t.Fatal("MatchAll's first match is not Classify's")
+	}
+	if got := c.MatchAll("nothing:here", "string"); len(got) != 0 {
+		t.Fatalf("got %+v", got)
+	}
+}

@@ -70,11 +70,15 @@ type keyVerdict struct {
 	Bucket classify.Bucket `json:"bucket"`
 	Rule   *string         `json:"rule"`              // the deciding rule; null when none matches
 	ByType []typedVerdict  `json:"by_type,omitempty"` // without --type: types that route differently
-	raw    string
+	// Overrides lists later rules that also match and name another bucket:
+	// what a config or plan rule overrides (a preset, usually).
+	Overrides []typedVerdict `json:"overrides,omitempty"`
+	Warning   string         `json:"warning,omitempty"`
+	raw       string
 }
 
 type typedVerdict struct {
-	Type   string          `json:"type"`
+	Type   string          `json:"type,omitempty"`
 	Bucket classify.Bucket `json:"bucket"`
 	Rule   *string         `json:"rule"`
 }
@@ -218,6 +222,20 @@ func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {
 	} else {
 		v.KeyB64 = base64.StdEncoding.EncodeToString([]byte(key))
 	}
+	// A rule that is not a preset's may override a preset that knows the key
+	// better; say so, loudly when the override sends a durable key to cache.
+	if m.Rule != nil && !strings.HasPrefix(m.Rule.Source, "preset ") {
+		for _, o := range c.MatchAll(key, typ)[1:] {
+			if o.Bucket == m.Bucket {
+				continue
+			}
+			v.Overrides = append(v.Overrides, typedVerdict{Bucket: o.Bucket, Rule: ruleText(o)})
+			if m.Bucket == classify.Cache && v.Warning == "" {
+				v.Warning = fmt.Sprintf("%s routes this key to cache, where eviction can delete it, but %s says %s",
+					m.Rule.Source, o.Rule.Source, o.Bucket)
+			}
+		}
+	}
 	if typ == "" && c.NeedsType() {
 		for _, t := range classifyTypes {
 			mt := c.Classify(key, t)
@@ -245,6 +263,12 @@ func writeVerdict(w io.Writer, v keyVerdict) {
 		line += " without a type"
 	}
 	fmt.Fprintf(w, "%s → %s\n", name, line)
+	for _, o := range v.Overrides {
+		fmt.Fprintf(w, "    overrides → %s\n", verdict(o.Bucket, o.Rule))
+	}
+	if v.Warning != "" {
+		fmt.Fprintf(w, "    WARNING: %s\n", v.Warning)
+	}
 	for _, t := range v.ByType {
 		fmt.Fprintf(w, "    as %-6s → %s\n", t.Type, verdict(t.Bucket, t.Rule))
 	}

@@ -112,9 +112,28 @@ func TestClassifyCommandConfig(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if !strings.Contains(out, "sess:abc (string) → cache  by rules[1] (ours): glob sess:*") ||
+	if !strings.Contains(out, "sess:abc (string) → cache  by rules[1] (ours): glob sess:*\n"+
+		"    overrides → session  by preset connect-redis (express session): prefix sess:\n"+
+		"    WARNING: rules[1] routes this key to cache, where eviction can delete it, but preset connect-redis says session\n") ||
 		!strings.Contains(out, "rl:1.2.3.4 (string) → unknown: no rule matches") {
 		t.Fatalf("output:\n%s", out)
+	}
+
+	code, out, _ = runClassifyCLI(t, dir, "classify", "sess:abc", "-o", "json")
+	var js []struct {
+		Bucket    string `json:"bucket"`
+		Overrides []struct {
+			Bucket string `json:"bucket"`
+			Rule   string `json:"rule"`
+		} `json:"overrides"`
+		Warning string `json:"warning"`
+	}
+	if err := json.Unmarshal([]byte(out), &js); err != nil || code != 0 {
+		t.Fatalf("exit %d %v\n%s", code, err, out)
+	}
+	if len(js) != 1 || js[0].Bucket != "cache" || len(js[0].Overrides) != 1 || js[0].Overrides[0].Bucket != "session" ||
+		!strings.Contains(js[0].Warning, "preset connect-redis says session") {
+		t.Fatalf("json: %+v", js)
 	}
 
 	plan := write("plan.yaml", "version: 1\nrules:\n  - {prefix: 'rl:', bucket: ratelimit, from: proposal}\n")
