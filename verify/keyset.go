@@ -18,6 +18,11 @@ type keySet struct {
 	h     []uint64
 	full  bool
 	ready bool
+	// idx[b] is the position in h of the first hash whose top bits are b:
+	// hashes are uniform, so a lookup scans a handful of neighbours instead
+	// of binary-searching the whole set (one cache miss instead of twenty).
+	idx  []uint32
+	bits uint
 }
 
 func newKeySet(max int) *keySet { return &keySet{seed: maphash.MakeSeed(), max: max} }
@@ -45,6 +50,18 @@ func (s *keySet) seal() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slices.Sort(s.h)
+	s.bits = 1
+	for 1<<s.bits < len(s.h)/4 {
+		s.bits++
+	}
+	s.idx = make([]uint32, 1<<s.bits+1)
+	j := 0
+	for b := range s.idx {
+		for j < len(s.h) && s.h[j]>>(64-s.bits) < uint64(b) {
+			j++
+		}
+		s.idx[b] = uint32(j)
+	}
 	s.ready = true
 }
 
@@ -53,6 +70,15 @@ func (s *keySet) has(key string) bool {
 	if !s.ready || s.full {
 		return false
 	}
-	_, ok := slices.BinarySearch(s.h, maphash.String(s.seed, key))
-	return ok
+	h := maphash.String(s.seed, key)
+	b := h >> (64 - s.bits)
+	for _, x := range s.h[s.idx[b]:s.idx[b+1]] {
+		if x == h {
+			return true
+		}
+		if x > h {
+			return false
+		}
+	}
+	return false
 }

@@ -1,0 +1,149 @@
+package verify
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestKeySet(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 1000, 50_000} {
+		s := newKeySet(1 << 20)
+		var batch []uint64
+		for i := 0; i < n; i++ {
+			batch = s.appendHash(batch, fmt.Sprint("key:", i))
+		}
+		s.add(batch)
+		s.seal()
+		for i := 0; i < n; i++ {
+			if !s.has(fmt.Sprint("key:", i)) {
+				t.Fatalf("n=%d: key:%d not found", n, i)
+			}
+		}
+		for i := n; i < n+1000; i++ {
+			if s.has(fmt.Sprint("key:", i)) {
+				t.Fatalf("n=%d: key:%d found but never added", n, i)
+			}
+		}
+	}
+	s := newKeySet(10)
+	s.add(make([]uint64, 11))
+	s.seal()
+	if !s.full || s.has("x") {
+		t.Error("an overflowing set must give up and answer false")
+	}
+}
+
+func TestSamplerDeterministicAndProportional(t *testing.T) {
+	a, b := NewSampler(10), NewSampler(10)
+	in := 0
+	for i := 0; i < 100_000; i++ {
+		k := fmt.Sprint("sess:", i)
+		if a.In(k) != b.In(k) {
+			t.Fatal("sampling is not a function of the key")
+		}
+		if a.In(k) {
+			in++
+		}
+	}
+	if in < 9_000 || in > 11_000 {
+		t.Errorf("10%% sample took %d of 100000", in)
+	}
+	if !NewSampler(100).In("x") || !NewSampler(0).In("x") {
+		t.Error("100% (and unset) must take every key")
+	}
+}
+
+func TestConfidence(t *testing.T) {
+	c := confidence(5, 30_000, 0)
+	if math.Abs(c.UpperRate-1e-4) > 1e-9 || !strings.Contains(c.Statement, "95% confidence") {
+		t.Errorf("rule of three: %+v", c)
+	}
+	c = confidence(5, 1000, 10)
+	if c.UpperRate <= 0.01 || c.UpperRate > 0.03 {
+		t.Errorf("10 of 1000: upper bound %v", c.UpperRate)
+	}
+	if confidence(5, 0, 0).UpperRate != 1 {
+		t.Error("an empty sample proves nothing")
+	}
+}
+
+func TestPayloadType(t *testing.T) {
+	tail := strings.Repeat("\x00", 10)
+	for b, want := range map[byte]string{0: "string", 4: "hash", 16: "hash", 2: "set", 11: "set", 20: "set",
+		3: "zset", 17: "zset", 18: "list", 14: "list", 15: "stream", 21: "stream", 7: ""} {
+		if got := payloadType(string([]byte{b}) + tail); got != want {
+			t.Errorf("type byte %d: %q, want %q", b, got, want)
+		}
+	}
+	if payloadType("") != "" {
+		t.Error("empty payload")
+	}
+}
+
+func TestExpiryClose(t *testing.T) {
+	none := side{exists: true, pttl: -1}
+	at := func(ms int64) side { return side{exists: true, pttl: 1000, expireAt: ms} }
+	for _, c := range []struct {
+		a, b side
+		want bool
+	}{
+		{none, none, true},
+		{none, at(5000), false},
+		{at(5000), none, false},
+		{at(5000), at(5999), true},
+		{at(5000), at(6001), false},
+		{at(6001), at(5000), false},
+	} {
+		if got := expiryClose(c.a, c.b, 1000); got != c.want {
+			t.Errorf("expiryClose(%+v, %+v) = %v", c.a, c.b, got)
+		}
+	}
+}
+
+func cmd(v any) *redis.Cmd {
+	c := redis.NewCmd(nil)
+	c.SetVal(v)
+	return c
+}
+
+func TestCanonicalComparisons(t *testing.T) {
+	for _, c := range []struct {
+		typ   string
+		a, b  any
+		equal bool
+	}{
+		{"set", []any{"a", "b", "c"}, []any{"c", "a", "b"}, true},
+		{"set", []any{"a", "b", "c"}, []any{"a", "b", "d"}, false},
+		{"set", []any{"a", "b"}, []any{"a", "b", "c"}, false},
+		{"hash", []any{"f", "1", "g", "2"}, map[any]any{"g": "2", "f": "1"}, true},
+		{"hash", []any{"f", "1", "g", "2"}, map[any]any{"g": "2", "f": "x"}, false},
+		{"zset", []any{"a", "1", "b", "2.5"}, []any{[]any{"a", 1.0}, []any{"b", 2.5}}, true},
+		{"zset", []any{"a", "1", "b", "2.5"}, []any{[]any{"a", 1.0}, []any{"b", 3.0}}, false},
+		{"list", []any{"x", "y"}, []any{"y", "x"}, false},
+		{"list", []any{"x", "y"}, []any{"x", "y"}, true},
+		{"stream", []any{[]any{"1-1", []any{"f", "v"}}}, []any{[]any{"1-1", []any{"f", "v"}}}, true},
+		{"stream", []any{[]any{"1-1", []any{"f", "v"}}}, []any{[]any{"1-2", []any{"f", "v"}}}, false},
+		{"string", "abc", "abc", true},
+		{"string", "abc", "abd", false},
+	} {
+		d := diffCanonical(canonical(c.typ, cmd(c.a)), canonical(c.typ, cmd(c.b)))
+		if (d == "") != c.equal {
+			t.Errorf("%s %v vs %v: diff %q, want equal=%v", c.typ, c.a, c.b, d, c.equal)
+		}
+	}
+}
+
+func TestDifferenceJSONKey(t *testing.T) {
+	b, _ := Difference{Key: "sess:1", Category: Missing}.MarshalJSON()
+	if !strings.Contains(string(b), `"key":"sess:1"`) || strings.Contains(string(b), "key_b64") {
+		t.Errorf("utf-8 key: %s", b)
+	}
+	b, _ = Difference{Key: "k\xff", Category: Missing}.MarshalJSON()
+	if !strings.Contains(string(b), `"key_b64":"a/8="`) || strings.Contains(string(b), `"key":`) {
+		t.Errorf("binary key: %s", b)
+	}
+}
