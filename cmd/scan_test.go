@@ -243,6 +243,14 @@ func TestScan(t *testing.T) {
 		if p.Hash() != r.PlanHash {
 			t.Errorf("report plan hash %s, written plan %s", r.PlanHash, p.Hash())
 		}
+
+		// Scanning again with the written plan routes the proposals as rules
+		// and writes the same plan back: the plan is a fixed point.
+		plan2 := filepath.Join(dir, "plan2.yaml")
+		r2, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/3", "--plan", plan, "--plan-out", plan2)
+		if r2.PlanHash != r.PlanHash || bucketOf(r2, "ratelimit").KeysByRules != 50 || bucketOf(r2, "ratelimit").KeysByProposals != 0 {
+			t.Fatalf("rescan with the plan: hash %s (was %s), ratelimit %+v", r2.PlanHash, r.PlanHash, bucketOf(r2, "ratelimit"))
+		}
 	})
 
 	t.Run("text report and plain progress", func(t *testing.T) {
