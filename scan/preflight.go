@@ -127,8 +127,11 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	default:
 		add("maxmemory", StatusOK, "maxmemory %s, used %s (%.0f%%), policy %s", HumanBytes(mm), HumanBytes(used), 100*float64(used)/float64(mm), policy)
 	}
-	if strings.HasPrefix(policy, "allkeys-") {
+	switch {
+	case strings.HasPrefix(policy, "allkeys-"):
 		add("maxmemory-policy", StatusWarn, "%s may evict any key, sessions and queued jobs included: this is what the split fixes", policy)
+	case strings.HasPrefix(policy, "volatile-"):
+		add("maxmemory-policy", StatusWarn, "%s evicts keys that have a TTL: sessions and rate-limit counters are the first candidates", policy)
 	}
 	if ev, _ := strconv.ParseInt(f["evicted_keys"], 10, 64); ev > 0 {
 		add("eviction", StatusCritical, "LEGACY IS ALREADY EVICTING: evicted_keys=%d since the last restart or CONFIG RESETSTAT (policy %s). Sessions, jobs and rate limits may be among them.", ev, policy)
