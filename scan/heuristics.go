@@ -70,7 +70,7 @@ func words(s string) map[string]bool {
 // placeholders it contains.
 func patternWords(text string) (ws []string, phs map[string]bool) {
 	phs = map[string]bool{}
-	for _, ph := range []string{PhNumber, PhUUID, PhHex, PhID, PhTS, PhIP, PhBinary} {
+	for _, ph := range []string{PhNumber, PhUUID, PhHex, PhID, PhTS, PhIP, PhBinary, PhLong} {
 		if strings.Contains(text, ph) {
 			phs[ph] = true
 			text = strings.ReplaceAll(text, ph, " ")

@@ -15,7 +15,12 @@ const (
 	PhTS     = "{ts}"   // a date (YYYY-MM-DD, YYYYMMDD, ISO 8601) or a Unix epoch (s or ms)
 	PhIP     = "{ip}"   // an IPv4 address
 	PhBinary = "{bin}"  // bytes that are not printable UTF-8
+	PhLong   = "{long}" // an unrecognised segment longer than maxLiteral bytes
 )
+
+// maxLiteral bounds one literal segment of a pattern, so that patterns stay
+// small whatever the key names.
+const maxLiteral = 128
 
 // separators, in the order a key name is split: ':' first (which also covers
 // '::'), then the others inside each ':'-segment.
@@ -172,6 +177,10 @@ func closeBrace(s string, i int) int {
 func (n *normaliser) word(s string) {
 	if !printable(s) {
 		n.placeholder(PhBinary)
+		return
+	}
+	if len(s) > maxLiteral {
+		n.placeholder(PhLong)
 		return
 	}
 	for i := 0; i < len(s); {

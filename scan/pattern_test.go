@@ -1,6 +1,9 @@
 package scan
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestNormalize(t *testing.T) {
 	tests := []struct {
@@ -30,6 +33,7 @@ func TestNormalize(t *testing.T) {
 		{"rmq::queue::[emails]::ready", "rmq::queue::[emails]::ready", `rmq::queue::\[emails\]::ready`},
 		{"huey.redis.default", "huey.redis.default", "huey.redis.default"},
 		{"deadbeef", "deadbeef", "deadbeef"},
+		{"k:" + strings.Repeat("x", 200) + ":1", "k:{long}:{n}", "k:*:*"},
 		{"PHPREDIS_SESSION:zhptuiroeykogofe7foyrsaiaw", "PHPREDIS_SESSION:{id}", "PHPREDIS_SESSION:*"},
 		{"PHPREDIS_SESSION:zhptuiroeykogofefoyrsaiaw", "PHPREDIS_SESSION:{id}", "PHPREDIS_SESSION:*"},
 		{":1:django.contrib.sessions.cachekxaglkdththypyl0fivjvbwfitlhtilq", ":{n}:django.contrib.sessions.{id}", ":*:django.contrib.sessions.*"},

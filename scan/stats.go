@@ -209,8 +209,12 @@ func (s *Stats) Margin95() int64 {
 	return int64(math.Ceil(1.96 * N * math.Sqrt((1-n/N)*variance/n)))
 }
 
-// maxSamples is the number of sample key names kept per pattern.
-const maxSamples = 5
+// maxSamples is the number of sample key names kept per pattern; names
+// longer than maxSampleLen bytes are not kept as samples.
+const (
+	maxSamples   = 5
+	maxSampleLen = 1024
+)
 
 // OtherPattern names the entry into which patterns beyond the cap are folded.
 const OtherPattern = "(other patterns)"
@@ -294,7 +298,7 @@ func (a *aggregator) add(k *KeyInfo, b classify.Bucket, rule string, n *normalis
 		a.nPatterns++
 	}
 	pa.Stats.add(k)
-	if len(pa.Samples) < maxSamples {
+	if len(pa.Samples) < maxSamples && len(k.Key) <= maxSampleLen {
 		pa.Samples = append(pa.Samples, k.Key)
 	}
 }
