@@ -298,10 +298,21 @@ func isRedisType(t string) bool {
 }
 
 type presetView struct {
-	Name        string          `json:"name"`
-	Enabled     bool            `json:"enabled"`
-	Description string          `json:"description"`
-	Rules       []classify.Rule `json:"rules"`
+	Name        string     `json:"name"`
+	Enabled     bool       `json:"enabled"`
+	Description string     `json:"description"`
+	Rules       []ruleView `json:"rules"`
+}
+
+// ruleView is a rule in JSON, with the field names of the plan file.
+type ruleView struct {
+	Name   string `json:"name,omitempty"`
+	Glob   string `json:"glob,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+	Regex  string `json:"regex,omitempty"`
+	Type   string `json:"type,omitempty"`
+	Bucket string `json:"bucket"`
+	From   string `json:"from"`
 }
 
 func listPresets(app *App, cfg *config.Config) error {
@@ -315,7 +326,12 @@ func listPresets(app *App, cfg *config.Config) error {
 	}
 	var views []presetView
 	for _, p := range classify.Presets() {
-		views = append(views, presetView{Name: p.Name, Enabled: on[p.Name], Description: p.Description, Rules: p.Rules})
+		v := presetView{Name: p.Name, Enabled: on[p.Name], Description: p.Description}
+		for _, r := range p.Rules {
+			v.Rules = append(v.Rules, ruleView{Name: r.Name, Glob: r.Glob, Prefix: r.Prefix, Regex: r.Regex,
+				Type: r.Type, Bucket: string(r.Bucket), From: r.Source})
+		}
+		views = append(views, v)
 	}
 	if app.Output == "json" {
 		enc := json.NewEncoder(app.Out)
@@ -332,7 +348,8 @@ func listPresets(app *App, cfg *config.Config) error {
 		}
 		fmt.Fprintf(app.Out, "%s (%s)\n  %s\n", v.Name, state, v.Description)
 		for _, r := range v.Rules {
-			fmt.Fprintf(app.Out, "    → %-9s %s\n", r.Bucket, strings.TrimPrefix(r.String(), r.Source+" "))
+			rule := classify.Rule{Name: r.Name, Glob: r.Glob, Prefix: r.Prefix, Regex: r.Regex, Type: r.Type}
+			fmt.Fprintf(app.Out, "    → %-9s %s\n", r.Bucket, rule.String())
 		}
 		fmt.Fprintln(app.Out)
 	}

@@ -183,7 +183,10 @@ func TestClassifyListPresets(t *testing.T) {
 	var got []struct {
 		Name    string `json:"name"`
 		Enabled bool   `json:"enabled"`
-		Rules   []any  `json:"rules"`
+		Rules   []struct {
+			Bucket string `json:"bucket"`
+			From   string `json:"from"`
+		} `json:"rules"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
@@ -191,8 +194,8 @@ func TestClassifyListPresets(t *testing.T) {
 	states := map[string]bool{}
 	for _, p := range got {
 		states[p.Name] = p.Enabled
-		if len(p.Rules) == 0 {
-			t.Errorf("%s: no rules", p.Name)
+		if len(p.Rules) == 0 || p.Rules[0].Bucket == "" || p.Rules[0].From != "preset "+p.Name {
+			t.Errorf("%s: rules %+v", p.Name, p.Rules)
 		}
 	}
 	if len(got) < 30 || states["wordpress"] || !states["sidekiq"] {
