@@ -302,3 +302,28 @@ func (c *Classifier) MatchAll(key, typ string) []Match {
 	}
 	return out
 }
+
+// routableTypes are the types rules may name, and "" (type unknown).
+var routableTypes = []string{"", "string", "hash", "list", "set", "zset", "stream"}
+
+// PossibleBuckets returns, without duplicates and in report order (Unknown
+// last), every bucket key could be routed to whatever its type. A name whose
+// rules do not depend on the type has exactly one. Use it where the type is
+// not known, e.g. to route the deletion or expiry of a key that no longer
+// exists: the key may only be in the targets of these buckets.
+func (c *Classifier) PossibleBuckets(key string) []Bucket {
+	seen := map[Bucket]bool{}
+	for _, t := range routableTypes {
+		seen[c.Classify(key, t).Bucket] = true
+		if !c.needsType {
+			break
+		}
+	}
+	var out []Bucket
+	for _, b := range append(append([]Bucket{}, Buckets...), Unknown) {
+		if seen[b] {
+			out = append(out, b)
+		}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/redisplit/redisplit/config"
@@ -127,5 +128,34 @@ func TestMatchAll(t *testing.T) {
 	}
 	if got := c.MatchAll("nothing:here", "string"); len(got) != 0 {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestPossibleBuckets(t *testing.T) {
+	c := defaultRouter(t, nil)
+	tests := []struct {
+		key  string
+		want []Bucket
+	}{
+		{"sess:abc", []Bucket{Session}},                      // untyped rule: one bucket
+		{"queue:default", []Bucket{Queue, Unknown}},          // only a list is Sidekiq's
+		{"session:x", []Bucket{Session, Unknown}},            // only strings are sessions
+		{":1:page", []Bucket{Cache, Unknown}},                // Django cache strings
+		{"user:42", []Bucket{Unknown}},                       // nothing
+		{"celery", []Bucket{Queue, Unknown}},                 // only the list
+		{"unacked_index", []Bucket{Queue, Unknown}},          // zset only
+		{"laravel_database_queues:default", []Bucket{Queue}}, // untyped
+	}
+	for _, tt := range tests {
+		if got := c.PossibleBuckets(tt.key); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: %v, want %v", tt.key, got, tt.want)
+		}
+	}
+	untyped, err := New([]Rule{{Prefix: "a", Bucket: Cache}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := untyped.PossibleBuckets("ab"); !reflect.DeepEqual(got, []Bucket{Cache}) {
+		t.Errorf("untyped classifier: %v", got)
 	}
 }
