@@ -10,9 +10,11 @@ import "strings"
 // key-patterns.md:
 //   - every rule is a pure function of the key name and, where it names one,
 //     the Redis type; never TTL or value;
-//   - no preset routes a session, queue or rate-limit key to cache: where a
-//     key shape is too generic to claim safely, the preset leaves it unknown
-//     (scan's heuristics then propose a bucket with evidence);
+//   - no preset routes a session, queue or rate-limit key to cache, whatever
+//     type the key is given and even with any one preset switched off (its
+//     own keys then fall to unknown, never to another preset's cache rule):
+//     where a key shape is too generic to claim safely, the preset leaves it
+//     unknown (scan's heuristics then propose a bucket with evidence);
 //   - presets are evaluated in the order Presets returns them, specific
 //     before generic, so that a framework's session and rate-limit rules win
 //     over its cache catch-all.
