@@ -12,7 +12,7 @@ import "strings"
 //     the Redis type; never TTL or value;
 //   - no preset routes a session, queue or rate-limit key to cache, whatever
 //     type the key is given and even with any one preset switched off (its
-//     own keys then fall to unknown, never to another preset's cache rule):
+//     own keys may then be unknown, never cache):
 //     where a key shape is too generic to claim safely, the preset leaves it
 //     unknown (scan's heuristics then propose a bucket with evidence);
 //   - presets are evaluated in the order Presets returns them, specific
