@@ -116,6 +116,7 @@ func runClassify(app *App, o *classifyOptions, args []string) error {
 		fmt.Fprintf(app.Err, "note: routing with the plan %s alone; rules: and presets: in the configuration are not used\n", cfg.Plan)
 	}
 	out := newVerdictWriter(app)
+	defer out.flush() // on an error, what was classified before it is still shown
 	decode := func(s string, what string) (string, error) {
 		if !o.b64 {
 			return s, nil
