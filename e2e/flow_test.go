@@ -16,8 +16,9 @@ import (
 const bigSession = "spring:session:sessions:00000000-0000-4000-8000-00000000b16b"
 
 // The whole flow on a realistic keyspace: zero-config scan → migrate →
-// verify → a difference injected and reported.
-func TestScanMigrateVerify(t *testing.T) {
+// verify → a difference injected and reported → rollback → targets empty,
+// legacy unchanged.
+func TestScanMigrateVerifyRollback(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	gen := e.load(rehearse.Synthetic{Keys: 6000, Seed: 11})
@@ -79,5 +80,25 @@ func TestScanMigrateVerify(t *testing.T) {
 	if len(vr.Differences) != 1 || vr.Differences[0].Key != bigSession || vr.Differences[0].Bucket != "session" ||
 		vr.Differences[0].Category != "value" {
 		t.Errorf("verify differences: %+v", vr.Differences)
+	}
+
+	e.mustRun(0, "rollback", "--yes")
+	empty, err := rehearse.Empty(ctx, e.targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b, c := range empty {
+		if !c.OK {
+			t.Errorf("after rollback, target %s: %s %v", b, c.Detail, c.Keys)
+		}
+	}
+	unchanged, err := rehearse.Unchanged(ctx, before, e.legacy, e.router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b, c := range unchanged {
+		if !c.OK {
+			t.Errorf("after rollback, legacy %s: %s %v", b, c.Detail, c.Keys)
+		}
 	}
 }
