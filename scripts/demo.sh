@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Demo of `make demo`: starts a throw-away redis-server on a free port, loads
-# the built-in sample keyspace (framework keys of every bucket plus
-# application keys no preset knows: go run ./scan/sample), runs
-# `redisplit scan` against it with --plan-out, shows the report and the
-# plan's proposals, and removes the server. Nothing else is touched.
+# Demo of `make demo`, in two parts:
+#  1. starts a throw-away redis-server on a free port, loads the built-in
+#     sample keyspace (framework keys of every bucket plus application keys no
+#     preset knows: go run ./scan/sample), runs `redisplit scan` against it
+#     with --plan-out, shows the report and the plan's proposals;
+#  2. the main job on the built-in sample: `redisplit rehearse --synthetic
+#     20000`, the whole scan → migrate → verify → rollback → verify flow on
+#     throw-away containers (legacy, a 3-master cache cluster, sessions behind
+#     Sentinel, queue and ratelimit stores), with its Markdown report. Without
+#     a Docker daemon it rehearses on local redis-server processes instead.
+# Everything it starts is removed at the end; nothing else is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/redisplit}
@@ -42,3 +48,14 @@ sed -n '/# proposal for/,$p' "$work/plan.yaml"
 echo
 echo "--- first lines of keys.jsonl ($(wc -l <"$work/keys.jsonl") keys):"
 head -3 "$work/keys.jsonl"
+
+echo
+backend=containers
+if ! docker info >/dev/null 2>&1; then
+  backend=process
+  echo "demo: no Docker daemon: the rehearsal runs on local redis-server processes"
+fi
+echo "\$ redisplit rehearse --synthetic 20000 --report rehearsal.md --junit rehearsal.xml"
+"$BIN" rehearse --synthetic 20000 --backend "$backend" --report "$work/rehearsal.md" --junit "$work/rehearsal.xml"
+echo
+echo "demo: rehearsal passed; JUnit XML: $(grep -c '<testcase' "$work/rehearsal.xml") test cases, 0 failures"
