@@ -60,12 +60,15 @@ func benchScan(ctx context.Context, args []string) error {
 		host, port := splitAddr(addr)
 		cmd := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "--memkeys")
 		cmd.Stdout, cmd.Stderr = nil, os.Stderr
+		cpu0 := ServerCPU(ctx, addr)
 		t0 := time.Now()
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("redis-cli --memkeys: %w", err)
 		}
 		cliSecs = time.Since(t0).Seconds()
-		fmt.Printf("redis-cli --memkeys: %d keys in %.2fs (%.0f keys/s)   [redis-cli -h %s -p %s --memkeys]\n", *n, cliSecs, float64(*n)/cliSecs, host, port)
+		cliCPU := cmd.ProcessState.UserTime().Seconds() + cmd.ProcessState.SystemTime().Seconds()
+		fmt.Printf("redis-cli --memkeys: %d keys in %.2fs (%.0f keys/s), CPU %.1fs (legacy %.1fs)   [redis-cli -h %s -p %s --memkeys]\n",
+			*n, cliSecs, float64(*n)/cliSecs, cliCPU, ServerCPU(ctx, addr)-cpu0, host, port)
 	}
 
 	cpu0 := ServerCPU(ctx, addr)
