@@ -51,8 +51,8 @@ and hashes unordered, sorted sets with scores, streams entry by entry, lists in 
 page.
 
 Under live writes, differing keys are re-checked after --interval, for --rounds rounds; only
-differences that persist are reported. Keys whose legacy value changed during the last interval
-are reported as in_flux (not proven either way, not a failure); keys that expired are no
+differences that persist are reported. Keys whose legacy value changed between rounds are
+reported as in_flux (not proven either way, not a failure); keys that expired are no
 difference. Cache keys missing on a target whose evicted_keys accounts for them are reported as
 evicted, not lost.
 

@@ -13,8 +13,8 @@ import (
 type Category string
 
 // The categories. Missing, Extra, Type, Value and TTL are persistent
-// differences: they break parity. InFlux keys changed on legacy during the
-// last re-check interval, so no verdict is possible; Evicted keys are cache
+// differences: they break parity. InFlux keys changed on legacy between
+// re-check rounds, so no verdict is possible; Evicted keys are cache
 // keys missing on a target whose evictions account for them. Neither breaks
 // parity; both are reported.
 const (

@@ -12,9 +12,9 @@
 //     key is never held whole in memory.
 //   - A difference is reported only if it persists over every round: keys
 //     are re-checked after Interval for Rounds rounds. A key whose legacy
-//     value or expiry changed in the last interval is reported as in_flux,
-//     never as a difference; a key that expired or was deleted on both sides
-//     is no difference.
+//     value or expiry changed between two of its rounds is reported as
+//     in_flux, never as a difference; a key that expired or was deleted on
+//     both sides is no difference.
 //   - Memory is bounded: keys stream in batches, and at most MaxDiffs
 //     differing keys are kept for re-checks (Result.CapHit says when the cap
 //     was hit; parity is then false).
@@ -128,7 +128,7 @@ type candidate struct {
 	target  side
 	detail  string
 	rounds  int
-	changed bool // legacy changed between the last two observations
+	changed bool // legacy changed between two of the key's rounds
 }
 
 type engine struct {
@@ -667,7 +667,7 @@ func (e *engine) recheck(ctx context.Context) error {
 					continue
 				}
 				c := it.c
-				c.changed = legacyChanged(c.legacy, l[i], e.o.TTLTolerance)
+				c.changed = c.changed || legacyChanged(c.legacy, l[i], e.o.TTLTolerance)
 				c.cat, c.detail, c.legacy, c.target = cat, detail, l[i], t[i]
 				c.rounds++
 			}
@@ -767,7 +767,7 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 			br.Notes = append(br.Notes, fmt.Sprintf("%d differing keys beyond the cap of %d were counted from the first round only, not re-checked and not listed", ov.Persistent(), e.o.MaxDiffs))
 		}
 		if cnt.InFlux > 0 {
-			br.Notes = append(br.Notes, fmt.Sprintf("%d keys changed on legacy during the last re-check interval: not proven either way; re-run verify when writes settle (or while dual-write runs)", cnt.InFlux))
+			br.Notes = append(br.Notes, fmt.Sprintf("%d keys changed on legacy between re-check rounds: not proven either way; re-run verify when writes settle (or while dual-write runs)", cnt.InFlux))
 		}
 		if e.o.Sample < 100 {
 			br.Confidence = confidence(e.o.Sample, cnt.Compared, cnt.Persistent())

@@ -375,6 +375,30 @@ func TestEvictedCacheKeys(t *testing.T) {
 	}
 }
 
+// Keys that expire between rounds are no difference; keys missing on the
+// target whose legacy TTL is long are.
+func TestExpiredBetweenRoundsIsNoDifference(t *testing.T) {
+	env.Flush(t)
+	lc := env.LegacyClient(t)
+	verifytest.Seed(t, lc, 0)
+	cfg := env.Config(t, "")
+	verifytest.Migrate(t, cfg)
+	ctx := context.Background()
+	for _, k := range []string{"sess:short:1", "sess:short:2"} {
+		// only on legacy, expiring after the first round
+		if err := lc.Set(ctx, k, "expires soon", 2500*time.Millisecond).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.Target(t, "session").Del(ctx, "sess:str:2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, r := runVerify(t, cfg, "--rounds", "2", "--interval", "3s")
+	if code != 3 || len(r.Differences) != 1 || r.Differences[0].Key != "sess:str:2" || r.Differences[0].Category != "missing" {
+		t.Errorf("exit %d, differences %+v; want only sess:str:2 missing", code, r.Differences)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	cfg := env.Config(t, "")
 	for _, args := range [][]string{
