@@ -79,6 +79,18 @@ func runScan(c *cobra.Command, app *App, o scanOptions) error {
 	if err != nil {
 		return err
 	}
+	// Fail before an hour-long scan, not after it.
+	for flag, path := range map[string]string{"--plan-out": o.planOut, "--keys-out": o.keysOut} {
+		if path == "" {
+			continue
+		}
+		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+		if err != nil {
+			return &config.Error{Field: flag, Msg: fmt.Sprintf("cannot write next to %s: %v", path, err)}
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
 	rdb, err := redisconn.Legacy(ctx, cfg.Legacy)
 	if err != nil {
 		return err
