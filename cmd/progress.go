@@ -88,7 +88,9 @@ func (p *Progress) line() {
 	rate := float64(p.done) / max(el, 0.001)
 	if p.total > 0 {
 		eta := "?"
-		if rate > 0 && p.total > p.done {
+		if p.done >= p.total {
+			eta = "0s"
+		} else if rate > 0 {
 			eta = (time.Duration(float64(p.total-p.done)/rate) * time.Second).Round(time.Second).String()
 		}
 		fmt.Fprintf(p.w, "%s: %d/%d (%.0f%%) %.0f/s eta %s\n", p.desc, p.done, p.total,
