@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,7 +297,7 @@ func assertMigrated(t *testing.T, legacy *redis.Client, tg map[string]redis.Univ
 		var n int64
 		if cc, ok := tg[b].(*redis.ClusterClient); ok {
 			_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-				n += c.DBSize(ctx).Val()
+				atomic.AddInt64(&n, c.DBSize(ctx).Val())
 				return nil
 			})
 		} else {
@@ -405,7 +407,7 @@ func dbsizes(t *testing.T, tg map[string]redis.UniversalClient) int64 {
 	var n int64
 	for _, c := range tg {
 		if cc, ok := c.(*redis.ClusterClient); ok {
-			_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { n += c.DBSize(ctx).Val(); return nil })
+			_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { atomic.AddInt64(&n, c.DBSize(ctx).Val()); return nil })
 		} else {
 			n += c.DBSize(ctx).Val()
 		}
@@ -597,7 +599,7 @@ func waitKeys(t *testing.T, c redis.UniversalClient, min int64) {
 	for i := 0; i < 300; i++ {
 		var n int64
 		if cc, ok := c.(*redis.ClusterClient); ok {
-			_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { n += c.DBSize(ctx).Val(); return nil })
+			_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { atomic.AddInt64(&n, c.DBSize(ctx).Val()); return nil })
 		} else {
 			n = c.DBSize(ctx).Val()
 		}
@@ -706,10 +708,13 @@ func TestKill9AndResume(t *testing.T) {
 
 func scanAll(ctx context.Context, c redis.UniversalClient) []string {
 	var out []string
+	var mu sync.Mutex
 	f := func(ctx context.Context, c *redis.Client) error {
 		it := c.Scan(ctx, 0, "", 1000).Iterator()
 		for it.Next(ctx) {
+			mu.Lock()
 			out = append(out, it.Val())
+			mu.Unlock()
 		}
 		return it.Err()
 	}

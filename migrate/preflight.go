@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
@@ -253,9 +254,10 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 func routedOnTarget(ctx context.Context, t *target.Redis, rt router, o Options, bucket string) (int64, []string, error) {
 	var n int64
 	var samples []string
+	var mu sync.Mutex // masters are scanned concurrently
 	err := t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		var cursor uint64
-		for n < maxForeign {
+		for {
 			keys, next, err := c.Scan(ctx, cursor, "", 1000).Result()
 			if err != nil {
 				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
@@ -264,6 +266,7 @@ func routedOnTarget(ctx context.Context, t *target.Redis, rt router, o Options, 
 			if err != nil {
 				return err
 			}
+			mu.Lock()
 			for i, k := range dropOwn(keys) {
 				if b, _ := rt.route(k, types[i]); b == bucket {
 					n++
@@ -272,8 +275,10 @@ func routedOnTarget(ctx context.Context, t *target.Redis, rt router, o Options, 
 					}
 				}
 			}
+			enough := n >= maxForeign
+			mu.Unlock()
 			cursor = next
-			if cursor == 0 {
+			if cursor == 0 || enough {
 				break
 			}
 		}

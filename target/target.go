@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -48,8 +49,8 @@ func (r *Redis) Describe() string { return r.desc }
 // Close closes the connections.
 func (r *Redis) Close() error { return r.Client.Close() }
 
-// ForEachMaster calls fn for every master: all masters of a cluster, the one
-// master otherwise. Use it to scan the whole keyspace of the target.
+// ForEachMaster calls fn for every master: all masters of a cluster
+// (concurrently, one goroutine per master), the one master otherwise. Use it to scan the whole keyspace of the target.
 func (r *Redis) ForEachMaster(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error {
 	switch c := r.Client.(type) {
 	case *redis.ClusterClient:
@@ -73,13 +74,22 @@ type Info struct {
 }
 
 // Info reads INFO and CONFIG-free facts from every master and sums them.
+// Masters are asked concurrently.
 func (r *Redis) Info(ctx context.Context) (Info, error) {
 	var out Info
+	var mu sync.Mutex
 	err := r.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		s, err := c.Info(ctx, "server", "memory", "stats", "persistence").Result()
 		if err != nil {
 			return redisconn.Explain(err, "target "+r.Bucket, c.Options().Addr)
 		}
+		n, err := c.DBSize(ctx).Result()
+		if err != nil {
+			return redisconn.Explain(err, "target "+r.Bucket, c.Options().Addr)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		out.Keys += n
 		f := ParseInfo(s)
 		out.Version = f["redis_version"]
 		mm, _ := strconv.ParseInt(f["maxmemory"], 10, 64)
@@ -90,11 +100,6 @@ func (r *Redis) Info(ctx context.Context) (Info, error) {
 		ev, _ := strconv.ParseInt(f["evicted_keys"], 10, 64)
 		out.EvictedKeys += ev
 		out.AOF = out.AOF || f["aof_enabled"] == "1"
-		n, err := c.DBSize(ctx).Result()
-		if err != nil {
-			return redisconn.Explain(err, "target "+r.Bucket, c.Options().Addr)
-		}
-		out.Keys += n
 		return nil
 	})
 	return out, err
