@@ -156,11 +156,12 @@ func TestScan(t *testing.T) {
 	srv := topotest.Standalone(t)
 	admin := topotest.Client(t, srv.Addr())
 	ctx := context.Background()
+	// db 3 holds the mixed keyspace every subtest may read; others use their own db.
+	db3 := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 3, DisableIdentity: true})
+	defer db3.Close()
+	n, durable := writeMixed(t, db3)
 
 	t.Run("routes, proposes, writes plan and keys on db 3", func(t *testing.T) {
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 3, DisableIdentity: true})
-		defer c.Close()
-		n, durable := writeMixed(t, c)
 		dir := t.TempDir()
 		plan, keys := filepath.Join(dir, "plan.yaml"), filepath.Join(dir, "keys.jsonl")
 		r, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/3", "--plan-out", plan, "--keys-out", keys, "--count", "7")
@@ -263,7 +264,7 @@ func TestScan(t *testing.T) {
 				t.Errorf("text report lacks %q:\n%s", want, out)
 			}
 		}
-		if !strings.Contains(errs, "scan: 127/127 (100%)") {
+		if !strings.Contains(errs, fmt.Sprintf("scan: %d/%d (100%%)", n, n)) {
 			t.Errorf("no plain progress line on stderr: %q", errs)
 		}
 		_, _, errs = scanCLI(t, "--legacy", "redis://"+srv.Addr()+"/3", "--no-progress")
@@ -435,7 +436,7 @@ func TestScan(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 		r, _ := scanJSON(t, "--legacy", "redis://"+rep.Addr()+"/3")
-		if r.Legacy.Role != "slave" || verdict(r, "replica").Status != scan.StatusInfo || r.Scanned != 127 {
+		if r.Legacy.Role != "slave" || verdict(r, "replica").Status != scan.StatusInfo || r.Scanned != int64(n) {
 			t.Fatalf("role %s, replica verdict %+v, scanned %d", r.Legacy.Role, verdict(r, "replica"), r.Scanned)
 		}
 	})
