@@ -580,6 +580,17 @@ func TestOOMStopsOnlyThatBucket(t *testing.T) {
 	if c := st.Buckets["cache"]; !c.Copied {
 		t.Errorf("cache state: %+v", c)
 	}
+	// capacity added: the rerun resumes the stopped bucket only
+	sc := topotest.Client(t, small.Addr())
+	if err := sc.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = run(t, "--config", cfg, "migrate", "--yes")
+	if code != 0 || !strings.Contains(out, "cache: already copied") {
+		t.Fatalf("rerun: exit %d\n%s\n%s", code, out, errs)
+	}
+	tg["queue"] = sc
+	assertMigrated(t, lc, tg, "queue")
 }
 
 // slowMigrate starts migrate with a small ops budget so that faults can be
