@@ -205,7 +205,7 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 	case r.Sampling.Exact:
 		r.Sampling.Note = "MEMORY USAGE SAMPLES 0 on every key: bytes are exact per-key sums (allocator overhead and fragmentation excluded)"
 	default:
-		r.Sampling.Note = fmt.Sprintf("MEMORY USAGE SAMPLES 0 on a deterministic %.4g%% hash sample of key names (%d keys); bytes are extrapolated per pattern; each bucket states its 95%% margin", s.opts.SamplePercent, measured)
+		r.Sampling.Note = fmt.Sprintf("MEMORY USAGE SAMPLES 0 on a deterministic %.4g%% hash sample of key names (%d keys); bytes are extrapolated within each pattern; each bucket states its 95%% margin", s.opts.SamplePercent, measured)
 	}
 
 	// Proposals for every unknown pattern; accepted ones move their pattern.
@@ -234,6 +234,7 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		rules, all Stats
 		props      int64
 		patterns   []PatternReport
+		parts      []*Stats // every pattern's stats, for the stratified byte estimate
 	}
 	bs := map[classify.Bucket]*bucketAcc{}
 	get := func(b classify.Bucket) *bucketAcc {
@@ -250,15 +251,19 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 	}
 	a.each(func(p *patternAgg) {
 		if p.Bucket != classify.Unknown {
-			get(p.Bucket).patterns = append(get(p.Bucket).patterns, patternReport(p))
+			ba := get(p.Bucket)
+			ba.patterns = append(ba.patterns, patternReport(p))
+			ba.parts = append(ba.parts, &p.Stats)
 		}
 	})
 	for b, o := range a.other {
 		pr := patternReport(o)
 		pr.Samples = nil
-		get(b).patterns = append(get(b).patterns, pr)
+		ba := get(b)
+		ba.patterns = append(ba.patterns, pr)
+		ba.parts = append(ba.parts, &o.Stats)
 		if b == classify.Unknown {
-			get(b).all.merge(&o.Stats)
+			ba.all.merge(&o.Stats)
 		}
 	}
 	for _, p := range unknown {
@@ -276,6 +281,7 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		}
 		ba := get(dest)
 		ba.all.merge(&p.Stats)
+		ba.parts = append(ba.parts, &p.Stats)
 		if dest != classify.Unknown {
 			ba.props += p.Stats.Keys
 		} else if len(r.UnknownPatterns) < maxUnknownPatterns {
@@ -289,8 +295,9 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		if len(ba.patterns) > topPatternsPerBucket {
 			ba.patterns = ba.patterns[:topPatternsPerBucket]
 		}
+		bytes, margin := stratified(ba.parts, &ba.all)
 		br := BucketReport{Bucket: string(b), Keys: ba.all.Keys, KeysByRules: ba.rules.Keys, KeysByProposals: ba.props,
-			Bytes: ba.all.EstimatedBytes(), BytesMargin95: ba.all.Margin95(), Types: typesMap(&ba.all),
+			Bytes: bytes, BytesMargin95: margin, Types: typesMap(&ba.all),
 			TTL: ttlBands(&ba.all), Encodings: encMap(&ba.all), TopPatterns: ba.patterns}
 		if br.TopPatterns == nil {
 			br.TopPatterns = []PatternReport{}

@@ -209,6 +209,53 @@ func (s *Stats) Margin95() int64 {
 	return int64(math.Ceil(1.96 * N * math.Sqrt((1-n/N)*variance/n)))
 }
 
+// variance returns the sample variance of the measured bytes (n-1
+// denominator); ok is false with fewer than two measured keys.
+func (s *Stats) variance() (v float64, ok bool) {
+	if s.Measured < 2 {
+		return 0, false
+	}
+	n := float64(s.Measured)
+	mean := float64(s.Bytes) / n
+	v = (s.bytesSq - n*mean*mean) / (n - 1)
+	return max(v, 0), true
+}
+
+// stratified estimates the bytes of a bucket from its parts (its patterns):
+// each part's measured bytes are extrapolated within the part, and the 95%
+// margin combines the parts' variances (stratified sampling). A part with
+// fewer than two measured keys borrows the whole bucket's mean and variance.
+// It returns -1, 0 when no key of the bucket was measured.
+func stratified(parts []*Stats, all *Stats) (bytes, margin95 int64) {
+	if all.Keys == 0 {
+		return 0, 0
+	}
+	if all.Measured == 0 {
+		return -1, 0
+	}
+	allMean := float64(all.Bytes) / float64(all.Measured)
+	allVar, _ := all.variance()
+	var est, varSum float64
+	for _, p := range parts {
+		N, n := float64(p.Keys), float64(p.Measured)
+		switch v, ok := p.variance(); {
+		case p.Keys == 0:
+		case p.Measured == p.Keys:
+			est += float64(p.Bytes)
+		case ok:
+			est += float64(p.Bytes) * N / n
+			varSum += N * N * (1 - n/N) * v / n
+		case p.Measured == 1:
+			est += float64(p.Bytes) * N
+			varSum += N * N * (1 - n/N) * allVar
+		default:
+			est += N * allMean
+			varSum += N * N * allVar
+		}
+	}
+	return int64(math.Round(est)), int64(math.Ceil(1.96 * math.Sqrt(varSum)))
+}
+
 // maxSamples is the number of sample key names kept per pattern; names
 // longer than maxSampleLen bytes are not kept as samples.
 const (

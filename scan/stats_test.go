@@ -111,3 +111,45 @@ func base64Decode(s string) (string, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	return string(b), err
 }
+
+// TestStratified: two patterns of very different sizes, each sampled at 10%:
+// the stratified estimate is within its margin of the truth; a pattern with
+// no measured key borrows the bucket's mean; all measured is exact.
+func TestStratified(t *testing.T) {
+	small, big, none := &Stats{}, &Stats{}, &Stats{}
+	var truth int64
+	for i := 0; i < 5000; i++ {
+		sb, bb := int64(50+i%10), int64(5000+i%1000)
+		truth += sb + bb
+		ms, mb := int64(-1), int64(-1)
+		if i%10 == 0 {
+			ms, mb = sb, bb
+		}
+		small.add(&KeyInfo{Type: "string", PTTL: -1, Bytes: ms})
+		big.add(&KeyInfo{Type: "hash", PTTL: -1, Bytes: mb})
+	}
+	all := &Stats{}
+	all.merge(small)
+	all.merge(big)
+	est, margin := stratified([]*Stats{small, big}, all)
+	if d := est - truth; margin <= 0 || d > margin || -d > margin {
+		t.Fatalf("estimate %d ± %d, truth %d", est, margin, truth)
+	}
+	if margin > all.Margin95() {
+		t.Errorf("stratified margin %d wider than unstratified %d", margin, all.Margin95())
+	}
+	none.add(&KeyInfo{Type: "string", PTTL: -1, Bytes: -1})
+	all.merge(none)
+	if est2, _ := stratified([]*Stats{small, big, none}, all); est2 <= est {
+		t.Errorf("unmeasured pattern added nothing: %d vs %d", est2, est)
+	}
+	exact := keys(10, "string", -1, "raw")
+	if b, m := stratified([]*Stats{exact}, exact); b != 1000 || m != 0 {
+		t.Errorf("exact: %d ± %d", b, m)
+	}
+	unmeasured := &Stats{}
+	unmeasured.add(&KeyInfo{Type: "string", PTTL: -1, Bytes: -1})
+	if b, _ := stratified([]*Stats{unmeasured}, unmeasured); b != -1 {
+		t.Errorf("nothing measured: %d, want -1", b)
+	}
+}
