@@ -39,7 +39,8 @@ import (
 type item struct {
 	seq    uint64
 	key    string
-	big    bool // above the size threshold: copy in chunks
+	big    bool  // above the size threshold: copy in chunks
+	size   int64 // MEMORY USAGE when scanned
 	bucket *bucketRun
 }
 
@@ -425,7 +426,8 @@ func (p *pass) sizeCheck(ctx context.Context, items []item) ([]item, error) {
 			p.done.Add(1)
 			continue
 		}
-		it.big = c.Val() > p.o.BigBytes
+		it.size = c.Val()
+		it.big = it.size > p.o.BigBytes
 		out = append(out, it)
 	}
 	return out, nil
@@ -440,18 +442,24 @@ func (p *pass) allFailed() bool {
 	return true
 }
 
+// maxBatchBytes bounds the payloads one worker holds: a batch closes when
+// its keys' sizes (MEMORY USAGE) reach it, whatever --batch says.
+const maxBatchBytes = 32 << 20
+
 func (p *pass) worker(ctx context.Context, q chan item) {
 	batch := make([]item, 0, p.o.Batch)
 	for it := range q {
 		batch = append(batch[:0], it)
+		bytes := it.size
 	fill:
-		for len(batch) < p.o.Batch {
+		for len(batch) < p.o.Batch && bytes < maxBatchBytes {
 			select {
 			case it, ok := <-q:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, it)
+				bytes += it.size
 			default:
 				break fill
 			}
