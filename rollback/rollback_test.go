@@ -204,6 +204,12 @@ func TestRollbackRefusals(t *testing.T) {
 	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg); code != 2 || !strings.Contains(errs, "--yes") {
 		t.Errorf("without --yes: exit %d %s", code, errs)
 	}
+	// On a terminal, a "no" deletes nothing (exit 4); the question names the journal.
+	code, _, errs := verifytest.RunInteractive(t, "n\n", true, "rollback", "--config", cfg, "--no-progress")
+	if code != 4 || !strings.Contains(errs, "journal entries") || !strings.Contains(errs, "not confirmed") {
+		t.Errorf("declined: exit %d %s", code, errs)
+	}
+	snapshotAll(t).diff(t, migrated, "after a declined rollback")
 	// A running migration (its lease lock on legacy): refused.
 	lc := env.LegacyClient(t)
 	if err := lc.Set(context.Background(), "redisplit:lock", `{"host":"h","pid":1}`, time.Minute).Err(); err != nil {
@@ -228,4 +234,11 @@ func TestRollbackRefusals(t *testing.T) {
 		t.Errorf("--bucket nope: exit %d %s", code, errs)
 	}
 	snapshotAll(t).diff(t, migrated, "after refused rollbacks")
+	// A "yes" on the terminal rolls the other buckets back; session stays refused.
+	if code, _, errs := verifytest.RunInteractive(t, "yes\n", true, "rollback", "--config", cfg, "--bucket", "cache"); code != 0 {
+		t.Errorf("confirmed: exit %d %s", code, errs)
+	}
+	if n := len(verifytest.Snapshot(t, env.Target(t, "cache"))); n != 0 {
+		t.Errorf("cache target holds %d keys after its rollback", n)
+	}
 }

@@ -168,8 +168,15 @@ func StateDir(cfgPath string) string { return filepath.Join(filepath.Dir(cfgPath
 // Run runs the redisplit CLI in-process and returns its exit code and output.
 func Run(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return RunInteractive(t, "", false, args...)
+}
+
+// RunInteractive is Run with stdin and, when terminal is true, as if stderr
+// were a terminal (so commands ask for confirmation on stdin).
+func RunInteractive(t testing.TB, stdin string, terminal bool, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	app := &cmd.App{In: strings.NewReader(""), Out: &out, Err: &errb}
+	app := &cmd.App{In: strings.NewReader(stdin), Out: &out, Err: &errb, IsTerminal: terminal}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	code = cmd.Run(ctx, app, append([]string{"--no-progress"}, args...))
