@@ -22,7 +22,7 @@ func (e *env) startMigrate(ctx context.Context, maxOps string) (*exec.Cmd, func(
 	done := make(chan result, 1)
 	go func() {
 		err := c.Wait()
-		done <- result{code: exitCode(err), stdout: out.String(), stderr: errb.String()}
+		done <- result{code: exitCode(err), stdout: out.String(), stderr: errb.String(), ended: time.Now()}
 	}()
 	var r *result
 	return c, func() result {
@@ -67,10 +67,14 @@ func TestMigrateSurvivesCacheNodeStop(t *testing.T) {
 	if err := node.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	back := time.Now()
 	if err := cluster.WaitOK(ctx, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	r := wait()
+	if r.ended.Before(back) {
+		t.Fatalf("migrate ended before the node came back: the outage did not hit the copy (%s)", r)
+	}
 	t.Logf("migrate during the outage: exit %d; stderr:\n%s", r.code, tailStr(r.stderr, 1500))
 	if r.code != 0 && r.code != 1 {
 		t.Fatalf("migrate crashed or refused: %s", r)

@@ -134,6 +134,7 @@ func (e *env) load(s rehearse.Synthetic) rehearse.Generated {
 type result struct {
 	code           int
 	stdout, stderr string
+	ended          time.Time // set by asynchronous runs
 }
 
 func (r result) String() string {
