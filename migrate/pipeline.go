@@ -566,6 +566,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 		var check []string
 		var idx []int
 		keep := ws[:0:0]
+		b.mu.Lock() // refused grows concurrently (other workers)
 		for _, w := range ws {
 			if _, ok := b.refused[w.e.Key]; ok {
 				b.nrefuse.Add(1)
@@ -573,6 +574,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 			}
 			keep = append(keep, w)
 		}
+		b.mu.Unlock()
 		ws = keep
 		for i, w := range ws {
 			if _, ok := b.own[w.e.Key]; !ok {

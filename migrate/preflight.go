@@ -222,7 +222,7 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 		if info.MaxMemory > 0 && br.PlannedBytes > info.MaxMemory-info.UsedMemory {
 			br.Warnings = append(br.Warnings, fmt.Sprintf("the bucket holds about %d bytes on legacy but the target has only %d bytes of maxmemory left", br.PlannedBytes, info.MaxMemory-info.UsedMemory))
 		}
-		if sb := st.Buckets[b]; sb != nil && !sb.StartedAt.IsZero() {
+		if sb := st.Buckets[b]; sb != nil && !sb.StartedAt.IsZero() && sb.Phase != state.RolledBack {
 			br.Resumed = true
 			continue // its own keys are there: resuming
 		}
