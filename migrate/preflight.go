@@ -262,12 +262,13 @@ func routedOnTarget(ctx context.Context, t *target.Redis, rt router, o Options, 
 			if err != nil {
 				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 			}
-			types, err := typesOf(ctx, c, Options{Classifier: o.Classifier}, dropOwn(keys))
+			keys = dropOwn(keys)
+			types, err := typesOf(ctx, c, Options{Classifier: o.Classifier}, keys)
 			if err != nil {
 				return err
 			}
 			mu.Lock()
-			for i, k := range dropOwn(keys) {
+			for i, k := range keys {
 				if b, _ := rt.route(k, types[i]); b == bucket {
 					n++
 					if len(samples) < maxForeignSamples {
