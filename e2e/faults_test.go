@@ -114,7 +114,11 @@ func TestMigrateSurvivesSentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("failover %s → %s", old, nm)
+	failedOver := time.Now()
 	r := wait()
+	if r.ended.Before(failedOver) {
+		t.Fatalf("migrate ended before the failover completed: it did not copy across it (%s)", r)
+	}
 	if r.code != 0 {
 		t.Fatalf("migrate across a failover: %s", r)
 	}
