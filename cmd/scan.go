@@ -208,8 +208,11 @@ func renderScan(w io.Writer, r *scan.Report) {
 	fmt.Fprintf(w, "redisplit scan of %s db %d (Redis %s, %s): %d keys in %s\n",
 		r.Legacy.Addr, r.Legacy.DB, r.Legacy.Version, role, r.Scanned, (time.Duration(r.DurationMs) * time.Millisecond).Round(10*time.Millisecond))
 	for _, v := range r.Preflight {
-		if v.Status == scan.StatusCritical {
+		switch v.Status {
+		case scan.StatusCritical:
 			fmt.Fprintf(w, "\n!!! %s\n", v.Message)
+		case scan.StatusFail:
+			fmt.Fprintf(w, "\n!! %s: %s\n", v.Check, v.Message)
 		}
 	}
 	fmt.Fprintln(w)

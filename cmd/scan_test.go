@@ -526,3 +526,44 @@ func TestScanClusterLegacy(t *testing.T) {
 		t.Fatalf("cluster %v verdict %+v scanned %d, node holds %d", r.Legacy.Cluster, v, r.Scanned, own)
 	}
 }
+
+// TestScanLegacyRestarts: a restart of legacy mid-scan (SCAN cursors do not
+// survive it) never yields a silently wrong report: either the scan fails
+// naming legacy, or the report carries a fail verdict.
+func TestScanLegacyRestarts(t *testing.T) {
+	srv := topotest.Standalone(t)
+	ctx := context.Background()
+	c := topotest.Client(t, srv.Addr())
+	p := c.Pipeline()
+	for i := 0; i < 3000; i++ {
+		p.Set(ctx, fmt.Sprintf("keyv:r:%d", i), "v", time.Hour)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(1500 * time.Millisecond)
+		srv.Kill()
+		srv.Start(ctx)
+	}()
+	// 3000 keys × 4 commands at 3000/s: about 4 s, restarted after 1.5 s.
+	code, out, errs := scanCLI(t, "--legacy", "redis://"+srv.Addr(), "--max-ops", "3000", "--count", "100", "-o", "json", "--no-progress")
+	<-done
+	if code != 0 {
+		if !strings.Contains(errs, srv.Addr()) {
+			t.Fatalf("exit %d without naming legacy: %s", code, errs)
+		}
+		t.Logf("scan failed cleanly: %s", errs)
+		return
+	}
+	var r scan.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if v := verdict(&r, "restart"); v.Status != scan.StatusFail {
+		t.Fatalf("scan of a restarted legacy succeeded without a restart verdict: %d keys scanned, verdicts %+v", r.Scanned, r.Preflight)
+	}
+	t.Logf("restart verdict after %d keys", r.Scanned)
+}
