@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"github.com/redisplit/redisplit/config"
@@ -141,13 +142,27 @@ func (t *Topology) Describe() []string {
 	return out
 }
 
+// LegacyDB is the database number of the user's legacy URL (0 without one):
+// the rehearsal loads and migrates that database, as the real run would.
+func LegacyDB(user *config.Config) int {
+	if user == nil || user.Legacy.URL == "" {
+		return 0
+	}
+	o, err := redis.ParseURL(user.Legacy.URL)
+	if err != nil {
+		return 0
+	}
+	return o.DB
+}
+
 // WriteConfig writes the configuration the rehearsal's commands run with to
 // dir/redisplit.yaml: the user's routing settings (rules, presets, unknown,
-// plan, scan and rate options) with legacy and targets replaced by the
-// ephemeral servers and the state directory inside dir.
+// plan, scan and rate options) with legacy (same database number) and
+// targets replaced by the ephemeral servers and the state directory inside
+// dir.
 func (t *Topology) WriteConfig(dir string, user *config.Config) (string, error) {
 	doc := map[string]any{
-		"legacy":    map[string]any{"url": "redis://" + t.Legacy.Addr() + "/0"},
+		"legacy":    map[string]any{"url": fmt.Sprintf("redis://%s/%d", t.Legacy.Addr(), LegacyDB(user))},
 		"state_dir": filepath.Join(dir, "state"),
 	}
 	targets := map[string]any{}

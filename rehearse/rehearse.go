@@ -178,7 +178,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	// load
 	end = phase(PhaseLoad)
-	legacy := redis.NewClient(&redis.Options{Addr: topo.Legacy.Addr(), DisableIdentity: true, ReadTimeout: 30 * time.Second})
+	legacy := redis.NewClient(&redis.Options{Addr: topo.Legacy.Addr(), DB: LegacyDB(o.Config), DisableIdentity: true,
+		ReadTimeout: 30 * time.Second})
 	defer legacy.Close()
 	if o.Synthetic != nil {
 		res.Source = fmt.Sprintf("synthetic keyspace: %d keys (seed %d)", o.Synthetic.Keys, o.Synthetic.Seed)

@@ -97,3 +97,14 @@ func TestLayoutOf(t *testing.T) {
 		t.Errorf("no targets: %v, want a config error", err)
 	}
 }
+
+func TestLegacyDB(t *testing.T) {
+	for url, want := range map[string]int{"": 0, "redis://10.0.0.5:6379": 0, "redis://u:p@10.0.0.5:6379/3": 3, "rediss://h:1/15": 15} {
+		if got := rehearse.LegacyDB(&config.Config{Legacy: config.Endpoint{URL: url}}); got != want {
+			t.Errorf("LegacyDB(%q) = %d, want %d", url, got, want)
+		}
+	}
+	if rehearse.LegacyDB(nil) != 0 {
+		t.Error("LegacyDB(nil) != 0")
+	}
+}
