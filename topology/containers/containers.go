@@ -35,6 +35,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"github.com/redis/go-redis/v9"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
@@ -346,12 +347,31 @@ func (s *server) Start(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := topology.WaitPing(wctx, s.Addr(), ""); err != nil {
-		return fmt.Errorf("%w; log: %s", err, s.logTail(ctx))
+	// A server loading a big RDB answers LOADING for as long as it takes:
+	// that is progress, not a failure, so only other errors count against
+	// the 20 s deadline.
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+	defer c.Close()
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		err := c.Ping(ctx).Err()
+		switch {
+		case err == nil, strings.HasPrefix(err.Error(), "NOAUTH"), strings.HasPrefix(err.Error(), "WRONGPASS"):
+			return nil
+		case strings.HasPrefix(err.Error(), "LOADING"):
+			deadline = time.Now().Add(20 * time.Second)
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s did not answer PING: %v; log: %s", s.Addr(), err, s.logTail(ctx))
+		}
+		if st, serr := s.c.State(ctx); serr == nil && !st.Running {
+			return fmt.Errorf("exited at start (code %d): %s", st.ExitCode, s.logTail(ctx))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // boundStarts counts the "Running mode=" lines of the container's log: Redis
