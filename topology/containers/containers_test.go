@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +190,35 @@ func TestStartFailureIsReportedAndRemoved(t *testing.T) {
 	ids, _ := backend.Containers(ctx)
 	if len(ids) != 1+3+5 {
 		t.Fatalf("%d containers, want 9 (the failed one removed)", len(ids))
+	}
+}
+
+func TestImagePolicy(t *testing.T) {
+	ctx := context.Background()
+	// An image that is neither present nor pullable, with the fallback off.
+	_, err := containers.New(ctx, containers.Options{Image: "redisplit.invalid/absent:1", Build: containers.BuildNever})
+	if err == nil || !strings.Contains(err.Error(), "redisplit.invalid/absent:1") || !strings.Contains(err.Error(), "cannot be pulled") {
+		t.Fatalf("build never with an absent image: %v", err)
+	}
+	// With the fallback on, the host-built image is used.
+	b, err := containers.New(ctx, containers.Options{Image: "redisplit.invalid/absent:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if !strings.HasPrefix(b.Image, containers.LocalRepo+":") || b.How != "built from host redis-server" {
+		t.Errorf("auto fallback: image %s (%s)", b.Image, b.How)
+	}
+	// A present image is used as is.
+	b, err = containers.New(ctx, containers.Options{Image: backend.Image, Build: containers.BuildNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if b.Image != backend.Image || b.How != "present" {
+		t.Errorf("present image: %s (%s)", b.Image, b.How)
+	}
+	if _, err := containers.New(ctx, containers.Options{Build: "sometimes"}); err == nil {
+		t.Error("an unknown build policy was accepted")
 	}
 }
