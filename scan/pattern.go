@@ -373,19 +373,21 @@ func isIPv4(s string) bool {
 	if len(s) < 7 || len(s) > 15 {
 		return false
 	}
-	parts := strings.Split(s, ".")
-	if len(parts) != 4 {
-		return false
-	}
-	for _, p := range parts {
-		if p == "" || len(p) > 3 || !allDigits(p) {
+	parts, v, digits := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 || v > 255 {
+				return false
+			}
+			parts, v, digits = parts+1, 0, 0
+			continue
+		}
+		if !isDigit(s[i]) || digits == 3 {
 			return false
 		}
-		if v, _ := strconv.Atoi(p); v > 255 {
-			return false
-		}
+		v, digits = v*10+int(s[i]-'0'), digits+1
 	}
-	return true
+	return parts == 4
 }
 
 // isHexToken: hex of ≥ 16 chars, or of ≥ 8 chars holding both a digit and a

@@ -62,3 +62,15 @@ func TestNormalizeBounded(t *testing.T) {
 		t.Fatalf("pattern of %d bytes for a 1000-segment key", len(p.Text))
 	}
 }
+
+func TestIsIPv4(t *testing.T) {
+	for s, want := range map[string]bool{
+		"10.0.0.1": true, "255.255.255.255": true, "0.0.0.0": true, "1.2.3.4": true,
+		"256.1.1.1": false, "1.2.3": false, "1.2.3.4.5": false, "1..2.3": false, "1.2.3.": false,
+		".1.2.3": false, "1234.1.1.1": false, "a.b.c.d": false, "01.002.3.4": true,
+	} {
+		if got := isIPv4(s); got != want {
+			t.Errorf("isIPv4(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

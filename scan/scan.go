@@ -14,7 +14,6 @@ package scan
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -222,6 +221,7 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 		go func(a *aggregator) {
 			defer wg.Done()
 			w := &worker{s: s, agg: a}
+			defer w.close()
 			for keys := range batches {
 				if ctx.Err() != nil {
 					continue // drain
@@ -253,94 +253,54 @@ type worker struct {
 	agg  *aggregator
 	norm normaliser
 	line []byte
+	rc   *respConn
 	info []KeyInfo
 }
 
-// batch pipelines the per-key commands of one SCAN batch and aggregates.
+func (w *worker) close() {
+	if w.rc != nil {
+		w.rc.Close()
+		w.rc = nil
+	}
+}
+
+// batch pipelines the per-key commands of one SCAN batch and aggregates. A
+// broken connection is redialled and the batch (read-only) retried twice.
 func (w *worker) batch(ctx context.Context, keys []string) error {
 	s := w.s
 	if err := s.wait(ctx, len(keys)*s.perKey); err != nil {
 		return err
 	}
-	p := s.c.Pipeline()
-	types := make([]*redis.StatusCmd, len(keys))
-	ttls := make([]*redis.DurationCmd, len(keys))
-	var encs []*redis.StringCmd
-	if s.caps.objectEncoding {
-		encs = make([]*redis.StringCmd, len(keys))
-	}
-	mems := make([]*redis.IntCmd, len(keys))
-	for i, k := range keys {
-		types[i] = p.Type(ctx, k)
-		ttls[i] = p.PTTL(ctx, k)
-		if encs != nil {
-			encs[i] = p.ObjectEncoding(ctx, k)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = ctx.Err(); err != nil {
+			return err
 		}
-		if s.sampled(k) {
-			mems[i] = p.MemoryUsage(ctx, k, 0)
+		if err = w.fetch(ctx, keys); !isNetErr(err) {
+			break
 		}
+		w.close()
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 	}
-	_, _ = p.Exec(ctx)
-	if err := ctx.Err(); err != nil {
-		return err
+	if err != nil {
+		return s.cmdErr(err)
 	}
 	w.line = w.line[:0]
-	for i, k := range keys {
-		typ, err := types[i].Result()
-		if err != nil {
-			return s.cmdErr(err)
-		}
-		if typ == "none" {
+	for i := range w.info {
+		ki := &w.info[i]
+		if ki.Type == "" { // gone between SCAN and the pipeline
 			s.expired.Add(1)
 			continue
 		}
-		ttl, err := ttls[i].Result()
-		if err != nil {
-			return s.cmdErr(err)
-		}
-		// go-redis maps PTTL -1 and -2 to durations of -1ns and -2ns.
-		pttl := int64(ttl / time.Millisecond)
-		switch ttl {
-		case -1:
-			pttl = -1
-		case -2:
-			s.expired.Add(1)
-			continue
-		}
-		ki := KeyInfo{Key: k, Type: typ, PTTL: pttl, Bytes: -1}
-		if encs != nil {
-			enc, err := encs[i].Result()
-			switch {
-			case err == nil:
-				ki.Encoding = enc
-			case errors.Is(err, redis.Nil), strings.Contains(err.Error(), "no such key"):
-				s.expired.Add(1)
-				continue
-			default:
-				return s.cmdErr(err)
-			}
-		}
-		if mems[i] != nil {
-			b, err := mems[i].Result()
-			switch {
-			case err == nil:
-				ki.Bytes = b
-			case errors.Is(err, redis.Nil):
-				s.expired.Add(1)
-				continue
-			default:
-				return s.cmdErr(err)
-			}
-		}
-		m := s.cl.Classify(k, typ)
+		m := s.cl.Classify(ki.Key, ki.Type)
 		rule := ""
 		if m.Rule != nil {
 			rule = m.Rule.String()
 		}
-		w.norm.normalize(k)
-		w.agg.add(&ki, m.Bucket, rule, &w.norm)
+		w.norm.normalize(ki.Key)
+		w.agg.add(ki, m.Bucket, rule, &w.norm)
 		if s.ko != nil {
-			w.line = appendKeyLine(w.line, &ki, m.Bucket, rule)
+			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
 	}
 	if s.ko != nil {
@@ -353,6 +313,100 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		s.opts.Progress(n)
 	}
 	return nil
+}
+
+// fetch runs one pipeline for keys and fills w.info; a key found missing
+// (TYPE none, PTTL -2, nil OBJECT ENCODING or MEMORY USAGE) gets Type "".
+// Every reply is read even after an error reply, so the connection stays in
+// step.
+func (w *worker) fetch(ctx context.Context, keys []string) error {
+	s := w.s
+	if w.rc == nil {
+		rc, err := dialResp(ctx, s.c.Options())
+		if err != nil {
+			return err
+		}
+		w.rc = rc
+	}
+	rc := w.rc
+	mem := make([]bool, len(keys))
+	for i, k := range keys {
+		rc.command("TYPE", k)
+		rc.command("PTTL", k)
+		if s.caps.objectEncoding {
+			rc.command("OBJECT", "ENCODING", k)
+		}
+		if mem[i] = s.sampled(k); mem[i] {
+			rc.command("MEMORY", "USAGE", k, "SAMPLES", "0")
+		}
+	}
+	timeout := max(s.c.Options().ReadTimeout, 10*time.Second) + time.Duration(len(keys))*time.Millisecond
+	if err := rc.flush(timeout); err != nil {
+		return err
+	}
+	w.info = w.info[:0]
+	var first error // first error reply; returned once every reply is read
+	keep := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	for i, k := range keys {
+		ki := KeyInfo{Key: k, PTTL: -1, Bytes: -1}
+		gone := false
+		b, _, _, err := rc.reply()
+		switch {
+		case isNetErr(err):
+			return err
+		case err != nil:
+			keep(err)
+		default:
+			ki.Type = intern(b)
+			gone = ki.Type == "none"
+		}
+		_, n, _, err := rc.reply()
+		switch {
+		case isNetErr(err):
+			return err
+		case err != nil:
+			keep(err)
+		case n == -2:
+			gone = true
+		case n >= 0:
+			ki.PTTL = n
+		}
+		if s.caps.objectEncoding {
+			b, _, null, err := rc.reply()
+			switch {
+			case isNetErr(err):
+				return err
+			case err != nil && !strings.Contains(err.Error(), "no such key"):
+				keep(err)
+			case err != nil || null:
+				gone = true
+			default:
+				ki.Encoding = intern(b)
+			}
+		}
+		if mem[i] {
+			_, n, null, err := rc.reply()
+			switch {
+			case isNetErr(err):
+				return err
+			case err != nil:
+				keep(err)
+			case null:
+				gone = true
+			default:
+				ki.Bytes = n
+			}
+		}
+		if gone {
+			ki.Type = ""
+		}
+		w.info = append(w.info, ki)
+	}
+	return first
 }
 
 func (s *scanner) cmdErr(err error) error {
