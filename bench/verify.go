@@ -196,6 +196,7 @@ func init() {
 		}
 		fmt.Printf("verify: %d legacy keys, %d compared across %d targets, %d differences, parity %v\n",
 			res.LegacyKeys, compared, len(res.Buckets), diffs, res.Parity)
+		fmt.Printf("verify: legacy pass %.2f s, target pass %.2f s\n", res.Phases.Legacy, res.Phases.Target)
 		fmt.Printf("verify: %.2f s, %.0f keys/s, peak RSS %.1f MiB, legacy CPU %.2f s, targets CPU %.2f s\n",
 			res.Seconds, float64(res.LegacyKeys)/res.Seconds, float64(PeakRSS())/(1<<20), cpu, tcpu)
 		return nil

@@ -205,4 +205,10 @@ type Result struct {
 	Started    time.Time     `json:"started"`
 	Duration   time.Duration `json:"-"`
 	Seconds    float64       `json:"seconds"`
+	// Phases are the seconds spent in the legacy pass (legacy → targets)
+	// and the target pass (extras); the rest is re-check rounds.
+	Phases struct {
+		Legacy float64 `json:"legacy_pass"`
+		Target float64 `json:"target_pass"`
+	} `json:"phase_seconds"`
 }
