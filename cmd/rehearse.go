@@ -139,7 +139,7 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 	case "containers":
 		b, err := containers.New(ctx, containers.Options{Image: o.image, Build: o.build, Dir: serversDir, Logger: slog.Default()})
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (without Docker: --backend process runs local redis-server processes)", err)
 		}
 		image = fmt.Sprintf("%s (%s), run %s", b.Image, b.How, b.RunID)
 		backend = b
