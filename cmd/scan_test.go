@@ -4,11 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +27,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/scan"
+	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/topology/topotest"
 )
 
@@ -566,4 +576,71 @@ func TestScanLegacyRestarts(t *testing.T) {
 		t.Fatalf("scan of a restarted legacy succeeded without a restart verdict: %d keys scanned, verdicts %+v", r.Scanned, r.Preflight)
 	}
 	t.Logf("restart verdict after %d keys", r.Scanned)
+}
+
+// writeTestCA writes a throw-away CA and a server certificate for 127.0.0.1
+// into dir and returns the paths.
+func writeTestCA(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "redisplit test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caTmpl, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", srvDER), write("server.key", "EC PRIVATE KEY", keyDER)
+}
+
+// TestScanTLS scans over rediss:// with a CA file and a password, end to end
+// (both the general client and the per-key pipeline speak TLS), and checks
+// that a wrong CA is a TLS failure.
+func TestScanTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := writeTestCA(t, dir)
+	port, err := topology.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := topotest.Standalone(t, "--tls-port", strconv.Itoa(port), "--tls-cert-file", cert, "--tls-key-file", key,
+		"--tls-ca-cert-file", ca, "--tls-auth-clients", "no", "--requirepass", "tls-Secret-1")
+	ctx := context.Background()
+	plain := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: "tls-Secret-1", DB: 2, DisableIdentity: true})
+	defer plain.Close()
+	for i := 0; i < 500; i++ {
+		plain.Set(ctx, fmt.Sprintf("sess:Xk3pQ9zR2mN8vB5cL1wT7yH4jF6g%04d", i), "{}", time.Hour)
+	}
+	cfg := filepath.Join(dir, "redisplit.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("legacy:\n  url: rediss://127.0.0.1:%d/2\n  password_file: %s\n  tls:\n    ca_file: %s\n", port, filepath.Join(dir, "pw"), ca)), 0o600)
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("tls-Secret-1\n"), 0o600)
+	r, _ := scanJSON(t, "--config", cfg)
+	if r.Scanned != 500 || bucketOf(r, "session").Keys != 500 || bucketOf(r, "session").Bytes <= 0 {
+		t.Fatalf("scanned %d, session %+v", r.Scanned, bucketOf(r, "session"))
+	}
+
+	otherCA, _, _ := writeTestCA(t, t.TempDir())
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(fmt.Sprintf("legacy:\n  url: rediss://127.0.0.1:%d/2\n  password: tls-Secret-1\n  tls:\n    ca_file: %s\n", port, otherCA)), 0o600)
+	code, out, errs := scanCLI(t, "--config", bad, "--no-progress")
+	if code != ExitRuntime || !strings.Contains(errs, "TLS failure") || strings.Contains(errs+out, "tls-Secret-1") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
 }
