@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -61,9 +62,11 @@ from this machine's redis-server binary; --build never fails instead; --build al
 build. Use an image at least as new as the Redis that wrote the RDB. --backend process runs plain
 redis-server processes instead of containers (no Docker needed; --from-rdb needs containers).
 
-Only the config's routing settings (rules, presets, unknown, plan, scan and rate limits) are used;
-its legacy and target addresses are replaced by the ephemeral servers: rehearse never connects to
-the servers the config names.
+The config is --config, or redisplit.yaml when it exists. Only its routing settings (rules, presets,
+unknown, plan, scan and rate limits) and its legacy URL's database number are used; its legacy and
+target addresses are replaced by the ephemeral servers: rehearse never connects to the servers the
+config names. --output json prints the result (every case, every command's exit code) as JSON
+instead of the Markdown summary; --report still gets the Markdown.
 
 --fault lose-key deletes one migrated key (a session when there is one) from its target right
 after migrate, to prove that the rehearsal fails when a key is lost.
@@ -100,7 +103,7 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 	}
 	var user *config.Config
 	layout := rehearse.DefaultLayout()
-	if c.Flags().Changed("config") {
+	if c.Flags().Changed("config") || fileExists(app.ConfigPath) {
 		cfg, err := app.Config()
 		if err != nil {
 			return err
@@ -210,7 +213,13 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 			return err
 		}
 	}
-	if _, err := app.Out.Write(md.Bytes()); err != nil {
+	if app.Output == "json" {
+		enc := json.NewEncoder(app.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else if _, err := app.Out.Write(md.Bytes()); err != nil {
 		return err
 	}
 	switch {
@@ -221,6 +230,11 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 	default:
 		return &ExitError{Code: ExitRuntime, Err: fmt.Errorf("rehearsal failed: %s", failedPhases(res))}
 	}
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }
 
 type quietRedisLog struct{}

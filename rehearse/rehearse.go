@@ -38,11 +38,11 @@ import (
 
 // Output is what one command of the rehearsal printed and returned.
 type Output struct {
-	Args     []string
-	Code     int
-	Stdout   string
-	Stderr   string
-	Duration time.Duration
+	Args     []string      `json:"args"`
+	Code     int           `json:"exit_code"`
+	Stdout   string        `json:"-"`
+	Stderr   string        `json:"-"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Runner runs one redisplit command line (without the program name) and
@@ -91,30 +91,30 @@ const (
 // Case is one test case of the report: one phase for one bucket ("" for
 // phases that are not per bucket).
 type Case struct {
-	Phase    string
-	Bucket   string
-	OK       bool
-	Skipped  bool
-	Detail   string   // one line
-	Keys     []string // offending keys, quoted
-	Output   string   // command output worth keeping (failures)
-	Duration time.Duration
+	Phase    string        `json:"phase"`
+	Bucket   string        `json:"bucket,omitempty"`
+	OK       bool          `json:"ok"`
+	Skipped  bool          `json:"note,omitempty"` // informational (an injected fault), neither pass nor fail
+	Detail   string        `json:"detail"`         // one line
+	Keys     []string      `json:"keys,omitempty"` // offending keys, quoted
+	Output   string        `json:"output,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Result is the outcome of a rehearsal.
 type Result struct {
-	OK        bool
-	Lost      bool // some key was lost or changed (exit 3), as opposed to a phase failing
-	Started   time.Time
-	Duration  time.Duration
-	Image     string   // set by the caller: the image servers ran from
-	Servers   []string // one line per bucket
-	Source    string   // "synthetic 100000 keys (seed 1)" or "RDB path"
-	Generated *Generated
-	Buckets   []string       // buckets with a target, in report order
-	Legacy    map[string]int // legacy keys per bucket at the start (unknown included)
-	Cases     []Case
-	Commands  []Output
+	OK        bool           `json:"ok"`
+	Lost      bool           `json:"lost"` // some key was lost or changed (exit 3), as opposed to a phase failing
+	Started   time.Time      `json:"started"`
+	Duration  time.Duration  `json:"duration_ns"`
+	Image     string         `json:"image"`   // set by the caller: the image servers ran from
+	Servers   []string       `json:"servers"` // one line per bucket
+	Source    string         `json:"source"`  // "synthetic keyspace: N keys (seed S)" or "RDB snapshot PATH"
+	Generated *Generated     `json:"generated,omitempty"`
+	Buckets   []string       `json:"buckets"`     // buckets with a target, in report order
+	Legacy    map[string]int `json:"legacy_keys"` // legacy keys per bucket at the start (unknown included)
+	Cases     []Case         `json:"cases"`
+	Commands  []Output       `json:"commands"`
 }
 
 func (r *Result) add(c Case) {

@@ -32,12 +32,12 @@ type Synthetic struct {
 
 // Generated describes what Generate wrote.
 type Generated struct {
-	Total    int            // keys written
-	ByBucket map[string]int // keys per bucket (as the presets route them)
-	ShortTTL map[string]int // of which keys whose TTL is under 10 s, per bucket: they may be gone by the time they are read
-	Binary   int            // keys whose name is not valid UTF-8 or holds control bytes
-	Big      []string       // names of the big keys
-	Duration time.Duration
+	Total    int            `json:"total"`     // keys written
+	ByBucket map[string]int `json:"by_bucket"` // keys per bucket (as the presets route them)
+	ShortTTL map[string]int `json:"short_ttl"` // of which keys whose TTL is under 10 s, per bucket: they may be gone by the time they are read
+	Binary   int            `json:"binary"`    // keys whose name is not valid UTF-8 or holds control bytes
+	Big      []string       `json:"big"`       // names of the big keys
+	Duration time.Duration  `json:"duration_ns"`
 }
 
 // family is one framework's key shape.
