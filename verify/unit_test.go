@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -145,5 +147,23 @@ func TestDifferenceJSONKey(t *testing.T) {
 	b, _ = Difference{Key: "k\xff", Category: Missing}.MarshalJSON()
 	if !strings.Contains(string(b), `"key_b64":"a/8="`) || strings.Contains(string(b), `"key":`) {
 		t.Errorf("binary key: %s", b)
+	}
+}
+
+func TestBudgetPaces(t *testing.T) {
+	b := newBudget(1000) // 1000 commands/s, at most one second in hand
+	ctx := context.Background()
+	if err := b.wait(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := b.wait(ctx, 500); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("500 commands over budget went after %s, want about 500ms", d)
+	}
+	if err := newBudget(0).wait(ctx, 1_000_000); err != nil {
+		t.Error("no budget must not wait")
 	}
 }
