@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -340,31 +339,19 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 // its worker.
 func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan item) error {
 	rt := router{c: p.o.Classifier, unknown: p.o.Config.Unknown}
-	lim := p.o.limiter()
-	for {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pages, scanErr := scanPages(ctx, p.legacy, cursor, p.o)
+	for pg := range pages {
 		if p.allFailed() {
 			return nil
 		}
-		if err := waitN(ctx, lim, 1); err != nil {
-			return err
-		}
-		var keys []string
-		var next uint64
-		err := p.o.Retry.Do(ctx, func() error {
-			var err error
-			keys, next, err = p.legacy.Scan(ctx, cursor, "", int64(p.o.ScanCount)).Result()
-			return err
-		})
-		if err != nil {
-			return redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
-		}
-		keys = dropOwn(keys)
-		types, err := typesOf(ctx, p.legacy, p.o, keys)
+		types, err := typesOf(ctx, p.legacy, p.o, pg.keys)
 		if err != nil {
 			return err
 		}
 		var items []item
-		for i, k := range keys {
+		for i, k := range pg.keys {
 			b, _ := rt.route(k, types[i])
 			if br := p.buckets[b]; br != nil && !br.failed.Load() {
 				items = append(items, item{key: k, bucket: br})
@@ -373,23 +360,30 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan item) erro
 		if items, err = p.sizeCheck(ctx, items); err != nil {
 			return err
 		}
-		seq := p.tr.add(next, len(items))
+		seq := p.tr.add(pg.next, len(items))
 		for _, it := range items {
 			it.seq = seq
-			h := fnv.New32a()
-			h.Write([]byte(it.key))
 			select {
-			case queues[h.Sum32()%uint32(len(queues))] <- it:
+			case queues[partition(it.key, len(queues))] <- it:
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
 		}
-		cursor = next
-		if cursor == 0 {
+		if pg.next == 0 {
 			p.tr.finish()
-			return nil
 		}
 	}
+	return scanErr()
+}
+
+// partition is the worker of a key: FNV-1a of the name.
+func partition(key string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
 }
 
 // sizeCheck marks the items above the size threshold (MEMORY USAGE, one

@@ -46,16 +46,11 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
 	lim := o.limiter()
 	pats := map[string]*Pattern{}
-	var cursor uint64
-	for {
-		if err := waitN(ctx, lim, 1); err != nil {
-			return nil, err
-		}
-		keys, next, err := legacy.Scan(ctx, cursor, "", int64(o.ScanCount)).Result()
-		if err != nil {
-			return nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
-		}
-		keys = dropOwn(keys)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pages, scanErr := scanPages(ctx, legacy, 0, o)
+	for pg := range pages {
+		keys := pg.keys
 		types, err := typesOf(ctx, legacy, o, keys)
 		if err != nil {
 			return nil, err
@@ -105,10 +100,9 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 				sizedB[i].PlannedBytes += w * c.(*redis.IntCmd).Val()
 			}
 		}
-		cursor = next
-		if cursor == 0 {
-			break
-		}
+	}
+	if err := scanErr(); err != nil {
+		return nil, err
 	}
 	for _, p := range pats {
 		res.UnknownPats = append(res.UnknownPats, *p)

@@ -45,3 +45,16 @@ func TestPolicyWarning(t *testing.T) {
 		}
 	}
 }
+
+func TestDropOwn(t *testing.T) {
+	got := dropOwn([]string{"a", "redisplit:lock", "b", "redisplit:marker", "redisplit", "c"})
+	want := []string{"a", "b", "redisplit", "c"}
+	if len(got) != len(want) {
+		t.Fatalf("%q", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%q", got)
+		}
+	}
+}
