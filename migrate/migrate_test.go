@@ -765,3 +765,47 @@ func TestConfirmationAndUnknownToBucket(t *testing.T) {
 		t.Errorf("unknown: cache did not send the unknown key to cache: %q", v)
 	}
 }
+
+// Legacy pressure: --max-ops bounds the rate (a lower bound on the time,
+// from the token bucket), and reads slower than 100 ms pause the workers.
+func TestMaxOpsAndLatencyBackoff(t *testing.T) {
+	tg := targets(t)
+	flush(t, tg)
+	leg := topotest.Standalone(t)
+	lc := topotest.Client(t, leg.Addr())
+	fill(t, lc, 1500) // ~6100 keys: ~12200 legacy ops (size check + read)
+	cfg, _ := writeConfig(t, leg.Addr(), "", nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		c := redis.NewClient(&redis.Options{Addr: leg.Addr(), DisableIdentity: true})
+		defer c.Close()
+		time.Sleep(500 * time.Millisecond)
+		for i := 0; i < 3; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.Do(context.Background(), "debug", "sleep", "0.3") // legacy stalls 300 ms
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	code, out, errs := run(t, "--config", cfg, "migrate", "--yes", "--max-ops", "4000", "--batch", "64", "-o", "json")
+	el := time.Since(start)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if el < 2500*time.Millisecond { // (12200 ops - 1000 burst) / 4000 ops/s
+		t.Errorf("--max-ops 4000 not enforced: %s", el)
+	}
+	var res struct {
+		Throttled int64 `json:"throttled"`
+	}
+	json.Unmarshal([]byte(out), &res)
+	if res.Throttled == 0 {
+		t.Errorf("no back-off while legacy stalled")
+	}
+	assertMigrated(t, lc, tg, "cache", "session", "queue", "ratelimit")
+}
