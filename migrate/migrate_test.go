@@ -676,22 +676,26 @@ func TestKill9AndResume(t *testing.T) {
 	lc := topotest.Client(t, leg.Addr())
 	fill(t, lc, 4000)
 	cfg, stateDir := writeConfig(t, leg.Addr(), "", nil)
-	c := exec.Command(bin, "--config", cfg, "migrate", "--yes", "--max-ops", "6000", "--batch", "64", "--no-progress")
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitKeys(t, tg["cache"], 2000)
-	time.Sleep(300 * time.Millisecond)
-	if err := c.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	c.Wait()
 	sd, _ := state.Open(stateDir)
-	st, _ := sd.Load()
-	if st.Buckets["cache"] == nil || st.Buckets["cache"].Copied || st.Buckets["cache"].Cursor == 0 {
-		t.Fatalf("killed before a checkpoint or after the end: %+v\n%s", st.Buckets["cache"], out.String())
+	// kill -9 twice at different points: mid-way through the first run, and
+	// early in the resumed run
+	for round, after := range []int64{2000, 500} {
+		c := exec.Command(bin, "--config", cfg, "migrate", "--yes", "--max-ops", "6000", "--batch", "64", "--no-progress")
+		var out bytes.Buffer
+		c.Stdout, c.Stderr = &out, &out
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitKeys(t, tg["cache"], dbsizeOf(t, tg["cache"])+after)
+		time.Sleep(300 * time.Millisecond)
+		if err := c.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		c.Wait()
+		st, _ := sd.Load()
+		if st.Buckets["cache"] == nil || st.Buckets["cache"].Copied || (round == 0 && st.Buckets["cache"].Cursor == 0) {
+			t.Fatalf("round %d: killed before a checkpoint or after the end: %+v\n%s", round, st.Buckets["cache"], out.String())
+		}
 	}
 	before := dbsizes(t, tg)
 	code, o, errs := run(t, "--config", cfg, "migrate", "--yes")
@@ -715,6 +719,10 @@ func TestKill9AndResume(t *testing.T) {
 			}
 		}
 	}
+}
+
+func dbsizeOf(t *testing.T, c redis.UniversalClient) int64 {
+	return dbsizes(t, map[string]redis.UniversalClient{"x": c})
 }
 
 func scanAll(ctx context.Context, c redis.UniversalClient) []string {
