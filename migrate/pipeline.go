@@ -34,6 +34,13 @@ import (
 //  4. A bucket that fails stops: its checkpoint freezes at the last one
 //     saved before the failure, and its later keys are not written; the
 //     other buckets go on.
+//
+// Change capture (--dual-write, a later step) feeds the same queues: a
+// change event is an item for its key, registered with the tracker as a
+// batch of one, and sent to queues[partition(key)] like a SCAN hit, so
+// the event and the backfill of a key are serialised by the same worker.
+// For events, a key absent at read time must become a journaled DEL on the
+// target; the backfill only skips it.
 
 type item struct {
 	seq    uint64
