@@ -38,14 +38,6 @@ func payloadDigest(p string) string {
 	return hex.EncodeToString([]byte(p[len(p)-8:]))
 }
 
-// payloadCRC is the raw CRC64 trailer, for comparisons without allocation.
-func payloadCRC(p string) string {
-	if len(p) < 10 {
-		return ""
-	}
-	return p[len(p)-8:]
-}
-
 // Sampler decides deterministically whether a key is in a sample of
 // Percent percent of the keyspace: the decision is a pure function of the
 // key name (FNV-1a), so legacy and targets sample the same keys and a

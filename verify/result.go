@@ -39,9 +39,11 @@ type Facts struct {
 	Type   string `json:"type,omitempty"`
 	// TTLms is the remaining time to live in milliseconds, -1 for none;
 	// meaningless when Exists is false.
-	TTLms     int64  `json:"ttl_ms,omitempty"`
-	DumpBytes int    `json:"dump_bytes,omitempty"`
-	Digest    string `json:"digest,omitempty"` // CRC64 trailer of the DUMP payload
+	TTLms int64 `json:"ttl_ms,omitempty"`
+	// Bytes is the size of the value of a string, of the DUMP payload of
+	// other types; Digest a CRC64 of the same bytes.
+	Bytes  int    `json:"bytes,omitempty"`
+	Digest string `json:"digest,omitempty"`
 }
 
 // Difference is one key that differs between legacy and its bucket's target

@@ -6,7 +6,8 @@
 // redisplit's own keys (migrate.OwnPrefix: the lease lock) are not compared.
 //
 // Guarantees:
-//   - Equal DUMP payloads are equal values; differing payloads are compared
+//   - Strings are read with GET and compared byte for byte; other types
+//     with DUMP. Equal DUMP payloads are equal values; differing payloads are compared
 //     logically (unordered for hashes and sets, with scores for sorted sets,
 //     entry by entry for streams, in order for lists), page by page, so a big
 //     key is never held whole in memory.
@@ -25,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"sort"
 	"strings"
 	"sync"
@@ -104,7 +106,8 @@ func (o *Options) defaults() {
 
 // side is one observation of a key on one server.
 type side struct {
-	dump   string // "" when absent
+	dump   string // DUMP payload, or the value itself when raw; "" when absent
+	raw    bool   // dump holds a string's value (read with GET)
 	exists bool
 	pttl   int64 // -1 no expiry
 	// expireAt is the absolute expiry in Unix milliseconds, estimated as the
@@ -113,12 +116,28 @@ type side struct {
 	expireAt int64
 }
 
+// typ is the key's Redis type, "" when unknown (a module type).
+func (s side) typ() string {
+	if s.raw {
+		return "string"
+	}
+	return payloadType(s.dump)
+}
+
 func (s side) facts() Facts {
 	if !s.exists {
 		return Facts{}
 	}
-	return Facts{Exists: true, Type: payloadType(s.dump), TTLms: s.pttl, DumpBytes: len(s.dump), Digest: payloadDigest(s.dump)}
+	f := Facts{Exists: true, Type: s.typ(), TTLms: s.pttl, Bytes: len(s.dump)}
+	if s.raw {
+		f.Digest = fmt.Sprintf("%016x", crc64.Checksum([]byte(s.dump), crcTable))
+	} else {
+		f.Digest = payloadDigest(s.dump)
+	}
+	return f
 }
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
 
 // candidate is a key that differed in the last round it was checked.
 type candidate struct {
@@ -264,56 +283,105 @@ func (e *engine) legacyPass(ctx context.Context) error {
 	return g.Wait()
 }
 
-// readSides reads DUMP and PTTL of keys in one pipeline round trip.
-func readSides(ctx context.Context, c redis.Cmdable, keys []string, out []side) error {
+// readSides reads each key's value and PTTL in one pipelined round trip:
+// GET for keys that are (or may be) strings, DUMP for the others. GET is
+// much cheaper for the server than DUMP, which serializes, checksums and
+// compresses. A key GET finds to be of another type (WRONGTYPE) is DUMPed
+// in a second round trip. tryGet nil means: try GET for every key. extra is
+// the number of commands of that second round trip.
+func readSides(ctx context.Context, c redis.Cmdable, keys []string, tryGet []bool, out []side) (extra int, err error) {
 	t0 := time.Now()
 	p := c.Pipeline()
-	dumps := make([]*redis.StringCmd, len(keys))
+	vals := make([]*redis.StringCmd, len(keys))
 	ttls := make([]*redis.IntCmd, len(keys))
 	for i, k := range keys {
-		dumps[i] = p.Dump(ctx, k)
+		if tryGet == nil || tryGet[i] {
+			vals[i] = p.Get(ctx, k)
+		} else {
+			vals[i] = p.Dump(ctx, k)
+		}
 		ttls[i] = redis.NewIntCmd(ctx, "pttl", k)
 		_ = p.Process(ctx, ttls[i])
 	}
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return err
+	if _, err := p.Exec(ctx); err != nil && !isReply(err) {
+		return 0, err
 	}
 	mid := t0.Add(time.Since(t0) / 2).UnixMilli()
+	var again []int
 	for i := range keys {
-		d, err := dumps[i].Result()
+		raw := tryGet == nil || tryGet[i]
+		v, err := vals[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			out[i] = side{}
+			continue
+		case raw && err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE"):
+			again = append(again, i)
+			continue
+		case err != nil:
+			return 0, err
+		}
+		out[i] = observed(v, raw, ttls[i], mid)
+	}
+	if len(again) == 0 {
+		return 0, nil
+	}
+	p = c.Pipeline()
+	dumps := make([]*redis.StringCmd, len(again))
+	for j, i := range again {
+		dumps[j] = p.Dump(ctx, keys[i])
+	}
+	if _, err := p.Exec(ctx); err != nil && !isReply(err) {
+		return len(again), err
+	}
+	for j, i := range again {
+		v, err := dumps[j].Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			out[i] = side{}
 			continue
 		case err != nil:
-			return err
+			return len(again), err
 		}
-		t := ttls[i].Val()
-		if t == -2 { // vanished between DUMP and PTTL
-			out[i] = side{}
-			continue
-		}
-		out[i] = side{dump: d, exists: true, pttl: t}
-		if t >= 0 {
-			out[i].expireAt = mid + t
-		}
+		out[i] = observed(v, false, ttls[i], mid)
 	}
-	return nil
+	return len(again), nil
+}
+
+// observed builds a side from a value (raw: a GET reply, else a DUMP
+// payload) and its PTTL reply read at mid (Unix ms).
+func observed(v string, raw bool, ttl *redis.IntCmd, mid int64) side {
+	t := ttl.Val()
+	if ttl.Err() != nil || t == -2 { // vanished between the reads
+		return side{}
+	}
+	s := side{dump: v, raw: raw, exists: true, pttl: t}
+	if t >= 0 {
+		s.expireAt = mid + t
+	}
+	return s
 }
 
 func (e *engine) legacyRead(ctx context.Context, keys []string, out []side) error {
 	if err := e.budget.wait(ctx, 2*len(keys)); err != nil {
 		return err
 	}
-	if err := readSides(ctx, e.o.Legacy, keys, out); err != nil {
+	extra, err := readSides(ctx, e.o.Legacy, keys, nil, out)
+	if err != nil {
 		return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
 	}
-	return nil
+	return e.budget.wait(ctx, extra) // paid after the fact
 }
 
-func (e *engine) targetRead(ctx context.Context, bucket string, keys []string, out []side) error {
+// targetRead reads keys on bucket's target; legacy holds the legacy
+// observations, whose types choose GET or DUMP.
+func (e *engine) targetRead(ctx context.Context, bucket string, keys []string, legacy, out []side) error {
 	t := e.o.Targets[bucket]
-	if err := readSides(ctx, t.Client, keys, out); err != nil {
+	tryGet := make([]bool, len(keys))
+	for i := range keys {
+		tryGet[i] = legacy[i].raw
+	}
+	if _, err := readSides(ctx, t.Client, keys, tryGet, out); err != nil {
 		return redisconn.Explain(err, "target "+bucket, t.Describe())
 	}
 	return nil
@@ -332,7 +400,7 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		if !legacy[i].exists {
 			continue // deleted or expired since SCAN: not a key any more
 		}
-		b, unrouted := e.route(k, payloadType(legacy[i].dump))
+		b, unrouted := e.route(k, legacy[i].typ())
 		if unrouted {
 			e.unrouted.Add(1)
 		}
@@ -348,13 +416,13 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		for j, i := range idx {
 			bk[j] = keys[i]
 		}
-		tgt := make([]side, len(idx))
-		if err := e.targetRead(ctx, b, bk, tgt); err != nil {
-			return err
-		}
 		bl := make([]side, len(idx))
 		for j, i := range idx {
 			bl[j] = legacy[i]
+		}
+		tgt := make([]side, len(idx))
+		if err := e.targetRead(ctx, b, bk, bl, tgt); err != nil {
+			return err
 		}
 		vs, err := e.judgeBatch(ctx, b, bk, bl, tgt)
 		if err != nil {
@@ -407,7 +475,7 @@ func (e *engine) judgeBatch(ctx context.Context, bucket string, keys []string, l
 			out[i] = v
 			continue
 		}
-		lt, tt := payloadType(l[i].dump), payloadType(t[i].dump)
+		lt, tt := l[i].typ(), t[i].typ()
 		if lt == "" || tt == "" {
 			var err error
 			if lt, tt, err = e.types(ctx, bucket, keys[i], lt, tt); err != nil {
@@ -417,6 +485,9 @@ func (e *engine) judgeBatch(ctx context.Context, bucket string, keys []string, l
 		switch {
 		case lt != tt:
 			out[i] = verdict{cat: Type, detail: fmt.Sprintf("legacy %s, target %s", lt, tt)}
+		case l[i].raw && t[i].raw: // two string values: they differ
+			out[i] = verdict{cat: Value, detail: fmt.Sprintf("bytes differ at offset %d (legacy %d bytes, target %d)",
+				firstDiff(l[i].dump, t[i].dump), len(l[i].dump), len(t[i].dump))}
 		case len(l[i].dump) <= smallPayload && len(t[i].dump) <= smallPayload && wholeRead[lt] != "":
 			small = append(small, i)
 			smallTypes = append(smallTypes, lt)
@@ -459,7 +530,7 @@ func (e *engine) quickJudge(l, t side) (v verdict, logical bool) {
 		}
 		return verdict{cat: Missing}, false
 	}
-	if l.dump != t.dump {
+	if l.dump != t.dump || l.raw != t.raw {
 		return verdict{}, true
 	}
 	return ttlVerdict(l, t, tol), false
@@ -627,7 +698,7 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 		return nil
 	}
 	tgt := make([]side, len(absent))
-	if err := readSides(ctx, c, absent, tgt); err != nil {
+	if _, err := readSides(ctx, c, absent, nil, tgt); err != nil {
 		return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 	}
 	for i, k := range absent {
@@ -660,7 +731,7 @@ func (e *engine) recheck(ctx context.Context) error {
 			if err := e.legacyRead(ctx, keys, l); err != nil {
 				return err
 			}
-			if err := e.targetRead(ctx, b, keys, t); err != nil {
+			if err := e.targetRead(ctx, b, keys, l, t); err != nil {
 				return err
 			}
 			vs, err := e.judgeBatch(ctx, b, keys, l, t)
@@ -693,7 +764,7 @@ func legacyChanged(a, b side, tol time.Duration) bool {
 	if !a.exists {
 		return false
 	}
-	if payloadCRC(a.dump) != payloadCRC(b.dump) || a.dump != b.dump {
+	if a.raw != b.raw || a.dump != b.dump {
 		return true
 	}
 	if (a.pttl < 0) != (b.pttl < 0) {
