@@ -128,6 +128,12 @@ func writeMixed(t *testing.T, c *redis.Client) (int, map[string]bool) {
 		p.Set(ctx, fmt.Sprintf("bin:\xff\x00\x01%c", 'a'+i), "x", 0)
 		n++
 	}
+	for i := 0; i < 10; i++ { // express sessions under a prefix no preset knows: only the values tell
+		k := fmt.Sprintf("web:Qm9vN2xZ3kR8vTq1Ws5Xe4Jd0Hb6%02d", i)
+		p.Set(ctx, k, `{"cookie":{"originalMaxAge":86400000,"httpOnly":true,"path":"/"},"user":7}`, 24*time.Hour)
+		durable[k] = true
+		n++
+	}
 	if _, err := p.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -201,8 +207,18 @@ func TestScan(t *testing.T) {
 				accepted = append(accepted, p)
 			}
 		}
-		if len(accepted) != 1 || accepted[0].Glob != "myapp:throttle:*" || accepted[0].Bucket != classify.RateLimit || len(accepted[0].Evidence) == 0 {
-			t.Fatalf("accepted proposals: %+v", accepted)
+		want := map[string]classify.Bucket{"myapp:throttle:*": classify.RateLimit, "web:*": classify.Session}
+		for _, p := range accepted {
+			if want[p.Glob] != p.Bucket || len(p.Evidence) == 0 {
+				t.Fatalf("unexpected accepted proposal %+v", p)
+			}
+			delete(want, p.Glob)
+		}
+		if len(want) > 0 {
+			t.Fatalf("missing accepted proposals %v; accepted %+v", want, accepted)
+		}
+		if got := bucketOf(r, "session"); got.KeysByProposals != 10 {
+			t.Fatalf("session by proposals: %d, want the 10 web: sessions", got.KeysByProposals)
 		}
 		foundBin := false
 		for _, p := range r.UnknownPatterns {
@@ -379,7 +395,7 @@ func TestScan(t *testing.T) {
 	})
 
 	t.Run("ACL user without +memory: degraded, named", func(t *testing.T) {
-		if err := admin.Do(ctx, "acl", "setuser", "nomem", "on", ">pw1", "~*", "&*", "+@all", "-memory").Err(); err != nil {
+		if err := admin.Do(ctx, "acl", "setuser", "nomem", "on", ">pw1", "~*", "&*", "+@all", "-memory", "-getrange").Err(); err != nil {
 			t.Fatal(err)
 		}
 		r, _ := scanJSON(t, "--legacy", "redis://nomem:pw1@"+srv.Addr()+"/3")
@@ -392,6 +408,9 @@ func TestScan(t *testing.T) {
 		}
 		if p := verdict(r, "permissions"); !strings.Contains(p.Message, "MEMORY USAGE") {
 			t.Fatalf("permissions verdict %+v", p)
+		}
+		if v := verdict(r, "value sniffing"); !strings.Contains(v.Message, "+getrange") {
+			t.Fatalf("value sniffing verdict %+v", v)
 		}
 	})
 

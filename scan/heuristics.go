@@ -130,9 +130,29 @@ func Propose(p Pattern, s *Stats) Proposal {
 	sessBand := share(s.TTL[band1to4h] + s.TTL[band4to12h] + s.TTL[band12to24h] + s.TTL[band1to7d] + s.TTL[band7dto1mo])
 	longTTL := share(s.TTL[band7dto1mo] + s.TTL[bandGT1mo])
 
+	// Value signals (first bytes of a few values): a majority of the values read.
+	sessVal := false
+	if s.Sniffed > 0 {
+		major := func(sig int) bool { return s.Signals[sig] > 0 && 2*s.Signals[sig] >= s.Sniffed }
+		sessVal = major(sigSessionJSON) || major(sigPHPSession)
+		if major(sigSessionJSON) {
+			score[classify.Session] += 0.5
+			note("values are express-session JSON ({\"cookie\":...}) in %d of %d read", s.Signals[sigSessionJSON], s.Sniffed)
+		}
+		if major(sigPHPSession) {
+			score[classify.Session] += 0.4
+			note("values are PHP/Laravel session payloads in %d of %d read", s.Signals[sigPHPSession], s.Sniffed)
+		}
+		if major(sigJobJSON) {
+			score[classify.Queue] += 0.4
+			note("list items are JSON jobs in %d of %d read", s.Signals[sigJobJSON], s.Sniffed)
+		}
+	}
 	if sessW != "" {
 		score[classify.Session] += 0.5
 		note("name segment %q", sessW)
+	}
+	if sessW != "" || sessVal {
 		if strHash >= 0.9 && sessBand+share(s.TTL[bandLT1h]) >= 0.9 && noTTL < 0.1 {
 			score[classify.Session] += 0.25
 			note("%s with session-like TTLs (%s)", typeMix(s), ttlRange(s))

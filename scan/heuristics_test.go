@@ -79,3 +79,52 @@ func TestProposeNeverCacheWithDurableEvidence(t *testing.T) {
 		}
 	}
 }
+
+func withSignal(s *Stats, sig int, of, hits int64) *Stats {
+	s.Sniffed, s.Signals[sig] = of, hits
+	return s
+}
+
+// TestProposeValueSignals: value signals alone (no name hint) are evidence.
+func TestProposeValueSignals(t *testing.T) {
+	tests := []struct {
+		name   string
+		key    string
+		stats  *Stats
+		bucket classify.Bucket
+	}{
+		{"express session JSON under a bare id", "Xk3pQ9zR2mN8vB5cL1wT7yH4jF6gD0", withSignal(keys(50, "string", day, "raw"), sigSessionJSON, 3, 3), classify.Session},
+		{"PHP session payloads", "app:{id}", withSignal(keys(50, "string", 20*minute, "raw"), sigPHPSession, 3, 2), classify.Session},
+		{"JSON jobs in lists", "mail:pending", withSignal(keys(5, "list", -1, "quicklist"), sigJobJSON, 3, 3), classify.Queue},
+		{"a minority of signals is not evidence", "x:{n}", withSignal(keys(50, "string", day, "raw"), sigSessionJSON, 3, 1), classify.Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Propose(Normalize(tt.key), tt.stats)
+			if p.Bucket != tt.bucket {
+				t.Fatalf("%s: %s (%.2f), want %s; %q", tt.key, p.Bucket, p.Confidence, tt.bucket, p.Evidence)
+			}
+		})
+	}
+}
+
+func TestSniff(t *testing.T) {
+	tests := []struct {
+		typ, v string
+		sig    int
+	}{
+		{"string", `{"cookie":{"originalMaxAge":86400000,"expires":"2026-`, sigSessionJSON},
+		{"string", `user_id|i:42;csrf|s:32:"abc";`, sigPHPSession},
+		{"string", `a:3:{s:6:"_token";s:40:"`, sigPHPSession},
+		{"list", `{"jid":"b4a577edbccf1d805744efa9","class":"HardJob","args":[1]}`, sigJobJSON},
+		{"list", `{"uuid":"x","displayName":"App\\Jobs\\Mail","job":"Illuminate\\Queue"}`, sigJobJSON},
+		{"list", `{"score":1}`, -1},
+		{"string", `{"value":1,"expires":null}`, -1},
+		{"string", "\x80\x05\x95", -1},
+	}
+	for _, tt := range tests {
+		if got := sniff(tt.typ, []byte(tt.v)); got != tt.sig {
+			t.Errorf("sniff(%s, %q) = %d, want %d", tt.typ, tt.v, got, tt.sig)
+		}
+	}
+}

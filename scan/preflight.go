@@ -55,6 +55,8 @@ var Needed = []struct {
 	{"INFO", "+info", "scan (preflight)", []any{"info", "server"}},
 	{"OBJECT ENCODING", "+object|encoding", "scan (counter detection)", []any{"object", "encoding", probeKey}},
 	{"MEMORY USAGE", "+memory|usage", "scan (bytes per key)", []any{"memory", "usage", probeKey}},
+	{"GETRANGE", "+getrange", "scan (first value bytes of a few keys per unknown pattern)", []any{"getrange", probeKey, "0", "0"}},
+	{"LINDEX", "+lindex", "scan (first item of a few lists per unknown pattern)", []any{"lindex", probeKey, "0"}},
 	{"CONFIG GET", "+config|get", "scan, migrate (read notify-keyspace-events)", []any{"config", "get", "notify-keyspace-events"}},
 	{"DUMP", "+dump", "migrate, verify", []any{"dump", probeKey}},
 	{"PEXPIRETIME", "+pexpiretime", "migrate", []any{"pexpiretime", probeKey}},
@@ -176,6 +178,7 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	}
 	r.caps.memoryUsage = perm["MEMORY USAGE"].Status != "denied"
 	r.caps.objectEncoding = perm["OBJECT ENCODING"].Status != "denied"
+	r.caps.sniff = perm["GETRANGE"].Status != "denied" && perm["LINDEX"].Status != "denied"
 	if len(denied) > 0 {
 		add("permissions", StatusWarn, "the connected user may not run: %s. See docs/permissions.md", strings.Join(denied, "; "))
 	} else {
@@ -183,6 +186,9 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	}
 	if !r.caps.memoryUsage {
 		add("memory usage", StatusWarn, "MEMORY USAGE is refused (grant +memory|usage): bytes are not measured, sizing advice is unavailable")
+	}
+	if !r.caps.sniff {
+		add("value sniffing", StatusInfo, "GETRANGE or LINDEX is refused (grant +getrange +lindex): proposals for unknown patterns use names, types, TTLs and encodings only")
 	}
 	if !r.caps.objectEncoding {
 		add("object encoding", StatusWarn, "OBJECT ENCODING is refused (grant +object|encoding): counters cannot be recognised")

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,7 @@ func (o *Options) defaults() {
 type caps struct {
 	memoryUsage    bool
 	objectEncoding bool
+	sniff          bool // GETRANGE and LINDEX, for value signals
 }
 
 // Run scans the database c is connected to, routing each key with cl, and
@@ -149,6 +151,7 @@ type scanner struct {
 
 	done    atomic.Int64
 	expired atomic.Int64
+	noSniff atomic.Bool // value sniffing refused by ACL mid-scan
 }
 
 // wait takes n tokens of the ops budget, in pieces no larger than its burst.
@@ -249,12 +252,57 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 }
 
 type worker struct {
-	s    *scanner
-	agg  *aggregator
-	norm normaliser
-	line []byte
-	rc   *respConn
-	info []KeyInfo
+	s      *scanner
+	agg    *aggregator
+	norm   normaliser
+	line   []byte
+	rc     *respConn
+	info   []KeyInfo
+	sniffs []sniffReq
+}
+
+// sniffReq is a key of an unknown pattern whose first value bytes are read.
+type sniffReq struct {
+	key, typ string
+	pa       *patternAgg
+}
+
+// sniffValues reads the first bytes of a few values of unknown patterns
+// (GETRANGE 0 63 for strings, LINDEX 0 for lists) and records the signals
+// they show. A refusal by ACL switches sniffing off for the rest of the scan
+// (the report says so); it never fails the scan.
+func (w *worker) sniffValues(ctx context.Context) error {
+	s := w.s
+	if err := s.wait(ctx, len(w.sniffs)); err != nil {
+		return err
+	}
+	rc := w.rc
+	for _, r := range w.sniffs {
+		if r.typ == "string" {
+			rc.command("GETRANGE", r.key, "0", strconv.Itoa(sniffBytes-1))
+		} else {
+			rc.command("LINDEX", r.key, "0")
+		}
+	}
+	if err := rc.flush(max(s.c.Options().ReadTimeout, 10*time.Second)); err != nil {
+		return err
+	}
+	for _, r := range w.sniffs {
+		b, _, null, err := rc.reply()
+		switch {
+		case isNetErr(err):
+			return err
+		case err != nil:
+			if strings.HasPrefix(err.Error(), "NOPERM") {
+				s.noSniff.Store(true)
+			}
+		case !null:
+			if sig := sniff(r.typ, b); sig >= 0 {
+				r.pa.Stats.Signals[sig]++
+			}
+		}
+	}
+	return nil
 }
 
 func (w *worker) close() {
@@ -286,6 +334,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		return s.cmdErr(err)
 	}
 	w.line = w.line[:0]
+	w.sniffs = w.sniffs[:0]
 	for i := range w.info {
 		ki := &w.info[i]
 		if ki.Type == "" { // gone between SCAN and the pipeline
@@ -298,9 +347,19 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 			rule = m.Rule.String()
 		}
 		w.norm.normalize(ki.Key)
-		w.agg.add(ki, m.Bucket, rule, &w.norm)
+		pa := w.agg.add(ki, m.Bucket, rule, &w.norm)
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
+		}
+		if pa != nil && m.Bucket == classify.Unknown && pa.Stats.Sniffed < maxSniffPerPattern &&
+			(ki.Type == "string" || ki.Type == "list") && s.caps.sniff && !s.noSniff.Load() {
+			pa.Stats.Sniffed++
+			w.sniffs = append(w.sniffs, sniffReq{ki.Key, ki.Type, pa})
+		}
+	}
+	if len(w.sniffs) > 0 {
+		if err := w.sniffValues(ctx); err != nil {
+			return s.cmdErr(err)
 		}
 	}
 	if s.ko != nil {

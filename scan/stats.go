@@ -109,6 +109,10 @@ type Stats struct {
 	IntKeys   int64 // OBJECT ENCODING int
 	ShortTTL  int64 // TTL ≤ 1 day
 	StrOrHash int64
+	// Sniffed counts the keys whose first value bytes were read (a few per
+	// unknown pattern); Signals counts what they showed, by signal.
+	Sniffed int64
+	Signals [nSignals]int64
 }
 
 // KeyInfo is what one pipeline round learns about a key.
@@ -176,6 +180,10 @@ func (s *Stats) merge(o *Stats) {
 	s.IntKeys += o.IntKeys
 	s.ShortTTL += o.ShortTTL
 	s.StrOrHash += o.StrOrHash
+	s.Sniffed += o.Sniffed
+	for i := range s.Signals {
+		s.Signals[i] += o.Signals[i]
+	}
 }
 
 // EstimatedBytes extrapolates the measured bytes to all keys (exact when
@@ -329,8 +337,9 @@ func (a *aggregator) each(fn func(*patternAgg)) {
 	}
 }
 
-// add counts key k, routed to bucket b by rule, whose pattern is in n.
-func (a *aggregator) add(k *KeyInfo, b classify.Bucket, rule string, n *normaliser) {
+// add counts key k, routed to bucket b by rule, whose pattern is in n, and
+// returns the pattern's entry (nil when folded into "other").
+func (a *aggregator) add(k *KeyInfo, b classify.Bucket, rule string, n *normaliser) *patternAgg {
 	a.bucket(b).add(k)
 	m := a.byBucket(b)
 	pa := m[string(n.text)]
@@ -338,7 +347,7 @@ func (a *aggregator) add(k *KeyInfo, b classify.Bucket, rule string, n *normalis
 		if a.nPatterns >= a.maxPatterns {
 			a.folded++
 			a.otherOf(b).Stats.add(k)
-			return
+			return nil
 		}
 		pa = &patternAgg{Pattern: n.pattern(), Bucket: b, Rule: rule}
 		m[pa.Text] = pa
@@ -348,6 +357,7 @@ func (a *aggregator) add(k *KeyInfo, b classify.Bucket, rule string, n *normalis
 	if len(pa.Samples) < maxSamples && len(k.Key) <= maxSampleLen {
 		pa.Samples = append(pa.Samples, k.Key)
 	}
+	return pa
 }
 
 // merge folds o into a, keeping the cap: the patterns with the most keys win.
