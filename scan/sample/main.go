@@ -7,6 +7,8 @@
 //	myapp:throttle:{ip}          int counters, 60 s TTL     → ratelimit proposal
 //	shop:cache:product:{n}       strings, 1 h TTL           → cache proposal
 //	shop:worker:mail:backlog:{n} lists of JSON jobs, no TTL → queue proposal
+//	web:{id}                     express-session JSON values,
+//	                             1 day TTL                  → session proposal (from the values)
 //	analytics:{n}:events         zsets, no TTL              → stays unknown
 //	tmp:{uuid}                   strings, no TTL            → stays unknown
 //
@@ -60,6 +62,12 @@ func appKeys(ctx context.Context, c *redis.Client, n int) (int, error) {
 	p := c.Pipeline()
 	written := 0
 	for i := 0; i < n; i++ {
+		if i%10 == 9 {
+			p.Set(ctx, fmt.Sprintf("web:%016xQk3pZ9%08x", uint64(i)*0x9e3779b97f4a7c15, i),
+				fmt.Sprintf(`{"cookie":{"originalMaxAge":86400000,"httpOnly":true,"path":"/"},"uid":%d}`, i), 24*time.Hour)
+			written++
+			continue
+		}
 		switch i % 5 {
 		case 0:
 			p.Set(ctx, fmt.Sprintf("myapp:throttle:10.%d.%d.%d", i>>16&255, i>>8&255, i&255), i%30, time.Minute)
