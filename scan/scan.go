@@ -6,7 +6,10 @@
 // Cost on legacy: one SCAN per batch plus one pipeline per batch of TYPE,
 // PTTL, OBJECT ENCODING and MEMORY USAGE key SAMPLES 0 (the latter on every
 // key, or on a deterministic hash-selected sample), optionally capped by an
-// ops/s budget. Memory in the process is bounded whatever the keyspace size:
+// ops/s budget; and, for at most 3 keys per unknown pattern and worker,
+// GETRANGE 0 63 or LINDEX 0 (value signals; values are never kept). A
+// restart of legacy during the scan is detected (run_id) and reported.
+// Memory in the process is bounded whatever the keyspace size:
 // keys are streamed, patterns are capped (MaxPatterns, the rest folded into
 // one "(other patterns)" entry per bucket) and each pattern keeps at most 5
 // sample names.
@@ -76,7 +79,7 @@ type caps struct {
 }
 
 // Run scans the database c is connected to, routing each key with cl, and
-// returns the report. addr names legacy in errors (no password). It runs
+// returns the report. Errors name legacy's address, never a password. It runs
 // the preflight checks first; a command scan cannot do without (SCAN, TYPE,
 // PTTL) refused by ACL is an error naming it, while a refused MEMORY USAGE or
 // OBJECT ENCODING degrades the report (bytes or encodings unknown) and says
