@@ -20,7 +20,7 @@ import (
 // BullMQ and Celery queues; rack-attack, rate-limiter-flexible,
 // express-rate-limit, redis_rate, Spring Cloud Gateway, Kong and limits
 // counters), some binary key names, a few big keys (a 1 MiB string, a
-// 20000-item list, a 5000-field hash, a 10000-member sorted set, a
+// 20000-item list, a 5000-field hash, a 150000-member sorted set (about 13 MB: above migrate's chunking threshold), a
 // 2000-entry stream) and some keys with TTLs of a few seconds. Every key is
 // named so that the built-in presets route it: zero configuration is enough.
 type Synthetic struct {
@@ -313,7 +313,7 @@ func big(g *gen, c redis.Cmdable, out map[string]string) error {
 		return err
 	}
 	out["spring:session:sessions:00000000-0000-4000-8000-00000000b16b"] = "session"
-	err = fill(10000, func(p redis.Pipeliner, from, to int) {
+	err = fill(150000, func(p redis.Pipeliner, from, to int) {
 		zs := make([]redis.Z, 0, to-from)
 		for j := from; j < to; j++ {
 			zs = append(zs, redis.Z{Score: 1700000000 + float64(j)/1000, Member: fmt.Sprintf("req-%d", j)})
