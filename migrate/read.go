@@ -67,9 +67,8 @@ func readBatch(ctx context.Context, c *redis.Client, keys []string, big []bool) 
 			if c.Err() != nil {
 				return 0, nil, c.Err()
 			}
-			b, _ := c.Bytes()
-			e.Payload = b
-			e.Type = target.PayloadType(b)
+			e.Payload = c.Val() // no copy: strings are immutable
+			e.Type = target.PayloadType(e.Payload)
 		}
 		out[i] = e
 	}

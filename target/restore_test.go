@@ -28,7 +28,7 @@ func TestRestoreClassesOnRealServer(t *testing.T) {
 	bad := append([]byte(nil), payload...)
 	bad[len(bad)-1] ^= 0xff // checksum no longer matches
 	retry := Retry{For: time.Second}
-	fails := r.Restore(ctx, []*Entry{{Key: "good", Payload: payload, ExpireAt: exp}, {Key: "bad", Payload: bad}}, retry)
+	fails := r.Restore(ctx, []*Entry{{Key: "good", Payload: string(payload), ExpireAt: exp}, {Key: "bad", Payload: string(bad)}}, retry)
 	if len(fails) != 1 || fails[0].Key != "bad" || fails[0].Class != BadPayload {
 		t.Fatalf("failures: %+v", fails)
 	}
@@ -41,7 +41,7 @@ func TestRestoreClassesOnRealServer(t *testing.T) {
 	bp, _ := src.Dump(ctx, "big").Bytes()
 	var entries []*Entry
 	for i := 0; i < 30; i++ {
-		entries = append(entries, &Entry{Key: "big" + string(rune('a'+i)), Payload: bp})
+		entries = append(entries, &Entry{Key: "big" + string(rune('a'+i)), Payload: string(bp)})
 	}
 	fails = r.Restore(ctx, entries, retry)
 	if len(fails) == 0 || fails[len(fails)-1].Class != OOM {

@@ -22,7 +22,7 @@ type Entry struct {
 	Key      string
 	Type     string // string, hash, list, set, zset, stream (or a module type)
 	ExpireAt int64  // absolute expiry in Unix milliseconds; 0 = none
-	Payload  []byte // DUMP payload; nil for Big entries
+	Payload  string // DUMP payload (binary); empty for Big entries
 	Big      bool   // above the size threshold: copy in chunks
 }
 
@@ -252,7 +252,7 @@ func (r *Redis) Existing(ctx context.Context, keys []string, retry Retry) ([]boo
 
 // PayloadType returns the Redis type of a DUMP payload from its RDB object
 // type byte ("" when unknown, e.g. a module type).
-func PayloadType(payload []byte) string {
+func PayloadType(payload string) string {
 	if len(payload) == 0 {
 		return ""
 	}

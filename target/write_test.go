@@ -67,7 +67,7 @@ func TestRetryStopsOnPermanentAndRetriesTransient(t *testing.T) {
 
 func TestPayloadType(t *testing.T) {
 	for b, want := range map[byte]string{0: "string", 16: "hash", 18: "list", 11: "set", 17: "zset", 21: "stream", 7: ""} {
-		if got := PayloadType([]byte{b, 1, 2}); got != want {
+		if got := PayloadType(string([]byte{b, 1, 2})); got != want {
 			t.Errorf("type byte %d = %q, want %q", b, got, want)
 		}
 	}
