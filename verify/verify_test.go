@@ -412,4 +412,11 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("verify %v: exit %d, want 2 (%s)", args, code, errs)
 		}
 	}
+	// A plan other than the migration's: refused.
+	if err := mustState(t, cfg).Update(func(s *state.State) error { s.PlanHash = "another-plan"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := verifytest.Run(t, "verify", "--config", cfg); code != 4 || !strings.Contains(errs, "plan changed") {
+		t.Errorf("changed plan: exit %d (%s), want 4", code, errs)
+	}
 }
