@@ -132,8 +132,10 @@ func sample(keys []string) []string {
 }
 
 // Presence checks that every snapshot key of each bucket that has not
-// expired is on the bucket's target (copied, or moved for queues): a key on
-// neither side is lost.
+// expired is on the bucket's target (copied, or moved for queues). A key
+// missing from the target after a migrate that reported success is lost
+// (Loss); the caller decides, since after a failed migrate it is only not
+// copied yet.
 func Presence(ctx context.Context, snap *Snapshot, targets map[string]*target.Redis) (map[string]Check, error) {
 	byBucket := map[string][]string{}
 	for k, f := range snap.Keys {
@@ -174,7 +176,7 @@ func Presence(ctx context.Context, snap *Snapshot, targets map[string]*target.Re
 			c.Detail += fmt.Sprintf(", %d expired by their TTL", expired)
 		}
 		if len(lost) > 0 {
-			c.Detail += fmt.Sprintf(", %d LOST (on neither side)", len(lost))
+			c.Detail += fmt.Sprintf(", %d MISSING from the target", len(lost))
 		}
 		out[b] = c
 	}

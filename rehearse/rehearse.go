@@ -233,6 +233,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		_ = os.WriteFile(filepath.Join(o.Dir, name+".err"), []byte(out.Stderr), 0o600)
 		return out
 	}
+	// migrated is whether migrate claimed success: keys missing after a
+	// migrate that failed or refused were not copied, which is that phase's
+	// failure; keys missing after a migrate that succeeded are lost.
+	migrated := true
 	perBucket := func(ph string, out *Output, checks map[string]Check, d time.Duration) bool {
 		all := true
 		for _, b := range res.Buckets {
@@ -251,7 +255,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if !ck.OK {
 					c.OK = false
 				}
-				if ck.Loss {
+				if ck.Loss && (migrated || ph == PhaseFinal) {
 					res.Lost = true
 				}
 			}
@@ -273,13 +277,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if out.Code == 0 {
 		repErr = json.Unmarshal([]byte(out.Stdout), &rep)
 	}
-	reported := map[string]int64{}
+	// Scan's per-bucket counts include the keys its proposals would route;
+	// migrate routes with rules only, so compare the keys rules route.
+	reported, proposed := map[string]int64{}, map[string]int64{}
 	for _, br := range rep.Buckets {
-		reported[br.Bucket] = br.Keys
+		reported[br.Bucket] = br.KeysByRules
+		proposed[br.Bucket] = br.KeysByProposals
 	}
 	for _, b := range res.Buckets {
 		n, exp := int64(snap.ByBucket[b]), int64(snap.Expiring[b])
-		ck := Check{OK: true, Detail: fmt.Sprintf("scan reports %d keys, legacy holds %d", reported[b], n)}
+		ck := Check{OK: true, Detail: fmt.Sprintf("scan routes %d keys by rules, legacy holds %d", reported[b], n)}
+		if proposed[b] > 0 {
+			ck.Detail += fmt.Sprintf("; scan proposes rules for %d more (not in the plan: review scan --plan-out)", proposed[b])
+		}
 		switch {
 		case out.Code != 0:
 			ck.Detail = fmt.Sprintf("legacy holds %d keys", n)
@@ -296,19 +306,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.add(Case{Phase: PhaseScan, Bucket: string(classify.Unknown), OK: o.Config != nil && o.Config.Unknown != "" && o.Config.Unknown != "block",
 			Detail: fmt.Sprintf("%d legacy keys match no rule (unknown: %s)", n, unknownSetting(o.Config))})
 	}
-	perBucket(PhaseScan, &out, scanChecks, out.Duration)
-	end(out.Code == 0)
+	end(perBucket(PhaseScan, &out, scanChecks, out.Duration))
 
 	// migrate
 	end = phase(PhaseMigrate)
 	out = run("migrate", "migrate", "--yes")
+	migrated = out.Code == 0
 	presence, err := Presence(ctx, snap, targets)
 	if err != nil {
 		return nil, err
 	}
-	perBucket(PhaseMigrate, &out, presence, out.Duration)
-	migrated := out.Code == 0
-	end(migrated)
+	end(perBucket(PhaseMigrate, &out, presence, out.Duration))
 
 	if o.Fault == FaultLoseKey {
 		k, b, err := loseKey(ctx, snap, targets)
@@ -337,7 +345,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			checks[b] = c
 		}
 	}
-	if out.Code == 3 {
+	if out.Code == 3 && migrated {
 		res.Lost = true
 	}
 	if len(checks) > 0 && (out.Code == 0 || out.Code == 3) {
@@ -362,8 +370,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	perBucket(PhaseRollback, &out, empty, out.Duration)
-	end(out.Code == 0)
+	end(perBucket(PhaseRollback, &out, empty, out.Duration))
 
 	// final verify: legacy exactly as before, targets empty
 	end = phase(PhaseFinal)
@@ -381,6 +388,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		unchanged[b] = u
 	}
 	ok := perBucket(PhaseFinal, nil, unchanged, 0)
+	if u, found := unchanged[string(classify.Unknown)]; found {
+		// Keys no rule routes are never migrated: they must be untouched too.
+		res.add(Case{Phase: PhaseFinal, Bucket: string(classify.Unknown), OK: u.OK, Detail: u.Detail, Keys: u.Keys})
+		res.Lost = res.Lost || u.Loss
+		ok = ok && u.OK
+	}
 	end(ok)
 	return res, nil
 }

@@ -51,7 +51,7 @@ func TestLostKeyFailsTheRehearsal(t *testing.T) {
 	if verifySession == nil || verifySession.OK {
 		t.Fatalf("verify/session case: %+v", verifySession)
 	}
-	if !strings.Contains(verifySession.Detail, "missing 1") || !strings.Contains(verifySession.Detail, "1 LOST") {
+	if !strings.Contains(verifySession.Detail, "missing 1") || !strings.Contains(verifySession.Detail, "1 MISSING") {
 		t.Errorf("verify/session detail does not report the loss from both verify and the own check: %s", verifySession.Detail)
 	}
 }
