@@ -44,12 +44,18 @@ func ensureImage(ctx context.Context, p *testcontainers.DockerProvider, o *Optio
 		}
 		o.logf("image %s unavailable (%v); building %s from the host's redis-server", o.Image, perr, LocalRepo)
 	}
-	ref, err = buildHostImage(ctx, p, o)
+	ref, built, err := buildHostImage(ctx, p, o)
 	if err != nil {
 		return "", "", err
 	}
-	return ref, "built from host redis-server", nil
+	if !built {
+		return ref, HowHostImage + ", already present", nil
+	}
+	return ref, HowHostImage, nil
 }
+
+// HowHostImage is Backend.How for the image built from the host's redis-server.
+const HowHostImage = "built from host redis-server"
 
 func pull(ctx context.Context, cli client.APIClient, ref string) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -101,18 +107,18 @@ func hostBinary() (bin, version string, err error) {
 // holding the host's redis-server (symlinks resolved, named redis-server so
 // that Redis runs in server mode) and the shared libraries ldd lists. An
 // image of that tag that already exists is reused.
-func buildHostImage(ctx context.Context, p *testcontainers.DockerProvider, o *Options) (string, error) {
+func buildHostImage(ctx context.Context, p *testcontainers.DockerProvider, o *Options) (ref string, built bool, err error) {
 	bin, version, err := hostBinary()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	ref := LocalRepo + ":" + version
+	ref = LocalRepo + ":" + version
 	if _, err := p.Client().ImageInspect(ctx, ref); err == nil {
-		return ref, nil
+		return ref, false, nil
 	}
 	archive, err := hostImageContext(bin)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	req := &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
 		ContextArchive: bytes.NewReader(archive),
@@ -122,9 +128,9 @@ func buildHostImage(ctx context.Context, p *testcontainers.DockerProvider, o *Op
 		KeepImage:      true,
 	}}
 	if _, err := p.BuildImage(ctx, req); err != nil {
-		return "", fmt.Errorf("build %s from %s: %w", ref, bin, err)
+		return "", false, fmt.Errorf("build %s from %s: %w", ref, bin, err)
 	}
-	return ref, nil
+	return ref, true, nil
 }
 
 const hostDockerfile = `FROM scratch
