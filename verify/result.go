@@ -58,19 +58,38 @@ type Difference struct {
 	Rounds   int    // number of rounds in which the key differed
 }
 
+// differenceJSON is the JSON form of a Difference.
+type differenceJSON struct {
+	Key      string   `json:"key,omitempty"`
+	KeyB64   string   `json:"key_b64,omitempty"`
+	Bucket   string   `json:"bucket"`
+	Category Category `json:"category"`
+	Legacy   Facts    `json:"legacy"`
+	Target   Facts    `json:"target"`
+	Detail   string   `json:"detail,omitempty"`
+	Rounds   int      `json:"rounds"`
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (key or key_b64).
+func (d *Difference) UnmarshalJSON(b []byte) error {
+	var o differenceJSON
+	if err := json.Unmarshal(b, &o); err != nil {
+		return err
+	}
+	*d = Difference{Key: o.Key, Bucket: o.Bucket, Category: o.Category, Legacy: o.Legacy, Target: o.Target, Detail: o.Detail, Rounds: o.Rounds}
+	if o.KeyB64 != "" {
+		k, err := base64.StdEncoding.DecodeString(o.KeyB64)
+		if err != nil {
+			return fmt.Errorf("key_b64: %w", err)
+		}
+		d.Key = string(k)
+	}
+	return nil
+}
+
 // MarshalJSON writes key as "key" when it is valid UTF-8, else as "key_b64".
 func (d Difference) MarshalJSON() ([]byte, error) {
-	type out struct {
-		Key      string   `json:"key,omitempty"`
-		KeyB64   string   `json:"key_b64,omitempty"`
-		Bucket   string   `json:"bucket"`
-		Category Category `json:"category"`
-		Legacy   Facts    `json:"legacy"`
-		Target   Facts    `json:"target"`
-		Detail   string   `json:"detail,omitempty"`
-		Rounds   int      `json:"rounds"`
-	}
-	o := out{Bucket: d.Bucket, Category: d.Category, Legacy: d.Legacy, Target: d.Target, Detail: d.Detail, Rounds: d.Rounds}
+	o := differenceJSON{Bucket: d.Bucket, Category: d.Category, Legacy: d.Legacy, Target: d.Target, Detail: d.Detail, Rounds: d.Rounds}
 	if utf8.ValidString(d.Key) {
 		o.Key = d.Key
 	} else {

@@ -148,6 +148,10 @@ func TestDifferenceJSONKey(t *testing.T) {
 	if !strings.Contains(string(b), `"key_b64":"a/8="`) || strings.Contains(string(b), `"key":`) {
 		t.Errorf("binary key: %s", b)
 	}
+	var d Difference
+	if err := d.UnmarshalJSON(b); err != nil || d.Key != "k\xff" || d.Category != Missing {
+		t.Errorf("round trip: %+v %v", d, err)
+	}
 }
 
 func TestBudgetPaces(t *testing.T) {
