@@ -322,6 +322,15 @@ func TestScan(t *testing.T) {
 		if again.Sampling.MeasuredKeys != r.Sampling.MeasuredKeys || bucketOf(again, "cache").Bytes != est.Bytes {
 			t.Fatal("the sample is not deterministic")
 		}
+		// The same setting from the config file and from the environment.
+		cfg := filepath.Join(t.TempDir(), "redisplit.yaml")
+		os.WriteFile(cfg, []byte("legacy:\n  url: redis://"+srv.Addr()+"/4\nscan:\n  sample: 10\n  count: 50\n"), 0o600)
+		fromFile, _ := scanJSON(t, "--config", cfg)
+		t.Setenv("REDISPLIT_SCAN_SAMPLE", "10")
+		fromEnv, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/4")
+		if fromFile.Sampling.Percent != 10 || fromEnv.Sampling.Percent != 10 || fromFile.Sampling.MeasuredKeys != r.Sampling.MeasuredKeys {
+			t.Fatalf("scan.sample from file %+v, from env %+v", fromFile.Sampling, fromEnv.Sampling)
+		}
 	})
 
 	t.Run("max-ops caps the command rate", func(t *testing.T) {
