@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
 
@@ -62,55 +60,17 @@ func benchMigrate(ctx context.Context, args []string) error {
 	}
 	defer stopLegacy()
 
-	dir, err := os.MkdirTemp("", "redisplit-bench-targets-")
+	layout, stopTargets, err := startTargets(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	b, err := topology.NewProcessBackend(dir)
+	defer stopTargets()
+	cfgPath, err := layout.WriteConfig(legacy.Addr())
 	if err != nil {
-		return err
-	}
-	defer b.Close()
-	cluster, err := topology.StartCluster(ctx, b, "cache", 3, "--maxmemory-policy", "allkeys-lru")
-	if err != nil {
-		return err
-	}
-	sent, err := topology.StartSentinel(ctx, b, "session", "sessions", "--maxmemory-policy", "noeviction")
-	if err != nil {
-		return err
-	}
-	rl, err := topology.Standalone(ctx, b, "ratelimit", "--maxmemory-policy", "noeviction")
-	if err != nil {
-		return err
-	}
-	queue, err := topology.Standalone(ctx, b, "queue", "--maxmemory-policy", "noeviction")
-	if err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf(`legacy: {url: "redis://%s/0"}
-targets:
-  cache:     {kind: cluster, addrs: [%s]}
-  session:   {kind: sentinel, master: sessions, sentinels: [%s]}
-  ratelimit: {kind: standalone, url: "redis://%s/0"}
-  queue:     {kind: standalone, url: "redis://%s/0"}
-presets: {none: true}
-rules:
-  - {prefix: "cache:", bucket: cache}
-  - {prefix: "sess:", bucket: session}
-  - {prefix: "rl:", bucket: ratelimit}
-  - {prefix: "queue:", bucket: queue}
-  - {glob: "user:*:tags", bucket: cache}
-  - {prefix: "lb:", bucket: cache}
-state_dir: %s
-`, legacy.Addr(), strings.Join(cluster.Addrs(), ", "), strings.Join(sent.SentinelAddrs(), ", "), rl.Addr(), queue.Addr(),
-		filepath.Join(dir, "state"))
-	cfgPath := filepath.Join(dir, "redisplit.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
 	cpu0 := ServerCPU(ctx, legacy.Addr())
-	targetAddrs := append(append(cluster.Addrs(), sent.Master.Addr(), sent.Replica.Addr()), rl.Addr(), queue.Addr())
+	targetAddrs := layout.DataAddrs()
 	var tcpu0 float64
 	for _, a := range targetAddrs {
 		tcpu0 += ServerCPU(ctx, a)
@@ -150,7 +110,7 @@ state_dir: %s
 	}
 	// count what landed
 	var landed int64
-	for _, addr := range append(cluster.Addrs(), mustMaster(ctx, sent), rl.Addr(), queue.Addr()) {
+	for _, addr := range append(layout.Cluster.Addrs(), mustMaster(ctx, layout.Sentinel), layout.RateLimit.Addr(), layout.Queue.Addr()) {
 		c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
 		k, _ := c.DBSize(ctx).Result()
 		c.Close()

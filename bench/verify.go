@@ -14,51 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/classify"
-	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/target"
-	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/verify"
 )
-
-// benchRules route the benchmark keyspace: cache strings, tag sets and
-// leaderboards → cache; sessions → session; job lists → queue; login
-// counters → ratelimit.
-var benchRules = []classify.Rule{
-	{Prefix: "cache:", Bucket: classify.Cache},
-	{Prefix: "sess:", Bucket: classify.Session},
-	{Prefix: "queue:", Bucket: classify.Queue},
-	{Prefix: "rl:", Bucket: classify.RateLimit},
-	{Glob: "user:*:tags", Bucket: classify.Cache},
-	{Prefix: "lb:", Bucket: classify.Cache},
-}
-
-// verifyTargets starts the four targets of the reference layout (cache → 3
-// master cluster, session → master+replica+3 sentinels, queue and ratelimit
-// → standalone) on b and returns their configuration.
-func verifyTargets(ctx context.Context, b topology.Backend) (map[string]config.Target, error) {
-	cl, err := topology.StartCluster(ctx, b, "cache", 3)
-	if err != nil {
-		return nil, err
-	}
-	se, err := topology.StartSentinel(ctx, b, "session", "sessions")
-	if err != nil {
-		return nil, err
-	}
-	q, err := topology.Standalone(ctx, b, "queue")
-	if err != nil {
-		return nil, err
-	}
-	rl, err := topology.Standalone(ctx, b, "ratelimit")
-	if err != nil {
-		return nil, err
-	}
-	return map[string]config.Target{
-		"cache":     {Kind: config.KindCluster, Addrs: cl.Addrs()},
-		"session":   {Kind: config.KindSentinel, Master: "sessions", Sentinels: se.SentinelAddrs()},
-		"queue":     {Kind: config.KindStandalone, Endpoint: config.Endpoint{URL: "redis://" + q.Addr()}},
-		"ratelimit": {Kind: config.KindStandalone, Endpoint: config.Endpoint{URL: "redis://" + rl.Addr()}},
-	}, nil
-}
 
 // copyAll copies legacy into the targets with pipelined DUMP / RESTORE
 // ABSTTL, so that verify has a migrated layout to check. It is the bench's
@@ -128,20 +86,12 @@ func init() {
 			return err
 		}
 		defer stop()
-		dir, err := os.MkdirTemp("", "redisplit-bench-targets-")
+		layout, stopTargets, err := startTargets(ctx)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		b, err := topology.NewProcessBackend(dir)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		tcfg, err := verifyTargets(ctx, b)
-		if err != nil {
-			return err
-		}
+		defer stopTargets()
+		tcfg := layout.Config()
 		legacy := redis.NewClient(&redis.Options{Addr: legacySrv.Addr(), PoolSize: 16, DisableIdentity: true})
 		defer legacy.Close()
 		router, err := classify.New(benchRules)
