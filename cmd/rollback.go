@@ -89,19 +89,11 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err := checkNoMigration(ctx, cfg); err != nil {
 		return err
 	}
-	targets := map[string]*target.Redis{}
-	defer func() {
-		for _, t := range targets {
-			t.Close()
-		}
-	}()
-	for _, b := range buckets {
-		t, err := target.Open(ctx, b, cfg.Targets[b])
-		if err != nil {
-			return err
-		}
-		targets[b] = t
+	targets, err := target.OpenSet(ctx, buckets, cfg.Targets)
+	if err != nil {
+		return err
 	}
+	defer targets.Close()
 	if !o.dryRun && !app.Yes {
 		if err := confirmRollback(app, sd, buckets, targets); err != nil {
 			return err

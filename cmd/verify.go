@@ -127,19 +127,11 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		return err
 	}
 	defer legacy.Close()
-	targets := map[string]*target.Redis{}
-	defer func() {
-		for _, t := range targets {
-			t.Close()
-		}
-	}()
-	for _, b := range buckets {
-		t, err := target.Open(ctx, b, cfg.Targets[b])
-		if err != nil {
-			return err
-		}
-		targets[b] = t
+	targets, err := target.OpenSet(ctx, buckets, cfg.Targets)
+	if err != nil {
+		return err
 	}
+	defer targets.Close()
 	total, _ := legacy.DBSize(ctx).Result()
 	prog := app.NewProgress("verify", int64(float64(total)*o.sample/100))
 	res, err := verify.Run(ctx, verify.Options{

@@ -211,19 +211,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := map[string]*target.Redis{}
-	defer func() {
-		for _, t := range targets {
-			t.Close()
-		}
-	}()
-	for _, b := range res.Buckets {
-		t, err := target.Open(ctx, b, topo.Targets[b])
-		if err != nil {
-			return nil, err
-		}
-		targets[b] = t
+	targets, err := target.OpenSet(ctx, res.Buckets, topo.Targets)
+	if err != nil {
+		return nil, err
 	}
+	defer targets.Close()
 	run := func(name string, args ...string) Output {
 		full := append([]string{"--config", cfgPath, "--no-progress"}, args...)
 		out := o.Run(ctx, full)

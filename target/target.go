@@ -119,3 +119,28 @@ func ParseInfo(s string) map[string]string {
 	}
 	return m
 }
+
+// Set is the opened targets of several buckets, keyed by bucket.
+type Set map[string]*Redis
+
+// OpenSet opens the target of every bucket in buckets from cfgs. On error the
+// targets already opened are closed and the error names the failing one.
+func OpenSet(ctx context.Context, buckets []string, cfgs map[string]config.Target) (Set, error) {
+	s := Set{}
+	for _, b := range buckets {
+		t, err := Open(ctx, b, cfgs[b])
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s[b] = t
+	}
+	return s, nil
+}
+
+// Close closes every target of the set.
+func (s Set) Close() {
+	for _, t := range s {
+		t.Close()
+	}
+}
