@@ -343,11 +343,12 @@ func TestScan(t *testing.T) {
 		if _, err := p.Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// 500 keys × 4 commands + SCANs at 1000/s with a burst of 1000:
-		// at least one second whatever the machine's speed.
-		r, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/7", "--max-ops", "1000", "--count", "100")
-		if r.Scanned != 500 || r.DurationMs < 1000 {
-			t.Fatalf("%d keys in %d ms with --max-ops 1000", r.Scanned, r.DurationMs)
+		// 500 keys × 3 commands (PTTL, OBJECT ENCODING, MEMORY USAGE; the
+		// encoding embstr tells the type) + SCANs at 500/s with a burst of
+		// 500: at least two seconds whatever the machine's speed.
+		r, _ := scanJSON(t, "--legacy", "redis://"+srv.Addr()+"/7", "--max-ops", "500", "--count", "100")
+		if r.Scanned != 500 || r.DurationMs < 1500 {
+			t.Fatalf("%d keys in %d ms with --max-ops 500", r.Scanned, r.DurationMs)
 		}
 	})
 
@@ -401,6 +402,51 @@ func TestScan(t *testing.T) {
 			t.Fatal("no key expired between SCAN and TYPE although 1-5 ms keys were written throughout")
 		}
 		t.Logf("scanned %d, expired during scan %d", r.Scanned, r.ExpiredDuringScan)
+	})
+
+	t.Run("every type and encoding gets the type TYPE answers", func(t *testing.T) {
+		// The scan takes the type from OBJECT ENCODING where only one type
+		// has that encoding and asks TYPE otherwise; without +object it
+		// asks TYPE for every key. Both must give TYPE's answer.
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 9, DisableIdentity: true})
+		defer c.Close()
+		big := strings.Repeat("x", 100)
+		p := c.Pipeline()
+		p.Set(ctx, "t:int", 42, 0)
+		p.Set(ctx, "t:embstr", "short", 0)
+		p.Set(ctx, "t:raw", big, 0)
+		p.HSet(ctx, "t:hash:listpack", "f", "v")
+		p.HSet(ctx, "t:hash:hashtable", "f", big)
+		p.SAdd(ctx, "t:set:intset", 1, 2, 3)
+		p.SAdd(ctx, "t:set:hashtable", "a", big)
+		p.ZAdd(ctx, "t:zset:listpack", redis.Z{Score: 1, Member: "a"})
+		p.ZAdd(ctx, "t:zset:skiplist", redis.Z{Score: 1, Member: big})
+		p.RPush(ctx, "t:list", "a", "b")
+		p.XAdd(ctx, &redis.XAddArgs{Stream: "t:stream", Values: []any{"f", "v"}})
+		cmds, err := p.Exec(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.Do(ctx, "acl", "setuser", "noobject", "on", ">pw9", "~*", "&*", "+@all", "-object").Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, user := range []string{"", "noobject:pw9@"} {
+			keys := filepath.Join(t.TempDir(), "keys.jsonl")
+			r, _ := scanJSON(t, "--legacy", "redis://"+user+srv.Addr()+"/9", "--keys-out", keys)
+			lines := readKeyLines(t, keys)
+			if int(r.Scanned) != len(cmds) || len(lines) != len(cmds) {
+				t.Fatalf("user %q: scanned %d, keys-out %d, want %d", user, r.Scanned, len(lines), len(cmds))
+			}
+			for _, kl := range lines {
+				want, err := c.Type(ctx, kl.Key).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if kl.Type != want {
+					t.Errorf("user %q: %s has type %q in keys-out, TYPE says %q", user, kl.Key, kl.Type, want)
+				}
+			}
+		}
 	})
 
 	t.Run("ACL user without +memory: degraded, named", func(t *testing.T) {

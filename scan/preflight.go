@@ -96,7 +96,7 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	add := func(check, status, format string, args ...any) {
 		r.Verdicts = append(r.Verdicts, Verdict{check, status, fmt.Sprintf(format, args...)})
 	}
-	s, err := c.Info(ctx, "server", "memory", "stats", "replication", "cluster", "keyspace").Result()
+	s, err := c.Info(ctx, "server", "memory", "stats", "replication", "cluster", "keyspace", "modules").Result()
 	if err != nil && !strings.HasPrefix(err.Error(), "NOPERM") {
 		s, err = c.Info(ctx).Result() // Redis < 7 takes one section only; the default set has them all
 	}
@@ -105,6 +105,9 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	}
 	f := target.ParseInfo(s)
 	r.Info = f
+	// Without modules, a "raw" encoding can only be a string (module values
+	// report "raw" too); a missing section leaves it ambiguous.
+	r.caps.noModules = strings.Contains(s, "# Modules") && f["module"] == ""
 	r.Version, r.Role = f["redis_version"], f["role"]
 	r.Cluster = f["cluster_enabled"] == "1"
 

@@ -76,6 +76,7 @@ type caps struct {
 	memoryUsage    bool
 	objectEncoding bool
 	sniff          bool // GETRANGE and LINDEX, for value signals
+	noModules      bool // no module is loaded: "raw" encodes only strings
 }
 
 // Run scans the database c is connected to, routing each key with cl, and
@@ -108,9 +109,6 @@ func Run(ctx context.Context, c *redis.Client, cl *classify.Classifier, opts Opt
 	}
 	s := &scanner{c: c, cl: cl, opts: opts, caps: pf.caps, ko: ko, addr: addr,
 		perKey: 2, sampleCut: uint64(opts.SamplePercent * 100)}
-	if pf.caps.objectEncoding {
-		s.perKey++
-	}
 	if pf.caps.memoryUsage {
 		s.perKey++
 	}
@@ -149,7 +147,7 @@ type scanner struct {
 	ko        *keysOut
 	addr      string
 	lim       *rate.Limiter
-	perKey    int    // pipelined commands per key
+	perKey    int    // pipelined commands per key, TYPE follow-ups aside
 	sampleCut uint64 // keys with hash%10000 < sampleCut get MEMORY USAGE
 
 	done    atomic.Int64
@@ -262,6 +260,9 @@ type worker struct {
 	rc     *respConn
 	info   []KeyInfo
 	sniffs []sniffReq
+	// needType holds the indexes in info of keys whose encoding did not
+	// tell their type.
+	needType []int
 }
 
 // sniffReq is a key of an unknown pattern whose first value bytes are read.
@@ -377,10 +378,17 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 	return nil
 }
 
-// fetch runs one pipeline for keys and fills w.info; a key found missing
-// (TYPE none, PTTL -2, nil OBJECT ENCODING or MEMORY USAGE) gets Type "".
-// Every reply is read even after an error reply, so the connection stays in
-// step.
+// fetch reads the facts of keys into w.info; a key found missing (TYPE
+// none, PTTL -2, nil OBJECT ENCODING or MEMORY USAGE) gets Type "".
+//
+// Legacy's CPU is what bounds a scan, so each key costs it as few commands
+// as possible: one pipeline of PTTL, OBJECT ENCODING and MEMORY USAGE, where
+// the encoding gives the type for most keys (int, embstr, raw, quicklist,
+// intset, skiplist, stream each belong to one type), then a second pipeline
+// of TYPE for the keys whose encoding several types share (listpack,
+// hashtable, ziplist, raw when modules are loaded). Without OBJECT ENCODING
+// (refused by ACL) every key gets TYPE in the first pipeline. Every reply is
+// read even after an error reply, so the connection stays in step.
 func (w *worker) fetch(ctx context.Context, keys []string) error {
 	s := w.s
 	if w.rc == nil {
@@ -391,22 +399,25 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 		w.rc = rc
 	}
 	rc := w.rc
+	byEnc := s.caps.objectEncoding
 	mem := make([]bool, len(keys))
 	for i, k := range keys {
-		rc.command("TYPE", k)
+		if !byEnc {
+			rc.command("TYPE", k)
+		}
 		rc.command("PTTL", k)
-		if s.caps.objectEncoding {
+		if byEnc {
 			rc.command("OBJECT", "ENCODING", k)
 		}
 		if mem[i] = s.sampled(k); mem[i] {
 			rc.command("MEMORY", "USAGE", k, "SAMPLES", "0")
 		}
 	}
-	timeout := max(s.c.Options().ReadTimeout, 10*time.Second) + time.Duration(len(keys))*time.Millisecond
-	if err := rc.flush(timeout); err != nil {
+	if err := rc.flush(replyTimeout(s, len(keys))); err != nil {
 		return err
 	}
 	w.info = w.info[:0]
+	w.needType = w.needType[:0]
 	var first error // first error reply; returned once every reply is read
 	keep := func(err error) {
 		if first == nil {
@@ -416,15 +427,17 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 	for i, k := range keys {
 		ki := KeyInfo{Key: k, PTTL: -1, Bytes: -1}
 		gone := false
-		b, _, _, err := rc.reply()
-		switch {
-		case isNetErr(err):
-			return err
-		case err != nil:
-			keep(err)
-		default:
-			ki.Type = intern(b)
-			gone = ki.Type == "none"
+		if !byEnc {
+			b, _, _, err := rc.reply()
+			switch {
+			case isNetErr(err):
+				return err
+			case err != nil:
+				keep(err)
+			default:
+				ki.Type = intern(b)
+				gone = ki.Type == "none"
+			}
 		}
 		_, n, _, err := rc.reply()
 		switch {
@@ -437,7 +450,7 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 		case n >= 0:
 			ki.PTTL = n
 		}
-		if s.caps.objectEncoding {
+		if byEnc {
 			b, _, null, err := rc.reply()
 			switch {
 			case isNetErr(err):
@@ -448,6 +461,7 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 				gone = true
 			default:
 				ki.Encoding = intern(b)
+				ki.Type = typeOfEncoding(ki.Encoding, s.caps.noModules)
 			}
 		}
 		if mem[i] {
@@ -463,12 +477,67 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 				ki.Bytes = n
 			}
 		}
-		if gone {
+		switch {
+		case gone:
 			ki.Type = ""
+		case ki.Type == "":
+			w.needType = append(w.needType, i)
 		}
 		w.info = append(w.info, ki)
 	}
+	if first != nil || len(w.needType) == 0 {
+		return first
+	}
+	if err := s.wait(ctx, len(w.needType)); err != nil {
+		return err
+	}
+	for _, i := range w.needType {
+		rc.command("TYPE", keys[i])
+	}
+	if err := rc.flush(replyTimeout(s, len(w.needType))); err != nil {
+		return err
+	}
+	for _, i := range w.needType {
+		b, _, _, err := rc.reply()
+		switch {
+		case isNetErr(err):
+			return err
+		case err != nil:
+			keep(err)
+		case string(b) == "none": // gone since the first pipeline
+			w.info[i].Type = ""
+		default:
+			w.info[i].Type = intern(b)
+		}
+	}
 	return first
+}
+
+// replyTimeout is how long the replies to a pipeline of n keys may take.
+func replyTimeout(s *scanner, n int) time.Duration {
+	return max(s.c.Options().ReadTimeout, 10*time.Second) + time.Duration(n)*time.Millisecond
+}
+
+// typeOfEncoding returns the only type an OBJECT ENCODING reply can belong
+// to, or "" when several types share the encoding and TYPE must tell.
+func typeOfEncoding(enc string, noModules bool) string {
+	switch enc {
+	case "int", "embstr":
+		return "string"
+	case "raw": // module values report "raw" too
+		if noModules {
+			return "string"
+		}
+	case "quicklist", "linkedlist":
+		return "list"
+	case "intset":
+		return "set"
+	case "skiplist":
+		return "zset"
+	case "stream":
+		return "stream"
+	}
+	return "" // listpack, ziplist, hashtable, unknown encodings
 }
 
 func (s *scanner) cmdErr(err error) error {
