@@ -110,6 +110,11 @@ func (c *compiled) matches(key, typ string) bool {
 	if c.Type != "" && typ == "" {
 		return false
 	}
+	return c.matchesName(key)
+}
+
+// matchesName reports whether key's name matches, whatever the type.
+func (c *compiled) matchesName(key string) bool {
 	if c.re == nil {
 		return strings.HasPrefix(key, c.Prefix)
 	}
@@ -289,6 +294,29 @@ func (c *Classifier) Classify(key, typ string) Match {
 	return Match{Bucket: Unknown}
 }
 
+// ClassifyName routes key by its name alone when its type cannot change the
+// outcome, and then returns the same Match as Classify(key, t) for every
+// type t. ok is false when a rule that names a type may match key before
+// the first rule that matches the name whatever the type: only then does
+// the caller need the key's TYPE (one command on legacy saved per key
+// otherwise).
+func (c *Classifier) ClassifyName(key string) (m Match, ok bool) {
+	if !c.needsType {
+		return c.Classify(key, ""), true
+	}
+	for _, i := range c.ix.anyCandidates(key) {
+		r := c.rules[i]
+		if !r.matchesName(key) {
+			continue
+		}
+		if r.Type != "" {
+			return Match{}, false
+		}
+		return Match{Bucket: r.Bucket, Rule: &r.Rule}, true
+	}
+	return Match{Bucket: Unknown}, true
+}
+
 // MatchAll returns every rule that matches key, in evaluation order: the
 // first is the one Classify applies, the others are shadowed by it. It
 // explains routing (redisplit classify shows what a user rule overrides);
@@ -312,6 +340,9 @@ var routableTypes = []string{"", "string", "hash", "list", "set", "zset", "strea
 // not known, e.g. to route the deletion or expiry of a key that no longer
 // exists: the key may only be in the targets of these buckets.
 func (c *Classifier) PossibleBuckets(key string) []Bucket {
+	if m, ok := c.ClassifyName(key); ok {
+		return []Bucket{m.Bucket}
+	}
 	seen := map[Bucket]bool{}
 	for _, t := range routableTypes {
 		seen[c.Classify(key, t).Bucket] = true

@@ -9,6 +9,7 @@ package classify
 // rules that cannot match.
 type ruleIndex struct {
 	byType map[string]*firstByteLists // "" = type unknown: untyped rules only
+	any    *firstByteLists            // every rule, typed or not (ClassifyName)
 }
 
 type firstByteLists struct {
@@ -26,10 +27,11 @@ func (c *compiled) literalPrefix() string {
 
 func newRuleIndex(rules []*compiled) *ruleIndex {
 	ix := &ruleIndex{byType: map[string]*firstByteLists{}}
-	for _, typ := range []string{"", "string", "hash", "list", "set", "zset", "stream"} {
+	const anyType = "*"
+	for _, typ := range []string{"", "string", "hash", "list", "set", "zset", "stream", anyType} {
 		l := &firstByteLists{}
 		for i, r := range rules {
-			if r.Type != "" && r.Type != typ {
+			if r.Type != "" && r.Type != typ && typ != anyType {
 				continue
 			}
 			p := r.literalPrefix()
@@ -42,7 +44,11 @@ func newRuleIndex(rules []*compiled) *ruleIndex {
 			}
 			l.byFirst[p[0]] = append(l.byFirst[p[0]], int32(i))
 		}
-		ix.byType[typ] = l
+		if typ == anyType {
+			ix.any = l
+		} else {
+			ix.byType[typ] = l
+		}
 	}
 	return ix
 }
@@ -54,8 +60,15 @@ func (ix *ruleIndex) candidates(key, typ string) ([]int32, bool) {
 	if !ok {
 		return nil, false
 	}
+	return l.of(key), true
+}
+
+// anyCandidates returns every rule, typed or not, that may match key's name.
+func (ix *ruleIndex) anyCandidates(key string) []int32 { return ix.any.of(key) }
+
+func (l *firstByteLists) of(key string) []int32 {
 	if key == "" {
-		return l.empty, true
+		return l.empty
 	}
-	return l.byFirst[key[0]], true
+	return l.byFirst[key[0]]
 }

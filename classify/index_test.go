@@ -68,6 +68,58 @@ func TestIndexAndPrefilterNeverChangeRouting(t *testing.T) {
 	t.Logf("%d classifications compared", n)
 }
 
+// checkClassifyName: when ClassifyName decides by the name alone, Classify
+// decides the same for every type, module types and "unknown" included.
+func checkClassifyName(t testing.TB, c *Classifier, key string) bool {
+	m, ok := c.ClassifyName(key)
+	if !ok {
+		return false
+	}
+	for _, typ := range []string{"", "string", "hash", "list", "set", "zset", "stream", "ReJSON-RL"} {
+		if got := c.Classify(key, typ); got.Bucket != m.Bucket || got.Rule != m.Rule {
+			t.Fatalf("%q: ClassifyName says %s by %v without the type, Classify(%q) says %s by %v", key, m.Bucket, m.Rule, typ, got.Bucket, got.Rule)
+		}
+	}
+	return true
+}
+
+func TestClassifyName(t *testing.T) {
+	f := loadFixture(t)
+	var keys []string
+	for _, lib := range f.Libraries {
+		for _, k := range lib.Keys {
+			keys = append(keys, k.Key, k.Key+":x", "x"+k.Key)
+		}
+	}
+	keys = append(keys, "", "cache:api:v1:item:1", "sess:0000000000ab", "queue:jobs:1", "user:1:tags")
+	for _, cfg := range []*config.Config{nil, {Rules: []config.Rule{
+		{Glob: "queue:*", Type: "zset", Bucket: "cache"},
+		{Prefix: "q", Bucket: "queue"},
+	}}} {
+		c := defaultRouter(t, cfg)
+		byName, needType := 0, 0
+		for _, k := range keys {
+			if checkClassifyName(t, c, k) {
+				byName++
+			} else {
+				needType++
+			}
+		}
+		// Both outcomes must occur: the presets have typed rules (sidekiq's
+		// queue:* type list) and many untyped ones.
+		if byName == 0 || needType == 0 {
+			t.Fatalf("by name %d, type needed %d of %d keys", byName, needType, len(keys))
+		}
+		if _, ok := c.ClassifyName("queue:jobs:1"); ok {
+			t.Error("queue:jobs:1 decided without its type although a typed rule matches its name")
+		}
+		if m, ok := c.ClassifyName("sess:0000000000ab"); !ok || m.Bucket != Session {
+			t.Errorf("sess:0000000000ab: %v %v, want session by name", m.Bucket, ok)
+		}
+		t.Logf("%d keys by name, %d need TYPE", byName, needType)
+	}
+}
+
 // TestClassifyConcurrent: one Classifier serves many goroutines (scan and
 // migrate workers share it); run with -race.
 func TestClassifyConcurrent(t *testing.T) {
@@ -114,6 +166,7 @@ func FuzzFastPathMatchesPlain(f *testing.F) {
 		if got.Bucket != want.Bucket || got.Rule != want.Rule {
 			t.Fatalf("%q (%s): fast path %s by %v, plain %s by %v", key, typ, got.Bucket, got.Rule, want.Bucket, want.Rule)
 		}
+		checkClassifyName(t, c, key)
 	})
 }
 

@@ -137,27 +137,38 @@ func sampled(key string) bool {
 	return h.Sum32()%sampleEvery == 0
 }
 
-// typesOf returns the types of keys when the plan has type-restricted
-// rules, else empty strings.
+// typesOf returns the types of the keys whose route depends on their type
+// (a type-restricted rule may match the name before any other rule does),
+// with one pipelined TYPE for those keys only; the others get "" and route
+// by name exactly as they would with their type (classify.ClassifyName).
 func typesOf(ctx context.Context, c *redis.Client, o Options, keys []string) ([]string, error) {
 	out := make([]string, len(keys))
 	if !o.Classifier.NeedsType() || len(keys) == 0 {
 		return out, nil
 	}
-	if err := waitN(ctx, o.limiter(), len(keys)); err != nil {
+	var need []int
+	for i, k := range keys {
+		if _, ok := o.Classifier.ClassifyName(k); !ok {
+			need = append(need, i)
+		}
+	}
+	if len(need) == 0 {
+		return out, nil
+	}
+	if err := waitN(ctx, o.limiter(), len(need)); err != nil {
 		return nil, err
 	}
 	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
-			p.Type(ctx, k)
+		for _, i := range need {
+			p.Type(ctx, keys[i])
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, redisconn.Explain(err, "legacy", c.Options().Addr)
 	}
-	for i, cmd := range cmds {
-		out[i] = cmd.(*redis.StatusCmd).Val()
+	for j, i := range need {
+		out[i] = cmds[j].(*redis.StatusCmd).Val()
 	}
 	return out, nil
 }
