@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -95,6 +96,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 		return err
 	}
 	var bar *Progress
+	degraded := map[string]migrate.Retrying{} // announced, not yet recovered
 	opts := migrate.Options{
 		Config: cfg, Classifier: cl, PlanHash: hash, State: sd,
 		DryRun: o.dryRun, AllowNonEmpty: o.allowNonEmpty, ForceLogical: o.logical,
@@ -110,6 +112,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 				}
 			}
 			bar.Describe("migrate (" + strings.Join(parts, ", ") + ")")
+			reportRetrying(app, bar, degraded, p.Retrying)
 			bar.Set(p.Done)
 		},
 	}
@@ -130,6 +133,49 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 		}
 	}
 	return err
+}
+
+// reportRetrying prints a warning when a server starts failing transiently
+// (its writes are retried while the other buckets go on) and a line when it
+// answers again; now is the engine's current view, degraded what was
+// announced so far.
+func reportRetrying(app *App, bar *Progress, degraded, now map[string]migrate.Retrying) {
+	for _, name := range sortedNames(now) {
+		r := now[name]
+		if _, ok := degraded[name]; ok {
+			degraded[name] = r
+			continue
+		}
+		what := "target " + name
+		if name == "legacy" {
+			what = "legacy"
+		}
+		app.Notef(bar, "WARNING %s: failing since %s (%s); retrying with back-off, the other buckets go on",
+			what, r.Since.Format("15:04:05"), r.LastError)
+		degraded[name] = r
+	}
+	for _, name := range sortedNames(degraded) {
+		if _, ok := now[name]; ok {
+			continue
+		}
+		r := degraded[name]
+		what := "target " + name
+		if name == "legacy" {
+			what = "legacy"
+		}
+		app.Notef(bar, "%s: answering again; it failed from %s to %s (%d retries so far)",
+			what, r.Since.Format("15:04:05"), r.Last.Format("15:04:05"), r.Retries)
+		delete(degraded, name)
+	}
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 var errDeclined = &ExitError{Code: ExitRefused, Err: errors.New("migration not confirmed: nothing was written")}
@@ -171,9 +217,15 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		for _, x := range b.Warnings {
 			fmt.Fprintf(w, "WARNING %s: %s\n", b.Bucket, x)
 		}
+		if b.Retries > 0 {
+			fmt.Fprintf(w, "%s: %d transient target errors retried (last: %s)\n", b.Bucket, b.Retries, b.LastRetryError)
+		}
 		if b.Error != "" {
 			fmt.Fprintf(w, "ERROR %s: %s\n", b.Bucket, b.Error)
 		}
+	}
+	if r.LegacyRetries > 0 {
+		fmt.Fprintf(w, "legacy: %d transient errors retried\n", r.LegacyRetries)
 	}
 	if r.UnknownKeys > 0 {
 		fmt.Fprintf(w, "%d keys match no rule (unknown: %s)", r.UnknownKeys, r.Unknown)

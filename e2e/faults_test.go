@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +64,9 @@ func TestMigrateSurvivesCacheNodeStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stopped cache node %s", node.Addr())
-	time.Sleep(4 * time.Second)
+	// Longer than go-redis's own retries (about 2 s): redisplit's retry, which
+	// reports the degradation, must see the outage.
+	time.Sleep(8 * time.Second)
 	if err := node.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +86,29 @@ func TestMigrateSurvivesCacheNodeStop(t *testing.T) {
 	for _, b := range []string{"session", "queue", "ratelimit"} {
 		if st[b] != "copied" {
 			t.Errorf("bucket %s is %q after a cache node outage, want copied", b, st[b])
+		}
+	}
+	// The degradation is reported while it lasts, not only in the end.
+	if !strings.Contains(r.stderr, "WARNING target cache: failing since") {
+		t.Errorf("no warning on stderr while the cache node was down:\n%s", tailStr(r.stderr, 1500))
+	}
+	if r.code == 0 {
+		if !strings.Contains(r.stderr, "target cache: answering again; it failed from") {
+			t.Errorf("no recovery line on stderr after the cache node came back:\n%s", tailStr(r.stderr, 1500))
+		}
+		var res struct {
+			Buckets []struct {
+				Bucket  string `json:"bucket"`
+				Retries int64  `json:"retries"`
+			} `json:"buckets"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range res.Buckets {
+			if b.Bucket == "cache" && b.Retries == 0 {
+				t.Error("cache bucket reports 0 retries after a node outage")
+			}
 		}
 	}
 	if r.code == 1 {

@@ -114,12 +114,17 @@ type BucketResult struct {
 	Resumed      bool     `json:"resumed,omitempty"`
 
 	// This run.
-	KeysCopied  int64  `json:"keys_copied"`
-	BytesCopied int64  `json:"bytes_copied"`
-	KeysSkipped int64  `json:"keys_skipped"` // absent or expired at read time
-	KeysRefused int64  `json:"keys_refused"` // existed on the target, not written by redisplit
-	KeysLogical int64  `json:"keys_logical"` // copied by the logical path (fallback or big)
-	Error       string `json:"error,omitempty"`
+	KeysCopied  int64 `json:"keys_copied"`
+	BytesCopied int64 `json:"bytes_copied"`
+	KeysSkipped int64 `json:"keys_skipped"` // absent or expired at read time
+	KeysRefused int64 `json:"keys_refused"` // existed on the target, not written by redisplit
+	KeysLogical int64 `json:"keys_logical"` // copied by the logical path (fallback or big)
+	// Retries counts the transient target errors retried with back-off
+	// (failover, node down, LOADING, TRYAGAIN, connection reset); the keys
+	// were written once the target answered again.
+	Retries        int64  `json:"retries"`
+	LastRetryError string `json:"last_retry_error,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // Result is the outcome of a run.
@@ -135,6 +140,8 @@ type Result struct {
 	Elapsed     time.Duration   `json:"elapsed_ns"`
 	CopyElapsed time.Duration   `json:"copy_elapsed_ns"`
 	Throttled   int64           `json:"throttled"` // pauses for legacy latency
+	// LegacyRetries counts transient legacy errors retried with back-off.
+	LegacyRetries int64 `json:"legacy_retries"`
 }
 
 // Pattern is a normalised key pattern with a count and a sample key.
@@ -170,6 +177,18 @@ type Progress struct {
 	Planned int64            // keys to process, by the pre-pass
 	Done    int64            // keys processed (copied, skipped or refused)
 	Copied  map[string]int64 // per bucket
+	// Retrying holds, by bucket (or "legacy"), the servers failing
+	// transiently right now: their writes (reads) are retried with back-off
+	// for up to Options.Retry.For, while the other buckets go on.
+	Retrying map[string]Retrying
+}
+
+// Retrying is a server that is failing transiently and being retried.
+type Retrying struct {
+	Since     time.Time // first failure of this episode
+	Last      time.Time // latest failure
+	Retries   int64     // retries in this run so far
+	LastError string
 }
 
 // ErrBucketsFailed is returned (wrapped) when at least one bucket failed;

@@ -66,6 +66,9 @@ type bucketRun struct {
 	minOff  map[uint64]int64 // first journal offset of each in-flight SCAN batch
 	failMsg string
 
+	health health       // the target's transient failures
+	retry  target.Retry // the run's policy, reporting to health
+
 	failed  atomic.Bool
 	noDump  atomic.Bool // the target rejected a DUMP payload: copy logically from now on
 	copied  atomic.Int64
@@ -199,15 +202,16 @@ func (t *tracker) snapshot() (cursor, low uint64, complete bool) {
 
 // pass is one SCAN of legacy from a cursor for a set of buckets.
 type pass struct {
-	o        Options
-	legacy   *redis.Client
-	buckets  map[string]*bucketRun
-	tr       *tracker
-	done     atomic.Int64
-	planned  int64
-	paused   atomic.Int64 // unix ns until which legacy reads pause
-	throttle atomic.Int64
-	cancel   context.CancelCauseFunc
+	o            Options // o.Retry reports to legacyHealth
+	legacyHealth health
+	legacy       *redis.Client
+	buckets      map[string]*bucketRun
+	tr           *tracker
+	done         atomic.Int64
+	planned      int64
+	paused       atomic.Int64 // unix ns until which legacy reads pause
+	throttle     atomic.Int64
+	cancel       context.CancelCauseFunc
 }
 
 // copyAll runs the passes: buckets that resume from the same cursor share
@@ -292,7 +296,9 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	p := &pass{o: o, legacy: legacy, buckets: map[string]*bucketRun{}, tr: newTracker(cursor), cancel: cancel}
+	p.o.Retry = p.legacyHealth.wrap(o.Retry)
 	for _, b := range runs {
+		b.retry = b.health.wrap(o.Retry)
 		p.buckets[b.name] = b
 		p.planned += b.br.PlannedKeys
 	}
@@ -325,6 +331,10 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 		b.br.KeysSkipped += b.skipped.Load()
 		b.br.KeysRefused += b.nrefuse.Load()
 		b.br.KeysLogical += b.logical.Load()
+		b.br.Retries += b.health.retries.Load()
+		if e := b.health.lastError(); e != "" {
+			b.br.LastRetryError = e
+		}
 		_, _, complete := p.tr.snapshot()
 		switch {
 		case b.failed.Load():
@@ -336,6 +346,7 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 		}
 	}
 	res.Throttled += p.throttle.Load()
+	res.LegacyRetries += p.legacyHealth.retries.Load()
 	if c := context.Cause(ctx); c != nil && scanErr == nil {
 		scanErr = c
 	}
@@ -529,6 +540,7 @@ func (p *pass) process(ctx context.Context, batch []item) error {
 	if err != nil {
 		return redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
 	}
+	p.legacyHealth.ok()
 	if lat := time.Since(t0); lat > p.o.SlowRead {
 		// legacy is slow: every worker pauses as long as this read took
 		p.paused.Store(time.Now().Add(lat).UnixNano())
@@ -548,7 +560,11 @@ func (p *pass) process(ctx context.Context, batch []item) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.writeBucket(ctx, b, ws); err != nil && ctx.Err() == nil {
+			err := p.writeBucket(ctx, b, ws)
+			switch {
+			case err == nil:
+				b.health.ok()
+			case ctx.Err() == nil:
 				b.fail(err)
 			}
 		}()
@@ -584,7 +600,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 			}
 		}
 		if len(check) > 0 {
-			exists, err := b.t.Existing(ctx, check, p.o.Retry)
+			exists, err := b.t.Existing(ctx, check, b.retry)
 			if err != nil {
 				return err
 			}
@@ -639,7 +655,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 		}
 	}
 	if len(restore) > 0 {
-		failed := b.t.Restore(ctx, restore, p.o.Retry)
+		failed := b.t.Restore(ctx, restore, b.retry)
 		bad := map[string]bool{}
 		for _, f := range failed {
 			if f.Class != target.BadPayload {
@@ -659,7 +675,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 	}
 	wait := func(n int) error { return waitN(ctx, p.o.limiter(), n) }
 	for _, e := range logical {
-		n, err := b.t.CopyLogical(ctx, p.legacy, e, p.o.Retry, wait)
+		n, err := b.t.CopyLogical(ctx, p.legacy, e, b.retry, wait)
 		if errors.Is(err, target.ErrAbsent) {
 			b.skipped.Add(1)
 			continue
@@ -700,9 +716,15 @@ func (p *pass) report() {
 	if p.o.Progress == nil {
 		return
 	}
-	pr := Progress{Planned: p.planned, Done: p.done.Load(), Copied: map[string]int64{}}
+	pr := Progress{Planned: p.planned, Done: p.done.Load(), Copied: map[string]int64{}, Retrying: map[string]Retrying{}}
 	for n, b := range p.buckets {
 		pr.Copied[n] = b.copied.Load()
+		if r, ok := b.health.retrying(); ok {
+			pr.Retrying[n] = r
+		}
+	}
+	if r, ok := p.legacyHealth.retrying(); ok {
+		pr.Retrying["legacy"] = r
 	}
 	p.o.Progress(pr)
 }

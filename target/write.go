@@ -85,6 +85,10 @@ type Retry struct {
 	Initial time.Duration // first wait; default 50ms
 	Max     time.Duration // longest wait; default 2s
 	For     time.Duration // give up after this long; default 2m
+	// OnRetry, when set, is called with each transient error before its
+	// back-off wait, so that a degraded server can be reported while it
+	// is retried. It must not block.
+	OnRetry func(err error)
 }
 
 func (r Retry) withDefaults() Retry {
@@ -110,6 +114,9 @@ func (r Retry) Do(ctx context.Context, fn func() error) error {
 		err := fn()
 		if err == nil || Classify(err) != Transient || time.Now().After(deadline) {
 			return err
+		}
+		if r.OnRetry != nil {
+			r.OnRetry(err)
 		}
 		select {
 		case <-ctx.Done():
