@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/redisplit/redisplit/cmd"
 	"github.com/redisplit/redisplit/topology"
 )
@@ -51,6 +49,7 @@ func benchMigrate(ctx context.Context, args []string) error {
 	n := fs.Int("keys", 1000000, "keys in the benchmark keyspace")
 	workers := fs.Int("workers", 4, "migrate --workers")
 	batch := fs.Int("batch", 1024, "migrate --batch")
+	runs := fs.Int("runs", 1, "migrations of the same keyspace (targets and state emptied in between); the median is reported")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,23 +68,49 @@ func benchMigrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cpu0 := ServerCPU(ctx, legacy.Addr())
+	var copyRates, runRates []float64
+	for i := 0; i < *runs; i++ {
+		if i > 0 {
+			if err := layout.Reset(ctx); err != nil {
+				return err
+			}
+		}
+		copyRate, runRate, err := migrateOnce(ctx, legacy.Addr(), layout, cfgPath, *n, *workers, *batch)
+		if err != nil {
+			return err
+		}
+		copyRates, runRates = append(copyRates, copyRate), append(runRates, runRate)
+	}
+	if *runs > 1 {
+		fmt.Printf("median of %d runs: %.0f keys/s (copy phase), %.0f keys/s (whole run); copy phase min %.0f max %.0f\n",
+			*runs, median(copyRates), median(runRates), copyRates[0], copyRates[len(copyRates)-1])
+	}
+	return nil
+}
+
+// migrateOnce runs one `redisplit migrate` of the keyspace into the (empty)
+// layout and prints its figures; it returns the copy-phase and whole-run
+// rates in keys/s.
+func migrateOnce(ctx context.Context, legacyAddr string, layout *benchTargets, cfgPath string, n, workers, batch int) (float64, float64, error) {
+	cpu0 := ServerCPU(ctx, legacyAddr)
 	targetAddrs := layout.DataAddrs()
 	var tcpu0 float64
 	for _, a := range targetAddrs {
 		tcpu0 += ServerCPU(ctx, a)
 	}
 	child := exec.CommandContext(ctx, os.Args[0], "migrate-child", "--config", cfgPath, "migrate", "--yes", "--no-progress",
-		"-o", "json", "--workers", fmt.Sprint(*workers), "--batch", fmt.Sprint(*batch))
+		"-o", "json", "--workers", fmt.Sprint(workers), "--batch", fmt.Sprint(batch))
 	var out bytes.Buffer
 	child.Stdout, child.Stderr = &out, os.Stderr
+	steal := readCPU()
 	t0 := time.Now()
-	err = child.Run()
+	err := child.Run()
 	elapsed := time.Since(t0)
+	machine := machineLine(steal)
 	if err != nil {
-		return fmt.Errorf("migrate: %v\n%s", err, out.String())
+		return 0, 0, fmt.Errorf("migrate: %v\n%s", err, out.String())
 	}
-	cpu := ServerCPU(ctx, legacy.Addr()) - cpu0
+	cpu := ServerCPU(ctx, legacyAddr) - cpu0
 	var tcpu float64
 	for _, a := range targetAddrs {
 		tcpu += ServerCPU(ctx, a)
@@ -102,32 +127,26 @@ func benchMigrate(ctx context.Context, args []string) error {
 		} `json:"buckets"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return fmt.Errorf("migrate output: %v", err)
+		return 0, 0, fmt.Errorf("migrate output: %v", err)
 	}
 	var copied int64
 	for _, bk := range res.Buckets {
 		copied += bk.KeysCopied
 	}
-	// count what landed
-	var landed int64
-	for _, addr := range append(layout.Cluster.Addrs(), mustMaster(ctx, layout.Sentinel), layout.RateLimit.Addr(), layout.Queue.Addr()) {
-		c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-		k, _ := c.DBSize(ctx).Result()
-		c.Close()
-		landed += k
-	}
-	rss := child.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	landed := layout.Keys(ctx)
+	rss := ru.Maxrss * 1024
+	copyRate, runRate := float64(copied)/res.CopyElapsed.Seconds(), float64(copied)/elapsed.Seconds()
 	fmt.Printf("migrate: %d keys (%d copied, %d on the targets) in %s copy phase, %s total process\n",
-		*n, copied, landed, res.CopyElapsed.Round(time.Millisecond), elapsed.Round(time.Millisecond))
-	fmt.Printf("  copy rate: %.0f keys/s (copy phase); %.0f keys/s (whole run incl. preflight pre-pass)\n",
-		float64(copied)/res.CopyElapsed.Seconds(), float64(copied)/elapsed.Seconds())
+		n, copied, landed, res.CopyElapsed.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	fmt.Printf("  copy rate: %.0f keys/s (copy phase); %.0f keys/s (whole run incl. preflight pre-pass)\n", copyRate, runRate)
 	fmt.Printf("  migrator peak RSS: %.1f MiB\n", float64(rss)/(1<<20))
 	fmt.Printf("  legacy CPU: %.2f s (%.0f%% of one core over the run)\n", cpu, 100*cpu/elapsed.Seconds())
 	fmt.Printf("  migrator CPU: %.2f s; targets' CPU (7 servers): %.2f s\n", ccpu.Seconds(), tcpu)
-	if landed != int64(*n) {
-		return fmt.Errorf("%d keys on the targets, want %d", landed, *n)
+	fmt.Printf("  %s\n", machine)
+	if landed != int64(n) {
+		return 0, 0, fmt.Errorf("%d keys on the targets, want %d", landed, n)
 	}
-	return nil
+	return copyRate, runRate, nil
 }
 
 func mustMaster(ctx context.Context, s *topology.Sentinel) string {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +31,7 @@ func benchScan(ctx context.Context, args []string) error {
 	sample := fs.Float64("sample", 100, "percent of keys given MEMORY USAGE")
 	skipCLI := fs.Bool("skip-cli", false, "do not time redis-cli --memkeys")
 	bin := fs.String("bin", "", "redisplit binary to measure (default: built from this checkout)")
+	runs := fs.Int("runs", 1, "measurements of each tool, alternating; the medians are compared")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,37 +55,73 @@ func benchScan(ctx context.Context, args []string) error {
 	defer stop()
 	addr := srv.Addr()
 
-	var cliSecs float64
-	if !*skipCLI {
-		host, port := splitAddr(addr)
-		cmd := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "--memkeys")
-		cmd.Stdout, cmd.Stderr = nil, os.Stderr
-		cpu0 := ServerCPU(ctx, addr)
-		t0 := time.Now()
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("redis-cli --memkeys: %w", err)
+	var cliTimes, scanTimes []float64
+	for i := 0; i < *runs; i++ {
+		if !*skipCLI {
+			secs, err := timeMemkeys(ctx, addr, *n)
+			if err != nil {
+				return err
+			}
+			cliTimes = append(cliTimes, secs)
 		}
-		cliSecs = time.Since(t0).Seconds()
-		cliCPU := cmd.ProcessState.UserTime().Seconds() + cmd.ProcessState.SystemTime().Seconds()
-		fmt.Printf("redis-cli --memkeys: %d keys in %.2fs (%.0f keys/s), CPU %.1fs (legacy %.1fs)   [redis-cli -h %s -p %s --memkeys]\n",
-			*n, cliSecs, float64(*n)/cliSecs, cliCPU, ServerCPU(ctx, addr)-cpu0, host, port)
+		secs, err := timeScan(ctx, *bin, addr, *count, *sample)
+		if err != nil {
+			return err
+		}
+		scanTimes = append(scanTimes, secs)
 	}
+	cli, own := median(cliTimes), median(scanTimes)
+	if *runs > 1 {
+		fmt.Printf("median of %d runs: redisplit scan %.2fs (%.0f keys/s)", *runs, own, float64(*n)/own)
+		if cli > 0 {
+			fmt.Printf(", redis-cli --memkeys %.2fs", cli)
+		}
+		fmt.Println()
+	}
+	if cli > 0 {
+		fmt.Printf("speedup vs redis-cli --memkeys: %.2fx\n", cli/own)
+	}
+	return nil
+}
 
+// timeMemkeys times `redis-cli --memkeys` against addr and prints it.
+func timeMemkeys(ctx context.Context, addr string, n int) (float64, error) {
+	host, port := splitAddr(addr)
+	cmd := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "--memkeys")
+	cmd.Stdout, cmd.Stderr = nil, os.Stderr
+	cpu0 := ServerCPU(ctx, addr)
+	steal := readCPU()
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("redis-cli --memkeys: %w", err)
+	}
+	secs := time.Since(t0).Seconds()
+	cliCPU := cmd.ProcessState.UserTime().Seconds() + cmd.ProcessState.SystemTime().Seconds()
+	fmt.Printf("redis-cli --memkeys: %d keys in %.2fs (%.0f keys/s), CPU %.1fs (legacy %.1fs)   [redis-cli -h %s -p %s --memkeys]\n  %s\n",
+		n, secs, float64(n)/secs, cliCPU, ServerCPU(ctx, addr)-cpu0, host, port, machineLine(steal))
+	return secs, nil
+}
+
+// timeScan times the real command line, `redisplit scan -o json`, in its
+// own process, and prints its figures.
+func timeScan(ctx context.Context, bin, addr string, count int, sample float64) (float64, error) {
 	cpu0 := ServerCPU(ctx, addr)
 	scanArgs := []string{"scan", "--legacy", "redis://" + addr, "-o", "json", "--no-progress",
-		"--count", fmt.Sprint(*count), "--sample", fmt.Sprint(*sample), "--config", os.DevNull}
-	child := exec.CommandContext(ctx, *bin, scanArgs...)
+		"--count", fmt.Sprint(count), "--sample", fmt.Sprint(sample), "--config", os.DevNull}
+	child := exec.CommandContext(ctx, bin, scanArgs...)
 	child.Stderr = os.Stderr
+	steal := readCPU()
 	t0 := time.Now()
 	out, err := child.Output()
 	secs := time.Since(t0).Seconds()
+	machine := machineLine(steal)
 	if err != nil {
-		return fmt.Errorf("redisplit scan: %w", err)
+		return 0, fmt.Errorf("redisplit scan: %w", err)
 	}
 	cpu := ServerCPU(ctx, addr) - cpu0
 	var r scan.Report
 	if err := json.Unmarshal(out, &r); err != nil {
-		return fmt.Errorf("redisplit scan output: %w", err)
+		return 0, fmt.Errorf("redisplit scan output: %w", err)
 	}
 	var rss int64
 	if ru, ok := child.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -98,16 +134,10 @@ func benchScan(ctx context.Context, args []string) error {
 			unknown = b.Keys
 		}
 	}
-	fmt.Printf("redisplit scan:      %d keys in %.2fs (%.0f keys/s), peak RSS %.1f MiB, CPU %.1fs (legacy %.1fs), unknown %d, expired %d   [%s %s]\n",
+	fmt.Printf("redisplit scan:      %d keys in %.2fs (%.0f keys/s), peak RSS %.1f MiB, CPU %.1fs (legacy %.1fs), unknown %d, expired %d   [%s %s]\n  %s\n",
 		r.Scanned, secs, float64(r.Scanned)/secs, float64(rss)/(1<<20), user+sys, cpu, unknown, r.ExpiredDuringScan,
-		filepath.Base(*bin), strings.Join(scanArgs, " "))
-	if cliSecs > 0 {
-		fmt.Printf("speedup vs redis-cli --memkeys: %.2fx\n", cliSecs/secs)
-	}
-	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Printf("machine: %d CPUs, load average %s", runtime.NumCPU(), l)
-	}
-	return nil
+		filepath.Base(bin), strings.Join(scanArgs, " "), machine)
+	return secs, nil
 }
 
 func splitAddr(addr string) (string, string) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"github.com/redisplit/redisplit/classify"
@@ -101,4 +102,36 @@ func (t *benchTargets) WriteConfig(legacyAddr string) (string, error) {
 	}
 	path := filepath.Join(t.Dir, "redisplit.yaml")
 	return path, os.WriteFile(path, b, 0o600)
+}
+
+// masters are the addresses of the layout's masters (the sentinel's as it
+// is now).
+func (t *benchTargets) masters(ctx context.Context) []string {
+	return append(t.Cluster.Addrs(), mustMaster(ctx, t.Sentinel), t.RateLimit.Addr(), t.Queue.Addr())
+}
+
+// Keys counts the keys on every master of the layout.
+func (t *benchTargets) Keys(ctx context.Context) int64 {
+	var n int64
+	for _, addr := range t.masters(ctx) {
+		c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+		k, _ := c.DBSize(ctx).Result()
+		c.Close()
+		n += k
+	}
+	return n
+}
+
+// Reset empties every master of the layout (replicas follow) and removes
+// the migration state, so that the next run starts from scratch.
+func (t *benchTargets) Reset(ctx context.Context) error {
+	for _, addr := range t.masters(ctx) {
+		c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+		err := c.FlushAll(ctx).Err()
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("emptying %s: %w", addr, err)
+		}
+	}
+	return os.RemoveAll(filepath.Join(t.Dir, "state"))
 }

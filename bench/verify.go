@@ -126,6 +126,7 @@ func init() {
 			}
 			defer pprof.StopCPUProfile()
 		}
+		steal := readCPU()
 		res, err := verify.Run(ctx, verify.Options{Legacy: legacy, Targets: targets, Router: router,
 			Rounds: *rounds, Workers: *workers, Batch: *batch, Interval: time.Second})
 		if err != nil {
@@ -149,6 +150,7 @@ func init() {
 		fmt.Printf("verify: legacy pass %.2f s, target pass %.2f s\n", res.Phases.Legacy, res.Phases.Target)
 		fmt.Printf("verify: %.2f s, %.0f keys/s, peak RSS %.1f MiB, legacy CPU %.2f s, targets CPU %.2f s\n",
 			res.Seconds, float64(res.LegacyKeys)/res.Seconds, float64(PeakRSS())/(1<<20), cpu, tcpu)
+		fmt.Println(machineLine(steal))
 		return nil
 	}
 }
