@@ -119,6 +119,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	if !app.Yes {
 		opts.Confirm = func(r *migrate.Result) error { return confirmMigrate(app, r) }
 	}
+	defer collectLessOften()()
 	res, err := migrate.Run(c.Context(), opts)
 	bar.Finish()
 	if res != nil && (err == nil || res.LegacyKeys > 0 || errors.Is(err, migrate.ErrBucketsFailed)) {

@@ -3,6 +3,8 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -140,4 +142,18 @@ func (a *App) Notef(p *Progress, format string, args ...any) {
 		}
 	}
 	fmt.Fprintf(a.Err, format+"\n", args...)
+}
+
+// collectLessOften raises the garbage collector's target for a streaming
+// engine run (scan, migrate, verify) and returns the function that restores
+// it. Their live heap is small and bounded (batches in flight, capped
+// tables), so collecting less often trades a few tens of MiB, still flat
+// whatever the keyspace size, for about a fifth less CPU. An explicit GOGC
+// environment variable wins.
+func collectLessOften() func() {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(400)
+	return func() { debug.SetGCPercent(old) }
 }

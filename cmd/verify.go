@@ -134,6 +134,7 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	defer targets.Close()
 	total, _ := legacy.DBSize(ctx).Result()
 	prog := app.NewProgress("verify", int64(float64(total)*o.sample/100))
+	defer collectLessOften()()
 	res, err := verify.Run(ctx, verify.Options{
 		Legacy: legacy, Targets: targets, Router: router, Unknown: cfg.Unknown,
 		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: o.interval, Sample: o.sample,

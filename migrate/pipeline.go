@@ -37,7 +37,8 @@ import (
 //
 // Change capture (--dual-write, a later step) feeds the same queues: a
 // change event is an item for its key, registered with the tracker as a
-// batch of one, and sent to queues[partition(key)] like a SCAN hit, so
+// batch of one, and sent (as a slice of one item, or with the other events
+// of its worker) to queues[partition(key)] like a SCAN hit, so
 // the event and the backfill of a key are serialised by the same worker.
 // For events, a key absent at read time must become a journaled DEL on the
 // target; the backfill only skips it.
@@ -302,12 +303,12 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 		p.buckets[b.name] = b
 		p.planned += b.br.PlannedKeys
 	}
-	queues := make([]chan item, o.Workers)
+	queues := make([]chan []item, o.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan item, 2*o.Batch)
+		queues[i] = make(chan []item, queuedPages)
 		wg.Add(1)
-		go func(q chan item) {
+		go func(q chan []item) {
 			defer wg.Done()
 			p.worker(ctx, q)
 		}(queues[i])
@@ -355,7 +356,7 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 
 // scan is the only reader of SCAN: it classifies every key and hands it to
 // its worker.
-func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan item) error {
+func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) error {
 	rt := router{c: p.o.Classifier, unknown: p.o.Config.Unknown}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -379,10 +380,20 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan item) erro
 			return err
 		}
 		seq := p.tr.add(pg.next, len(items))
+		// one send per worker and page, not per key: the workers wake once
+		// per page
+		parts := make([][]item, len(queues))
 		for _, it := range items {
 			it.seq = seq
+			w := partition(it.key, len(queues))
+			parts[w] = append(parts[w], it)
+		}
+		for w, part := range parts {
+			if len(part) == 0 {
+				continue
+			}
 			select {
-			case queues[partition(it.key, len(queues))] <- it:
+			case queues[w] <- part:
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
@@ -458,36 +469,50 @@ func (p *pass) allFailed() bool {
 // its keys' sizes (MEMORY USAGE) reach it, whatever --batch says.
 const maxBatchBytes = 32 << 20
 
-func (p *pass) worker(ctx context.Context, q chan item) {
+// queuedPages is how many pages' worth of keys may wait for each worker.
+const queuedPages = 4
+
+// worker copies the keys of its partition in batches of up to o.Batch keys
+// and maxBatchBytes: it fills a batch from what is queued and processes it
+// as soon as it is full or nothing more is waiting.
+func (p *pass) worker(ctx context.Context, q chan []item) {
 	batch := make([]item, 0, p.o.Batch)
-	for it := range q {
-		batch = append(batch[:0], it)
-		bytes := it.size
-	fill:
-		for len(batch) < p.o.Batch && bytes < maxBatchBytes {
-			select {
-			case it, ok := <-q:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, it)
-				bytes += it.size
-			default:
-				break fill
-			}
+	var bytes int64
+	flush := func() {
+		if len(batch) == 0 {
+			return
 		}
+		defer func() { batch, bytes = batch[:0], 0 }()
 		if ctx.Err() != nil {
-			continue // drain without acknowledging: the checkpoint stays behind
+			return // drain without acknowledging: the checkpoint stays behind
 		}
 		if err := p.process(ctx, batch); err != nil {
 			p.cancel(err)
-			continue
+			return
 		}
 		p.done.Add(int64(len(batch)))
-		for _, it := range batch {
-			p.tr.done(it.seq, 1)
+		for i := 0; i < len(batch); {
+			j := i + 1
+			for j < len(batch) && batch[j].seq == batch[i].seq {
+				j++
+			}
+			p.tr.done(batch[i].seq, j-i)
+			i = j
 		}
 	}
+	for items := range q {
+		for _, it := range items {
+			batch = append(batch, it)
+			bytes += it.size
+			if len(batch) >= p.o.Batch || bytes >= maxBatchBytes {
+				flush()
+			}
+		}
+		if len(q) == 0 {
+			flush()
+		}
+	}
+	flush()
 }
 
 type write struct {
