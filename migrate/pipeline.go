@@ -361,6 +361,8 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) er
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pages, scanErr := scanPages(ctx, p.legacy, cursor, p.o)
+	lc := newLegacyConn(p.legacy)
+	defer lc.Close()
 	for pg := range pages {
 		if p.allFailed() {
 			return nil
@@ -376,7 +378,7 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) er
 				items = append(items, item{key: k, bucket: br})
 			}
 		}
-		if items, err = p.sizeCheck(ctx, items); err != nil {
+		if items, err = p.sizeCheck(ctx, lc, items); err != nil {
 			return err
 		}
 		seq := p.tr.add(pg.next, len(items))
@@ -416,26 +418,23 @@ func partition(key string, n int) int {
 }
 
 // sizeCheck marks the items above the size threshold (MEMORY USAGE, one
-// pipeline) and drops the keys that no longer exist (counted as skipped).
-func (p *pass) sizeCheck(ctx context.Context, items []item) ([]item, error) {
+// pipeline on the scanner's own connection lc) and drops the keys that no
+// longer exist (counted as skipped).
+func (p *pass) sizeCheck(ctx context.Context, lc *legacyConn, items []item) ([]item, error) {
 	if len(items) == 0 {
 		return items, nil
 	}
 	if err := waitN(ctx, p.o.limiter(), len(items)); err != nil {
 		return nil, err
 	}
-	var cmds []redis.Cmder
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.key
+	}
+	var sizes []int64
 	err := p.o.Retry.Do(ctx, func() error {
 		var err error
-		cmds, err = p.legacy.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			for _, it := range items {
-				pl.MemoryUsage(ctx, it.key, 1)
-			}
-			return nil
-		})
-		if errors.Is(err, redis.Nil) {
-			err = nil
-		}
+		sizes, err = lc.sizes(ctx, keys)
 		return err
 	})
 	if err != nil {
@@ -443,13 +442,12 @@ func (p *pass) sizeCheck(ctx context.Context, items []item) ([]item, error) {
 	}
 	out := items[:0]
 	for i, it := range items {
-		c := cmds[i].(*redis.IntCmd)
-		if errors.Is(c.Err(), redis.Nil) {
+		if sizes[i] < 0 {
 			it.bucket.skipped.Add(1)
 			p.done.Add(1)
 			continue
 		}
-		it.size = c.Val()
+		it.size = sizes[i]
 		it.big = it.size > p.o.BigBytes
 		out = append(out, it)
 	}
@@ -476,6 +474,8 @@ const queuedPages = 4
 // and maxBatchBytes: it fills a batch from what is queued and processes it
 // as soon as it is full or nothing more is waiting.
 func (p *pass) worker(ctx context.Context, q chan []item) {
+	lc := newLegacyConn(p.legacy)
+	defer lc.Close()
 	batch := make([]item, 0, p.o.Batch)
 	var bytes int64
 	flush := func() {
@@ -486,7 +486,7 @@ func (p *pass) worker(ctx context.Context, q chan []item) {
 		if ctx.Err() != nil {
 			return // drain without acknowledging: the checkpoint stays behind
 		}
-		if err := p.process(ctx, batch); err != nil {
+		if err := p.process(ctx, lc, batch); err != nil {
 			p.cancel(err)
 			return
 		}
@@ -524,7 +524,7 @@ type write struct {
 // targets, one goroutine per bucket. It returns an error only for what
 // stops the whole run (legacy failing, cancellation); target failures stop
 // their bucket.
-func (p *pass) process(ctx context.Context, batch []item) error {
+func (p *pass) process(ctx context.Context, lc *legacyConn, batch []item) error {
 	// deduplicate: a key may come twice (SCAN may repeat keys)
 	seen := make(map[string]struct{}, len(batch))
 	keys := make([]string, 0, len(batch))
@@ -559,7 +559,7 @@ func (p *pass) process(ctx context.Context, batch []item) error {
 	t0 := time.Now()
 	err := p.o.Retry.Do(ctx, func() error {
 		var err error
-		now, entries, err = readBatch(ctx, p.legacy, keys, big)
+		now, entries, err = lc.readBatch(ctx, keys, big)
 		return err
 	})
 	if err != nil {

@@ -2,13 +2,92 @@ package migrate
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
+	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/target"
 )
+
+// legacyConn is one goroutine's own raw connection to legacy for the
+// per-key commands (the size check, the MULTI/DUMP read): go-redis's
+// per-command objects cost more CPU there than the rest of the copy. It is
+// dialled on first use and again after a network error.
+type legacyConn struct {
+	opt *redis.Options
+	rc  *redisconn.Raw
+}
+
+func newLegacyConn(c *redis.Client) *legacyConn { return &legacyConn{opt: c.Options()} }
+
+// start returns the connection, dialling it if needed, with the commands
+// for n keys to be buffered next.
+func (l *legacyConn) start(ctx context.Context) (*redisconn.Raw, error) {
+	if l.rc == nil {
+		rc, err := redisconn.DialRaw(ctx, l.opt)
+		if err != nil {
+			return nil, err
+		}
+		l.rc = rc
+	}
+	return l.rc, nil
+}
+
+// exchange sends the buffered commands and runs read over the replies; a
+// network error closes the connection (the next call redials).
+func (l *legacyConn) exchange(n int, read func(rc *redisconn.Raw) error) error {
+	timeout := max(l.opt.ReadTimeout, 10*time.Second) + time.Duration(n)*time.Millisecond
+	err := l.rc.Flush(timeout)
+	if err == nil {
+		err = read(l.rc)
+	}
+	if redisconn.IsNetErr(err) {
+		l.Close()
+	}
+	return err
+}
+
+func (l *legacyConn) Close() {
+	if l.rc != nil {
+		l.rc.Close()
+		l.rc = nil
+	}
+}
+
+// sizes returns MEMORY USAGE key SAMPLES 1 for each key, -1 for a key that
+// does not exist (one pipeline).
+func (l *legacyConn) sizes(ctx context.Context, keys []string) ([]int64, error) {
+	rc, err := l.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		rc.Command("MEMORY", "USAGE", k, "SAMPLES", "1")
+	}
+	out := make([]int64, len(keys))
+	err = l.exchange(len(keys), func(rc *redisconn.Raw) error {
+		var first error // every reply is read, so the connection stays in step
+		for i := range keys {
+			_, n, null, err := rc.Reply()
+			switch {
+			case redisconn.IsNetErr(err):
+				return err
+			case err != nil:
+				first = firstErr(first, err)
+			case null:
+				out[i] = -1
+			default:
+				out[i] = n
+			}
+		}
+		return first
+	})
+	return out, err
+}
 
 // readBatch reads keys from legacy atomically: one MULTI/EXEC holding, per
 // key, PTTL and DUMP (TYPE instead of DUMP for big keys, which are copied
@@ -18,59 +97,113 @@ import (
 // read time. A key's type comes from its payload's RDB type byte.
 //
 // (A Lua script could decide "big" per key inside the transaction, but
-// costs legacy about twice the CPU per key; the size check is done just
-// before, by the scanner, with MEMORY USAGE.)
-func readBatch(ctx context.Context, c *redis.Client, keys []string, big []bool) (int64, []*target.Entry, error) {
-	cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i, k := range keys {
-			p.PTTL(ctx, k)
-			if big[i] {
-				p.Type(ctx, k)
-			} else {
-				p.Dump(ctx, k)
-			}
-		}
-		p.Time(ctx)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+// costs legacy about as much CPU as the separate MEMORY USAGE pipeline and
+// needs +@scripting; the size check is done just before, by the scanner.)
+func (l *legacyConn) readBatch(ctx context.Context, keys []string, big []bool) (int64, []*target.Entry, error) {
+	rc, err := l.start(ctx)
+	if err != nil {
 		return 0, nil, err
 	}
-	if len(cmds) != 2*len(keys)+1 {
-		return 0, nil, fmt.Errorf("legacy: MULTI answered %d replies for %d keys", len(cmds), len(keys))
-	}
-	now := cmds[len(cmds)-1].(*redis.TimeCmd).Val().UnixMilli()
-	out := make([]*target.Entry, len(keys))
+	rc.Command("MULTI")
 	for i, k := range keys {
-		pttl := cmds[2*i].(*redis.DurationCmd)
-		if pttl.Err() != nil {
-			return 0, nil, pttl.Err()
+		rc.Command("PTTL", k)
+		if big[i] {
+			rc.Command("TYPE", k)
+		} else {
+			rc.Command("DUMP", k)
 		}
-		d := pttl.Val()
-		if d == -2 { // absent (go-redis keeps -1/-2 as raw durations)
-			continue
-		}
-		e := &target.Entry{Key: k, Big: big[i]}
-		if d >= 0 {
-			e.ExpireAt = now + d.Milliseconds()
-		}
-		switch c := cmds[2*i+1].(type) {
-		case *redis.StatusCmd:
-			e.Type = c.Val()
-			if e.Type == "none" {
-				continue
+	}
+	rc.Command("TIME")
+	rc.Command("EXEC")
+	var now int64
+	out := make([]*target.Entry, len(keys))
+	err = l.exchange(len(keys), func(rc *redisconn.Raw) error {
+		// +OK for MULTI, +QUEUED per command; an error here (e.g. NOPERM)
+		// makes EXEC fail with EXECABORT: report the cause.
+		var queued error
+		for i := 0; i < 2*len(keys)+2; i++ {
+			_, _, _, err := rc.Reply()
+			if redisconn.IsNetErr(err) {
+				return err
 			}
-		case *redis.StringCmd:
-			if errors.Is(c.Err(), redis.Nil) {
-				continue
-			}
-			if c.Err() != nil {
-				return 0, nil, c.Err()
-			}
-			e.Payload = c.Val() // no copy: strings are immutable
-			e.Type = target.PayloadType(e.Payload)
+			queued = firstErr(queued, err)
 		}
-		out[i] = e
+		n, err := rc.ArrayLen()
+		if err != nil {
+			return firstErr(queued, err)
+		}
+		if n != 2*len(keys)+1 {
+			return fmt.Errorf("legacy: EXEC answered %d replies for %d keys", n, len(keys))
+		}
+		pttls := make([]int64, len(keys))
+		var first error
+		for i, k := range keys {
+			_, pttl, _, err := rc.Reply()
+			if redisconn.IsNetErr(err) {
+				return err
+			}
+			first = firstErr(first, err)
+			pttls[i] = pttl
+			b, _, null, err := rc.Reply()
+			switch {
+			case redisconn.IsNetErr(err):
+				return err
+			case err != nil:
+				first = firstErr(first, err)
+			case null || pttl == -2: // absent
+			case big[i]:
+				if t := string(b); t != "none" {
+					out[i] = &target.Entry{Key: k, Big: true, Type: t}
+				}
+			default:
+				// b is a fresh buffer nobody else holds: the payload
+				// string shares it instead of copying it.
+				payload := unsafe.String(unsafe.SliceData(b), len(b))
+				out[i] = &target.Entry{Key: k, Payload: payload, Type: target.PayloadType(payload)}
+			}
+		}
+		if now, err = readTime(rc); err != nil || first != nil {
+			return firstErr(first, err)
+		}
+		for i, e := range out {
+			if e != nil && pttls[i] >= 0 {
+				e.ExpireAt = now + pttls[i]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	return now, out, nil
+}
+
+// readTime reads a TIME reply as Unix milliseconds.
+func readTime(rc *redisconn.Raw) (int64, error) {
+	n, err := rc.ArrayLen()
+	if err != nil {
+		return 0, err
+	}
+	if n != 2 {
+		return 0, fmt.Errorf("legacy: TIME answered %d elements", n)
+	}
+	var parts [2]int64
+	for i := range parts {
+		b, _, _, err := rc.Reply()
+		if err != nil {
+			return 0, err
+		}
+		if parts[i], err = strconv.ParseInt(string(b), 10, 64); err != nil {
+			return 0, fmt.Errorf("legacy: TIME answered %q", b)
+		}
+	}
+	return parts[0]*1000 + parts[1]/1000, nil
+}
+
+// cmp returns the first non-nil error of first and err.
+func firstErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
 }

@@ -257,7 +257,7 @@ type worker struct {
 	agg    *aggregator
 	norm   normaliser
 	line   []byte
-	rc     *respConn
+	rc     *redisconn.Raw
 	info   []KeyInfo
 	sniffs []sniffReq
 	// needType holds the indexes in info of keys whose encoding did not
@@ -283,18 +283,18 @@ func (w *worker) sniffValues(ctx context.Context) error {
 	rc := w.rc
 	for _, r := range w.sniffs {
 		if r.typ == "string" {
-			rc.command("GETRANGE", r.key, "0", strconv.Itoa(sniffBytes-1))
+			rc.Command("GETRANGE", r.key, "0", strconv.Itoa(sniffBytes-1))
 		} else {
-			rc.command("LINDEX", r.key, "0")
+			rc.Command("LINDEX", r.key, "0")
 		}
 	}
-	if err := rc.flush(max(s.c.Options().ReadTimeout, 10*time.Second)); err != nil {
+	if err := rc.Flush(max(s.c.Options().ReadTimeout, 10*time.Second)); err != nil {
 		return err
 	}
 	for _, r := range w.sniffs {
-		b, _, null, err := rc.reply()
+		b, _, null, err := rc.Reply()
 		switch {
-		case isNetErr(err):
+		case redisconn.IsNetErr(err):
 			return err
 		case err != nil:
 			if strings.HasPrefix(err.Error(), "NOPERM") {
@@ -328,7 +328,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		if err = ctx.Err(); err != nil {
 			return err
 		}
-		if err = w.fetch(ctx, keys); !isNetErr(err) {
+		if err = w.fetch(ctx, keys); !redisconn.IsNetErr(err) {
 			break
 		}
 		w.close()
@@ -392,7 +392,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 func (w *worker) fetch(ctx context.Context, keys []string) error {
 	s := w.s
 	if w.rc == nil {
-		rc, err := dialResp(ctx, s.c.Options())
+		rc, err := redisconn.DialRaw(ctx, s.c.Options())
 		if err != nil {
 			return err
 		}
@@ -403,17 +403,17 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 	mem := make([]bool, len(keys))
 	for i, k := range keys {
 		if !byEnc {
-			rc.command("TYPE", k)
+			rc.Command("TYPE", k)
 		}
-		rc.command("PTTL", k)
+		rc.Command("PTTL", k)
 		if byEnc {
-			rc.command("OBJECT", "ENCODING", k)
+			rc.Command("OBJECT", "ENCODING", k)
 		}
 		if mem[i] = s.sampled(k); mem[i] {
-			rc.command("MEMORY", "USAGE", k, "SAMPLES", "0")
+			rc.Command("MEMORY", "USAGE", k, "SAMPLES", "0")
 		}
 	}
-	if err := rc.flush(replyTimeout(s, len(keys))); err != nil {
+	if err := rc.Flush(replyTimeout(s, len(keys))); err != nil {
 		return err
 	}
 	w.info = w.info[:0]
@@ -428,9 +428,9 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 		ki := KeyInfo{Key: k, PTTL: -1, Bytes: -1}
 		gone := false
 		if !byEnc {
-			b, _, _, err := rc.reply()
+			b, _, _, err := rc.Reply()
 			switch {
-			case isNetErr(err):
+			case redisconn.IsNetErr(err):
 				return err
 			case err != nil:
 				keep(err)
@@ -439,9 +439,9 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 				gone = ki.Type == "none"
 			}
 		}
-		_, n, _, err := rc.reply()
+		_, n, _, err := rc.Reply()
 		switch {
-		case isNetErr(err):
+		case redisconn.IsNetErr(err):
 			return err
 		case err != nil:
 			keep(err)
@@ -451,9 +451,9 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 			ki.PTTL = n
 		}
 		if byEnc {
-			b, _, null, err := rc.reply()
+			b, _, null, err := rc.Reply()
 			switch {
-			case isNetErr(err):
+			case redisconn.IsNetErr(err):
 				return err
 			case err != nil && !strings.Contains(err.Error(), "no such key"):
 				keep(err)
@@ -465,9 +465,9 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 			}
 		}
 		if mem[i] {
-			_, n, null, err := rc.reply()
+			_, n, null, err := rc.Reply()
 			switch {
-			case isNetErr(err):
+			case redisconn.IsNetErr(err):
 				return err
 			case err != nil:
 				keep(err)
@@ -492,15 +492,15 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 		return err
 	}
 	for _, i := range w.needType {
-		rc.command("TYPE", keys[i])
+		rc.Command("TYPE", keys[i])
 	}
-	if err := rc.flush(replyTimeout(s, len(w.needType))); err != nil {
+	if err := rc.Flush(replyTimeout(s, len(w.needType))); err != nil {
 		return err
 	}
 	for _, i := range w.needType {
-		b, _, _, err := rc.reply()
+		b, _, _, err := rc.Reply()
 		switch {
-		case isNetErr(err):
+		case redisconn.IsNetErr(err):
 			return err
 		case err != nil:
 			keep(err)
