@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -141,7 +142,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 // answers again; now is the engine's current view, degraded what was
 // announced so far.
 func reportRetrying(app *App, bar *Progress, degraded, now map[string]migrate.Retrying) {
-	for _, name := range sortedNames(now) {
+	for _, name := range slices.Sorted(maps.Keys(now)) {
 		r := now[name]
 		if _, ok := degraded[name]; ok {
 			degraded[name] = r
@@ -155,7 +156,7 @@ func reportRetrying(app *App, bar *Progress, degraded, now map[string]migrate.Re
 			what, r.Since.Format("15:04:05"), r.LastError)
 		degraded[name] = r
 	}
-	for _, name := range sortedNames(degraded) {
+	for _, name := range slices.Sorted(maps.Keys(degraded)) {
 		if _, ok := now[name]; ok {
 			continue
 		}
@@ -168,15 +169,6 @@ func reportRetrying(app *App, bar *Progress, degraded, now map[string]migrate.Re
 			what, r.Since.Format("15:04:05"), r.Last.Format("15:04:05"), r.Retries)
 		delete(degraded, name)
 	}
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 var errDeclined = &ExitError{Code: ExitRefused, Err: errors.New("migration not confirmed: nothing was written")}

@@ -288,7 +288,7 @@ func (w *worker) sniffValues(ctx context.Context) error {
 			rc.Command("LINDEX", r.key, "0")
 		}
 	}
-	if err := rc.Flush(max(s.c.Options().ReadTimeout, 10*time.Second)); err != nil {
+	if err := rc.Flush(replyTimeout(s, len(w.sniffs))); err != nil {
 		return err
 	}
 	for _, r := range w.sniffs {
