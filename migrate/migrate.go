@@ -19,10 +19,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/redisplit/redisplit/classify"
@@ -353,6 +351,3 @@ func (r router) route(key, typ string) (bucket string, unknown bool) {
 	}
 	return string(m.Bucket), false
 }
-
-var _ = slog.Default
-var _ redis.UniversalClient
