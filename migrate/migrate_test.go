@@ -371,9 +371,9 @@ func TestMigrateEveryTypeIntoClusterSentinelStandalone(t *testing.T) {
 }
 
 func TestMigrateLogicalPath(t *testing.T) {
-	// Only Redis 7.0.15 is installed here, so a target that rejects the DUMP
-	// payload is simulated by --logical, which takes the exact path a
-	// "DUMP payload version or checksum are wrong" reply switches to.
+	// --logical forces the path a "DUMP payload version or checksum are
+	// wrong" reply switches to (TestMigrateFromNewerServerFallsBackToLogical
+	// gets that reply from a real version mismatch).
 	tg := targets(t)
 	flush(t, tg)
 	leg := topotest.Standalone(t)
@@ -397,6 +397,56 @@ func TestMigrateLogicalPath(t *testing.T) {
 	for _, b := range res.Buckets {
 		if b.KeysLogical != b.KeysCopied || b.KeysCopied == 0 {
 			t.Errorf("%s: %d copied, %d logically", b.Bucket, b.KeysCopied, b.KeysLogical)
+		}
+	}
+	assertMigrated(t, lc, tg, "cache", "session", "queue", "ratelimit")
+}
+
+// A target of another version: legacy is Valkey 8, whose DUMP payloads
+// (RDB 11) the Redis 7.0 targets reject with "DUMP payload version or
+// checksum are wrong". Without --logical, migrate must switch to the
+// logical copy by itself, and every key of every type must arrive with its
+// value and expiry.
+func TestMigrateFromNewerServerFallsBackToLogical(t *testing.T) {
+	vk, err := exec.LookPath("valkey-server")
+	if err != nil {
+		t.Fatalf("valkey-server is not installed (scripts/deps.sh installs it): %v", err)
+	}
+	b, err := topology.NewProcessBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Binary = vk
+	t.Cleanup(func() { b.Close() })
+	leg, err := topology.Standalone(ctxT(t), b, "legacy-valkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := targets(t)
+	flush(t, tg)
+	lc := topotest.Client(t, leg.Addr())
+	if info := lc.Info(ctxT(t), "server").Val(); !strings.Contains(info, "valkey_version:") {
+		t.Fatalf("legacy is not a Valkey server (INFO server has no valkey_version)")
+	}
+	fill(t, lc, 50)
+	cfg, _ := writeConfig(t, leg.Addr(), "", nil)
+	code, out, errs := run(t, "--config", cfg, "migrate", "--yes", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	var res struct {
+		Buckets []struct {
+			Bucket      string `json:"bucket"`
+			KeysCopied  int64  `json:"keys_copied"`
+			KeysLogical int64  `json:"keys_logical"`
+		} `json:"buckets"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range res.Buckets {
+		if b.KeysLogical != b.KeysCopied || b.KeysCopied == 0 {
+			t.Errorf("%s: %d copied, %d logically (every payload of a newer server must be refused and copied logically)", b.Bucket, b.KeysCopied, b.KeysLogical)
 		}
 	}
 	assertMigrated(t, lc, tg, "cache", "session", "queue", "ratelimit")

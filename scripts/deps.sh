@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what redisplit's tests, benchmarks and demo need on a fresh Debian
-# machine: Redis 7 (server, sentinel, cli) and a running Docker daemon.
+# machine: Redis 7 (server, sentinel, cli), Valkey 8 (a newer server whose
+# DUMP payloads Redis 7.0 rejects: the migrate test of the logical fallback
+# copies from it) and a running Docker daemon.
 set -euo pipefail
 need=()
 for b in redis-server redis-sentinel redis-cli; do command -v "$b" >/dev/null 2>&1 || need+=("$b"); done
@@ -11,6 +13,24 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq redis-server redis-sentinel redis-tools >/dev/null
 fi
 # Debian starts a system redis-server on 6379 after install; tests never use it.
+if ! command -v valkey-server >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then echo "deps: missing valkey-server; install it (Debian: bookworm-backports or trixie) as root" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-cache show valkey-server >/dev/null 2>&1; then
+    . /etc/os-release
+    echo "deb http://deb.debian.org/debian ${VERSION_CODENAME}-backports main" >/etc/apt/sources.list.d/redisplit-backports.list
+    apt-get update -qq
+  fi
+  # the package would start a system valkey on 6379, where Debian's redis
+  # runs: forbid service starts during the install (unless a policy exists)
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  apt-get install -y -qq -t "$(. /etc/os-release; echo ${VERSION_CODENAME})-backports" valkey-server >/dev/null 2>&1 \
+    || apt-get install -y -qq valkey-server >/dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
 if command -v docker >/dev/null 2>&1; then
   if ! docker info >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null 2>&1; then
