@@ -45,6 +45,9 @@ import (
 // Router routes a key to its bucket; *classify.Classifier is one.
 type Router interface {
 	Classify(key, typ string) classify.Match
+	// ClassifyName routes by name alone when the type cannot change the
+	// outcome (ok false: the type is needed).
+	ClassifyName(key string) (m classify.Match, ok bool)
 	NeedsType() bool
 }
 
@@ -641,15 +644,21 @@ func (e *engine) targetPass(ctx context.Context, bucket string, t *target.Redis)
 }
 
 func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client, keys []string, needType bool) error {
-	var types []*redis.StatusCmd
+	// TYPE only for the keys whose route depends on it
+	types := make([]*redis.StatusCmd, len(keys))
 	if needType {
 		p := c.Pipeline()
-		types = make([]*redis.StatusCmd, len(keys))
+		n := 0
 		for i, k := range keys {
-			types[i] = p.Type(ctx, k)
+			if _, ok := e.o.Router.ClassifyName(k); !ok {
+				types[i] = p.Type(ctx, k)
+				n++
+			}
 		}
-		if _, err := p.Exec(ctx); err != nil {
-			return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+		if n > 0 {
+			if _, err := p.Exec(ctx); err != nil {
+				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+			}
 		}
 	}
 	mine := keys[:0:0]
@@ -659,7 +668,7 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 			continue
 		}
 		typ := ""
-		if needType {
+		if types[i] != nil {
 			typ = types[i].Val()
 			if typ == "none" {
 				continue

@@ -222,6 +222,51 @@ func TestInjectedDifferences(t *testing.T) {
 	}
 }
 
+// With a type-restricted rule, an extra key on a target is attributed by
+// its type where the type decides (verify asks TYPE only for those keys):
+// a list jobs:* belongs to the queue target, any other jobs:* key to cache.
+func TestExtraKeysRoutedByType(t *testing.T) {
+	env.Flush(t)
+	verifytest.Seed(t, env.LegacyClient(t), 10)
+	cfg := env.Config(t, "")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := strings.Replace(string(b), "rules:\n", "rules:\n  - {glob: \"jobs:*\", type: list, bucket: queue}\n  - {prefix: \"jobs:\", bucket: cache}\n", 1)
+	if typed == string(b) {
+		t.Fatal("fixture: no rules section in the config")
+	}
+	if err := os.WriteFile(cfg, []byte(typed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verifytest.Migrate(t, cfg)
+	ctx := context.Background()
+	cache, queue := env.Target(t, "cache"), env.Target(t, "queue")
+	for _, err := range []error{
+		queue.RPush(ctx, "jobs:list", "j").Err(),              // queue's: extra
+		cache.Set(ctx, "jobs:string", "s", 0).Err(),           // cache's: extra
+		cache.RPush(ctx, "jobs:misplaced", "j").Err(),         // a list: queue's business, not cache's
+		queue.Set(ctx, "jobs:misplaced-string", "s", 0).Err(), // a string: cache's business
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, r := runVerify(t, cfg)
+	if code != 3 {
+		t.Fatalf("exit %d, want 3", code)
+	}
+	got := map[string]string{}
+	for _, d := range r.Differences {
+		got[d.name()] = d.Bucket + " " + d.Category
+	}
+	want := map[string]string{"jobs:list": "queue extra", "jobs:string": "cache extra"}
+	if fmt.Sprint(sortedPairs(got)) != fmt.Sprint(sortedPairs(want)) {
+		t.Errorf("differences:\n got %v\nwant %v", sortedPairs(got), sortedPairs(want))
+	}
+}
+
 func sortedPairs(m map[string]string) []string {
 	var out []string
 	for k, v := range m {
