@@ -193,7 +193,14 @@ func fill(t *testing.T, c *redis.Client, n int) {
 		pl.ZAdd(ctx, p+"zset", redis.Z{Score: 1.5, Member: "one"}, redis.Z{Score: -2, Member: bin})
 		pl.XAdd(ctx, &redis.XAddArgs{Stream: p + "stream", ID: "1-1", Values: []any{"b", "2", "a", "1"}})
 		pl.XAdd(ctx, &redis.XAddArgs{Stream: p + "stream", ID: "2-1", Values: []any{"z", bin}})
-		pl.XGroupCreate(ctx, p+"stream", "workers", "1-1")
+		pl.XGroupCreate(ctx, p+"stream", "workers", "0")
+		// a pending entry (delivered to alice, not acknowledged), an idle
+		// consumer, a second group that acknowledged what it read
+		pl.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: "alice", Streams: []string{p + "stream", ">"}, Count: 1})
+		pl.XGroupCreateConsumer(ctx, p+"stream", "workers", "bob")
+		pl.XGroupCreate(ctx, p+"stream", "audit", "0")
+		pl.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "audit", Consumer: "eve", Streams: []string{p + "stream", ">"}})
+		pl.XAck(ctx, p+"stream", "audit", "1-1", "2-1")
 		// big keys (chunked path with --big-bytes 16384)
 		big := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
 		pl.Set(ctx, p+"bigstr", big, 2*time.Hour)
@@ -215,6 +222,9 @@ func fill(t *testing.T, c *redis.Client, n int) {
 			pl.XAdd(ctx, &redis.XAddArgs{Stream: p + "bigstream", ID: fmt.Sprintf("%d-0", i), Values: []any{"n", i, "pad", strings.Repeat("x", 20)}})
 		}
 		pl.XGroupCreate(ctx, p+"bigstream", "g", "700-0")
+		// 1200 pending entries (more than one page), some delivered twice
+		pl.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "carol", Streams: []string{p + "bigstream", ">"}, Count: 1200})
+		pl.XClaim(ctx, &redis.XClaimArgs{Stream: p + "bigstream", Group: "g", Consumer: "dave", Messages: []string{"701-0", "702-0", "1500-0"}})
 		for i := 0; i < n; i++ {
 			pl.Set(ctx, fmt.Sprintf("%sn:%d", p, i), strings.Repeat("v", 50+i%200), time.Duration(1+i%5)*time.Hour)
 		}
@@ -249,9 +259,17 @@ func canon(ctx context.Context, c redis.UniversalClient, k string) string {
 	case "zset":
 		v = c.ZRangeWithScores(ctx, k, 0, -1).Val()
 	case "stream":
+		// groups with their position, consumers and pending entries (idle
+		// times aside: they move)
 		var gs []string
 		for _, g := range c.XInfoGroups(ctx, k).Val() {
-			gs = append(gs, g.Name+"@"+g.LastDeliveredID)
+			gs = append(gs, fmt.Sprintf("%s@%s read %d pending %d", g.Name, g.LastDeliveredID, g.EntriesRead, g.Pending))
+			for _, cs := range c.XInfoConsumers(ctx, k, g.Name).Val() {
+				gs = append(gs, fmt.Sprintf("  consumer %s pending %d", cs.Name, cs.Pending))
+			}
+			for _, e := range c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: k, Group: g.Name, Start: "-", End: "+", Count: 100000}).Val() {
+				gs = append(gs, fmt.Sprintf("  pending %s %s ×%d", e.ID, e.Consumer, e.RetryCount))
+			}
 		}
 		v = []any{c.Do(ctx, "xrange", k, "-", "+").Val(), gs, c.XInfoStream(ctx, k).Val().LastGeneratedID}
 	}

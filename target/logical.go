@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,8 +16,11 @@ import (
 // ZSCAN, LRANGE, XRANGE) and appended to the target page by page, so at most
 // one page is in memory. The copy is not atomic on legacy: a key written by
 // the application while it is copied may land as a mix (the live mirror of
-// dual-write re-copies it). Stream consumer groups are created at their last
-// delivered ID; their pending entries lists are not copied.
+// dual-write re-copies it). Stream consumer groups are recreated with their
+// last delivered ID and entries-read counter, their consumers, and their
+// pending entries (owner, idle time, delivery count) through XCLAIM ... FORCE
+// JUSTID, as Redis replicates them; a pending entry whose message was
+// deleted from the stream cannot be recreated (the target drops it).
 
 // ErrAbsent: the key no longer exists on legacy; nothing was written.
 var ErrAbsent = errors.New("key no longer exists on legacy")
@@ -253,11 +257,67 @@ func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, 
 		return bytes, fmt.Errorf("legacy: reading %q: %s", key, err.Error())
 	}
 	for _, g := range groups {
-		if err := dst.XGroupCreate(ctx, key, g.Name, g.LastDeliveredID).Err(); err != nil {
+		if err := copyGroup(ctx, src, dst, key, g, throttle); err != nil {
 			return bytes, err
 		}
 	}
 	return bytes, nil
+}
+
+// copyGroup recreates consumer group g of stream key on dst: the group at
+// its last delivered ID (with its entries-read counter where the target
+// knows ENTRIESREAD, Redis 7.0+), every consumer, then the pending entries
+// page by page.
+func copyGroup(ctx context.Context, src *redis.Client, dst writer, key string, g redis.XInfoGroup, throttle func() error) error {
+	err := do(ctx, dst, "xgroup", "create", key, g.Name, g.LastDeliveredID, "ENTRIESREAD", g.EntriesRead).Err()
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "syntax") {
+		err = dst.XGroupCreate(ctx, key, g.Name, g.LastDeliveredID).Err()
+	}
+	if err != nil {
+		return err
+	}
+	if err := throttle(); err != nil {
+		return err
+	}
+	consumers, err := src.XInfoConsumers(ctx, key, g.Name).Result()
+	if err != nil {
+		return fmt.Errorf("legacy: reading the consumers of %q group %q: %s", key, g.Name, err.Error())
+	}
+	if len(consumers) > 0 {
+		if _, err := dst.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, c := range consumers {
+				p.XGroupCreateConsumer(ctx, key, g.Name, c.Name)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	start := "-"
+	for {
+		if err := throttle(); err != nil {
+			return err
+		}
+		pending, err := src.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: g.Name, Start: start, End: "+", Count: LogicalPage}).Result()
+		if err != nil {
+			return fmt.Errorf("legacy: reading the pending entries of %q group %q: %s", key, g.Name, err.Error())
+		}
+		if len(pending) > 0 {
+			if _, err := dst.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, e := range pending {
+					p.Do(ctx, "xclaim", key, g.Name, e.Consumer, 0, e.ID,
+						"IDLE", e.Idle.Milliseconds(), "RETRYCOUNT", e.RetryCount, "FORCE", "JUSTID")
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			start = "(" + pending[len(pending)-1].ID
+		}
+		if len(pending) < LogicalPage {
+			return nil
+		}
+	}
 }
 
 // writer is a target connection: a cluster client or one connection.
