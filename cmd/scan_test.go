@@ -449,6 +449,55 @@ func TestScan(t *testing.T) {
 		}
 	})
 
+	t.Run("sibling patterns: timers and locks", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 11, DisableIdentity: true})
+		defer c.Close()
+		p := c.Pipeline()
+		for i := 0; i < 40; i++ {
+			// a limiter with a custom name: counter + window timer, nothing else
+			p.Set(ctx, fmt.Sprintf("acme:u:%d", i), i, time.Minute)
+			p.Set(ctx, fmt.Sprintf("acme:u:%d:timer", i), 1767225600+i, time.Minute)
+			// orders go to session by a rule that does not match their locks
+			p.Set(ctx, fmt.Sprintf("orders:%d", i), "o", time.Hour)
+			p.Set(ctx, fmt.Sprintf("orders:%d:lock", i), "1", 30*time.Second)
+			// a counter a rule sends to cache, with a timer sibling
+			p.Set(ctx, fmt.Sprintf("widgets:%d", i), i, time.Minute)
+			p.Set(ctx, fmt.Sprintf("widgets:%d:timer", i), 1767225600+i, time.Minute)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(t.TempDir(), "redisplit.yaml")
+		rules := "rules:\n  - {regex: '^orders:[0-9]+$', bucket: session}\n  - {regex: '^widgets:[0-9]+$', bucket: cache}\n"
+		if err := os.WriteFile(cfg, []byte(rules), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := scanJSON(t, "--config", cfg, "--legacy", "redis://"+srv.Addr()+"/11")
+		want := map[string]classify.Bucket{
+			"acme:u:{n}":        classify.RateLimit,
+			"acme:u:{n}:timer":  classify.RateLimit,
+			"orders:{n}:lock":   classify.Session,
+			"widgets:{n}:timer": classify.RateLimit,
+		}
+		got := map[string]classify.Bucket{}
+		for _, pr := range r.Proposals {
+			if pr.Accepted {
+				got[pr.Pattern] = pr.Bucket
+			}
+		}
+		for pat, b := range want {
+			if got[pat] != b {
+				t.Errorf("pattern %s: accepted proposal %q, want %s (proposals %+v)", pat, got[pat], b, r.Proposals)
+			}
+		}
+		if bucketOf(r, "unknown").Keys != 0 {
+			t.Errorf("%d keys left unknown", bucketOf(r, "unknown").Keys)
+		}
+		if v := verdict(r, "siblings"); v.Status != scan.StatusWarn || !strings.Contains(v.Message, "widgets:{n}") {
+			t.Errorf("no warning about the cache-routed counter with a :timer sibling: %+v", v)
+		}
+	})
+
 	t.Run("ACL user without +memory: degraded, named", func(t *testing.T) {
 		if err := admin.Do(ctx, "acl", "setuser", "nomem", "on", ">pw1", "~*", "&*", "+@all", "-memory", "-getrange").Err(); err != nil {
 			t.Fatal(err)

@@ -224,10 +224,15 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		return unknown[i].Text < unknown[j].Text
 	})
 	props := map[string]*Proposal{}
+	r.Proposals = make([]Proposal, 0, len(unknown)) // props points into it
 	for _, p := range unknown {
-		pr := Propose(p.Pattern, &p.Stats)
-		r.Proposals = append(r.Proposals, pr)
+		r.Proposals = append(r.Proposals, Propose(p.Pattern, &p.Stats))
 		props[p.Text] = &r.Proposals[len(r.Proposals)-1]
+	}
+	routed := map[string]classify.Bucket{}
+	a.each(func(p *patternAgg) { routed[p.Text] = p.Bucket })
+	for _, w := range siblingProposals(props, routed) {
+		r.Preflight = append(r.Preflight, Verdict{"siblings", StatusWarn, w})
 	}
 	var acc *classify.Classifier
 	if rules := r.acceptedRules(); len(rules) > 0 {
