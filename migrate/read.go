@@ -24,8 +24,8 @@ type legacyConn struct {
 
 func newLegacyConn(c *redis.Client) *legacyConn { return &legacyConn{opt: c.Options()} }
 
-// start returns the connection, dialling it if needed, with the commands
-// for n keys to be buffered next.
+// start returns the connection, dialling it if needed; the caller buffers
+// its commands on it, then calls exchange.
 func (l *legacyConn) start(ctx context.Context) (*redisconn.Raw, error) {
 	if l.rc == nil {
 		rc, err := redisconn.DialRaw(ctx, l.opt)
