@@ -109,7 +109,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 			var parts []string
 			for _, b := range config.Buckets {
 				if n, ok := p.Copied[b]; ok {
-					parts = append(parts, fmt.Sprintf("%s %d", b, n))
+					parts = append(parts, fmt.Sprintf("%s %d/%d", b, n, p.BucketPlanned[b]))
 				}
 			}
 			bar.Describe("migrate (" + strings.Join(parts, ", ") + ")")

@@ -175,6 +175,8 @@ type Progress struct {
 	Planned int64            // keys to process, by the pre-pass
 	Done    int64            // keys processed (copied, skipped or refused)
 	Copied  map[string]int64 // per bucket
+	// BucketPlanned is each bucket's share of Planned.
+	BucketPlanned map[string]int64
 	// Retrying holds, by bucket (or "legacy"), the servers failing
 	// transiently right now: their writes (reads) are retried with back-off
 	// for up to Options.Retry.For, while the other buckets go on.

@@ -342,6 +342,11 @@ func TestMigrateEveryTypeIntoClusterSentinelStandalone(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	assertMigrated(t, lc, tg, "cache", "session", "queue", "ratelimit")
+	// progress (plain lines without a terminal): keys copied of planned, per bucket
+	n := len(lc.Keys(ctxT(t), "cache:*").Val())
+	if want := fmt.Sprintf("cache %d/%d", n, n); !strings.Contains(errs, want) {
+		t.Errorf("progress lacks %q:\n%s", want, errs)
+	}
 
 	// the journal names every key written, per bucket
 	sd, _ := state.Open(stateDir)

@@ -741,9 +741,11 @@ func (p *pass) report() {
 	if p.o.Progress == nil {
 		return
 	}
-	pr := Progress{Planned: p.planned, Done: p.done.Load(), Copied: map[string]int64{}, Retrying: map[string]Retrying{}}
+	pr := Progress{Planned: p.planned, Done: p.done.Load(), Copied: map[string]int64{},
+		BucketPlanned: map[string]int64{}, Retrying: map[string]Retrying{}}
 	for n, b := range p.buckets {
 		pr.Copied[n] = b.copied.Load()
+		pr.BucketPlanned[n] = b.br.PlannedKeys
 		if r, ok := b.health.retrying(); ok {
 			pr.Retrying[n] = r
 		}
