@@ -361,7 +361,7 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) er
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pages, scanErr := scanPages(ctx, p.legacy, cursor, p.o)
-	lc := newLegacyConn(p.legacy)
+	lc := redisconn.NewRawConn(p.legacy.Options())
 	defer lc.Close()
 	for pg := range pages {
 		if p.allFailed() {
@@ -420,7 +420,7 @@ func partition(key string, n int) int {
 // sizeCheck marks the items above the size threshold (MEMORY USAGE, one
 // pipeline on the scanner's own connection lc) and drops the keys that no
 // longer exist (counted as skipped).
-func (p *pass) sizeCheck(ctx context.Context, lc *legacyConn, items []item) ([]item, error) {
+func (p *pass) sizeCheck(ctx context.Context, lc *redisconn.RawConn, items []item) ([]item, error) {
 	if len(items) == 0 {
 		return items, nil
 	}
@@ -434,7 +434,7 @@ func (p *pass) sizeCheck(ctx context.Context, lc *legacyConn, items []item) ([]i
 	var sizes []int64
 	err := p.o.Retry.Do(ctx, func() error {
 		var err error
-		sizes, err = lc.sizes(ctx, keys)
+		sizes, err = readSizes(ctx, lc, keys)
 		return err
 	})
 	if err != nil {
@@ -474,7 +474,7 @@ const queuedPages = 4
 // and maxBatchBytes: it fills a batch from what is queued and processes it
 // as soon as it is full or nothing more is waiting.
 func (p *pass) worker(ctx context.Context, q chan []item) {
-	lc := newLegacyConn(p.legacy)
+	lc := redisconn.NewRawConn(p.legacy.Options())
 	defer lc.Close()
 	batch := make([]item, 0, p.o.Batch)
 	var bytes int64
@@ -524,7 +524,7 @@ type write struct {
 // targets, one goroutine per bucket. It returns an error only for what
 // stops the whole run (legacy failing, cancellation); target failures stop
 // their bucket.
-func (p *pass) process(ctx context.Context, lc *legacyConn, batch []item) error {
+func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item) error {
 	// deduplicate: a key may come twice (SCAN may repeat keys)
 	seen := make(map[string]struct{}, len(batch))
 	keys := make([]string, 0, len(batch))
@@ -559,7 +559,7 @@ func (p *pass) process(ctx context.Context, lc *legacyConn, batch []item) error 
 	t0 := time.Now()
 	err := p.o.Retry.Do(ctx, func() error {
 		var err error
-		now, entries, err = lc.readBatch(ctx, keys, big)
+		now, entries, err = readBatch(ctx, lc, keys, big)
 		return err
 	})
 	if err != nil {

@@ -4,72 +4,25 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 	"unsafe"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/target"
 )
 
-// legacyConn is one goroutine's own raw connection to legacy for the
-// per-key commands (the size check, the MULTI/DUMP read): go-redis's
-// per-command objects cost more CPU there than the rest of the copy. It is
-// dialled on first use and again after a network error.
-type legacyConn struct {
-	opt *redis.Options
-	rc  *redisconn.Raw
-}
+// The per-key commands on legacy (the size check, the MULTI/DUMP read) go
+// through one redisconn.RawConn per goroutine: go-redis's per-command
+// objects cost more CPU there than the rest of the copy.
 
-func newLegacyConn(c *redis.Client) *legacyConn { return &legacyConn{opt: c.Options()} }
-
-// start returns the connection, dialling it if needed; the caller buffers
-// its commands on it, then calls exchange.
-func (l *legacyConn) start(ctx context.Context) (*redisconn.Raw, error) {
-	if l.rc == nil {
-		rc, err := redisconn.DialRaw(ctx, l.opt)
-		if err != nil {
-			return nil, err
-		}
-		l.rc = rc
-	}
-	return l.rc, nil
-}
-
-// exchange sends the buffered commands and runs read over the replies; a
-// network error closes the connection (the next call redials).
-func (l *legacyConn) exchange(n int, read func(rc *redisconn.Raw) error) error {
-	timeout := max(l.opt.ReadTimeout, 10*time.Second) + time.Duration(n)*time.Millisecond
-	err := l.rc.Flush(timeout)
-	if err == nil {
-		err = read(l.rc)
-	}
-	if redisconn.IsNetErr(err) {
-		l.Close()
-	}
-	return err
-}
-
-func (l *legacyConn) Close() {
-	if l.rc != nil {
-		l.rc.Close()
-		l.rc = nil
-	}
-}
-
-// sizes returns MEMORY USAGE key SAMPLES 1 for each key, -1 for a key that
-// does not exist (one pipeline).
-func (l *legacyConn) sizes(ctx context.Context, keys []string) ([]int64, error) {
-	rc, err := l.start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range keys {
-		rc.Command("MEMORY", "USAGE", k, "SAMPLES", "1")
-	}
+// readSizes returns MEMORY USAGE key SAMPLES 1 for each key, -1 for a key
+// that does not exist (one pipeline).
+func readSizes(ctx context.Context, lc *redisconn.RawConn, keys []string) ([]int64, error) {
 	out := make([]int64, len(keys))
-	err = l.exchange(len(keys), func(rc *redisconn.Raw) error {
+	err := lc.Exchange(ctx, len(keys), func(rc *redisconn.Raw) {
+		for _, k := range keys {
+			rc.Command("MEMORY", "USAGE", k, "SAMPLES", "1")
+		}
+	}, func(rc *redisconn.Raw) error {
 		var first error // every reply is read, so the connection stays in step
 		for i := range keys {
 			_, n, null, err := rc.Reply()
@@ -99,25 +52,22 @@ func (l *legacyConn) sizes(ctx context.Context, keys []string) ([]int64, error) 
 // (A Lua script could decide "big" per key inside the transaction, but
 // costs legacy about as much CPU as the separate MEMORY USAGE pipeline and
 // needs +@scripting; the size check is done just before, by the scanner.)
-func (l *legacyConn) readBatch(ctx context.Context, keys []string, big []bool) (int64, []*target.Entry, error) {
-	rc, err := l.start(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	rc.Command("MULTI")
-	for i, k := range keys {
-		rc.Command("PTTL", k)
-		if big[i] {
-			rc.Command("TYPE", k)
-		} else {
-			rc.Command("DUMP", k)
-		}
-	}
-	rc.Command("TIME")
-	rc.Command("EXEC")
+func readBatch(ctx context.Context, lc *redisconn.RawConn, keys []string, big []bool) (int64, []*target.Entry, error) {
 	var now int64
 	out := make([]*target.Entry, len(keys))
-	err = l.exchange(len(keys), func(rc *redisconn.Raw) error {
+	err := lc.Exchange(ctx, len(keys), func(rc *redisconn.Raw) {
+		rc.Command("MULTI")
+		for i, k := range keys {
+			rc.Command("PTTL", k)
+			if big[i] {
+				rc.Command("TYPE", k)
+			} else {
+				rc.Command("DUMP", k)
+			}
+		}
+		rc.Command("TIME")
+		rc.Command("EXEC")
+	}, func(rc *redisconn.Raw) error {
 		// +OK for MULTI, +QUEUED per command; an error here (e.g. NOPERM)
 		// makes EXEC fail with EXECABORT: report the cause.
 		var queued error
@@ -200,7 +150,7 @@ func readTime(rc *redisconn.Raw) (int64, error) {
 	return parts[0]*1000 + parts[1]/1000, nil
 }
 
-// cmp returns the first non-nil error of first and err.
+// firstErr returns first if it is an error, else err.
 func firstErr(first, err error) error {
 	if first != nil {
 		return first

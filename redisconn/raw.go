@@ -183,3 +183,46 @@ func IsNetErr(err error) bool {
 	_, reply := err.(ReplyError)
 	return !reply
 }
+
+// RawConn is a Raw connection dialled on first use: a network error during
+// an exchange closes it, and the next exchange dials again (error replies
+// leave it open and in step). Not safe for concurrent use: one per
+// goroutine.
+type RawConn struct {
+	opt *redis.Options
+	rc  *Raw
+}
+
+// NewRawConn returns a RawConn to the server of opt; nothing is dialled yet.
+func NewRawConn(opt *redis.Options) *RawConn { return &RawConn{opt: opt} }
+
+// Exchange dials if needed, lets write buffer the commands for n keys,
+// sends them, and runs read over the replies, all within the reply timeout:
+// the client's read timeout (at least 10 s) plus 1 ms per key. read must
+// consume every reply, also after an error reply.
+func (c *RawConn) Exchange(ctx context.Context, n int, write func(*Raw), read func(*Raw) error) error {
+	if c.rc == nil {
+		rc, err := DialRaw(ctx, c.opt)
+		if err != nil {
+			return err
+		}
+		c.rc = rc
+	}
+	write(c.rc)
+	err := c.rc.Flush(max(c.opt.ReadTimeout, 10*time.Second) + time.Duration(n)*time.Millisecond)
+	if err == nil {
+		err = read(c.rc)
+	}
+	if IsNetErr(err) {
+		c.Close()
+	}
+	return err
+}
+
+// Close closes the connection, if dialled.
+func (c *RawConn) Close() {
+	if c.rc != nil {
+		c.rc.Close()
+		c.rc = nil
+	}
+}

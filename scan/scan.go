@@ -224,8 +224,8 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 		wg.Add(1)
 		go func(a *aggregator) {
 			defer wg.Done()
-			w := &worker{s: s, agg: a}
-			defer w.close()
+			w := &worker{s: s, agg: a, rc: redisconn.NewRawConn(s.c.Options())}
+			defer w.rc.Close()
 			for keys := range batches {
 				if ctx.Err() != nil {
 					continue // drain
@@ -257,7 +257,7 @@ type worker struct {
 	agg    *aggregator
 	norm   normaliser
 	line   []byte
-	rc     *redisconn.Raw
+	rc     *redisconn.RawConn // the per-key pipelines
 	info   []KeyInfo
 	sniffs []sniffReq
 	// needType holds the indexes in info of keys whose encoding did not
@@ -280,40 +280,32 @@ func (w *worker) sniffValues(ctx context.Context) error {
 	if err := s.wait(ctx, len(w.sniffs)); err != nil {
 		return err
 	}
-	rc := w.rc
-	for _, r := range w.sniffs {
-		if r.typ == "string" {
-			rc.Command("GETRANGE", r.key, "0", strconv.Itoa(sniffBytes-1))
-		} else {
-			rc.Command("LINDEX", r.key, "0")
-		}
-	}
-	if err := rc.Flush(replyTimeout(s, len(w.sniffs))); err != nil {
-		return err
-	}
-	for _, r := range w.sniffs {
-		b, _, null, err := rc.Reply()
-		switch {
-		case redisconn.IsNetErr(err):
-			return err
-		case err != nil:
-			if strings.HasPrefix(err.Error(), "NOPERM") {
-				s.noSniff.Store(true)
-			}
-		case !null:
-			if sig := sniff(r.typ, b); sig >= 0 {
-				r.pa.Stats.Signals[sig]++
+	return w.rc.Exchange(ctx, len(w.sniffs), func(rc *redisconn.Raw) {
+		for _, r := range w.sniffs {
+			if r.typ == "string" {
+				rc.Command("GETRANGE", r.key, "0", strconv.Itoa(sniffBytes-1))
+			} else {
+				rc.Command("LINDEX", r.key, "0")
 			}
 		}
-	}
-	return nil
-}
-
-func (w *worker) close() {
-	if w.rc != nil {
-		w.rc.Close()
-		w.rc = nil
-	}
+	}, func(rc *redisconn.Raw) error {
+		for _, r := range w.sniffs {
+			b, _, null, err := rc.Reply()
+			switch {
+			case redisconn.IsNetErr(err):
+				return err
+			case err != nil:
+				if strings.HasPrefix(err.Error(), "NOPERM") {
+					s.noSniff.Store(true)
+				}
+			case !null:
+				if sig := sniff(r.typ, b); sig >= 0 {
+					r.pa.Stats.Signals[sig]++
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // batch pipelines the per-key commands of one SCAN batch and aggregates. A
@@ -331,7 +323,6 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		if err = w.fetch(ctx, keys); !redisconn.IsNetErr(err) {
 			break
 		}
-		w.close()
 		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 	}
 	if err != nil {
@@ -391,31 +382,8 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 // read even after an error reply, so the connection stays in step.
 func (w *worker) fetch(ctx context.Context, keys []string) error {
 	s := w.s
-	if w.rc == nil {
-		rc, err := redisconn.DialRaw(ctx, s.c.Options())
-		if err != nil {
-			return err
-		}
-		w.rc = rc
-	}
-	rc := w.rc
 	byEnc := s.caps.objectEncoding
 	mem := make([]bool, len(keys))
-	for i, k := range keys {
-		if !byEnc {
-			rc.Command("TYPE", k)
-		}
-		rc.Command("PTTL", k)
-		if byEnc {
-			rc.Command("OBJECT", "ENCODING", k)
-		}
-		if mem[i] = s.sampled(k); mem[i] {
-			rc.Command("MEMORY", "USAGE", k, "SAMPLES", "0")
-		}
-	}
-	if err := rc.Flush(replyTimeout(s, len(keys))); err != nil {
-		return err
-	}
 	w.info = w.info[:0]
 	w.needType = w.needType[:0]
 	var first error // first error reply; returned once every reply is read
@@ -424,98 +392,109 @@ func (w *worker) fetch(ctx context.Context, keys []string) error {
 			first = err
 		}
 	}
-	for i, k := range keys {
-		ki := KeyInfo{Key: k, PTTL: -1, Bytes: -1}
-		gone := false
-		if !byEnc {
+	err := w.rc.Exchange(ctx, len(keys), func(rc *redisconn.Raw) {
+		for i, k := range keys {
+			if !byEnc {
+				rc.Command("TYPE", k)
+			}
+			rc.Command("PTTL", k)
+			if byEnc {
+				rc.Command("OBJECT", "ENCODING", k)
+			}
+			if mem[i] = s.sampled(k); mem[i] {
+				rc.Command("MEMORY", "USAGE", k, "SAMPLES", "0")
+			}
+		}
+	}, func(rc *redisconn.Raw) error {
+		for i, k := range keys {
+			ki := KeyInfo{Key: k, PTTL: -1, Bytes: -1}
+			gone := false
+			if !byEnc {
+				b, _, _, err := rc.Reply()
+				switch {
+				case redisconn.IsNetErr(err):
+					return err
+				case err != nil:
+					keep(err)
+				default:
+					ki.Type = intern(b)
+					gone = ki.Type == "none"
+				}
+			}
+			_, n, _, err := rc.Reply()
+			switch {
+			case redisconn.IsNetErr(err):
+				return err
+			case err != nil:
+				keep(err)
+			case n == -2:
+				gone = true
+			case n >= 0:
+				ki.PTTL = n
+			}
+			if byEnc {
+				b, _, null, err := rc.Reply()
+				switch {
+				case redisconn.IsNetErr(err):
+					return err
+				case err != nil && !strings.Contains(err.Error(), "no such key"):
+					keep(err)
+				case err != nil || null:
+					gone = true
+				default:
+					ki.Encoding = intern(b)
+					ki.Type = typeOfEncoding(ki.Encoding, s.caps.noModules)
+				}
+			}
+			if mem[i] {
+				_, n, null, err := rc.Reply()
+				switch {
+				case redisconn.IsNetErr(err):
+					return err
+				case err != nil:
+					keep(err)
+				case null:
+					gone = true
+				default:
+					ki.Bytes = n
+				}
+			}
+			switch {
+			case gone:
+				ki.Type = ""
+			case ki.Type == "":
+				w.needType = append(w.needType, i)
+			}
+			w.info = append(w.info, ki)
+		}
+		return first
+	})
+	if err != nil || len(w.needType) == 0 {
+		return err
+	}
+	if err := s.wait(ctx, len(w.needType)); err != nil {
+		return err
+	}
+	return w.rc.Exchange(ctx, len(w.needType), func(rc *redisconn.Raw) {
+		for _, i := range w.needType {
+			rc.Command("TYPE", keys[i])
+		}
+	}, func(rc *redisconn.Raw) error {
+		for _, i := range w.needType {
 			b, _, _, err := rc.Reply()
 			switch {
 			case redisconn.IsNetErr(err):
 				return err
 			case err != nil:
 				keep(err)
+			case string(b) == "none": // gone since the first pipeline
+				w.info[i].Type = ""
 			default:
-				ki.Type = intern(b)
-				gone = ki.Type == "none"
+				w.info[i].Type = intern(b)
 			}
 		}
-		_, n, _, err := rc.Reply()
-		switch {
-		case redisconn.IsNetErr(err):
-			return err
-		case err != nil:
-			keep(err)
-		case n == -2:
-			gone = true
-		case n >= 0:
-			ki.PTTL = n
-		}
-		if byEnc {
-			b, _, null, err := rc.Reply()
-			switch {
-			case redisconn.IsNetErr(err):
-				return err
-			case err != nil && !strings.Contains(err.Error(), "no such key"):
-				keep(err)
-			case err != nil || null:
-				gone = true
-			default:
-				ki.Encoding = intern(b)
-				ki.Type = typeOfEncoding(ki.Encoding, s.caps.noModules)
-			}
-		}
-		if mem[i] {
-			_, n, null, err := rc.Reply()
-			switch {
-			case redisconn.IsNetErr(err):
-				return err
-			case err != nil:
-				keep(err)
-			case null:
-				gone = true
-			default:
-				ki.Bytes = n
-			}
-		}
-		switch {
-		case gone:
-			ki.Type = ""
-		case ki.Type == "":
-			w.needType = append(w.needType, i)
-		}
-		w.info = append(w.info, ki)
-	}
-	if first != nil || len(w.needType) == 0 {
 		return first
-	}
-	if err := s.wait(ctx, len(w.needType)); err != nil {
-		return err
-	}
-	for _, i := range w.needType {
-		rc.Command("TYPE", keys[i])
-	}
-	if err := rc.Flush(replyTimeout(s, len(w.needType))); err != nil {
-		return err
-	}
-	for _, i := range w.needType {
-		b, _, _, err := rc.Reply()
-		switch {
-		case redisconn.IsNetErr(err):
-			return err
-		case err != nil:
-			keep(err)
-		case string(b) == "none": // gone since the first pipeline
-			w.info[i].Type = ""
-		default:
-			w.info[i].Type = intern(b)
-		}
-	}
-	return first
-}
-
-// replyTimeout is how long the replies to a pipeline of n keys may take.
-func replyTimeout(s *scanner, n int) time.Duration {
-	return max(s.c.Options().ReadTimeout, 10*time.Second) + time.Duration(n)*time.Millisecond
+	})
 }
 
 // typeOfEncoding returns the only type an OBJECT ENCODING reply can belong
