@@ -367,7 +367,7 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) er
 		if p.allFailed() {
 			return nil
 		}
-		types, err := typesOf(ctx, p.legacy, p.o, pg.keys)
+		types, err := legacyTypes(ctx, p.legacy, p.o, pg.keys)
 		if err != nil {
 			return err
 		}

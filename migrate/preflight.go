@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/scan"
@@ -51,7 +52,7 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 	pages, scanErr := scanPages(ctx, legacy, 0, o)
 	for pg := range pages {
 		keys := pg.keys
-		types, err := typesOf(ctx, legacy, o, keys)
+		types, err := legacyTypes(ctx, legacy, o, keys)
 		if err != nil {
 			return nil, err
 		}
@@ -137,26 +138,37 @@ func sampled(key string) bool {
 	return h.Sum32()%sampleEvery == 0
 }
 
-// typesOf returns the types of the keys whose route depends on their type
+// TypeRouter is what TypesOf needs of the plan; *classify.Classifier is one.
+type TypeRouter interface {
+	NeedsType() bool
+	ClassifyName(key string) (classify.Match, bool)
+}
+
+// TypesOf returns the types of the keys whose route depends on their type
 // (a type-restricted rule may match the name before any other rule does),
-// with one pipelined TYPE for those keys only; the others get "" and route
-// by name exactly as they would with their type (classify.ClassifyName).
-func typesOf(ctx context.Context, c *redis.Client, o Options, keys []string) ([]string, error) {
+// with one pipelined TYPE on c for those keys only ("none" for a key gone
+// meanwhile); the others get "" and route by name exactly as they would
+// with their type (classify.ClassifyName). wait, when not nil, takes the
+// ops budget for the TYPE commands first. An error is c's, for the caller
+// to explain with c's role.
+func TypesOf(ctx context.Context, c *redis.Client, r TypeRouter, keys []string, wait func(n int) error) ([]string, error) {
 	out := make([]string, len(keys))
-	if !o.Classifier.NeedsType() || len(keys) == 0 {
+	if !r.NeedsType() || len(keys) == 0 {
 		return out, nil
 	}
 	var need []int
 	for i, k := range keys {
-		if _, ok := o.Classifier.ClassifyName(k); !ok {
+		if _, ok := r.ClassifyName(k); !ok {
 			need = append(need, i)
 		}
 	}
 	if len(need) == 0 {
 		return out, nil
 	}
-	if err := waitN(ctx, o.limiter(), len(need)); err != nil {
-		return nil, err
+	if wait != nil {
+		if err := wait(len(need)); err != nil {
+			return nil, err
+		}
 	}
 	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, i := range need {
@@ -165,12 +177,21 @@ func typesOf(ctx context.Context, c *redis.Client, o Options, keys []string) ([]
 		return nil
 	})
 	if err != nil {
-		return nil, redisconn.Explain(err, "legacy", c.Options().Addr)
+		return nil, err
 	}
 	for j, i := range need {
 		out[i] = cmds[j].(*redis.StatusCmd).Val()
 	}
 	return out, nil
+}
+
+// legacyTypes is TypesOf on legacy, under the run's ops budget.
+func legacyTypes(ctx context.Context, legacy *redis.Client, o Options, keys []string) ([]string, error) {
+	types, err := TypesOf(ctx, legacy, o.Classifier, keys, func(n int) error { return waitN(ctx, o.limiter(), n) })
+	if err != nil {
+		return nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
+	}
+	return types, nil
 }
 
 func dropOwn(keys []string) []string {
@@ -268,9 +289,9 @@ func routedOnTarget(ctx context.Context, t *target.Redis, rt router, o Options, 
 				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 			}
 			keys = dropOwn(keys)
-			types, err := typesOf(ctx, c, Options{Classifier: o.Classifier}, keys)
+			types, err := TypesOf(ctx, c, o.Classifier, keys, nil)
 			if err != nil {
-				return err
+				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 			}
 			mu.Lock()
 			for i, k := range keys {

@@ -45,10 +45,7 @@ import (
 // Router routes a key to its bucket; *classify.Classifier is one.
 type Router interface {
 	Classify(key, typ string) classify.Match
-	// ClassifyName routes by name alone when the type cannot change the
-	// outcome (ok false: the type is needed).
-	ClassifyName(key string) (m classify.Match, ok bool)
-	NeedsType() bool
+	migrate.TypeRouter // which keys need their TYPE (migrate.TypesOf)
 }
 
 // Options configure a verify.
@@ -624,7 +621,6 @@ const scanFactor = 8
 // targetPass scans the target of bucket for keys the plan routes there and
 // that legacy lacks.
 func (e *engine) targetPass(ctx context.Context, bucket string, t *target.Redis) error {
-	needType := e.o.Router.NeedsType()
 	return t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		var cursor uint64
 		for {
@@ -632,7 +628,7 @@ func (e *engine) targetPass(ctx context.Context, bucket string, t *target.Redis)
 			if err != nil {
 				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 			}
-			if err := e.extraBatch(ctx, bucket, c, keys, needType); err != nil {
+			if err := e.extraBatch(ctx, bucket, c, keys); err != nil {
 				return err
 			}
 			cursor = next
@@ -643,23 +639,10 @@ func (e *engine) targetPass(ctx context.Context, bucket string, t *target.Redis)
 	})
 }
 
-func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client, keys []string, needType bool) error {
-	// TYPE only for the keys whose route depends on it
-	types := make([]*redis.StatusCmd, len(keys))
-	if needType {
-		p := c.Pipeline()
-		n := 0
-		for i, k := range keys {
-			if _, ok := e.o.Router.ClassifyName(k); !ok {
-				types[i] = p.Type(ctx, k)
-				n++
-			}
-		}
-		if n > 0 {
-			if _, err := p.Exec(ctx); err != nil {
-				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
-			}
-		}
+func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client, keys []string) error {
+	types, err := migrate.TypesOf(ctx, c, e.o.Router, keys, nil)
+	if err != nil {
+		return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 	}
 	mine := keys[:0:0]
 	var known int64
@@ -667,14 +650,10 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 		if !e.sampler.In(k) || strings.HasPrefix(k, migrate.OwnPrefix) {
 			continue
 		}
-		typ := ""
-		if types[i] != nil {
-			typ = types[i].Val()
-			if typ == "none" {
-				continue
-			}
+		if types[i] == "none" {
+			continue
 		}
-		if b, _ := e.route(k, typ); b == bucket {
+		if b, _ := e.route(k, types[i]); b == bucket {
 			if e.seen.has(k) {
 				known++ // legacy held it during the legacy pass
 				continue
