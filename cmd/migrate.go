@@ -113,7 +113,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 				}
 			}
 			bar.Describe("migrate (" + strings.Join(parts, ", ") + ")")
-			reportRetrying(app, bar, degraded, p.Retrying)
+			reportRetrying(bar, degraded, p.Retrying)
 			bar.Set(p.Done)
 		},
 	}
@@ -141,19 +141,15 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 // (its writes are retried while the other buckets go on) and a line when it
 // answers again; now is the engine's current view, degraded what was
 // announced so far.
-func reportRetrying(app *App, bar *Progress, degraded, now map[string]migrate.Retrying) {
+func reportRetrying(bar *Progress, degraded, now map[string]migrate.Retrying) {
 	for _, name := range slices.Sorted(maps.Keys(now)) {
 		r := now[name]
 		if _, ok := degraded[name]; ok {
 			degraded[name] = r
 			continue
 		}
-		what := "target " + name
-		if name == "legacy" {
-			what = "legacy"
-		}
-		app.Notef(bar, "WARNING %s: failing since %s (%s); retrying with back-off, the other buckets go on",
-			what, r.Since.Format("15:04:05"), r.LastError)
+		bar.Notef("WARNING %s: failing since %s (%s); retrying with back-off, the other buckets go on",
+			serverName(name), r.Since.Format("15:04:05"), r.LastError)
 		degraded[name] = r
 	}
 	for _, name := range slices.Sorted(maps.Keys(degraded)) {
@@ -161,14 +157,19 @@ func reportRetrying(app *App, bar *Progress, degraded, now map[string]migrate.Re
 			continue
 		}
 		r := degraded[name]
-		what := "target " + name
-		if name == "legacy" {
-			what = "legacy"
-		}
-		app.Notef(bar, "%s: answering again; it failed from %s to %s (%d retries so far)",
-			what, r.Since.Format("15:04:05"), r.Last.Format("15:04:05"), r.Retries)
+		bar.Notef("%s: answering again; it failed from %s to %s (%d retries so far)",
+			serverName(name), r.Since.Format("15:04:05"), r.Last.Format("15:04:05"), r.Retries)
 		delete(degraded, name)
 	}
+}
+
+// serverName names a key of migrate.Progress.Retrying: "legacy" or a
+// bucket's target.
+func serverName(key string) string {
+	if key == "legacy" {
+		return key
+	}
+	return "target " + key
 }
 
 var errDeclined = &ExitError{Code: ExitRefused, Err: errors.New("migration not confirmed: nothing was written")}

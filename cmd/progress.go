@@ -133,15 +133,13 @@ func (p *Progress) Describe(desc string) {
 // Notef prints a line that must be seen whatever the progress settings
 // (warnings about degraded servers, their recovery): above the bar on a
 // terminal, as a plain line otherwise, and also with --no-progress.
-func (a *App) Notef(p *Progress, format string, args ...any) {
-	if p != nil {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.bar != nil {
-			_ = p.bar.Clear()
-		}
+func (p *Progress) Notef(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Clear()
 	}
-	fmt.Fprintf(a.Err, format+"\n", args...)
+	fmt.Fprintf(p.w, format+"\n", args...)
 }
 
 // collectLessOften raises the garbage collector's target for a streaming
