@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -54,12 +54,12 @@ func machineLine(since cpuSample) string {
 		runtime.NumCPU(), load, since.stealSince())
 }
 
-// median of xs (which it sorts).
+// median of xs (xs is left unchanged).
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
-	sort.Float64s(xs)
+	xs = slices.Sorted(slices.Values(xs))
 	if len(xs)%2 == 1 {
 		return xs[len(xs)/2]
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 	"time"
 
@@ -83,7 +84,7 @@ func benchMigrate(ctx context.Context, args []string) error {
 	}
 	if *runs > 1 {
 		fmt.Printf("median of %d runs: %.0f keys/s (copy phase), %.0f keys/s (whole run); copy phase min %.0f max %.0f\n",
-			*runs, median(copyRates), median(runRates), copyRates[0], copyRates[len(copyRates)-1])
+			*runs, median(copyRates), median(runRates), slices.Min(copyRates), slices.Max(copyRates))
 	}
 	return nil
 }
