@@ -14,14 +14,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/classify"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 	"github.com/redisplit/redisplit/verify"
 )
 
 // copyAll copies legacy into the targets with pipelined DUMP / RESTORE
 // ABSTTL, so that verify has a migrated layout to check. It is the bench's
 // own loader, not redisplit's migrate (bench migrate measures that).
-func copyAll(ctx context.Context, legacy *redis.Client, router *classify.Classifier, targets map[string]*target.Redis) error {
+func copyAll(ctx context.Context, legacy *redis.Client, router *classify.Classifier, targets map[string]*store.Redis) error {
 	var cursor uint64
 	for {
 		keys, next, err := legacy.Scan(ctx, cursor, "", 2000).Result()
@@ -98,9 +98,9 @@ func init() {
 		if err != nil {
 			return err
 		}
-		targets := map[string]*target.Redis{}
+		targets := map[string]*store.Redis{}
 		for bucket, tc := range tcfg {
-			t, err := target.Open(ctx, bucket, tc)
+			t, err := store.Open(ctx, bucket, tc)
 			if err != nil {
 				return err
 			}
@@ -162,14 +162,14 @@ func clientCPU(ctx context.Context, c *redis.Client) float64 {
 	if err != nil {
 		return 0
 	}
-	f := target.ParseInfo(s)
+	f := store.ParseInfo(s)
 	u, _ := strconv.ParseFloat(f["used_cpu_user"], 64)
 	y, _ := strconv.ParseFloat(f["used_cpu_sys"], 64)
 	return u + y
 }
 
 // targetCPU sums ServerCPU over every master of the targets.
-func targetCPU(ctx context.Context, targets map[string]*target.Redis) float64 {
+func targetCPU(ctx context.Context, targets map[string]*store.Redis) float64 {
 	var total float64
 	var mu sync.Mutex
 	for _, t := range targets {

@@ -22,7 +22,7 @@ import (
 	"github.com/redisplit/redisplit/rollback"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 type rollbackOptions struct {
@@ -89,7 +89,7 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err := checkNoMigration(ctx, cfg); err != nil {
 		return err
 	}
-	targets, err := target.OpenSet(ctx, buckets, cfg.Targets)
+	targets, err := store.OpenSet(ctx, buckets, cfg.Targets)
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func checkNoMigration(ctx context.Context, cfg *config.Config) error {
 		"a migration is running: it holds the lease lock %s on legacy (%s)", migrate.LockKey, v)
 }
 
-func confirmRollback(app *App, sd *state.Dir, buckets []string, targets map[string]*target.Redis) error {
+func confirmRollback(app *App, sd *state.Dir, buckets []string, targets map[string]*store.Redis) error {
 	fmt.Fprintln(app.Err, "rollback will delete from the targets every key redisplit wrote there:")
 	for _, b := range buckets {
 		var n int64

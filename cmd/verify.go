@@ -20,7 +20,7 @@ import (
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 	"github.com/redisplit/redisplit/verify"
 )
 
@@ -127,7 +127,7 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		return err
 	}
 	defer legacy.Close()
-	targets, err := target.OpenSet(ctx, buckets, cfg.Targets)
+	targets, err := store.OpenSet(ctx, buckets, cfg.Targets)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/rehearse"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 	"github.com/redisplit/redisplit/topology/containers"
 )
 
@@ -84,7 +84,7 @@ type env struct {
 	dir     string
 	cfg     string
 	legacy  *redis.Client
-	targets map[string]*target.Redis
+	targets map[string]*store.Redis
 	router  *classify.Classifier
 }
 
@@ -92,14 +92,14 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, dir: t.TempDir(), targets: map[string]*target.Redis{}}
+	e := &env{t: t, dir: t.TempDir(), targets: map[string]*store.Redis{}}
 	e.legacy = redis.NewClient(&redis.Options{Addr: topo.Legacy.Addr(), DisableIdentity: true, ReadTimeout: 30 * time.Second})
 	t.Cleanup(func() { e.legacy.Close() })
 	if err := e.legacy.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range config.Buckets {
-		tg, err := target.Open(ctx, b, topo.Targets[b])
+		tg, err := store.Open(ctx, b, topo.Targets[b])
 		if err != nil {
 			t.Fatal(err)
 		}

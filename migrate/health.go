@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // health follows the transient failures of one server (a bucket's target,
@@ -23,12 +23,12 @@ type health struct {
 }
 
 // wrap returns r reporting its retries to h.
-func (h *health) wrap(r target.Retry) target.Retry {
+func (h *health) wrap(r store.Retry) store.Retry {
 	r.OnRetry = h.note
 	return r
 }
 
-// healthyAfter is longer than the longest back-off wait (target.Retry.Max,
+// healthyAfter is longer than the longest back-off wait (store.Retry.Max,
 // 2 s by default), so a server still being retried is never called healthy.
 const healthyAfter = 5 * time.Second
 

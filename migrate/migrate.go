@@ -9,7 +9,7 @@
 // (plan hash, lock, unknown keys, non-empty targets, eviction policies);
 // pipeline.go is the scanner, the partitioned workers and the checkpointer;
 // lock.go the lease lock; read.go the atomic read. All writes to targets go
-// through package target.
+// through package store.
 //
 // The engine never prints: it returns a Result and reports progress through
 // a callback.
@@ -27,7 +27,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/state"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // Options configure a run.
@@ -47,7 +47,7 @@ type Options struct {
 	ScanCount int           // SCAN COUNT; default 1000
 	BigBytes  int64         // a key above this many bytes (MEMORY USAGE) is copied in chunks; default 8 MiB
 	SlowRead  time.Duration // a legacy read slower than this pauses all reads as long; default 100ms
-	Retry     target.Retry  // transient target errors
+	Retry     store.Retry   // transient target errors
 	LockTTL   time.Duration // lease lock TTL; default 30s
 	// CheckpointEvery is the interval between checkpoints; default 1s.
 	CheckpointEvery time.Duration
@@ -303,8 +303,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // openTargets opens the target of every bucket that has one; buckets
 // without one get a no-target result. Open errors name the bucket and host.
-func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *Result) (map[string]*target.Redis, error) {
-	targets := map[string]*target.Redis{}
+func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *Result) (map[string]*store.Redis, error) {
+	targets := map[string]*store.Redis{}
 	for _, b := range config.Buckets {
 		br := &BucketResult{Bucket: b}
 		res.Buckets = append(res.Buckets, br)
@@ -323,7 +323,7 @@ func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *
 			br.Target = sb.Target
 			continue
 		}
-		r, err := target.Open(ctx, b, t)
+		r, err := store.Open(ctx, b, t)
 		if err != nil {
 			return targets, err
 		}

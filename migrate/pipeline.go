@@ -13,7 +13,7 @@ import (
 
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/state"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // The copy pipeline. Ordering contracts:
@@ -54,7 +54,7 @@ type item struct {
 // bucketRun is one bucket during a pass.
 type bucketRun struct {
 	name string
-	t    *target.Redis
+	t    *store.Redis
 	br   *BucketResult
 	base state.Bucket // counters saved before this run
 
@@ -67,8 +67,8 @@ type bucketRun struct {
 	minOff  map[uint64]int64 // first journal offset of each in-flight SCAN batch
 	failMsg string
 
-	health health       // the target's transient failures
-	retry  target.Retry // the run's policy, reporting to health
+	health health      // the target's transient failures
+	retry  store.Retry // the run's policy, reporting to health
 
 	failed  atomic.Bool
 	noDump  atomic.Bool // the target rejected a DUMP payload: copy logically from now on
@@ -91,16 +91,16 @@ func (b *bucketRun) fail(err error) {
 }
 
 func explainTargetErr(err error) string {
-	var ke *target.KeyError
+	var ke *store.KeyError
 	key := ""
 	if errors.As(err, &ke) {
 		key = fmt.Sprintf(" writing key %q", ke.Key)
 		err = ke.Err
 	}
-	switch target.Classify(err) {
-	case target.OOM:
+	switch store.Classify(err) {
+	case store.OOM:
 		return "out of memory" + key + " (" + err.Error() + "): the target is full and its maxmemory-policy does not evict; raise maxmemory or add capacity"
-	case target.Transient:
+	case store.Transient:
 		return "unavailable" + key + " (" + err.Error() + ") for longer than the retry window"
 	}
 	return "write failed" + key + ": " + err.Error()
@@ -217,7 +217,7 @@ type pass struct {
 
 // copyAll runs the passes: buckets that resume from the same cursor share
 // one SCAN (normally all of them: one read of legacy fanned out).
-func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*target.Redis, res *Result) error {
+func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result) error {
 	st, err := o.State.Load()
 	if err != nil {
 		return err
@@ -272,7 +272,7 @@ func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 	return nil
 }
 
-func openBucket(o Options, name string, t *target.Redis, res *BucketResult, sb *state.Bucket) (*bucketRun, error) {
+func openBucket(o Options, name string, t *store.Redis, res *BucketResult, sb *state.Bucket) (*bucketRun, error) {
 	b := &bucketRun{name: name, t: t, br: res, base: *sb, minOff: map[uint64]int64{}}
 	var err error
 	if b.j, err = o.State.OpenJournal(name); err != nil {
@@ -516,7 +516,7 @@ func (p *pass) worker(ctx context.Context, q chan []item) {
 }
 
 type write struct {
-	e   *target.Entry
+	e   *store.Entry
 	seq uint64
 }
 
@@ -555,7 +555,7 @@ func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item)
 		return err
 	}
 	var now int64
-	var entries []*target.Entry
+	var entries []*store.Entry
 	t0 := time.Now()
 	err := p.o.Retry.Do(ctx, func() error {
 		var err error
@@ -671,7 +671,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 	if err := b.journal(names, seqs); err != nil {
 		return fmt.Errorf("cannot journal (nothing written): %w", err)
 	}
-	var restore, logical []*target.Entry
+	var restore, logical []*store.Entry
 	for _, w := range ws {
 		if w.e.Big || p.o.ForceLogical || b.noDump.Load() {
 			logical = append(logical, w.e)
@@ -683,7 +683,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 		failed := b.t.Restore(ctx, restore, b.retry)
 		bad := map[string]bool{}
 		for _, f := range failed {
-			if f.Class != target.BadPayload {
+			if f.Class != store.BadPayload {
 				return f
 			}
 			b.noDump.Store(true)
@@ -701,12 +701,12 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 	wait := func(n int) error { return waitN(ctx, p.o.limiter(), n) }
 	for _, e := range logical {
 		n, err := b.t.CopyLogical(ctx, p.legacy, e, b.retry, wait)
-		if errors.Is(err, target.ErrAbsent) {
+		if errors.Is(err, store.ErrAbsent) {
 			b.skipped.Add(1)
 			continue
 		}
 		if err != nil {
-			return &target.KeyError{Key: e.Key, Class: target.Classify(err), Err: err}
+			return &store.KeyError{Key: e.Key, Class: store.Classify(err), Err: err}
 		}
 		b.copied.Add(1)
 		b.logical.Add(1)

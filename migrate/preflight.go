@@ -16,7 +16,7 @@ import (
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/scan"
 	"github.com/redisplit/redisplit/state"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // checkPlan refuses when the state was made with another plan and a bucket
@@ -43,7 +43,7 @@ const maxPatterns = 1000
 // keys no rule routes. It returns a refusal (unknown: block with unknown
 // keys) as its first result so the caller can complete the summary first;
 // the second result is a runtime error.
-func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*target.Redis, res *Result) (refusal error, err error) {
+func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result) (refusal error, err error) {
 	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
 	lim := o.limiter()
 	pats := map[string]*Pattern{}
@@ -231,7 +231,7 @@ const (
 // the result with warnings, and refuses when a bucket that has not started
 // yet has a target already holding keys the plan routes to it (unless
 // AllowNonEmpty).
-func checkTargets(ctx context.Context, o Options, st *state.State, targets map[string]*target.Redis, res *Result) error {
+func checkTargets(ctx context.Context, o Options, st *state.State, targets map[string]*store.Redis, res *Result) error {
 	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
 	var refusals []string
 	for _, b := range sortedKeys(targets) {
@@ -277,7 +277,7 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 }
 
 // routedOnTarget counts the keys on t that the plan routes to bucket.
-func routedOnTarget(ctx context.Context, t *target.Redis, rt router, o Options, bucket string) (int64, []string, error) {
+func routedOnTarget(ctx context.Context, t *store.Redis, rt router, o Options, bucket string) (int64, []string, error) {
 	var n int64
 	var samples []string
 	var mu sync.Mutex // masters are scanned concurrently

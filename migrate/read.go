@@ -7,7 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/redisplit/redisplit/redisconn"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // The per-key commands on legacy (the size check, the MULTI/DUMP read) go
@@ -52,9 +52,9 @@ func readSizes(ctx context.Context, lc *redisconn.RawConn, keys []string) ([]int
 // (A Lua script could decide "big" per key inside the transaction, but
 // costs legacy about as much CPU as the separate MEMORY USAGE pipeline and
 // needs +@scripting; the size check is done just before, by the scanner.)
-func readBatch(ctx context.Context, lc *redisconn.RawConn, keys []string, big []bool) (int64, []*target.Entry, error) {
+func readBatch(ctx context.Context, lc *redisconn.RawConn, keys []string, big []bool) (int64, []*store.Entry, error) {
 	var now int64
-	out := make([]*target.Entry, len(keys))
+	out := make([]*store.Entry, len(keys))
 	err := lc.Exchange(ctx, len(keys), func(rc *redisconn.Raw) {
 		rc.Command("MULTI")
 		for i, k := range keys {
@@ -103,13 +103,13 @@ func readBatch(ctx context.Context, lc *redisconn.RawConn, keys []string, big []
 			case null || pttl == -2: // absent
 			case big[i]:
 				if t := string(b); t != "none" {
-					out[i] = &target.Entry{Key: k, Big: true, Type: t}
+					out[i] = &store.Entry{Key: k, Big: true, Type: t}
 				}
 			default:
 				// b is a fresh buffer nobody else holds: the payload
 				// string shares it instead of copying it.
 				payload := unsafe.String(unsafe.SliceData(b), len(b))
-				out[i] = &target.Entry{Key: k, Payload: payload, Type: target.PayloadType(payload)}
+				out[i] = &store.Entry{Key: k, Payload: payload, Type: store.PayloadType(payload)}
 			}
 		}
 		if now, err = readTime(rc); err != nil || first != nil {

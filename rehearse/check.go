@@ -13,7 +13,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/migrate"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // These checks are the rehearsal's own postconditions, independent of the
@@ -136,7 +136,7 @@ func sample(keys []string) []string {
 // missing from the target after a migrate that reported success is lost
 // (Loss); the caller decides, since after a failed migrate it is only not
 // copied yet.
-func Presence(ctx context.Context, snap *Snapshot, targets map[string]*target.Redis) (map[string]Check, error) {
+func Presence(ctx context.Context, snap *Snapshot, targets map[string]*store.Redis) (map[string]Check, error) {
 	byBucket := map[string][]string{}
 	for k, f := range snap.Keys {
 		if targets[f.bucket] != nil {
@@ -186,7 +186,7 @@ func Presence(ctx context.Context, snap *Snapshot, targets map[string]*target.Re
 // Empty checks that every target holds no key at all: the rehearsal's
 // targets start empty, so after rollback anything left is something
 // redisplit wrote and did not remove.
-func Empty(ctx context.Context, targets map[string]*target.Redis) (map[string]Check, error) {
+func Empty(ctx context.Context, targets map[string]*store.Redis) (map[string]Check, error) {
 	out := map[string]Check{}
 	for b, t := range targets {
 		var left []string

@@ -31,7 +31,7 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/scan"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/verify"
 )
@@ -211,7 +211,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets, err := target.OpenSet(ctx, res.Buckets, topo.Targets)
+	targets, err := store.OpenSet(ctx, res.Buckets, topo.Targets)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +430,7 @@ func unknownSetting(c *config.Config) string {
 }
 
 // loseKey deletes one migrated key from a target, preferring a session key.
-func loseKey(ctx context.Context, snap *Snapshot, targets map[string]*target.Redis) (key, bucket string, err error) {
+func loseKey(ctx context.Context, snap *Snapshot, targets map[string]*store.Redis) (key, bucket string, err error) {
 	for _, b := range []string{"session", "queue", "ratelimit", "cache"} {
 		t := targets[b]
 		if t == nil {

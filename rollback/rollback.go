@@ -28,14 +28,14 @@ import (
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // Options configure a rollback.
 type Options struct {
 	State *state.Dir
 	// Targets are the buckets to roll back and their stores.
-	Targets map[string]*target.Redis
+	Targets map[string]*store.Redis
 	// DryRun deletes nothing: it counts the journaled keys, how many are
 	// on the target now, and streams them to Visit.
 	DryRun bool
@@ -208,7 +208,7 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 }
 
 // apply deletes keys (UNLINK) or, for a dry run, counts those that exist.
-func apply(ctx context.Context, t *target.Redis, keys []string, dryRun bool) (int64, error) {
+func apply(ctx context.Context, t *store.Redis, keys []string, dryRun bool) (int64, error) {
 	p := t.Client.Pipeline()
 	cmds := make([]*redis.IntCmd, len(keys))
 	for i, k := range keys {

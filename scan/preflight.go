@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/redisconn"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // Verdict statuses, from good to bad. Critical is reserved for facts that
@@ -103,7 +103,7 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	if err != nil {
 		return nil, redisconn.Explain(err, "legacy", addr)
 	}
-	f := target.ParseInfo(s)
+	f := store.ParseInfo(s)
 	r.Info = f
 	// Without modules, a "raw" encoding can only be a string (module values
 	// report "raw" too); a missing section leaves it ambiguous.

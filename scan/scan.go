@@ -30,7 +30,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/redisconn"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // Options tune a scan. The zero value of a field means its default.
@@ -124,7 +124,7 @@ func Run(ctx context.Context, c *redis.Client, cl *classify.Classifier, opts Opt
 	// A SCAN cursor is only valid on the server that issued it: a restart or
 	// a failover behind the address mid-scan can miss or repeat keys.
 	if info, err := c.Info(ctx, "server").Result(); err == nil {
-		if id := target.ParseInfo(info)["run_id"]; id != "" && pf.Info["run_id"] != "" && id != pf.Info["run_id"] {
+		if id := store.ParseInfo(info)["run_id"]; id != "" && pf.Info["run_id"] != "" && id != pf.Info["run_id"] {
 			r.Preflight = append(r.Preflight, Verdict{"restart", StatusFail,
 				"legacy restarted or failed over during the scan (run_id changed): keys may be missing or counted twice; scan again"})
 		}

@@ -51,7 +51,7 @@ type State struct {
 // Bucket is the state of one bucket.
 type Bucket struct {
 	Phase        Phase     `json:"phase"`
-	Target       string    `json:"target"` // target.Describe()
+	Target       string    `json:"target"` // store.Redis.Describe()
 	KeysCopied   int64     `json:"keys_copied"`
 	BytesCopied  int64     `json:"bytes_copied"`
 	KeysSkipped  int64     `json:"keys_skipped"` // absent/expired at read time

@@ -39,7 +39,7 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
-	"github.com/redisplit/redisplit/target"
+	"github.com/redisplit/redisplit/store"
 )
 
 // Router routes a key to its bucket; *classify.Classifier is one.
@@ -52,7 +52,7 @@ type Router interface {
 type Options struct {
 	Legacy *redis.Client
 	// Targets are the buckets to verify and their stores.
-	Targets map[string]*target.Redis
+	Targets map[string]*store.Redis
 	Router  Router
 	// Unknown is the bucket of keys no rule matches (config "unknown"), or
 	// "", "skip" or "block" for none.
@@ -620,7 +620,7 @@ const scanFactor = 8
 
 // targetPass scans the target of bucket for keys the plan routes there and
 // that legacy lacks.
-func (e *engine) targetPass(ctx context.Context, bucket string, t *target.Redis) error {
+func (e *engine) targetPass(ctx context.Context, bucket string, t *store.Redis) error {
 	return t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		var cursor uint64
 		for {

@@ -1,8 +1,8 @@
-// Package target is the one place that knows how to reach the store of a
+// Package store is the one place that knows how to reach the store of a
 // bucket: a standalone Redis, a Redis Cluster or a Sentinel-managed master
 // (and, later, SQS for queues). Writes to targets during migrate live here
 // too, so "where do writes to a target happen" has one answer.
-package target
+package store
 
 import (
 	"context"
