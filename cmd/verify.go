@@ -144,10 +144,13 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		return err
 	}
 	defer targets.Close()
+	rolledBack, allowEvicting := checksOf(st, buckets)
 	total, _ := legacy.DBSize(ctx).Result()
+	if len(rolledBack) == len(buckets) {
+		total = 0 // no legacy pass: nothing to count in advance
+	}
 	prog := app.NewProgress("verify", int64(float64(total)*o.sample/100))
 	defer collectLessOften()()
-	rolledBack, allowEvicting := checksOf(st, buckets)
 	res, err := verify.Run(ctx, verify.Options{
 		Legacy: legacy, Targets: targets, Router: router, Unknown: cfg.Unknown,
 		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: o.interval, Sample: o.sample,
@@ -178,15 +181,18 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	return verifyExit(res)
 }
 
-// checksOf returns, from the state, the buckets that were rolled back
-// (checked against rollback's promise, not for parity) and those whose
-// migration accepted an evicting target.
+// checksOf returns, from the state, the set of buckets that were rolled
+// back (checked against rollback's promise, not for parity) and the set of
+// those whose migration accepted an evicting target.
 func checksOf(st *state.State, buckets []string) (rolledBack, allowEvicting map[string]bool) {
 	rolledBack, allowEvicting = map[string]bool{}, map[string]bool{}
 	for _, b := range buckets {
-		if sb := st.Buckets[b]; sb != nil {
-			rolledBack[b] = sb.Phase == state.RolledBack
-			allowEvicting[b] = sb.AllowEvicting
+		sb := st.Buckets[b]
+		if sb != nil && sb.Phase == state.RolledBack {
+			rolledBack[b] = true
+		}
+		if sb != nil && sb.AllowEvicting {
+			allowEvicting[b] = true
 		}
 	}
 	return rolledBack, allowEvicting
