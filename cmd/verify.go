@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -55,6 +56,17 @@ differences that persist are reported. Keys whose legacy value changed between r
 reported as in_flux (not proven either way, not a failure); keys that expired are no
 difference. Cache keys missing on a target whose evicted_keys accounts for them are reported as
 evicted, not lost.
+
+Keys that existed on the target before the migration and that migrate --allow-nonempty refused to
+overwrite are reported as foreign: counted and listed, not a parity failure.
+
+After rollback, a rolled-back bucket is checked for what rollback promises instead: its target
+holds no key the plan routes to the bucket with exactly legacy's content (a copy left behind,
+category left_behind); the other keys there are kept and counted as foreign.
+
+A session, queue or ratelimit bucket whose target's maxmemory-policy evicts (anything but
+noeviction) is never marked verified, even in parity, unless the migration accepted it
+(migrate --allow-evicting-target BUCKET): verify names the target and the fix, and exits 4.
 
 verify writes nothing to Redis. It records its result in the state directory (redisplit status
 shows it) and marks a bucket verified when it is in full parity (no sample, nothing in flux).
@@ -132,14 +144,18 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		return err
 	}
 	defer targets.Close()
+	rolledBack, allowEvicting := checksOf(st, buckets)
 	total, _ := legacy.DBSize(ctx).Result()
+	if len(rolledBack) == len(buckets) {
+		total = 0 // no legacy pass: nothing to count in advance
+	}
 	prog := app.NewProgress("verify", int64(float64(total)*o.sample/100))
 	defer collectLessOften()()
 	res, err := verify.Run(ctx, verify.Options{
 		Legacy: legacy, Targets: targets, Router: router, Unknown: cfg.Unknown,
 		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: o.interval, Sample: o.sample,
 		MaxOps: cfg.MaxOps, MaxDiffs: o.maxDiffs, Batch: o.batch, Workers: o.workers,
-		Progress: prog.Set,
+		Progress: prog.Set, Refused: sd.ReadRefused, RolledBack: rolledBack, AllowEvicting: allowEvicting,
 	})
 	prog.Finish()
 	if err != nil {
@@ -162,10 +178,46 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	} else {
 		renderVerify(app.Out, res)
 	}
-	if !res.Parity {
+	return verifyExit(res)
+}
+
+// checksOf returns, from the state, the set of buckets that were rolled
+// back (checked against rollback's promise, not for parity) and the set of
+// those whose migration accepted an evicting target.
+func checksOf(st *state.State, buckets []string) (rolledBack, allowEvicting map[string]bool) {
+	rolledBack, allowEvicting = map[string]bool{}, map[string]bool{}
+	for _, b := range buckets {
+		sb := st.Buckets[b]
+		if sb != nil && sb.Phase == state.RolledBack {
+			rolledBack[b] = true
+		}
+		if sb != nil && sb.AllowEvicting {
+			allowEvicting[b] = true
+		}
+	}
+	return rolledBack, allowEvicting
+}
+
+// verifyExit is verify's exit: 0 when every bucket passed its check; 3 on
+// differences (or the cap hit); 4 when the only failures are buckets
+// refused for an evicting target (the report has already been printed).
+func verifyExit(res *verify.Result) error {
+	if res.OK {
+		return nil
+	}
+	var refusals []string
+	for _, b := range res.Buckets {
+		if b.Counts.Persistent() > 0 {
+			return &ExitError{Code: ExitDifferences, Silent: true}
+		}
+		if b.Refusal != "" {
+			refusals = append(refusals, b.Refusal)
+		}
+	}
+	if res.CapHit || len(refusals) == 0 {
 		return &ExitError{Code: ExitDifferences, Silent: true}
 	}
-	return nil
+	return safety.Refusef("", "%s", strings.Join(refusals, "; "))
 }
 
 // verifyJSON is the --output json document: the result plus the rate.
@@ -223,24 +275,26 @@ func contains(xs []string, x string) bool {
 }
 
 // recordVerify saves the result as the state's last verify, and marks the
-// buckets proven in full parity (no sample, nothing in flux) as verified.
-// A verified bucket that no longer is in parity goes back to syncing.
+// buckets proven in full parity (no sample, nothing in flux, not refused for
+// an evicting target) as verified. A verified bucket that no longer passes
+// goes back to syncing. A rolled-back bucket's phase is left alone.
 func recordVerify(sd *state.Dir, res *verify.Result) error {
 	return sd.Update(func(s *state.State) error {
 		rec := &state.VerifyRecord{At: res.Started, Parity: res.Parity, Buckets: map[string]state.VerifyCounts{}}
 		for _, b := range res.Buckets {
 			c := b.Counts
 			rec.Buckets[b.Bucket] = state.VerifyCounts{Compared: c.Compared, Missing: c.Missing, Extra: c.Extra,
-				Type: c.Type, Value: c.Value, TTL: c.TTL, InFlux: c.InFlux, Evicted: c.Evicted}
+				Type: c.Type, Value: c.Value, TTL: c.TTL, InFlux: c.InFlux, Evicted: c.Evicted, Foreign: c.Foreign,
+				RolledBack: b.Check == verify.RolledBackCheck, LeftBehind: c.LeftBehind}
 			sb := s.Buckets[b.Bucket]
-			if sb == nil {
+			if sb == nil || b.Check != verify.ParityCheck {
 				continue
 			}
-			proven := b.Parity && c.InFlux == 0 && res.Sample >= 100 && !res.CapHit
+			proven := b.OK && c.InFlux == 0 && res.Sample >= 100 && !res.CapHit
 			switch {
 			case proven && sb.Copied && (sb.Phase == state.Copying || sb.Phase == state.Syncing):
 				sb.Phase = state.Verified
-			case !b.Parity && sb.Phase == state.Verified:
+			case !b.OK && sb.Phase == state.Verified:
 				sb.Phase = state.Syncing
 			}
 		}
@@ -251,25 +305,66 @@ func recordVerify(sd *state.Dir, res *verify.Result) error {
 
 // renderVerify writes the text report.
 func renderVerify(w io.Writer, r *verify.Result) {
-	fmt.Fprintf(w, "verify: %d legacy keys scanned in %s (%.0f keys/s), %d round(s)", r.LegacyKeys,
-		r.Duration.Round(time.Millisecond), keysPerSecond(r), r.Rounds)
+	var parity, rolled []verify.BucketResult
+	var targetKeys int64
+	for _, b := range r.Buckets {
+		if b.Check == verify.RolledBackCheck {
+			rolled = append(rolled, b)
+			targetKeys += b.TargetKeys
+		} else {
+			parity = append(parity, b)
+		}
+	}
+	if len(parity) > 0 {
+		fmt.Fprintf(w, "verify: %d legacy keys scanned in %s (%.0f keys/s), %d round(s)", r.LegacyKeys,
+			r.Duration.Round(time.Millisecond), keysPerSecond(r), r.Rounds)
+	} else {
+		fmt.Fprintf(w, "verify: every bucket was rolled back; %d target keys checked against legacy in %s", targetKeys, r.Duration.Round(time.Millisecond))
+	}
 	if r.Sample < 100 {
 		fmt.Fprintf(w, ", sample %.4g%%", r.Sample)
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUCKET\tTARGET\tCOMPARED\tMISSING\tEXTRA\tTYPE\tVALUE\tTTL\tIN_FLUX\tEVICTED\tRESULT")
-	for _, b := range r.Buckets {
-		c := b.Counts
-		res := "parity"
-		if !b.Parity {
-			res = "DIFFERENCES"
+	if len(parity) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "BUCKET\tTARGET\tCOMPARED\tMISSING\tEXTRA\tTYPE\tVALUE\tTTL\tIN_FLUX\tEVICTED\tFOREIGN\tRESULT")
+		for _, b := range parity {
+			c := b.Counts
+			res := "parity"
+			switch {
+			case !b.Parity:
+				res = "DIFFERENCES"
+			case b.Refusal != "":
+				res = "NOT VERIFIED (evicting target)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Bucket, b.Target, c.Compared,
+				c.Missing, c.Extra, c.Type, c.Value, c.TTL, c.InFlux, c.Evicted, c.Foreign, res)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Bucket, b.Target, c.Compared,
-			c.Missing, c.Extra, c.Type, c.Value, c.TTL, c.InFlux, c.Evicted, res)
+		tw.Flush()
 	}
-	tw.Flush()
+	if len(rolled) > 0 {
+		if len(parity) > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, "rolled back (checked: no target key holds a copy of legacy's):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "BUCKET\tTARGET\tTARGET_KEYS\tFOREIGN_KEPT\tLEFT_BEHIND\tRESULT")
+		for _, b := range rolled {
+			res := "rolled back"
+			if !b.OK {
+				res = "LEFT BEHIND"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", b.Bucket, b.Target, b.TargetKeys, b.Counts.Foreign, b.Counts.LeftBehind, res)
+		}
+		tw.Flush()
+	}
 	for _, b := range r.Buckets {
+		if b.Refusal != "" {
+			fmt.Fprintf(w, "  %s\n", b.Refusal)
+		}
+		if b.Statement != "" {
+			fmt.Fprintf(w, "  %s: %s\n", b.Bucket, b.Statement)
+		}
 		for _, n := range b.Notes {
 			fmt.Fprintf(w, "  %s: %s\n", b.Bucket, n)
 		}
@@ -300,11 +395,30 @@ func renderVerify(w io.Writer, r *verify.Result) {
 	if r.CapHit {
 		fmt.Fprintf(w, "\nthe cap of %d differing keys was hit: %d more differing keys were counted but not re-checked or listed (raise --max-diffs)\n", r.MaxDiffs, r.Unlisted)
 	}
-	if r.Parity {
-		fmt.Fprintln(w, "\nresult: PARITY")
-	} else {
-		fmt.Fprintln(w, "\nresult: DIFFERENCES (exit 3)")
+	fmt.Fprintln(w, "\nresult: "+verdictText(r, parity, rolled))
+}
+
+// verdictText is the report's last line.
+func verdictText(r *verify.Result, parity, rolled []verify.BucketResult) string {
+	names := func(bs []verify.BucketResult) string {
+		var n []string
+		for _, b := range bs {
+			n = append(n, b.Bucket)
+		}
+		return strings.Join(n, ", ")
 	}
+	switch {
+	case r.OK && len(rolled) == 0:
+		return "PARITY"
+	case r.OK && len(parity) == 0:
+		return "ROLLED BACK (every target holds none of redisplit's keys)"
+	case r.OK:
+		return "PARITY (" + names(parity) + "), ROLLED BACK (" + names(rolled) + ")"
+	}
+	if ExitCode(verifyExit(r)) == ExitRefused {
+		return "NOT VERIFIED: a target evicts keys of a bucket that must lose none (exit 4)"
+	}
+	return "DIFFERENCES (exit 3)"
 }
 
 func factsText(f verify.Facts) string {
@@ -318,9 +432,12 @@ func factsText(f verify.Facts) string {
 	return f.Type + ", " + ttl
 }
 
-// printableKey quotes a key for a terminal when it is not plain UTF-8 text.
+// printableKey quotes a key (Go syntax: lossless, printable, XML-safe) unless
+// it is valid UTF-8 made of printable characters other than space, quote and
+// backslash. Control bytes would otherwise reach a terminal, and XML cannot
+// hold them at all.
 func printableKey(k string) string {
-	if utf8.ValidString(k) && !strings.ContainsAny(k, " \t\r\n\"") {
+	if utf8.ValidString(k) && strings.IndexFunc(k, func(r rune) bool { return !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' }) < 0 {
 		return k
 	}
 	return strconv.Quote(k)
@@ -358,8 +475,13 @@ func writeJUnit(path string, r *verify.Result) error {
 	for _, b := range r.Buckets {
 		c := b.Counts
 		tc := junitCase{Name: "parity " + b.Bucket, Classname: "redisplit.verify." + b.Bucket,
-			SystemOut: fmt.Sprintf("target %s: %d keys compared, %d in flux, %d evicted", b.Target, c.Compared, c.InFlux, c.Evicted)}
-		if !b.Parity {
+			SystemOut: fmt.Sprintf("target %s: %d keys compared, %d in flux, %d evicted, %d foreign", b.Target, c.Compared, c.InFlux, c.Evicted, c.Foreign)}
+		msg := fmt.Sprintf("%d missing, %d extra, %d type, %d value, %d ttl", c.Missing, c.Extra, c.Type, c.Value, c.TTL)
+		if b.Check == verify.RolledBackCheck {
+			tc.Name, tc.SystemOut = "rolled back "+b.Bucket, fmt.Sprintf("target %s: %s", b.Target, b.Statement)
+			msg = fmt.Sprintf("%d keys left behind", c.LeftBehind)
+		}
+		if !b.OK {
 			var body strings.Builder
 			n := 0
 			for _, d := range r.Differences {
@@ -372,7 +494,10 @@ func writeJUnit(path string, r *verify.Result) error {
 				}
 				fmt.Fprintf(&body, "%s %s: legacy %s, target %s %s\n", d.Category, printableKey(d.Key), factsText(d.Legacy), factsText(d.Target), d.Detail)
 			}
-			tc.Failure = &junitFailure{Message: fmt.Sprintf("%d missing, %d extra, %d type, %d value, %d ttl", c.Missing, c.Extra, c.Type, c.Value, c.TTL), Body: body.String()}
+			if b.Refusal != "" && b.Parity {
+				msg = b.Refusal
+			}
+			tc.Failure = &junitFailure{Message: msg, Body: body.String()}
 			s.Failures++
 		}
 		s.Cases = append(s.Cases, tc)

@@ -77,6 +77,9 @@ type Bucket struct {
 	JournalResume int64 `json:"journal_resume"`
 	// StartedAt is when the first copy of this bucket started.
 	StartedAt time.Time `json:"started_at,omitzero"`
+
+	// AllowEvicting: migrate --allow-evicting-target accepted an evicting target for this bucket.
+	AllowEvicting bool `json:"allow_evicting,omitempty"`
 }
 
 // VerifyRecord is the result of the last verify.
@@ -96,6 +99,12 @@ type VerifyCounts struct {
 	TTL      int64 `json:"ttl"`
 	InFlux   int64 `json:"in_flux"`
 	Evicted  int64 `json:"evicted"`
+	Foreign  int64 `json:"foreign"` // keys migrate refused to overwrite (--allow-nonempty); not a parity failure
+	// RolledBack: the bucket was rolled back and verify checked rollback's
+	// promise instead of parity; LeftBehind counts the target keys holding
+	// exactly legacy's content (redisplit's copies, not deleted).
+	RolledBack bool  `json:"rolled_back,omitempty"`
+	LeftBehind int64 `json:"left_behind,omitempty"`
 }
 
 // Dir is an open state directory. Its methods are safe for concurrent use

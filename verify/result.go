@@ -15,23 +15,30 @@ type Category string
 // The categories. Missing, Extra, Type, Value and TTL are persistent
 // differences: they break parity. InFlux keys changed on legacy between
 // re-check rounds, so no verdict is possible; Evicted keys are cache
-// keys missing on a target whose evictions account for them. Neither breaks
-// parity; both are reported.
+// keys missing on a target whose evictions account for them; Foreign keys
+// existed on the target before the migration and migrate refused to
+// overwrite them (--allow-nonempty; the bucket's refusal list), so they
+// are not expected to equal legacy's. None of these three breaks parity;
+// all are reported. LeftBehind is the category of a rolled-back bucket's
+// check (RolledBackCheck): a target key holding exactly legacy's content,
+// a copy rollback did not delete; it fails the check.
 const (
-	Missing Category = "missing"
-	Extra   Category = "extra"
-	Type    Category = "type"
-	Value   Category = "value"
-	TTL     Category = "ttl"
-	InFlux  Category = "in_flux"
-	Evicted Category = "evicted"
+	Missing    Category = "missing"
+	Extra      Category = "extra"
+	Type       Category = "type"
+	Value      Category = "value"
+	TTL        Category = "ttl"
+	InFlux     Category = "in_flux"
+	Evicted    Category = "evicted"
+	Foreign    Category = "foreign"
+	LeftBehind Category = "left_behind"
 )
 
 // Categories lists every category in report order.
-var Categories = []Category{Missing, Extra, Type, Value, TTL, InFlux, Evicted}
+var Categories = []Category{Missing, Extra, Type, Value, TTL, InFlux, Evicted, Foreign, LeftBehind}
 
-// Persistent reports whether c breaks parity.
-func (c Category) Persistent() bool { return c != InFlux && c != Evicted }
+// Persistent reports whether c fails its bucket's check.
+func (c Category) Persistent() bool { return c != InFlux && c != Evicted && c != Foreign }
 
 // Facts describe one side of a key at its last observation.
 type Facts struct {
@@ -99,60 +106,71 @@ func (d Difference) MarshalJSON() ([]byte, error) {
 }
 
 // Counts are the per-bucket counts of a verify. Compared counts legacy keys
-// compared with the target; the others count keys per category.
+// compared with the target; the others count keys per category (for a
+// rolled-back bucket, Foreign counts the keys kept on the target, which are
+// not listed).
 type Counts struct {
-	Compared int64 `json:"compared"`
-	Missing  int64 `json:"missing"`
-	Extra    int64 `json:"extra"`
-	Type     int64 `json:"type"`
-	Value    int64 `json:"value"`
-	TTL      int64 `json:"ttl"`
-	InFlux   int64 `json:"in_flux"`
-	Evicted  int64 `json:"evicted"`
+	Compared   int64 `json:"compared"`
+	Missing    int64 `json:"missing"`
+	Extra      int64 `json:"extra"`
+	Type       int64 `json:"type"`
+	Value      int64 `json:"value"`
+	TTL        int64 `json:"ttl"`
+	InFlux     int64 `json:"in_flux"`
+	Evicted    int64 `json:"evicted"`
+	Foreign    int64 `json:"foreign"`
+	LeftBehind int64 `json:"left_behind"`
+}
+
+// field returns the counter of category cat (nil for none).
+func (c *Counts) field(cat Category) *int64 {
+	switch cat {
+	case Missing:
+		return &c.Missing
+	case Extra:
+		return &c.Extra
+	case Type:
+		return &c.Type
+	case Value:
+		return &c.Value
+	case TTL:
+		return &c.TTL
+	case InFlux:
+		return &c.InFlux
+	case Evicted:
+		return &c.Evicted
+	case Foreign:
+		return &c.Foreign
+	case LeftBehind:
+		return &c.LeftBehind
+	}
+	return nil
 }
 
 func (c *Counts) add(cat Category, n int64) {
-	switch cat {
-	case Missing:
-		c.Missing += n
-	case Extra:
-		c.Extra += n
-	case Type:
-		c.Type += n
-	case Value:
-		c.Value += n
-	case TTL:
-		c.TTL += n
-	case InFlux:
-		c.InFlux += n
-	case Evicted:
-		c.Evicted += n
+	if f := c.field(cat); f != nil {
+		*f += n
 	}
 }
 
 // Of returns the count of category cat.
 func (c Counts) Of(cat Category) int64 {
-	switch cat {
-	case Missing:
-		return c.Missing
-	case Extra:
-		return c.Extra
-	case Type:
-		return c.Type
-	case Value:
-		return c.Value
-	case TTL:
-		return c.TTL
-	case InFlux:
-		return c.InFlux
-	case Evicted:
-		return c.Evicted
+	if f := c.field(cat); f != nil {
+		return *f
 	}
 	return 0
 }
 
-// Persistent is the number of differences that break parity.
-func (c Counts) Persistent() int64 { return c.Missing + c.Extra + c.Type + c.Value + c.TTL }
+// Persistent is the number of keys that fail the bucket's check.
+func (c Counts) Persistent() int64 {
+	var n int64
+	for _, cat := range Categories {
+		if cat.Persistent() {
+			n += c.Of(cat)
+		}
+	}
+	return n
+}
 
 // Confidence states what a sampled verify proves.
 type Confidence struct {
@@ -188,31 +206,61 @@ func confidence(percent float64, n, d int64) *Confidence {
 	return c
 }
 
+// Check is what verify proves for a bucket.
+type Check string
+
+// The checks. ParityCheck: legacy and the target hold the same keys.
+// RolledBackCheck, for a bucket whose state is rolled-back: the target
+// holds none of redisplit's copies (no key the plan routes to the bucket
+// with exactly legacy's content), and the keys it kept are counted.
+const (
+	ParityCheck     Check = "parity"
+	RolledBackCheck Check = "rolled_back"
+)
+
 // BucketResult is the verify result of one bucket.
 type BucketResult struct {
 	Bucket string `json:"bucket"`
 	Target string `json:"target"`
+	Check  Check  `json:"check"`
 	Counts Counts `json:"counts"`
 	// TargetKeys is the number of target keys the plan routes to this
-	// bucket, scanned for extras.
+	// bucket, scanned for extras (for a rolled-back bucket: checked).
 	TargetKeys int64 `json:"target_keys_scanned"`
 	// EvictedKeys is the target's evicted_keys counter (summed over
 	// masters) and EvictionPolicy its maxmemory-policy.
-	EvictedKeys    int64       `json:"target_evicted_keys"`
-	EvictionPolicy string      `json:"target_maxmemory_policy,omitempty"`
-	Parity         bool        `json:"parity"`
-	Notes          []string    `json:"notes,omitempty"`
-	Confidence     *Confidence `json:"sample,omitempty"`
+	EvictedKeys    int64  `json:"target_evicted_keys"`
+	EvictionPolicy string `json:"target_maxmemory_policy,omitempty"`
+	// Parity is true when a parity check found no persistent difference
+	// (false for a rolled-back check).
+	Parity bool `json:"parity"`
+	// Refusal, when set, is why the bucket is not marked verified although
+	// it may be in parity: its target's maxmemory-policy evicts keys of a
+	// bucket that must not lose any, and the migration did not accept it
+	// (migrate --allow-evicting-target).
+	Refusal string `json:"refusal,omitempty"`
+	// OK is true when the bucket passed its check: in parity and not
+	// refused, or, rolled back, with nothing left behind.
+	OK bool `json:"ok"`
+	// Statement says what a rolled-back check proved.
+	Statement  string      `json:"statement,omitempty"`
+	Notes      []string    `json:"notes,omitempty"`
+	Confidence *Confidence `json:"sample,omitempty"`
 }
 
 // Result is the outcome of a verify.
 type Result struct {
-	Parity      bool           `json:"parity"`
+	// Parity is true when every bucket was checked for parity, is in
+	// parity and is not refused (the targets may be marked verified).
+	Parity bool `json:"parity"`
+	// OK is true when every bucket passed its check (parity, or rollback's
+	// promise for the rolled-back ones) and the cap was not hit.
+	OK          bool           `json:"ok"`
 	Buckets     []BucketResult `json:"buckets"`
 	Differences []Difference   `json:"differences"`
 	// CapHit is true when more keys differed in the first round than
 	// MaxDiffs: the keys beyond the cap were counted but neither re-checked
-	// nor listed (Unlisted of them), and parity is false.
+	// nor listed (Unlisted of them), and parity and ok are false.
 	CapHit   bool  `json:"cap_hit"`
 	Unlisted int64 `json:"unlisted"`
 	MaxDiffs int   `json:"max_diffs"`

@@ -5,6 +5,14 @@
 // an extra. It only reads: it never writes to legacy or to a target.
 // redisplit's own keys (migrate.OwnPrefix: the lease lock) are not compared.
 //
+// A key on the bucket's refusal list (migrate --allow-nonempty left it
+// alone) that differs is Foreign, not a parity failure. A rolled-back bucket
+// (Options.RolledBack) is not checked for parity but for rollback's promise
+// (RolledBackCheck): its target holds no copy of a legacy key (LeftBehind).
+// A bucket other than the cache whose target's maxmemory-policy evicts is
+// refused (BucketResult.Refusal), even in parity, unless
+// Options.AllowEvicting says the migration accepted it.
+//
 // Guarantees:
 //   - Strings are read with GET and compared byte for byte; other types
 //     with DUMP. Equal DUMP payloads are equal values; differing payloads are compared
@@ -72,6 +80,16 @@ type Options struct {
 	// Progress, when set, is called with the number of legacy keys
 	// compared so far (from several goroutines).
 	Progress func(done int64)
+	// Refused streams the keys migrate refused to overwrite on bucket's
+	// target (state.Dir.ReadRefused); nil: none. A difference of such a
+	// key is reported as Foreign. The lists are held in memory.
+	Refused func(bucket string, fn func(key string) error) error
+	// RolledBack are the buckets of Targets that were rolled back: they
+	// get the RolledBackCheck instead of the parity check.
+	RolledBack map[string]bool
+	// AllowEvicting are the buckets whose migration accepted an evicting
+	// target (migrate --allow-evicting-target): not refused for it.
+	AllowEvicting map[string]bool
 }
 
 func (o *Options) defaults() {
@@ -158,8 +176,12 @@ type engine struct {
 	mu       sync.Mutex
 	cands    map[string]*candidate
 	overflow map[string]*Counts // per bucket: differences beyond the cap
-	counts   map[string]*Counts
-	tkeys    map[string]*int64
+	// fixed are differences final at their first observation (foreign,
+	// left_behind): never re-checked, capped like cands.
+	fixed   map[string]*candidate
+	foreign map[string]map[string]struct{} // per bucket: the refusal list
+	counts  map[string]*Counts
+	tkeys   map[string]*int64
 
 	seen     *keySet
 	scanned  atomic.Int64
@@ -175,19 +197,35 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, errors.New("verify: legacy, router and at least one target are required")
 	}
 	e := &engine{o: o, sampler: NewSampler(o.Sample), budget: newBudget(o.MaxOps), seen: newKeySet(o.MaxKeySet),
-		cands: map[string]*candidate{}, overflow: map[string]*Counts{}, counts: map[string]*Counts{}, tkeys: map[string]*int64{}}
+		cands: map[string]*candidate{}, overflow: map[string]*Counts{}, counts: map[string]*Counts{}, tkeys: map[string]*int64{},
+		fixed: map[string]*candidate{}, foreign: map[string]map[string]struct{}{}}
+	parityBuckets := 0
 	for b := range o.Targets {
 		e.overflow[b] = &Counts{}
 		e.counts[b] = &Counts{}
 		e.tkeys[b] = new(int64)
+		if !o.RolledBack[b] {
+			parityBuckets++
+		}
+		if o.Refused != nil {
+			set := map[string]struct{}{}
+			if err := o.Refused(b, func(k string) error { set[k] = struct{}{}; return nil }); err != nil {
+				return nil, err
+			}
+			e.foreign[b] = set
+		}
 	}
 	res := &Result{Rounds: o.Rounds, Interval: o.Interval, Sample: o.Sample, MaxDiffs: o.MaxDiffs, Started: time.Now().UTC()}
 
 	// Round 1: legacy → targets, then targets → legacy. The target pass
 	// runs second so that it can look keys up in the set of legacy keys the
 	// first pass saw, instead of asking legacy about every target key.
-	if err := e.legacyPass(ctx); err != nil {
-		return nil, err
+	// A rolled-back bucket's check needs no legacy pass: it starts from the
+	// target's keys.
+	if parityBuckets > 0 {
+		if err := e.legacyPass(ctx); err != nil {
+			return nil, err
+		}
 	}
 	res.Phases.Legacy = time.Since(res.Started).Seconds()
 	e.seen.seal()
@@ -404,7 +442,7 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		if unrouted {
 			e.unrouted.Add(1)
 		}
-		if b == "" {
+		if b == "" || e.o.RolledBack[b] {
 			continue
 		}
 		byBucket[b] = append(byBucket[b], i)
@@ -434,7 +472,11 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 				continue
 			}
 			compared++
-			if v.cat != "" {
+			switch {
+			case v.cat == "":
+			case e.isForeign(b, bk[j]):
+				e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
+			default:
 				e.addCandidate(bk[j], &candidate{bucket: b, cat: v.cat, legacy: bl[j], target: tgt[j], detail: v.detail, rounds: 1})
 			}
 		}
@@ -613,14 +655,55 @@ func (e *engine) addCandidate(key string, c *candidate) {
 	e.cands[key] = c
 }
 
+// isForeign reports whether key is on bucket's refusal list.
+func (e *engine) isForeign(bucket, key string) bool {
+	_, ok := e.foreign[bucket][key]
+	return ok
+}
+
+// foreignDetail is the detail of a Foreign difference whose comparison
+// gave v.
+func foreignDetail(v verdict) string {
+	what := string(v.cat)
+	switch {
+	case v.cat == Missing:
+		what = "absent on the target now"
+	case v.cat == Extra:
+		what = "legacy no longer holds it"
+	case v.detail != "":
+		what += ": " + v.detail
+	}
+	return "existed on the target before the migration; migrate refused to overwrite it (--allow-nonempty); " + what
+}
+
+// addFixed records a difference that is final at its first observation,
+// or counts it beyond the cap.
+func (e *engine) addFixed(key string, c *candidate) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.fixed[key]; dup {
+		return
+	}
+	if len(e.fixed) >= e.o.MaxDiffs {
+		e.overflow[c.bucket].add(c.cat, 1)
+		return
+	}
+	e.fixed[key] = c
+}
+
 // scanFactor: one target SCAN asks for this many batches' worth of keys.
 // The target pass is a SCAN → look up → SCAN loop per master; fewer,
 // larger SCANs mean fewer round trips waited for.
 const scanFactor = 8
 
 // targetPass scans the target of bucket for keys the plan routes there and
-// that legacy lacks.
+// that legacy lacks, or, for a rolled-back bucket, for copies of legacy's
+// keys (rolledBackBatch).
 func (e *engine) targetPass(ctx context.Context, bucket string, t *store.Redis) error {
+	batch := e.extraBatch
+	if e.o.RolledBack[bucket] {
+		batch = e.rolledBackBatch
+	}
 	return t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		var cursor uint64
 		for {
@@ -628,7 +711,7 @@ func (e *engine) targetPass(ctx context.Context, bucket string, t *store.Redis) 
 			if err != nil {
 				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 			}
-			if err := e.extraBatch(ctx, bucket, c, keys); err != nil {
+			if err := batch(ctx, bucket, c, keys); err != nil {
 				return err
 			}
 			cursor = next
@@ -639,29 +722,37 @@ func (e *engine) targetPass(ctx context.Context, bucket string, t *store.Redis) 
 	})
 }
 
-func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client, keys []string) error {
+// routedHere returns the keys of one target SCAN batch that are sampled,
+// not redisplit's own, and routed by the plan to bucket.
+func (e *engine) routedHere(ctx context.Context, bucket string, c *redis.Client, keys []string) ([]string, error) {
 	types, err := migrate.TypesOf(ctx, c, e.o.Router, keys, nil)
 	if err != nil {
-		return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+		return nil, redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 	}
 	mine := keys[:0:0]
-	var known int64
 	for i, k := range keys {
-		if !e.sampler.In(k) || strings.HasPrefix(k, migrate.OwnPrefix) {
-			continue
-		}
-		if types[i] == "none" {
+		if !e.sampler.In(k) || strings.HasPrefix(k, migrate.OwnPrefix) || types[i] == "none" {
 			continue
 		}
 		if b, _ := e.route(k, types[i]); b == bucket {
-			if e.seen.has(k) {
-				known++ // legacy held it during the legacy pass
-				continue
-			}
 			mine = append(mine, k)
 		}
 	}
-	atomic.AddInt64(e.tkeys[bucket], int64(len(mine))+known)
+	atomic.AddInt64(e.tkeys[bucket], int64(len(mine)))
+	return mine, nil
+}
+
+func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client, keys []string) error {
+	routed, err := e.routedHere(ctx, bucket, c, keys)
+	if err != nil {
+		return err
+	}
+	mine := routed[:0]
+	for _, k := range routed {
+		if !e.seen.has(k) { // else legacy held it during the legacy pass
+			mine = append(mine, k)
+		}
+	}
 	if len(mine) == 0 {
 		return nil
 	}
@@ -690,9 +781,59 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 		return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 	}
 	for i, k := range absent {
-		if tgt[i].exists {
+		switch {
+		case !tgt[i].exists:
+		case e.isForeign(bucket, k):
+			e.addFixed(k, &candidate{bucket: bucket, cat: Foreign, target: tgt[i], detail: foreignDetail(verdict{cat: Extra}), rounds: 1})
+		default:
 			e.addCandidate(k, &candidate{bucket: bucket, cat: Extra, target: tgt[i], rounds: 1})
 		}
+	}
+	return nil
+}
+
+// rolledBackBatch checks one target SCAN batch of a rolled-back bucket.
+// Rollback removed the journal, so what survives as evidence of redisplit's
+// copies is legacy itself: a target key the plan routes to the bucket that
+// holds exactly legacy's type and content (whatever its expiry: legacy's
+// may have moved since) is a copy left behind (LeftBehind); any other
+// (legacy lacks it, or holds another value) is kept (counted as Foreign).
+// A copy whose legacy key changed or disappeared since is indistinguishable
+// from a foreign key and passes; a foreign key equal to legacy's is
+// reported. Keys on the bucket's refusal list, if one is left, are kept.
+func (e *engine) rolledBackBatch(ctx context.Context, bucket string, c *redis.Client, keys []string) error {
+	mine, err := e.routedHere(ctx, bucket, c, keys)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(mine); start += e.o.Batch {
+		chunk := mine[start:min(start+e.o.Batch, len(mine))]
+		tgt := make([]side, len(chunk))
+		if _, err := readSides(ctx, c, chunk, nil, tgt); err != nil {
+			return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+		}
+		l := make([]side, len(chunk))
+		if err := e.legacyRead(ctx, chunk, l); err != nil {
+			return err
+		}
+		vs, err := e.judgeBatch(ctx, bucket, chunk, l, tgt)
+		if err != nil {
+			return err
+		}
+		var kept int64
+		for i, k := range chunk {
+			switch {
+			case !tgt[i].exists: // gone since the SCAN
+			case !l[i].exists || (vs[i].cat != "" && vs[i].cat != TTL) || e.isForeign(bucket, k):
+				kept++
+			default:
+				e.addFixed(k, &candidate{bucket: bucket, cat: LeftBehind, legacy: l[i], target: tgt[i], rounds: 1,
+					detail: fmt.Sprintf("same type and content as legacy's key (legacy ttl %s, target ttl %s): a copy rollback did not delete, or a foreign key equal to legacy's", fmtTTL(l[i].pttl), fmtTTL(tgt[i].pttl))})
+			}
+		}
+		e.mu.Lock()
+		e.counts[bucket].Foreign += kept
+		e.mu.Unlock()
 	}
 	return nil
 }
@@ -765,12 +906,18 @@ func legacyChanged(a, b side, tol time.Duration) bool {
 func (e *engine) finish(ctx context.Context, res *Result) error {
 	evicted := map[string]int64{}
 	for b, t := range e.o.Targets {
-		br := BucketResult{Bucket: b, Target: t.Describe(), TargetKeys: *e.tkeys[b]}
+		br := BucketResult{Bucket: b, Target: t.Describe(), Check: ParityCheck, TargetKeys: *e.tkeys[b]}
+		if e.o.RolledBack[b] {
+			br.Check = RolledBackCheck
+		}
 		info, err := t.Info(ctx)
 		if err != nil {
 			return err
 		}
 		br.EvictedKeys, br.EvictionPolicy = info.EvictedKeys, info.MaxMemoryPolicy
+		if br.Check == ParityCheck && !e.o.AllowEvicting[b] {
+			br.Refusal = evictionRefusal(b, br.Target, info.MaxMemoryPolicy)
+		}
 		evicted[b] = info.EvictedKeys
 		res.Buckets = append(res.Buckets, br)
 	}
@@ -795,6 +942,10 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 		res.Differences = append(res.Differences, Difference{Key: k, Bucket: c.bucket, Category: cat,
 			Legacy: c.legacy.facts(), Target: c.target.facts(), Detail: c.detail, Rounds: c.rounds})
 	}
+	for k, c := range e.fixed {
+		res.Differences = append(res.Differences, Difference{Key: k, Bucket: c.bucket, Category: c.cat,
+			Legacy: c.legacy.facts(), Target: c.target.facts(), Detail: c.detail, Rounds: c.rounds})
+	}
 	sort.Slice(res.Differences, func(i, j int) bool {
 		a, b := res.Differences[i], res.Differences[j]
 		if a.Bucket != b.Bucket {
@@ -805,7 +956,6 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 		}
 		return a.Key < b.Key
 	})
-	res.Parity = true
 	for i := range res.Buckets {
 		br := &res.Buckets[i]
 		cnt := *e.counts[br.Bucket]
@@ -818,9 +968,15 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 		for _, cat := range Categories {
 			cnt.add(cat, ov.Of(cat))
 		}
-		res.Unlisted += ov.Missing + ov.Extra + ov.Type + ov.Value + ov.TTL
+		res.Unlisted += ov.Persistent()
 		br.Counts = cnt
-		br.Parity = cnt.Persistent() == 0
+		if br.Check == RolledBackCheck {
+			br.OK = cnt.Persistent() == 0
+			br.Statement = rolledBackStatement(cnt, e.o.Sample)
+		} else {
+			br.Parity = cnt.Persistent() == 0
+			br.OK = br.Parity && br.Refusal == ""
+		}
 		if m := missing[br.Bucket] + ov.Missing; m > 0 {
 			switch {
 			case br.Bucket == string(classify.Cache) && cnt.Evicted > 0:
@@ -829,22 +985,27 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 				br.Notes = append(br.Notes, fmt.Sprintf("the target evicted %d keys (maxmemory-policy %s); %d keys are missing", br.EvictedKeys, br.EvictionPolicy, m))
 			}
 		}
+		if br.Check == ParityCheck && cnt.Foreign > 0 {
+			br.Notes = append(br.Notes, fmt.Sprintf("%d keys existed on the target before the migration and migrate refused to overwrite them (--allow-nonempty): reported as foreign, not a parity failure", cnt.Foreign))
+		}
 		if ov.Persistent() > 0 {
 			br.Notes = append(br.Notes, fmt.Sprintf("%d differing keys beyond the cap of %d were counted from the first round only, not re-checked and not listed", ov.Persistent(), e.o.MaxDiffs))
+		}
+		if br.Check == ParityCheck && ov.Foreign > 0 {
+			br.Notes = append(br.Notes, fmt.Sprintf("%d foreign keys beyond the cap of %d were counted, not listed", ov.Foreign, e.o.MaxDiffs))
 		}
 		if cnt.InFlux > 0 {
 			br.Notes = append(br.Notes, fmt.Sprintf("%d keys changed on legacy between re-check rounds: not proven either way; re-run verify when writes settle (or while dual-write runs)", cnt.InFlux))
 		}
-		if e.o.Sample < 100 {
+		if e.o.Sample < 100 && br.Check == ParityCheck {
 			br.Confidence = confidence(e.o.Sample, cnt.Compared, cnt.Persistent())
-		}
-		if !br.Parity {
-			res.Parity = false
 		}
 	}
 	res.CapHit = res.Unlisted > 0
-	if res.CapHit {
-		res.Parity = false
+	res.OK, res.Parity = !res.CapHit, !res.CapHit
+	for _, br := range res.Buckets {
+		res.OK = res.OK && br.OK
+		res.Parity = res.Parity && br.Check == ParityCheck && br.OK
 	}
 	res.LegacyKeys = e.scanned.Load()
 	res.Unrouted = e.unrouted.Load()
@@ -852,6 +1013,30 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 		res.Differences = []Difference{}
 	}
 	return nil
+}
+
+// evictionRefusal says why bucket may not be marked verified on a target
+// whose maxmemory-policy is policy ("" when it may): every bucket but the
+// cache must lose no key, so its target must not evict (noeviction). An
+// unknown policy ("": INFO did not say) is not judged.
+func evictionRefusal(bucket, target, policy string) string {
+	if bucket == string(classify.Cache) || policy == "" || policy == "noeviction" {
+		return ""
+	}
+	return fmt.Sprintf("bucket %s: target %s has maxmemory-policy %s, which evicts %s keys when memory is full: not marked verified; set maxmemory-policy noeviction on it (CONFIG SET and its config file), or accept the risk with migrate --allow-evicting-target %s",
+		bucket, target, policy, bucket, bucket)
+}
+
+// rolledBackStatement says what a rolled-back check proved.
+func rolledBackStatement(c Counts, sample float64) string {
+	of := ""
+	if sample < 100 {
+		of = fmt.Sprintf(" (in a %.4g%% sample of its keys)", sample)
+	}
+	if c.LeftBehind == 0 {
+		return fmt.Sprintf("rolled back: target holds none of redisplit's keys%s; %d foreign keys kept", of, c.Foreign)
+	}
+	return fmt.Sprintf("NOT rolled back: target holds %d keys%s with exactly legacy's content (left_behind): copies rollback did not delete (delete them on the target), or foreign keys equal to legacy's; %d other keys kept", c.LeftBehind, of, c.Foreign)
 }
 
 func bucketOrder(b string) int {
