@@ -274,8 +274,13 @@ func Start(ctx context.Context, legacy *redis.Client, cfg Config, sink Sink) (*C
 	ps, early, err := c.subscribe(c.ctx)
 	if err != nil {
 		c.cancel()
+		if strings.HasPrefix(err.Error(), "NOPERM") {
+			return nil, fmt.Errorf("%w; change capture needs +psubscribe and these channel patterns, literally (ACL matches a PSUBSCRIBE pattern as a string): %s",
+				c.explainLegacy(err), aclChannels(c.patterns))
+		}
 		return nil, c.explainLegacy(err)
 	}
+	context.AfterFunc(c.ctx, c.closePS) // a blocked Receive ignores its context
 	c.stats.subscribed.Store(time.Now().UnixNano())
 	c.lastRecv.Store(time.Now().UnixNano())
 	c.wg.Add(4)
@@ -523,6 +528,14 @@ func (c *Capture) resubscribe(old *redis.PubSub, cause error) (*redis.PubSub, []
 		slog.Debug("change feed: resubscribe failed", "legacy", c.addr, "err", err, "retry_in", backoff)
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
+}
+
+func aclChannels(patterns []string) string {
+	out := make([]string, len(patterns))
+	for i, p := range patterns {
+		out[i] = "&" + p
+	}
+	return strings.Join(out, " ")
 }
 
 // isPermanent: retrying cannot help (a permission or the password changed).

@@ -60,11 +60,31 @@ func TestStartChecks(t *testing.T) {
 	admin.ConfigSet(ctx, "notify-keyspace-events", "EA")
 	admin.Do(ctx, "acl", "setuser", "nochan", "on", ">pw", "~*", "resetchannels", "+@all")
 	_, err = Start(ctx, client(t, srv.Addr(), "nochan", "pw", 0), fast(), ChanSink(make(chan Event)))
-	if err == nil || !strings.Contains(err.Error(), srv.Addr()) || !strings.Contains(err.Error(), "NOPERM") {
+	if err == nil || !strings.Contains(err.Error(), srv.Addr()) || !strings.Contains(err.Error(), "NOPERM") || !strings.Contains(err.Error(), "&__keyevent@0__:*") {
 		t.Fatalf("Start without channel permission: %v", err)
 	}
+	admin.Do(ctx, "acl", "setuser", "exact", "on", ">pw", "~*", "resetchannels", "&__keyevent@0__:*", "+@all")
+	cp, err := Start(ctx, client(t, srv.Addr(), "exact", "pw", 0), fast(), ChanSink(make(chan Event, 100)))
+	if err != nil {
+		t.Fatalf("Start with the documented channel permission: %v", err)
+	}
+	cp.Stop()
 	if _, err := Start(ctx, admin, Config{}, ChanSink(make(chan Event))); err == nil {
 		t.Fatal("Start without OwnPrefix succeeded")
+	}
+	// The capture ends with its context, even while waiting for events.
+	cctx, cancel := context.WithCancel(ctx)
+	quiet := fast()
+	quiet.MarkerEvery, quiet.Idle = time.Hour, time.Hour
+	cp, err = Start(cctx, admin, quiet, func(context.Context, Event) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-cp.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the capture outlived its context")
 	}
 }
 

@@ -3,8 +3,10 @@ package dualwrite
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -272,4 +274,34 @@ func TestGapTracker(t *testing.T) {
 	if tr.take(now) != nil {
 		t.Fatal("delivered twice")
 	}
+}
+
+// A subscription that goes silent (legacy frozen: the connection stays open
+// but nothing answers) is closed by the watchdog and is a gap.
+func TestGapSilentConnection(t *testing.T) {
+	_, admin := legacy(t)
+	ctx := ctxT(t)
+	cfg := fast()
+	cfg.Idle = 300 * time.Millisecond
+	_, f := start(t, admin, cfg)
+	pid, err := admin.InfoMap(ctx, "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(pid["Server"]["process_id"])
+	if p == 0 {
+		t.Fatalf("no process_id: %v", pid)
+	}
+	if err := syscall.Kill(p, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(p, syscall.SIGCONT) })
+	f.waitFor(t, "the Down", 10*time.Second, func(evs []Event) bool { return indexKind(evs, KindDown, GapDropped) >= 0 })
+	syscall.Kill(p, syscall.SIGCONT)
+	evs := f.waitFor(t, "the gap", 10*time.Second, func(evs []Event) bool { return indexKind(evs, KindGap, GapDropped) >= 0 })
+	gi := indexKind(evs, KindGap, GapDropped)
+	if !strings.Contains(evs[gi].Gap.Reason, "no answer to PING") {
+		t.Errorf("reason: %s", evs[gi].Gap.Reason)
+	}
+	resumes(t, f, admin, "after-freeze", gi)
 }
