@@ -63,7 +63,7 @@ var Needed = []struct {
 	{"TIME", "+time", "migrate (absolute expiry)", []any{"time"}},
 	{"MULTI/EXEC", "+multi +exec", "migrate (atomic key read)", nil},
 	{"HGETALL, LRANGE, SMEMBERS, ZRANGE", "+@read", "verify (logical comparison)", []any{"hgetall", probeKey}},
-	{"PSUBSCRIBE", "+psubscribe (and &__keyevent@*)", "migrate --dual-write (change capture)", nil},
+	{"PSUBSCRIBE", "+psubscribe (and &__keyevent@<db>__:*, literally)", "migrate --dual-write (change capture)", nil},
 	{"CONFIG SET", "+config|set", "migrate (set notify-keyspace-events; optional)", nil},
 	{"SET", "+set", "migrate (lease and catch-up marker keys)", []any{"set", probeKey, "x", "xx"}},
 	{"DEL", "+del", "migrate (lease and marker keys), rollback", []any{"del", probeKey}},
@@ -203,16 +203,16 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 		e := redisconn.Explain(err, "legacy", addr)
 		var re *redisconn.Error
 		if errors.As(e, &re) && re.Kind == redisconn.NoPerm {
-			add("notify-keyspace-events", StatusWarn, "cannot read it: CONFIG GET refused (grant +config|get); migrate --dual-write needs notify-keyspace-events to include E and all classes (e.g. KEA); set it yourself if CONFIG is not available")
+			add("notify-keyspace-events", StatusWarn, "cannot read it: CONFIG GET refused (grant +config|get); migrate --dual-write needs notify-keyspace-events to include E and all classes (EA; K is not needed); set it yourself if CONFIG is not available")
 		} else {
-			add("notify-keyspace-events", StatusWarn, "cannot read it (%v); migrate --dual-write needs E and all classes (e.g. KEA)", e)
+			add("notify-keyspace-events", StatusWarn, "cannot read it (%v); migrate --dual-write needs E and all classes (EA; K is not needed)", e)
 		}
 	default:
 		v := nke["notify-keyspace-events"]
 		if hasKeyevents(v) {
 			add("notify-keyspace-events", StatusOK, "%q already publishes every key event", v)
 		} else {
-			add("notify-keyspace-events", StatusInfo, "%q: migrate --dual-write needs E and all classes (e.g. KEA); it sets it when CONFIG SET is allowed and restores %q afterwards", v, v)
+			add("notify-keyspace-events", StatusInfo, "%q: migrate --dual-write needs E and all classes (EA; K is not needed); it sets it when CONFIG SET is allowed and restores %q afterwards", v, v)
 		}
 	}
 	return r, nil
@@ -251,7 +251,7 @@ func checkPermissions(ctx context.Context, c *redis.Client) []Permission {
 			case "PSUBSCRIBE":
 				args = []any{"psubscribe", "__keyevent@0__:*"}
 			case "CONFIG SET":
-				args = []any{"config", "set", "notify-keyspace-events", "KEA"}
+				args = []any{"config", "set", "notify-keyspace-events", "EA"}
 			case "MULTI/EXEC":
 				args = []any{"multi"}
 			}
