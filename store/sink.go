@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -85,6 +86,18 @@ type LogicalSink interface {
 }
 
 var _ LogicalSink = (*Redis)(nil)
+
+// SourceChanged reports whether a CopyLogical error means the key changed
+// type on the source while it was copied page by page (the application
+// replaced it): copy it again from its current type, it is no failure of
+// the sink.
+func SourceChanged(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "legacy: reading ") && strings.Contains(msg, "WRONGTYPE")
+}
 
 // Apply implements Sink: one pipeline of RESTORE ... REPLACE ABSTTL for
 // present entries and DEL for absent and expired ones, followed on a
