@@ -125,7 +125,7 @@ type Config struct {
 	MaxBytes   int64 // dirty-set bytes before Mark blocks; default 256 MiB
 	// Throttle, when set, is called before every read from the source with
 	// the number of keys (or pages) about to be read: the ops budget and
-	// the back-off when the source is slow. Its error stops the worker.
+	// the back-off when the source is slow. Its error stops the copier.
 	Throttle func(ctx context.Context, n int) error
 	// ForceLogical copies every present key page by page (needs a
 	// store.PagedSource and store.LogicalSink).
@@ -207,9 +207,10 @@ func (c *Copier) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the workers after their current batch and waits for them.
-// Keys still dirty are abandoned (their marks never applied: a checkpoint
-// taken from the watermarks stays behind them). It returns Err.
+// Close stops the workers and waits for them: batches in flight are cut
+// short and, like every key still dirty, abandoned (their marks are never
+// applied, so a checkpoint taken from the watermarks stays behind them;
+// call Flush first to drain). It returns Err.
 func (c *Copier) Close() error {
 	c.dirty.Close(nil)
 	c.cancel()
@@ -269,7 +270,7 @@ func (c *Copier) worker(w int) {
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				c.stop(fmt.Errorf("%s: %w", c.cfg.Source.Describe(), err))
+				c.stop(err)
 			}
 			return // the batch's marks stay unapplied
 		}

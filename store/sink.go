@@ -48,7 +48,8 @@ type Source interface {
 	// passed, are Absent entries. Keys above the source's size threshold
 	// are Big entries (no payload; copy them page by page). Chunks bound the
 	// payload bytes held at once. Read retries transient errors itself; it
-	// returns fn's first error, or the source's.
+	// returns fn's first error, or the source's (naming the source and its
+	// host).
 	Read(ctx context.Context, keys []string, fn func(entries []*Entry) error) error
 	// Describe names the source for humans (no password).
 	Describe() string
