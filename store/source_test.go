@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redisplit/redisplit/topology"
+	"github.com/redisplit/redisplit/topology/topotest"
+)
+
+func readAll(t *testing.T, s *RedisSource, keys []string) (map[string]*Entry, int) {
+	t.Helper()
+	got := map[string]*Entry{}
+	chunks := 0
+	err := s.Read(context.Background(), keys, func(es []*Entry) error {
+		chunks++
+		for _, e := range es {
+			if got[e.Key] != nil {
+				t.Errorf("%q read twice", e.Key)
+			}
+			got[e.Key] = e
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(keys) {
+		t.Fatalf("read %d entries for %d keys", len(got), len(keys))
+	}
+	return got, chunks
+}
+
+// The source's read against a real server: payloads with absolute expiry,
+// absence (also of a key expired but not yet reclaimed), big keys without
+// payload, chunks bounded by ChunkBytes, every key exactly once.
+func TestRedisSourceReadsStateAndAbsence(t *testing.T) {
+	ctx := context.Background()
+	c := topotest.Client(t, topotest.Standalone(t).Addr())
+	c.Do(ctx, "debug", "set-active-expire", "0") // keep the expired key in the dictionary
+	c.Set(ctx, "plain", "v", 0)
+	c.Set(ctx, "ttl", "v", 100*time.Second)
+	for i := 0; i < 200; i++ {
+		c.HSet(ctx, "big", fmt.Sprint("field-", i), strings.Repeat("y", 50+i))
+	}
+	c.Set(ctx, "expired", "v", time.Millisecond)
+	var keys []string
+	for i := 0; i < 50; i++ {
+		k := "k" + strings.Repeat("z", i)
+		c.Set(ctx, k, strings.Repeat("p", 100), 0)
+		keys = append(keys, k)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if n := c.Do(ctx, "debug", "object", "expired").Err(); n != nil {
+		t.Fatalf("the expired key is no longer in the dictionary: %v", n)
+	}
+	keys = append(keys, "plain", "ttl", "big", "expired", "gone")
+	s := &RedisSource{Client: c, BigBytes: 4096, ChunkBytes: 1000}
+	defer s.Close()
+	before := time.Now().UnixMilli()
+	got, chunks := readAll(t, s, keys)
+	if chunks < 5 {
+		t.Errorf("%d chunks for ~7 KB of payloads at ChunkBytes 1000", chunks)
+	}
+	want, _ := c.Dump(ctx, "plain").Result()
+	if e := got["plain"]; e.Payload != want || e.ExpireAt != 0 || e.Type != "string" || e.Absent() || e.Big {
+		t.Errorf("plain: %+v", e)
+	}
+	if e := got["ttl"]; e.ExpireAt < before+99_000 || e.ExpireAt > before+101_000 {
+		t.Errorf("ttl: absolute expiry %d, want about %d", e.ExpireAt, before+100_000)
+	}
+	if e := got["big"]; !e.Big || e.Type != "hash" || e.Payload != "" {
+		t.Errorf("big: %+v", e)
+	}
+	for _, k := range []string{"expired", "gone"} {
+		if !got[k].Absent() {
+			t.Errorf("%s: %+v, want absent", k, got[k])
+		}
+	}
+}
+
+// CLIENT NO-TOUCH: on a server that has it (Valkey 8) a read leaves the
+// key's LFU counter alone; without it the read bumps it; a server without
+// it (Redis 7.0) fails a NoTouch read instead of touching silently.
+func TestRedisSourceNoTouch(t *testing.T) {
+	ctx := context.Background()
+	vk, err := exec.LookPath("valkey-server")
+	if err != nil {
+		t.Fatalf("valkey-server is not installed (scripts/deps.sh installs it): %v", err)
+	}
+	b := topotest.Backend(t).(*topology.ProcessBackend)
+	b.Binary = vk
+	srv, err := topology.Standalone(ctx, b, "valkey", "--maxmemory-policy", "allkeys-lfu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := topotest.Client(t, srv.Addr())
+	c.Set(ctx, "k", "v", 0)
+	freq := func() int64 { return c.ObjectFreq(ctx, "k").Val() }
+	f0 := freq()
+	if ok, err := SupportsNoTouch(ctx, c); !ok || err != nil {
+		t.Fatalf("SupportsNoTouch on Valkey: %v %v", ok, err)
+	}
+	s := &RedisSource{Client: c, NoTouch: true}
+	defer s.Close()
+	readAll(t, s, []string{"k"})
+	if f := freq(); f != f0 {
+		t.Fatalf("LFU counter %d → %d through a no-touch read", f0, f)
+	}
+	s2 := &RedisSource{Client: c}
+	defer s2.Close()
+	readAll(t, s2, []string{"k"})
+	if f := freq(); f <= f0 {
+		t.Fatalf("LFU counter %d → %d through a plain read: the check cannot see touches", f0, f)
+	}
+
+	old := topotest.Client(t, topotest.Standalone(t).Addr())
+	old.Set(ctx, "k", "v", 0)
+	if ok, err := SupportsNoTouch(ctx, old); ok || err != nil {
+		t.Fatalf("SupportsNoTouch on Redis 7.0: %v %v", ok, err)
+	}
+	s3 := &RedisSource{Client: old, NoTouch: true}
+	defer s3.Close()
+	err = s3.Read(ctx, []string{"k"}, func([]*Entry) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "NO-TOUCH") {
+		t.Fatalf("no-touch read on a server without it: %v", err)
+	}
+}
