@@ -17,7 +17,6 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
-	"github.com/redisplit/redisplit/state"
 )
 
 func init() { register(newMigrateCmd) }
@@ -92,7 +91,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	if err != nil {
 		return err
 	}
-	sd, err := state.Open(cfg.StateDir)
+	sd, err := openState(cfg.StateDir, o.dryRun)
 	if err != nil {
 		return err
 	}

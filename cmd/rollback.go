@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
@@ -42,7 +43,8 @@ the state directory) and nothing else: keys a target held before the migration s
 is not touched (it is only read, to check that no migration is running). Each bucket is then marked
 rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
 
-It refuses (exit 4) a bucket at or past cutover, and refuses while a migration holds the lease lock.
+It refuses (exit 4) a bucket at or past cutover, when the plan (--plan, or the config's rules)
+differs from the one the migration recorded, and while a migration holds the lease lock.
 It asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing: it
 prints per bucket how many keys would be deleted, how many are on the target now and a sample, and
 with --output json streams the full list.
@@ -67,7 +69,11 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err != nil {
 		return err
 	}
-	sd, err := state.Open(cfg.StateDir)
+	_, planHash, err := classify.Router(cfg)
+	if err != nil {
+		return err
+	}
+	sd, err := openState(cfg.StateDir, o.dryRun)
 	if err != nil {
 		return err
 	}
@@ -82,6 +88,9 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if len(buckets) == 0 {
 		fmt.Fprintf(app.Err, "rollback: state %s records nothing written to any target: nothing to roll back\n", sd.Path())
 		return nil
+	}
+	if err := st.CheckPlan(planHash); err != nil {
+		return err
 	}
 	if err := rollback.Check(st, buckets); err != nil {
 		return err

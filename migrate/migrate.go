@@ -6,7 +6,8 @@
 // and a SCAN checkpoint saved only after every target acknowledged.
 //
 // Roles, one file each: preflight.go checks before anything is written
-// (plan hash, lock, unknown keys, non-empty targets, eviction policies);
+// (lock, unknown keys, non-empty targets, eviction policies; the plan hash
+// is state.State.CheckPlan);
 // pipeline.go is the scanner, the partitioned workers and the checkpointer;
 // lock.go the lease lock; read.go the atomic read. All writes to targets go
 // through package store.
@@ -229,7 +230,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := checkPlan(st, o.PlanHash); err != nil {
+	if err := st.CheckPlan(o.PlanHash); err != nil {
 		return res, err
 	}
 	if !o.DryRun {

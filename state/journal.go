@@ -92,11 +92,17 @@ type Journal struct {
 
 // OpenJournal opens bucket's journal for appending, creating it (0600).
 func (d *Dir) OpenJournal(bucket string) (*Journal, error) {
+	if d.readOnly {
+		return nil, ErrReadOnly
+	}
 	return openAppend(d.JournalPath(bucket))
 }
 
 // OpenRefused opens bucket's refusal list for appending.
 func (d *Dir) OpenRefused(bucket string) (*Journal, error) {
+	if d.readOnly {
+		return nil, ErrReadOnly
+	}
 	return openAppend(d.RefusedPath(bucket))
 }
 
