@@ -192,6 +192,9 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		fmt.Fprintln(w, "DRY RUN: nothing was written.")
 	}
 	fmt.Fprintf(w, "legacy: %d keys scanned; plan %.12s; state %s\n", r.LegacyKeys, r.PlanHash, r.StateDir)
+	if r.LeaseTakeover != nil {
+		fmt.Fprintln(w, r.LeaseTakeover)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUCKET\tTARGET\tSTATUS\tKEYS\tEST.BYTES\tCOPIED\tSKIPPED\tREFUSED\tLOGICAL")
 	for _, b := range r.Buckets {

@@ -13,15 +13,13 @@ import (
 	"text/tabwriter"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
-	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/lease"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/rollback"
-	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
 )
@@ -172,23 +170,16 @@ func rollbackBuckets(cfg *config.Config, sd *state.Dir, st *state.State, want []
 	return out, nil
 }
 
-// checkNoMigration refuses while a migration holds the lease lock on
-// legacy: it would keep writing to the targets. Legacy is only read.
+// checkNoMigration refuses while another live redisplit command holds
+// the lease on legacy: it would keep writing to the targets. Legacy is only
+// read.
 func checkNoMigration(ctx context.Context, cfg *config.Config) error {
 	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
 	if err != nil {
 		return err
 	}
 	defer legacy.Close()
-	v, err := legacy.Get(ctx, migrate.LockKey).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil
-	case err != nil:
-		return redisconn.Explain(err, "legacy", legacy.Options().Addr)
-	}
-	return safety.Refusef("stop the running migrate (it releases the lock), or wait for its lease to expire if it died",
-		"a migration is running: it holds the lease lock %s on legacy (%s)", migrate.LockKey, v)
+	return lease.Check(ctx, legacy)
 }
 
 func confirmRollback(app *App, sd *state.Dir, buckets []string, targets map[string]*store.Redis) error {
