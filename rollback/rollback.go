@@ -29,7 +29,6 @@ package rollback
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync/atomic"
@@ -145,13 +144,15 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var lost atomic.Value // the lease's loss, when it was lost
 	res := &Result{DryRun: o.DryRun}
 	if o.DryRun {
 		if err := lease.Check(ctx, o.Legacy); err != nil {
 			return nil, err
 		}
 	} else {
-		l, err := lease.Acquire(ctx, o.Legacy, lease.Options{Command: "rollback", StateDir: o.State.Path(), TTL: o.LeaseTTL}, cancel)
+		l, err := lease.Acquire(ctx, o.Legacy, lease.Options{Command: "rollback", StateDir: o.State.Path(), TTL: o.LeaseTTL},
+			func(cause error) { lost.Store(cause); cancel(cause) })
 		if err != nil {
 			return nil, err
 		}
@@ -159,8 +160,8 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 		res.LeaseTakeover = l.TookOver
 	}
 	res, err := run(ctx, o, order, res)
-	if c := context.Cause(ctx); err != nil && c != nil && !errors.Is(c, context.Canceled) {
-		return nil, c // the lease was lost
+	if cause, ok := lost.Load().(error); ok && err != nil {
+		return nil, cause
 	}
 	return res, err
 }
