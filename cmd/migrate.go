@@ -17,7 +17,6 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
-	"github.com/redisplit/redisplit/state"
 )
 
 func init() { register(newMigrateCmd) }
@@ -92,7 +91,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	if err != nil {
 		return err
 	}
-	sd, err := state.Open(cfg.StateDir)
+	sd, err := openState(cfg.StateDir, o.dryRun)
 	if err != nil {
 		return err
 	}
@@ -193,6 +192,9 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		fmt.Fprintln(w, "DRY RUN: nothing was written.")
 	}
 	fmt.Fprintf(w, "legacy: %d keys scanned; plan %.12s; state %s\n", r.LegacyKeys, r.PlanHash, r.StateDir)
+	if r.LeaseTakeover != nil {
+		fmt.Fprintln(w, r.LeaseTakeover)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUCKET\tTARGET\tSTATUS\tKEYS\tEST.BYTES\tCOPIED\tSKIPPED\tREFUSED\tLOGICAL")
 	for _, b := range r.Buckets {

@@ -13,14 +13,12 @@ import (
 	"text/tabwriter"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
-	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/rollback"
-	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
 )
@@ -38,14 +36,17 @@ func newRollbackCmd(app *App) *cobra.Command {
 		Use:   "rollback",
 		Short: "Undo a migration before cutover: delete exactly the keys redisplit wrote to the targets",
 		Long: `rollback deletes from each target exactly the keys redisplit wrote there (the bucket's journal in
-the state directory) and nothing else: keys a target held before the migration survive, and legacy
-is not touched (it is only read, to check that no migration is running). Each bucket is then marked
-rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
+the state directory) and nothing else: keys a target held before the migration survive, and legacy's
+data is not touched. Like migrate, it holds the lease lock (redisplit:lock on legacy) for its whole
+run, so no migration can start meanwhile. Deletes are retried on transient errors and, on a Sentinel
+target, acknowledged by the replica (WAIT) before a bucket counts as rolled back. Each bucket is then
+marked rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
 
-It refuses (exit 4) a bucket at or past cutover, and refuses while a migration holds the lease lock.
-It asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing: it
-prints per bucket how many keys would be deleted, how many are on the target now and a sample, and
-with --output json streams the full list.
+It refuses (exit 4) while another redisplit command holds the lease, when the plan (--plan, or the
+config's rules) differs from the one the migration recorded, and a bucket at or past cutover. It
+asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing and
+writes nothing (not even the lease): it prints per bucket how many keys would be deleted, how many
+are on the target now and a sample, and with --output json streams the full list.
 
   redisplit rollback --dry-run
   redisplit rollback --bucket session --yes
@@ -67,7 +68,11 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err != nil {
 		return err
 	}
-	sd, err := state.Open(cfg.StateDir)
+	_, planHash, err := classify.Router(cfg)
+	if err != nil {
+		return err
+	}
+	sd, err := openState(cfg.StateDir, o.dryRun)
 	if err != nil {
 		return err
 	}
@@ -83,23 +88,33 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 		fmt.Fprintf(app.Err, "rollback: state %s records nothing written to any target: nothing to roll back\n", sd.Path())
 		return nil
 	}
+	// refuse before contacting anything; rollback.Run checks again under the lease
+	if err := st.CheckPlan(planHash); err != nil {
+		return err
+	}
 	if err := rollback.Check(st, buckets); err != nil {
 		return err
 	}
-	if err := checkNoMigration(ctx, cfg); err != nil {
+	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
+	if err != nil {
 		return err
 	}
+	defer legacy.Close()
 	targets, err := store.OpenSet(ctx, buckets, cfg.Targets)
 	if err != nil {
 		return err
 	}
 	defer targets.Close()
-	if !o.dryRun && !app.Yes {
-		if err := confirmRollback(app, sd, buckets, targets); err != nil {
-			return err
+	opts := rollback.Options{State: sd, Legacy: legacy, PlanHash: planHash, Targets: targets, DryRun: o.dryRun}
+	opts.Confirm = func(r *rollback.Result) error {
+		if r.LeaseTakeover != nil {
+			fmt.Fprintf(app.Err, "rollback: %s\n", r.LeaseTakeover)
 		}
+		if app.Yes {
+			return nil
+		}
+		return confirmRollback(app, sd, buckets, targets)
 	}
-	opts := rollback.Options{State: sd, Targets: targets, DryRun: o.dryRun}
 	var stream *keyStream
 	if o.dryRun && app.Output == "json" {
 		stream = &keyStream{w: app.Out}
@@ -161,25 +176,6 @@ func rollbackBuckets(cfg *config.Config, sd *state.Dir, st *state.State, want []
 		out = append(out, b)
 	}
 	return out, nil
-}
-
-// checkNoMigration refuses while a migration holds the lease lock on
-// legacy: it would keep writing to the targets. Legacy is only read.
-func checkNoMigration(ctx context.Context, cfg *config.Config) error {
-	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
-	if err != nil {
-		return err
-	}
-	defer legacy.Close()
-	v, err := legacy.Get(ctx, migrate.LockKey).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil
-	case err != nil:
-		return redisconn.Explain(err, "legacy", legacy.Options().Addr)
-	}
-	return safety.Refusef("stop the running migrate (it releases the lock), or wait for its lease to expire if it died",
-		"a migration is running: it holds the lease lock %s on legacy (%s)", migrate.LockKey, v)
 }
 
 func confirmRollback(app *App, sd *state.Dir, buckets []string, targets map[string]*store.Redis) error {
@@ -266,6 +262,6 @@ func renderRollback(w io.Writer, r *rollback.Result) {
 	if r.DryRun {
 		fmt.Fprintln(w, "\ndry run: nothing was deleted (--output json lists every key)")
 	} else {
-		fmt.Fprintln(w, "\nrolled back: the buckets above are marked rolled-back and their journals removed; legacy was not touched")
+		fmt.Fprintln(w, "\nrolled back: the buckets above are marked rolled-back and their journals removed; legacy's data was not touched")
 	}
 }

@@ -48,7 +48,7 @@ func runStatus(app *App) error {
 	if err != nil {
 		return err
 	}
-	sd, err := state.Open(cfg.StateDir)
+	sd, err := state.OpenReadOnly(cfg.StateDir)
 	if err != nil {
 		return err
 	}

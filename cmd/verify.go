@@ -123,9 +123,8 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	if err != nil {
 		return err
 	}
-	if st.PlanHash != "" && st.PlanHash != planHash {
-		return safety.Refusef("verify with the plan the migration used (--plan or the same config rules)",
-			"the routing plan changed since the migration started (state %s has plan %.12s, this run %.12s)", sd.Path(), st.PlanHash, planHash)
+	if err := st.CheckPlan(planHash); err != nil {
+		return err
 	}
 	buckets, skipped, err := verifyBuckets(cfg, o.buckets)
 	if err != nil {

@@ -6,10 +6,11 @@
 // and a SCAN checkpoint saved only after every target acknowledged.
 //
 // Roles, one file each: preflight.go checks before anything is written
-// (plan hash, lock, unknown keys, non-empty targets, eviction policies);
-// pipeline.go is the scanner, the partitioned workers and the checkpointer;
-// lock.go the lease lock; read.go the atomic read. All writes to targets go
-// through package store.
+// (unknown keys, non-empty targets, eviction policies; the plan hash is
+// state.State.CheckPlan); pipeline.go is the scanner, the partitioned
+// workers and the checkpointer; read.go the atomic read. The lease
+// (package lease) is taken before anything is written and held for the
+// whole run. All writes to targets go through package store.
 //
 // The engine never prints: it returns a Result and reports progress through
 // a callback.
@@ -25,6 +26,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/lease"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
@@ -140,7 +142,13 @@ type Result struct {
 	Throttled   int64           `json:"throttled"` // pauses for legacy latency
 	// LegacyRetries counts transient legacy errors retried with back-off.
 	LegacyRetries int64 `json:"legacy_retries"`
+	// LeaseTakeover is set when the run took the lease over from a dead
+	// redisplit process on this host.
+	LeaseTakeover *lease.Takeover `json:"lease_takeover,omitempty"`
 }
+
+// OwnPrefix is the prefix of redisplit's own keys on legacy: never migrated.
+const OwnPrefix = lease.OwnPrefix
 
 // Pattern is a normalised key pattern with a count and a sample key.
 type Pattern struct {
@@ -229,15 +237,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := checkPlan(st, o.PlanHash); err != nil {
+	if err := st.CheckPlan(o.PlanHash); err != nil {
 		return res, err
 	}
 	if !o.DryRun {
-		l, err := acquire(ctx, legacy, o.State.Path(), o.LockTTL, cancel)
+		l, err := lease.Acquire(ctx, legacy, lease.Options{Command: "migrate", StateDir: o.State.Path(), TTL: o.LockTTL}, cancel)
 		if err != nil {
 			return res, err
 		}
-		defer l.release()
+		defer l.Release()
+		res.LeaseTakeover = l.TookOver
 	}
 	targets, err := openTargets(ctx, o.Config, st, res)
 	defer func() {

@@ -19,22 +19,6 @@ import (
 	"github.com/redisplit/redisplit/store"
 )
 
-// checkPlan refuses when the state was made with another plan and a bucket
-// is still in flight: routing must stay fixed for the whole migration.
-func checkPlan(st *state.State, planHash string) error {
-	if st.PlanHash == "" || st.PlanHash == planHash {
-		return nil
-	}
-	for b, sb := range st.Buckets {
-		if sb.Phase != state.Planned && sb.Phase != state.RolledBack && sb.Phase != "" {
-			return safety.Refusef("use the plan the migration started with, or roll back first",
-				"the plan changed since the migration started (state has plan %.12s, now %.12s) and bucket %s is %s",
-				st.PlanHash, planHash, b, sb.Phase)
-		}
-	}
-	return nil
-}
-
 // maxPatterns bounds the unknown-pattern table of the pre-pass.
 const maxPatterns = 1000
 

@@ -2,18 +2,27 @@
 // deletes from each target exactly the keys redisplit wrote there — the
 // keys of the bucket's journal — and nothing else.
 //
-// Guarantees:
-//   - Only journaled keys are deleted, with pipelined UNLINKs (one key per
-//     command, so a cluster target routes each to its slot's master). Keys a
-//     target held before the migration are not in the journal; keys
-//     migrate refused to overwrite (the bucket's refusal list) are skipped
-//     even if they were journaled.
-//   - Legacy is never written.
-//   - A bucket at or past cutover is refused (its application now writes to
-//     the target; deleting there would lose data).
+// Guarantees, in order:
+//   - The lease (package lease, the key redisplit:lock on legacy) is taken
+//     before the state is read and held until the end, so no migrate (or
+//     other rollback) runs meanwhile; if it is lost, the rollback stops. A
+//     dry run only checks that no live process holds it. The lease is the
+//     only key rollback writes on legacy.
+//   - Under the lease, the state is checked: the plan must be the one the
+//     migration recorded (state.State.CheckPlan), and a bucket at or past
+//     cutover is refused (Check), failed or not: its application now writes
+//     to the target, and deleting there would lose data.
+//   - Only journaled keys are deleted, with store.Redis.Delete: pipelined
+//     UNLINKs, retried on transient errors with the copy path's policy
+//     (store.Retry), and on a Sentinel target acknowledged by the replica
+//     (WAIT 1) so that a failover cannot bring them back. Keys a target held
+//     before the migration are not in the journal; keys migrate refused to
+//     overwrite (the bucket's refusal list) are skipped even if they were
+//     journaled.
 //   - Idempotent: a rollback interrupted at any point can be run again; the
-//     journal is removed (state.ResetBucket) only after every key is gone
-//     and the bucket is marked rolled-back, so a later migrate starts clean.
+//     journal is removed (state.ResetBucket) only after every delete batch
+//     of the bucket was acknowledged and the bucket is marked rolled-back,
+//     so a later migrate starts clean.
 //   - Memory is bounded by the batch size and the refusal list; the journal
 //     is streamed.
 package rollback
@@ -22,9 +31,12 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisplit/redisplit/lease"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
@@ -34,8 +46,20 @@ import (
 // Options configure a rollback.
 type Options struct {
 	State *state.Dir
+	// Legacy holds the lease; PlanHash is the hash of the plan this run
+	// routes with (it must be the migration's).
+	Legacy   *redis.Client
+	PlanHash string
+	LeaseTTL time.Duration // default lease.DefaultTTL
 	// Targets are the buckets to roll back and their stores.
 	Targets map[string]*store.Redis
+	// Retry is the back-off for transient target errors (the copy path's
+	// defaults when zero).
+	Retry store.Retry
+	// Confirm, when set, is called once the lease is held and the checks
+	// passed, before anything is deleted; an error aborts the rollback
+	// with it. Not called for a dry run.
+	Confirm func(*Result) error
 	// DryRun deletes nothing: it counts the journaled keys, how many are
 	// on the target now, and streams them to Visit.
 	DryRun bool
@@ -69,16 +93,25 @@ type BucketResult struct {
 	// Deleted is the number of keys actually deleted (UNLINK's count).
 	Deleted int64    `json:"deleted"`
 	Sample  []string `json:"sample,omitempty"`
+	// Retries counts the transient target errors (failover, connection
+	// reset, replica not acknowledging) retried with back-off.
+	Retries        int64  `json:"retries,omitempty"`
+	LastRetryError string `json:"last_retry_error,omitempty"`
 }
 
 // Result is the outcome of a rollback.
 type Result struct {
 	DryRun  bool           `json:"dry_run"`
 	Buckets []BucketResult `json:"buckets"`
+	// LeaseTakeover is set when the lease was taken over from a dead
+	// redisplit process on this host.
+	LeaseTakeover *lease.Takeover `json:"lease_takeover,omitempty"`
 }
 
 // Check refuses (a *safety.Refusal, exit 4) to roll back a bucket that is at
-// or past cutover. Buckets unknown to the state pass.
+// or past cutover, judged by its phase alone: a bucket that failed after
+// cutover keeps its phase (the failure is recorded beside it) and is
+// refused too. Buckets unknown to the state pass.
 func Check(st *state.State, buckets []string) error {
 	for _, b := range buckets {
 		sb := st.Buckets[b]
@@ -97,8 +130,11 @@ func Check(st *state.State, buckets []string) error {
 // dedupeMax bounds the dry run's set of key hashes (8 bytes a key).
 const dedupeMax = 10_000_000
 
-// Run rolls back every bucket of o.Targets, in order of the map iteration
-// sorted by the caller's bucket order (buckets are independent).
+// Run rolls back the buckets of order that have a target in o.Targets, in
+// that order (buckets are independent). It returns a *safety.Refusal when
+// another process holds the lease, the plan differs from the migration's or
+// a bucket is past cutover (nothing was deleted), and the lease's loss as
+// the error when it was lost midway.
 func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 	if o.Batch <= 0 {
 		o.Batch = 1000
@@ -106,14 +142,46 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 	if o.Sample <= 0 {
 		o.Sample = 10
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var lost atomic.Value // the lease's loss, when it was lost
+	res := &Result{DryRun: o.DryRun}
+	if o.DryRun {
+		if err := lease.Check(ctx, o.Legacy); err != nil {
+			return nil, err
+		}
+	} else {
+		l, err := lease.Acquire(ctx, o.Legacy, lease.Options{Command: "rollback", StateDir: o.State.Path(), TTL: o.LeaseTTL},
+			func(cause error) { lost.Store(cause); cancel(cause) })
+		if err != nil {
+			return nil, err
+		}
+		defer l.Release()
+		res.LeaseTakeover = l.TookOver
+	}
+	res, err := run(ctx, o, order, res)
+	if cause, ok := lost.Load().(error); ok && err != nil {
+		return nil, cause
+	}
+	return res, err
+}
+
+func run(ctx context.Context, o Options, order []string, res *Result) (*Result, error) {
 	st, err := o.State.Load()
 	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckPlan(o.PlanHash); err != nil {
 		return nil, err
 	}
 	if err := Check(st, order); err != nil {
 		return nil, err
 	}
-	res := &Result{DryRun: o.DryRun}
+	if o.Confirm != nil && !o.DryRun {
+		if err := o.Confirm(res); err != nil {
+			return nil, err
+		}
+	}
 	var done int64
 	for _, b := range order {
 		t := o.Targets[b]
@@ -121,6 +189,10 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 			continue
 		}
 		br := BucketResult{Bucket: b, Target: t.Describe()}
+		var retries atomic.Int64
+		var lastRetry atomic.Value
+		retry := o.Retry
+		retry.OnRetry = func(err error) { retries.Add(1); lastRetry.Store(err.Error()) }
 		if sb := st.Buckets[b]; sb != nil {
 			br.Phase = sb.Phase
 		}
@@ -136,7 +208,11 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 			if len(batch) == 0 {
 				return nil
 			}
-			n, err := apply(ctx, t, batch, o.DryRun)
+			n, err := apply(ctx, t, batch, o.DryRun, retry)
+			br.Retries = retries.Load()
+			if e, ok := lastRetry.Load().(string); ok {
+				br.LastRetryError = e
+			}
 			if err != nil {
 				return redisconn.Explain(err, "target "+b, t.Describe())
 			}
@@ -207,25 +283,20 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 	return res, nil
 }
 
-// apply deletes keys (UNLINK) or, for a dry run, counts those that exist.
-func apply(ctx context.Context, t *store.Redis, keys []string, dryRun bool) (int64, error) {
-	p := t.Client.Pipeline()
-	cmds := make([]*redis.IntCmd, len(keys))
-	for i, k := range keys {
-		if dryRun {
-			cmds[i] = p.Exists(ctx, k)
-		} else {
-			cmds[i] = p.Unlink(ctx, k)
+// apply deletes keys durably (store.Redis.Delete) or, for a dry run,
+// counts those that exist.
+func apply(ctx context.Context, t *store.Redis, keys []string, dryRun bool, retry store.Retry) (int64, error) {
+	if !dryRun {
+		return t.Delete(ctx, keys, retry)
+	}
+	ex, err := t.Existing(ctx, keys, retry)
+	var n int64
+	for _, e := range ex {
+		if e {
+			n++
 		}
 	}
-	if _, err := p.Exec(ctx); err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, c := range cmds {
-		n += c.Val()
-	}
-	return n, nil
+	return n, err
 }
 
 // finish marks the bucket rolled back, then removes its journal and

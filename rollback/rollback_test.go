@@ -230,6 +230,18 @@ func TestRollbackRefusals(t *testing.T) {
 	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes"); code != 4 || !strings.Contains(errs, "past cutover") {
 		t.Errorf("past cutover: exit %d %s", code, errs)
 	}
+	// A bucket that failed after cutover keeps its phase, with the failure
+	// beside it: still refused.
+	if err := sd.Update(func(s *state.State) error {
+		s.Buckets["session"].LastError = "target session: out of memory writing key \"sess:1\""
+		s.Buckets["session"].Errors = 1
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes", "--bucket", "session"); code != 4 || !strings.Contains(errs, "past cutover") {
+		t.Errorf("failed past cutover: exit %d %s", code, errs)
+	}
 	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes", "--bucket", "nope"); code != 2 {
 		t.Errorf("--bucket nope: exit %d %s", code, errs)
 	}

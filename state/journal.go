@@ -13,7 +13,8 @@ import (
 
 // Journal record format: uvarint(len(key)) followed by the key's bytes.
 // Binary-safe; a torn final record (the process died inside a write) is
-// ignored by readers. Duplicates are allowed.
+// ignored by readers and cut off when the file is next opened for appending.
+// Duplicates are allowed.
 
 // maxKeyLen bounds a record so that a corrupt length cannot make a reader
 // allocate without limit (Redis keys are at most 512 MB).
@@ -91,16 +92,26 @@ type Journal struct {
 
 // OpenJournal opens bucket's journal for appending, creating it (0600).
 func (d *Dir) OpenJournal(bucket string) (*Journal, error) {
+	if d.readOnly {
+		return nil, ErrReadOnly
+	}
 	return openAppend(d.JournalPath(bucket))
 }
 
 // OpenRefused opens bucket's refusal list for appending.
 func (d *Dir) OpenRefused(bucket string) (*Journal, error) {
+	if d.readOnly {
+		return nil, ErrReadOnly
+	}
 	return openAppend(d.RefusedPath(bucket))
 }
 
+// openAppend opens path for appending. A torn last record (the process
+// died inside a write) is cut off first, so that appended records follow the
+// last complete one: readers would otherwise take the torn record's length
+// prefix and the new bytes for one record, and misread every record after.
 func openAppend(path string) (*Journal, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
@@ -109,7 +120,50 @@ func openAppend(path string) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	return &Journal{f: f, size: st.Size()}, nil
+	size, err := completeLength(f, path)
+	if err == nil && size < st.Size() {
+		if err = f.Truncate(size); err == nil {
+			err = f.Sync()
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state: journal %s: %w", path, err)
+	}
+	return &Journal{f: f, size: size}, nil
+}
+
+// completeLength returns the length of f up to the end of its last
+// complete record. It reads f from the start (one sequential pass, nothing
+// held in memory) and leaves f's offset undefined; f is opened O_APPEND, so
+// later writes go to the end anyway.
+func completeLength(f *os.File, path string) (int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReaderSize(f, 256<<10)
+	var off int64
+	for {
+		n, err := binary.ReadUvarint(r)
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			return off, nil // the end, or a torn length
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n > maxKeyLen {
+			return 0, fmt.Errorf("corrupt (record of %d bytes at offset %d)", n, off)
+		}
+		if d, err := r.Discard(int(n)); err != nil || uint64(d) != n {
+			return off, nil // torn key bytes
+		}
+		off += int64(uvarintLen(n)) + int64(n)
+	}
+}
+
+func uvarintLen(n uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], n)
 }
 
 // Append writes keys as one write and returns the offset of the first record.

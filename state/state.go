@@ -16,10 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
+
+	"github.com/redisplit/redisplit/safety"
 )
 
 // Phase is the workflow phase of a bucket:
@@ -110,7 +114,8 @@ type VerifyCounts struct {
 // Dir is an open state directory. Its methods are safe for concurrent use
 // by goroutines and processes (Update serialises through flock).
 type Dir struct {
-	path string
+	path     string
+	readOnly bool
 }
 
 // Open opens (creating, mode 0700) the state directory; files are written
@@ -124,6 +129,41 @@ func Open(dir string) (*Dir, error) {
 	}
 	_ = os.Chmod(dir, 0o700)
 	return &Dir{path: dir}, nil
+}
+
+// OpenReadOnly opens the state directory for commands that write nothing
+// (status, migrate --dry-run, rollback --dry-run): it creates nothing, a
+// directory that does not exist reads as an empty state, and every method
+// that would write (Update, ResetBucket, OpenJournal, OpenRefused) fails
+// with ErrReadOnly.
+func OpenReadOnly(dir string) (*Dir, error) {
+	if dir == "" {
+		return nil, errors.New("state: empty state directory path")
+	}
+	return &Dir{path: dir, readOnly: true}, nil
+}
+
+// ErrReadOnly is returned by the writing methods of a Dir opened with
+// OpenReadOnly.
+var ErrReadOnly = errors.New("state: the state directory was opened read-only")
+
+// CheckPlan refuses (a *safety.Refusal, exit 4) when the migration recorded
+// in s was started with another plan and a bucket still holds what
+// redisplit wrote (any phase but planned or rolled-back): routing must stay
+// fixed from the first write until every bucket is rolled back. It is the
+// one plan check of migrate, verify and rollback.
+func (s *State) CheckPlan(planHash string) error {
+	if s.PlanHash == "" || s.PlanHash == planHash {
+		return nil
+	}
+	for _, b := range slices.Sorted(maps.Keys(s.Buckets)) {
+		if p := s.Buckets[b].Phase; p != Planned && p != RolledBack && p != "" {
+			return safety.Refusef("run with the plan the migration started with (--plan, or the same config rules); another plan can be used once every bucket is rolled back",
+				"the plan changed since the migration started (state has plan %.12s, this run %.12s) and bucket %s is %s",
+				s.PlanHash, planHash, b, p)
+		}
+	}
+	return nil
 }
 
 // Path returns the directory's path.
@@ -168,6 +208,9 @@ func (d *Dir) Load() (*State, error) {
 // error nothing is saved. The save is atomic: readers see the old or the new
 // state, never a mix, even after a crash.
 func (d *Dir) Update(fn func(*State) error) error {
+	if d.readOnly {
+		return ErrReadOnly
+	}
 	lf, err := os.OpenFile(filepath.Join(d.path, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
@@ -229,6 +272,9 @@ func writeAtomic(path string, data []byte) error {
 // checkpoint (cursor, copied flag, counters), after a rollback: a later
 // migrate starts the bucket clean. The phase is left as the caller set it.
 func (d *Dir) ResetBucket(bucket string) error {
+	if d.readOnly {
+		return ErrReadOnly
+	}
 	for _, p := range []string{d.JournalPath(bucket), d.RefusedPath(bucket)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("state: %w", err)

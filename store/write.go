@@ -152,9 +152,7 @@ func (r *Redis) Restore(ctx context.Context, entries []*Entry, retry Retry) []*K
 			for _, e := range pending {
 				p.Do(ctx, "restore", e.Key, e.ExpireAt, e.Payload, "REPLACE", "ABSTTL")
 			}
-			if r.replicated() {
-				p.Do(ctx, "wait", 1, replicaWait.Milliseconds())
-			}
+			r.addWait(ctx, p)
 			return nil
 		})
 		if len(cmds) < len(pending) { // the pipeline did not even start
@@ -224,6 +222,15 @@ var errNotReplicated = errors.New("NOREPLICAS the replica did not acknowledge th
 // (Sentinel targets: a failover promotes the replica, and a write only the
 // old master had would be lost).
 func (r *Redis) replicated() bool { return r.Kind == config.KindSentinel }
+
+// addWait ends pipeline p, on a replicated target, with WAIT 1: sent on the
+// pipeline's one connection, it acknowledges every write before it. Its
+// reply is the pipeline's last; replicaAck reads it.
+func (r *Redis) addWait(ctx context.Context, p redis.Pipeliner) {
+	if r.replicated() {
+		p.Do(ctx, "wait", 1, replicaWait.Milliseconds())
+	}
+}
 
 func replicaAck(c redis.Cmder) error {
 	if c.Err() != nil {
