@@ -142,7 +142,10 @@ type BucketResult struct {
 //
 // In Result.ThisRun a key is counted by every run that handles it: a run
 // resumed after an interruption rewrites (and counts again) the keys that
-// were in flight. Totals count each key once.
+// were in flight. Totals count each key once per SCAN pass, however often
+// runs were interrupted; the one exception is SCAN's own: a key it returns
+// twice in different pages (legacy's table was resized during the pass) is
+// counted twice.
 type Counts struct {
 	Copied  int64 `json:"copied"`  // written to the target
 	Expired int64 `json:"expired"` // read with its expiry already reached: not written
