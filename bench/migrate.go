@@ -123,8 +123,10 @@ func migrateOnce(ctx context.Context, legacyAddr string, layout *benchTargets, c
 		CopyElapsed time.Duration `json:"copy_elapsed_ns"`
 		Elapsed     time.Duration `json:"elapsed_ns"`
 		Buckets     []struct {
-			Bucket     string `json:"bucket"`
-			KeysCopied int64  `json:"keys_copied"`
+			Bucket  string `json:"bucket"`
+			ThisRun struct {
+				Copied int64 `json:"copied"`
+			} `json:"this_run"`
 		} `json:"buckets"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
@@ -132,7 +134,7 @@ func migrateOnce(ctx context.Context, legacyAddr string, layout *benchTargets, c
 	}
 	var copied int64
 	for _, bk := range res.Buckets {
-		copied += bk.KeysCopied
+		copied += bk.ThisRun.Copied
 	}
 	landed := layout.Keys(ctx)
 	rss := ru.Maxrss * 1024

@@ -24,6 +24,7 @@ func init() { register(newMigrateCmd) }
 type migrateOptions struct {
 	dryRun        bool
 	allowNonEmpty bool
+	allowEvicting []string
 	logical       bool
 	workers       int
 	batch         int
@@ -43,16 +44,25 @@ logically in chunks when it is big or the target cannot read the payload.
 Before writing anything it checks: the plan did not change since the migration started, no other
 migration holds the lease lock (redisplit:lock on legacy), no key matches no rule while unknown is
 block, every target is reachable and holds no key the plan routes to it (unless --allow-nonempty;
-even then a key redisplit did not write is never overwritten), and each target's maxmemory-policy
-fits its bucket (warning). It then shows what it will copy where and asks for confirmation on a
-terminal; --yes skips the question and is required without a terminal.
+even then a key redisplit did not write is never overwritten), no session, queue or ratelimit target
+evicts (maxmemory-policy other than noeviction; unless --allow-evicting-target names the bucket), and
+every target has room for its bucket (maxmemory minus used_memory at least the bucket's MEMORY USAGE
+on legacy x 1.2; a cache target with an allkeys-* policy is only warned about). Each of these refuses
+with exit 4, also with --dry-run. It then shows what it will copy where and asks for confirmation on
+a terminal; --yes skips the question and is required without a terminal.
 
 State lives in the state directory (--state-dir, default .redisplit): plan hash, per-bucket phase
 and counters, the SCAN checkpoint and a journal of every key written per target (rollback deletes
 exactly those). Interrupted or killed at any moment, migrate resumes from its checkpoint when run
 again. A bucket whose target fails (e.g. OOM on a noeviction target) stops with an error naming the
-target and how far it got; the other buckets go on and migrate exits 1 at the end.
-A bucket without a target is not migrated, and the output says so.`,
+target and how far it got; its phase is kept and it is marked failed; the other buckets go on and
+migrate exits 1 at the end. A bucket without a target is not migrated, and the output says so.
+
+The summary counts every key of a bucket in one column: copied, expired (read with its expiry
+reached), gone (absent when read), refused (foreign, --allow-nonempty), skipped (no target), failed
+(its bucket stopped) or pending (not reached yet). It shows the whole migration's totals (the same as
+redisplit status) and, when they differ, this run's; JSON has both per bucket (total, this_run).
+MEM.USAGE is MEMORY USAGE on legacy (pre-pass); PAYLOAD is the bytes written.`,
 		Example: `  redisplit migrate --dry-run
   redisplit migrate --plan plan.yaml --max-ops 20000
   redisplit migrate --yes -o json > migrate.json`,
@@ -62,6 +72,7 @@ A bucket without a target is not migrated, and the output says so.`,
 	f := c.Flags()
 	f.BoolVar(&o.dryRun, "dry-run", false, "check and print what would be copied where (keys and bytes per target); write nothing")
 	f.BoolVar(&o.allowNonEmpty, "allow-nonempty", false, "copy into targets that already hold keys the plan routes to them; those keys are left alone and counted as refused")
+	f.StringArrayVar(&o.allowEvicting, "allow-evicting-target", nil, "copy bucket `BUCKET` (session, queue or ratelimit; repeatable) although its target's maxmemory-policy evicts: keys may be lost, and verify will not mark it verified")
 	f.Int("max-ops", 0, "commands per second sent to legacy (one key read counts one; 0: no cap)")
 	f.BoolVar(&o.logical, "logical", false, "never RESTORE DUMP payloads: copy every key logically (for targets that cannot read legacy's payloads)")
 	f.IntVar(&o.workers, "workers", 4, "copy workers (keys are partitioned onto them by hash)")
@@ -79,6 +90,11 @@ A bucket without a target is not migrated, and the output says so.`,
 func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	if !o.dryRun && !app.Yes && !app.IsTerminal {
 		return &config.Error{Msg: "migrate writes to the targets and needs confirmation, but there is no terminal to ask on: pass --yes (or run --dry-run first to see what it would copy)"}
+	}
+	for _, b := range o.allowEvicting {
+		if !slices.Contains(config.Buckets, b) {
+			return &config.Error{Msg: fmt.Sprintf("--allow-evicting-target %q: not a bucket (one of %s)", b, strings.Join(config.Buckets, ", "))}
+		}
 	}
 	cfg, err := app.Config()
 	if err != nil {
@@ -99,7 +115,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	degraded := map[string]migrate.Retrying{} // announced, not yet recovered
 	opts := migrate.Options{
 		Config: cfg, Classifier: cl, PlanHash: hash, State: sd,
-		DryRun: o.dryRun, AllowNonEmpty: o.allowNonEmpty, ForceLogical: o.logical,
+		DryRun: o.dryRun, AllowNonEmpty: o.allowNonEmpty, AllowEvicting: o.allowEvicting, ForceLogical: o.logical,
 		MaxOps: cfg.MaxOps, Workers: o.workers, Batch: o.batch, BigBytes: o.bigBytes,
 		Progress: func(p migrate.Progress) {
 			if bar == nil {
@@ -196,16 +212,34 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		fmt.Fprintln(w, r.LeaseTakeover)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUCKET\tTARGET\tSTATUS\tKEYS\tEST.BYTES\tCOPIED\tSKIPPED\tREFUSED\tLOGICAL")
+	fmt.Fprintln(tw, "BUCKET\tTARGET\tSTATUS\tPOLICY\tKEYS\tMEM.USAGE")
 	for _, b := range r.Buckets {
-		tgt := b.Target
-		if tgt == "" {
-			tgt = "-"
+		mem := "-" // not measured: no target, already copied, or no key sampled
+		if b.PlannedBytes > 0 {
+			mem = migrateBytes(b.PlannedBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", b.Bucket, tgt, b.Status, b.PlannedKeys,
-			migrateBytes(b.PlannedBytes), b.KeysCopied, b.KeysSkipped, b.KeysRefused, b.KeysLogical)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", b.Bucket, orDash(b.Target), b.Status, orDash(b.Policy),
+			b.PlannedKeys, mem)
 	}
 	tw.Flush()
+	sample := "1 key in 32, extrapolated"
+	if r.DryRun {
+		sample = "every key"
+	}
+	fmt.Fprintf(w, "(KEYS and MEM.USAGE: the pre-pass over legacy; MEM.USAGE is MEMORY USAGE of %s)\n", sample)
+	if !r.DryRun {
+		fmt.Fprintln(w, "\nwhole migration (keys; the same as redisplit status):")
+		renderCounts(w, r.Buckets, true, func(b *migrate.BucketResult) (migrate.Counts, int64) {
+			return b.Total.Counts, b.Total.Pending
+		})
+		if thisRunDiffers(r) {
+			fmt.Fprintln(w, "\nthis run (a key rewritten after a resume counts again):")
+			renderCounts(w, r.Buckets, false, func(b *migrate.BucketResult) (migrate.Counts, int64) {
+				return b.ThisRun, 0
+			})
+		}
+		fmt.Fprintln(w, "(PAYLOAD: bytes written to the target, DUMP payloads or logical values; not MEMORY USAGE)")
+	}
 	for _, b := range r.Buckets {
 		if b.Reason != "" {
 			fmt.Fprintf(w, "%s: %s\n", b.Bucket, b.Reason)
@@ -245,7 +279,7 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 	if r.CopyElapsed > 0 {
 		var n int64
 		for _, b := range r.Buckets {
-			n += b.KeysCopied + b.KeysSkipped + b.KeysRefused
+			n += b.ThisRun.Copied + b.ThisRun.Expired + b.ThisRun.Gone + b.ThisRun.Refused
 		}
 		fmt.Fprintf(w, "copied in %s (%.0f keys/s); total %s", r.CopyElapsed.Round(time.Millisecond),
 			float64(n)/r.CopyElapsed.Seconds(), r.Elapsed.Round(time.Millisecond))
@@ -254,6 +288,44 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// renderCounts writes one table of key counts per bucket, with a PENDING
+// column when withPending.
+func renderCounts(w io.Writer, bs []*migrate.BucketResult, withPending bool, get func(*migrate.BucketResult) (c migrate.Counts, pending int64)) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "BUCKET\tCOPIED\tEXPIRED\tGONE\tREFUSED\tSKIPPED\tFAILED"
+	if withPending {
+		head += "\tPENDING"
+	}
+	fmt.Fprintln(tw, head+"\tLOGICAL\tPAYLOAD")
+	for _, b := range bs {
+		c, p := get(b)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d", b.Bucket, c.Copied, c.Expired, c.Gone, c.Refused, c.Skipped, c.Failed)
+		if withPending {
+			fmt.Fprintf(tw, "\t%d", p)
+		}
+		fmt.Fprintf(tw, "\t%d\t%s\n", c.Logical, migrateBytes(c.Bytes))
+	}
+	tw.Flush()
+}
+
+// thisRunDiffers reports whether some bucket's counts of this run are not
+// its totals (a resumed run, a rerun after a complete backfill).
+func thisRunDiffers(r *migrate.Result) bool {
+	for _, b := range r.Buckets {
+		if b.ThisRun != b.Total.Counts {
+			return true
+		}
+	}
+	return false
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func migrateBytes(n int64) string {

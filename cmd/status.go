@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/state"
 )
 
@@ -20,9 +21,13 @@ func newStatusCmd(app *App) *cobra.Command {
 		Use:   "status",
 		Short: "Show the migration state: phase, counts and checkpoint age per bucket, last verify",
 		Long: `Status reads the state directory (--state-dir, default .redisplit) and shows, per bucket, the
-phase, the target, keys and bytes copied, keys skipped (absent or expired when read) and refused
-(already on the target, not written by redisplit), errors, how old the last checkpoint is, and the
-last verify. It talks to no server.`,
+phase (and FAILED beside it when a run stopped the bucket on an error), the target, and the whole
+migration's key counts, the same as migrate's summary: KEYS (routed to the bucket by the latest
+pre-pass) = copied + expired (read with its expiry reached) + gone (absent when read) + refused
+(already on the target, not written by redisplit) + failed (not copied because the bucket stopped) +
+pending (not reached yet); then the payload bytes written (not MEMORY USAGE), errors, how old the
+last checkpoint is, and the last verify. JSON has the same numbers per bucket under "total". It
+talks to no server.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error { return runStatus(app) },
 	}
@@ -32,7 +37,9 @@ last verify. It talks to no server.`,
 type statusBucket struct {
 	Name string `json:"bucket"`
 	*state.Bucket
-	CheckpointAgeSeconds float64 `json:"checkpoint_age_seconds,omitempty"`
+	// Total is migrate.TotalOf the state: the numbers of migrate's summary.
+	Total                migrate.Totals `json:"total"`
+	CheckpointAgeSeconds float64        `json:"checkpoint_age_seconds,omitempty"`
 }
 
 type statusReport struct {
@@ -63,7 +70,7 @@ func runStatus(app *App) error {
 		if sb == nil {
 			continue
 		}
-		x := statusBucket{Name: b, Bucket: sb}
+		x := statusBucket{Name: b, Bucket: sb, Total: migrate.TotalOf(sb)}
 		if !sb.CheckpointAt.IsZero() {
 			x.CheckpointAgeSeconds = now.Sub(sb.CheckpointAt).Seconds()
 		}
@@ -85,7 +92,7 @@ func renderStatus(w io.Writer, r statusReport) {
 	}
 	fmt.Fprintf(w, "state %s; plan %.12s; updated %s\n", r.StateDir, r.PlanHash, r.UpdatedAt.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUCKET\tPHASE\tTARGET\tCOPIED\tBYTES\tSKIPPED\tREFUSED\tERRORS\tCHECKPOINT")
+	fmt.Fprintln(tw, "BUCKET\tPHASE\tTARGET\tKEYS\tCOPIED\tEXPIRED\tGONE\tREFUSED\tFAILED\tPENDING\tPAYLOAD\tERRORS\tCHECKPOINT")
 	for _, b := range r.Buckets {
 		ck := "-"
 		if !b.CheckpointAt.IsZero() {
@@ -95,13 +102,23 @@ func renderStatus(w io.Writer, r statusReport) {
 		if b.Copied {
 			phase += " (backfill done)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", b.Name, phase, b.Target, b.KeysCopied,
-			migrateBytes(b.BytesCopied), b.KeysSkipped, b.KeysRefused, b.Errors, ck)
+		if b.Failed {
+			phase += " FAILED"
+		}
+		t := b.Total
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n", b.Name, phase, b.Target, b.PlannedKeys,
+			t.Copied, t.Expired, t.Gone, t.Refused, t.Failed, t.Pending, migrateBytes(t.Bytes), b.Errors, ck)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "(KEYS: routed to the bucket by the latest pre-pass; PAYLOAD: bytes written, not MEMORY USAGE)")
 	for _, b := range r.Buckets {
-		if b.LastError != "" {
+		if b.Failed {
+			fmt.Fprintf(w, "FAILED %s at %s (phase %s): %s\n", b.Name, b.FailedAt.Format(time.RFC3339), b.Phase, b.LastError)
+		} else if b.LastError != "" {
 			fmt.Fprintf(w, "last error %s: %s\n", b.Name, b.LastError)
+		}
+		if b.AllowEvictingTarget {
+			fmt.Fprintf(w, "WARNING %s: copied into a target that evicts (maxmemory-policy %s, --allow-evicting-target): keys may be lost\n", b.Name, b.TargetPolicy)
 		}
 	}
 	if v := r.LastVerify; v != nil {

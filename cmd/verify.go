@@ -190,7 +190,7 @@ func checksOf(st *state.State, buckets []string) (rolledBack, allowEvicting map[
 		if sb != nil && sb.Phase == state.RolledBack {
 			rolledBack[b] = true
 		}
-		if sb != nil && sb.AllowEvicting {
+		if sb != nil && sb.AllowEvictingTarget {
 			allowEvicting[b] = true
 		}
 	}

@@ -6,11 +6,12 @@
 // and a SCAN checkpoint saved only after every target acknowledged.
 //
 // Roles, one file each: preflight.go checks before anything is written
-// (unknown keys, non-empty targets, eviction policies; the plan hash is
-// state.State.CheckPlan); pipeline.go is the scanner, the partitioned
-// workers and the checkpointer; read.go the atomic read. The lease
-// (package lease) is taken before anything is written and held for the
-// whole run. All writes to targets go through package store.
+// (unknown keys, non-empty targets, eviction policies, room; the plan hash
+// is state.State.CheckPlan); pipeline.go is the scanner, the partitioned
+// workers and the checkpointer; read.go the atomic read; own.go the set of
+// keys this migration wrote (--allow-nonempty). The lease (package lease)
+// is taken before anything is written and held for the whole run. All
+// writes to targets go through package store.
 //
 // The engine never prints: it returns a Result and reports progress through
 // a callback.
@@ -41,6 +42,10 @@ type Options struct {
 
 	DryRun        bool // preflight and summary only; writes nothing anywhere
 	AllowNonEmpty bool // copy into targets that already hold routed keys, never overwriting them
+	// AllowEvicting names the buckets whose target may evict: a session,
+	// queue or ratelimit target whose maxmemory-policy is not noeviction is
+	// refused unless its bucket is listed (--allow-evicting-target).
+	AllowEvicting []string
 	ForceLogical  bool // never RESTORE payloads: copy every key logically (other engines, tests)
 
 	MaxOps    int           // legacy commands per second (a key read counts one); 0 = unlimited
@@ -106,25 +111,96 @@ type BucketResult struct {
 	Reason string `json:"reason,omitempty"` // for no-target / skipped
 
 	// Preflight (pre-pass over legacy).
-	PlannedKeys  int64    `json:"planned_keys"`
+	PlannedKeys int64 `json:"planned_keys"`
+	// PlannedBytes is MEMORY USAGE on legacy summed over the bucket's keys:
+	// every key with --dry-run, one key in sampleEvery extrapolated
+	// otherwise. It is what the target's room is checked against; it is not
+	// comparable with Counts.Bytes (payload bytes).
 	PlannedBytes int64    `json:"planned_bytes"`
 	Version      string   `json:"target_version,omitempty"`
 	Policy       string   `json:"target_policy,omitempty"`
 	Warnings     []string `json:"warnings,omitempty"`
 	Resumed      bool     `json:"resumed,omitempty"`
+	// AllowEvicting is set when the target evicts (Policy is not
+	// noeviction) and --allow-evicting-target let the bucket through.
+	AllowEvicting bool `json:"allow_evicting_target,omitempty"`
 
-	// This run.
-	KeysCopied  int64 `json:"keys_copied"`
-	BytesCopied int64 `json:"bytes_copied"`
-	KeysSkipped int64 `json:"keys_skipped"` // absent or expired at read time
-	KeysRefused int64 `json:"keys_refused"` // existed on the target, not written by redisplit
-	KeysLogical int64 `json:"keys_logical"` // copied by the logical path (fallback or big)
+	// Total is the whole migration of the bucket (every run, as saved by the
+	// last checkpoint; the same numbers `redisplit status` shows); ThisRun
+	// is this run alone.
+	Total   Totals `json:"total"`
+	ThisRun Counts `json:"this_run"`
 	// Retries counts the transient target errors retried with back-off
 	// (failover, node down, LOADING, TRYAGAIN, connection reset); the keys
 	// were written once the target answered again.
 	Retries        int64  `json:"retries"`
 	LastRetryError string `json:"last_retry_error,omitempty"`
 	Error          string `json:"error,omitempty"`
+}
+
+// Counts says what became of the keys routed to a bucket. Every key ends in
+// exactly one of Copied, Expired, Gone, Refused, Skipped and Failed; Logical
+// and Bytes describe the copied keys.
+//
+// In Result.ThisRun a key is counted by every run that handles it: a run
+// resumed after an interruption rewrites (and counts again) the keys that
+// were in flight. Totals count each key once per SCAN pass, however often
+// runs were interrupted; the one exception is SCAN's own: a key it returns
+// twice in different pages (legacy's table was resized during the pass) is
+// counted twice.
+type Counts struct {
+	Copied  int64 `json:"copied"`  // written to the target
+	Expired int64 `json:"expired"` // read with its expiry already reached: not written
+	Gone    int64 `json:"gone"`    // absent when read (deleted, or expired and reclaimed, after the SCAN): not written
+	Refused int64 `json:"refused"` // already on the target and not written by redisplit (--allow-nonempty): left alone
+	Skipped int64 `json:"skipped"` // not migrated by policy: the bucket has no (supported) target
+	Failed  int64 `json:"failed"`  // not written because the bucket stopped on an error; the rerun copies them
+	Logical int64 `json:"logical"` // of Copied, copied by the logical path (big keys, unreadable payloads)
+	Bytes   int64 `json:"bytes"`   // payload bytes written (DUMP payloads, logical values); not MEMORY USAGE
+}
+
+// sum is the number of keys with an outcome.
+func (c Counts) sum() int64 {
+	return c.Copied + c.Expired + c.Gone + c.Refused + c.Skipped + c.Failed
+}
+
+func (c *Counts) add(o Counts) {
+	c.Copied += o.Copied
+	c.Expired += o.Expired
+	c.Gone += o.Gone
+	c.Refused += o.Refused
+	c.Skipped += o.Skipped
+	c.Failed += o.Failed
+	c.Logical += o.Logical
+	c.Bytes += o.Bytes
+}
+
+// Totals are the counts of the whole migration of a bucket. For a bucket
+// whose backfill is not complete, the keys of the latest pre-pass not
+// counted yet are Failed when the bucket stopped on an error and Pending
+// otherwise (an interrupted run): the columns then add up to the bucket's
+// keys. A complete bucket has neither; its columns add up to the keys its
+// copy pass saw (the pre-pass's count when legacy did not change between
+// the two SCANs).
+type Totals struct {
+	Counts
+	Pending int64 `json:"pending"` // not copied yet: the next migrate copies them
+}
+
+// TotalOf returns the totals saved in a bucket's state; migrate's Result
+// and `redisplit status` both use it.
+func TotalOf(sb *state.Bucket) Totals {
+	t := Totals{Counts: Counts{Copied: sb.KeysCopied, Expired: sb.KeysExpired, Gone: sb.KeysGone,
+		Refused: sb.KeysRefused, Logical: sb.KeysLogical, Bytes: sb.BytesCopied}}
+	if !sb.Copied {
+		left := max(0, sb.PlannedKeys-t.sum())
+		if sb.Failed {
+			t.Failed = left
+		} else {
+			t.Pending = left
+		}
+	}
+	return t
 }
 
 // Result is the outcome of a run.
@@ -181,8 +257,8 @@ func (r *Result) Failed() []*BucketResult {
 // Progress is a snapshot of a running copy.
 type Progress struct {
 	Planned int64            // keys to process, by the pre-pass
-	Done    int64            // keys processed (copied, skipped or refused)
-	Copied  map[string]int64 // per bucket
+	Done    int64            // keys with an outcome (Counts), including those saved by earlier runs
+	Copied  map[string]int64 // per bucket, including earlier runs
 	// BucketPlanned is each bucket's share of Planned.
 	BucketPlanned map[string]int64
 	// Retrying holds, by bucket (or "legacy"), the servers failing
@@ -229,6 +305,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 	defer legacy.Close()
+	defer res.fillCounts(o.State)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -308,6 +385,31 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, fmt.Errorf("%w: %s (the other buckets were copied; fix the cause and rerun migrate to resume)", ErrBucketsFailed, names)
 	}
 	return res, nil
+}
+
+// fillCounts sets every bucket's totals from the state (as saved by the
+// last checkpoint, so that they are status's numbers) and counts the keys
+// of buckets without a supported target as skipped.
+func (r *Result) fillCounts(sd *state.Dir) {
+	st := &state.State{}
+	if sd != nil {
+		if s, err := sd.Load(); err == nil {
+			st = s
+		}
+	}
+	for _, b := range r.Buckets {
+		switch sb := st.Buckets[b.Bucket]; {
+		case b.Status == StatusNoTarget || b.Status == StatusSkipped:
+			b.Total = Totals{Counts: Counts{Skipped: b.PlannedKeys}}
+			if !r.DryRun {
+				b.ThisRun.Skipped = b.PlannedKeys
+			}
+		case sb != nil && sb.Phase != state.RolledBack:
+			b.Total = TotalOf(sb)
+		default: // nothing copied yet
+			b.Total = Totals{Pending: b.PlannedKeys}
+		}
+	}
 }
 
 // openTargets opens the target of every bucket that has one; buckets

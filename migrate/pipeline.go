@@ -31,9 +31,19 @@ import (
 //     every batch before it are acknowledged; journals are fsynced before
 //     the checkpoint is saved. A rerun resumes from that cursor and rewrites
 //     what was in flight (RESTORE REPLACE is idempotent).
-//  4. A bucket that fails stops: its checkpoint freezes at the last one
-//     saved before the failure, and its later keys are not written; the
-//     other buckets go on.
+//  4. A bucket's counts are kept per SCAN batch and saved with the
+//     checkpoint that covers the batch, never before: the saved counts are
+//     exactly those of the batches up to the saved cursor, so the keys a
+//     rerun rewrites are not counted twice in the totals.
+//  5. A bucket that fails stops: its checkpoint (cursor and counts) freezes
+//     at the last one saved before the failure, and its later keys are not
+//     written (counted as failed in this run); the other buckets go on. The
+//     failure is recorded beside the bucket's phase, which does not change.
+//  6. With --allow-nonempty, a key is added to its bucket's own-set when it
+//     is journaled, before it is written, and the own-set starts as the
+//     whole journal: a key redisplit wrote is never taken for a foreign key,
+//     whichever run or path sees it again (a SCAN repeating it, a resume
+//     from an earlier cursor, change events).
 //
 // Change capture (--dual-write, a later step) feeds the same queues: a
 // change event is an item for its key, registered with the tracker as a
@@ -56,27 +66,57 @@ type bucketRun struct {
 	name string
 	t    *store.Redis
 	br   *BucketResult
-	base state.Bucket // counters saved before this run
+	base state.Bucket // as saved before this run
 
 	j        *state.Journal
-	refusedJ *state.Journal      // --allow-nonempty only
-	own      map[string]struct{} // journal tail after the checkpoint: keys this migration may have written
-	refused  map[string]struct{} // keys refused before (bounded by the foreign keys on the target)
+	refusedJ *state.Journal // --allow-nonempty only
+	own      *ownSet        // --allow-nonempty only: every key this migration journaled
+	refused  map[string]struct{}
 
-	mu      sync.Mutex
-	minOff  map[uint64]int64 // first journal offset of each in-flight SCAN batch
-	failMsg string
+	mu        sync.Mutex // guards refused, failMsg and the counts
+	failMsg   string
+	run       Counts             // this run, every outcome as it happens
+	pending   map[uint64]*Counts // by SCAN batch, not yet covered by a checkpoint
+	committed Counts             // this run's batches covered by the checkpoint
 
 	health health      // the target's transient failures
 	retry  store.Retry // the run's policy, reporting to health
 
-	failed  atomic.Bool
-	noDump  atomic.Bool // the target rejected a DUMP payload: copy logically from now on
-	copied  atomic.Int64
-	bytes   atomic.Int64
-	skipped atomic.Int64
-	nrefuse atomic.Int64
-	logical atomic.Int64
+	failed atomic.Bool
+	noDump atomic.Bool // the target rejected a DUMP payload: copy logically from now on
+}
+
+// count records outcomes of keys of SCAN batch seq.
+func (b *bucketRun) count(seq uint64, c Counts) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.run.add(c)
+	if b.failed.Load() {
+		return // never committed again
+	}
+	p := b.pending[seq]
+	if p == nil {
+		p = &Counts{}
+		b.pending[seq] = p
+	}
+	p.add(c)
+}
+
+// commit moves the counts of the batches before low (acknowledged, and
+// covered by the checkpoint about to be saved) to committed. Call with mu.
+func (b *bucketRun) commit(low uint64) {
+	for s, c := range b.pending {
+		if s < low {
+			b.committed.add(*c)
+			delete(b.pending, s)
+		}
+	}
+}
+
+func (b *bucketRun) copiedSoFar() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.run.Copied
 }
 
 func (b *bucketRun) fail(err error) {
@@ -85,8 +125,8 @@ func (b *bucketRun) fail(err error) {
 	if b.failed.Load() {
 		return
 	}
-	b.failMsg = fmt.Sprintf("target %s (%s): %v; stopped the bucket after %d keys (%d bytes) copied in this run, %d in all; the other buckets go on; fix the cause and rerun migrate to resume from the last checkpoint",
-		b.name, b.t.Describe(), explainTargetErr(err), b.copied.Load(), b.bytes.Load(), b.base.KeysCopied+b.copied.Load())
+	b.failMsg = fmt.Sprintf("target %s (%s): %v; stopped the bucket after %d keys (%d payload bytes) copied in this run, %d in all; the other buckets go on; fix the cause and rerun migrate to resume from the last checkpoint",
+		b.name, b.t.Describe(), explainTargetErr(err), b.run.Copied, b.run.Bytes, b.base.KeysCopied+b.committed.Copied)
 	b.failed.Store(true)
 }
 
@@ -106,37 +146,16 @@ func explainTargetErr(err error) string {
 	return "write failed" + key + ": " + err.Error()
 }
 
-// journal appends keys for the SCAN batches seqs and remembers the offset
-// for the checkpoint's resume point.
-func (b *bucketRun) journal(keys []string, seqs []uint64) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	off, err := b.j.Append(keys...)
-	if err != nil {
+// journal appends keys to the bucket's journal and, with --allow-nonempty,
+// to its own-set: both before the keys are written.
+func (b *bucketRun) journal(keys []string) error {
+	if _, err := b.j.Append(keys...); err != nil {
 		return err
 	}
-	for _, s := range seqs {
-		if _, ok := b.minOff[s]; !ok {
-			b.minOff[s] = off
-		}
+	if b.own != nil {
+		b.own.add(keys...)
 	}
 	return nil
-}
-
-// resumeOffset returns the journal offset from which entries may belong to
-// batches at or after low (not yet covered by the checkpoint).
-func (b *bucketRun) resumeOffset(low uint64) int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r := b.j.Size()
-	for s, o := range b.minOff {
-		if s < low {
-			delete(b.minOff, s)
-		} else if o < r {
-			r = o
-		}
-	}
-	return r
 }
 
 // tracker turns per-key acknowledgements into the checkpoint cursor.
@@ -235,7 +254,9 @@ func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 			if sb.StartedAt.IsZero() || sb.Phase == state.RolledBack {
 				*sb = state.Bucket{StartedAt: now}
 			}
-			sb.Phase, sb.Target, sb.LastError = state.Copying, t.Describe(), ""
+			br := res.Bucket(b)
+			sb.Phase, sb.Target, sb.LastError, sb.Failed, sb.FailedAt = state.Copying, t.Describe(), "", false, time.Time{}
+			sb.PlannedKeys, sb.TargetPolicy, sb.AllowEvictingTarget = br.PlannedKeys, br.Policy, br.AllowEvicting
 			groups[sb.Cursor] = append(groups[sb.Cursor], b)
 		}
 		st = s
@@ -273,7 +294,7 @@ func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 }
 
 func openBucket(o Options, name string, t *store.Redis, res *BucketResult, sb *state.Bucket) (*bucketRun, error) {
-	b := &bucketRun{name: name, t: t, br: res, base: *sb, minOff: map[uint64]int64{}}
+	b := &bucketRun{name: name, t: t, br: res, base: *sb, pending: map[uint64]*Counts{}}
 	var err error
 	if b.j, err = o.State.OpenJournal(name); err != nil {
 		return nil, err
@@ -282,8 +303,10 @@ func openBucket(o Options, name string, t *store.Redis, res *BucketResult, sb *s
 		if b.refusedJ, err = o.State.OpenRefused(name); err != nil {
 			return nil, err
 		}
-		b.own, b.refused = map[string]struct{}{}, map[string]struct{}{}
-		if err := o.State.ReadJournalFrom(name, sb.JournalResume, func(k string) error { b.own[k] = struct{}{}; return nil }); err != nil {
+		b.own, b.refused = newOwnSet(), map[string]struct{}{}
+		// the whole journal: a key journaled by any earlier run is ours,
+		// whatever the checkpoint says
+		if err := o.State.ReadJournal(name, func(k string) error { b.own.add(k); return nil }); err != nil {
 			return nil, err
 		}
 		if err := o.State.ReadRefused(name, func(k string) error { b.refused[k] = struct{}{}; return nil }); err != nil {
@@ -326,17 +349,15 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 	ckErr := <-ckDone
 	finalErr := p.checkpoint()
 	p.report()
+	_, _, complete := p.tr.snapshot()
 	for _, b := range runs {
-		b.br.KeysCopied += b.copied.Load()
-		b.br.BytesCopied += b.bytes.Load()
-		b.br.KeysSkipped += b.skipped.Load()
-		b.br.KeysRefused += b.nrefuse.Load()
-		b.br.KeysLogical += b.logical.Load()
+		b.mu.Lock()
+		b.br.ThisRun.add(b.run)
+		b.mu.Unlock()
 		b.br.Retries += b.health.retries.Load()
 		if e := b.health.lastError(); e != "" {
 			b.br.LastRetryError = e
 		}
-		_, _, complete := p.tr.snapshot()
 		switch {
 		case b.failed.Load():
 			b.br.Status, b.br.Error = StatusFailed, b.failMsg
@@ -372,16 +393,31 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) er
 			return err
 		}
 		var items []item
+		stopped := map[*bucketRun]int64{} // keys of buckets that failed
 		for i, k := range pg.keys {
 			b, _ := rt.route(k, types[i])
-			if br := p.buckets[b]; br != nil && !br.failed.Load() {
+			switch br := p.buckets[b]; {
+			case br == nil:
+			case br.failed.Load():
+				stopped[br]++
+				p.done.Add(1)
+			default:
 				items = append(items, item{key: k, bucket: br})
 			}
 		}
-		if items, err = p.sizeCheck(ctx, lc, items); err != nil {
+		items, gone, err := p.sizeCheck(ctx, lc, items)
+		if err != nil {
 			return err
 		}
-		seq := p.tr.add(pg.next, len(items))
+		// the scanner holds the batch (one extra count) until its own
+		// outcomes are recorded: the checkpoint cannot cover the batch first
+		seq := p.tr.add(pg.next, len(items)+1)
+		for br, n := range stopped {
+			br.count(seq, Counts{Failed: n})
+		}
+		for br, n := range gone {
+			br.count(seq, Counts{Gone: n})
+		}
 		// one send per worker and page, not per key: the workers wake once
 		// per page
 		parts := make([][]item, len(queues))
@@ -400,6 +436,7 @@ func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) er
 				return context.Cause(ctx)
 			}
 		}
+		p.tr.done(seq, 1)
 		if pg.next == 0 {
 			p.tr.finish()
 		}
@@ -419,13 +456,13 @@ func partition(key string, n int) int {
 
 // sizeCheck marks the items above the size threshold (MEMORY USAGE, one
 // pipeline on the scanner's own connection lc) and drops the keys that no
-// longer exist (counted as skipped).
-func (p *pass) sizeCheck(ctx context.Context, lc *redisconn.RawConn, items []item) ([]item, error) {
+// longer exist, returning how many per bucket.
+func (p *pass) sizeCheck(ctx context.Context, lc *redisconn.RawConn, items []item) ([]item, map[*bucketRun]int64, error) {
 	if len(items) == 0 {
-		return items, nil
+		return items, nil, nil
 	}
 	if err := waitN(ctx, p.o.limiter(), len(items)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keys := make([]string, len(items))
 	for i, it := range items {
@@ -438,12 +475,16 @@ func (p *pass) sizeCheck(ctx context.Context, lc *redisconn.RawConn, items []ite
 		return err
 	})
 	if err != nil {
-		return nil, redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
+		return nil, nil, redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
 	}
 	out := items[:0]
+	var gone map[*bucketRun]int64
 	for i, it := range items {
 		if sizes[i] < 0 {
-			it.bucket.skipped.Add(1)
+			if gone == nil {
+				gone = map[*bucketRun]int64{}
+			}
+			gone[it.bucket]++
 			p.done.Add(1)
 			continue
 		}
@@ -451,7 +492,7 @@ func (p *pass) sizeCheck(ctx context.Context, lc *redisconn.RawConn, items []ite
 		it.big = it.size > p.o.BigBytes
 		out = append(out, it)
 	}
-	return out, nil
+	return out, gone, nil
 }
 
 func (p *pass) allFailed() bool {
@@ -515,30 +556,89 @@ func (p *pass) worker(ctx context.Context, q chan []item) {
 	flush()
 }
 
+// outcome is what became of one key of a batch.
+type outcome uint8
+
+const (
+	undecided outcome = iota
+	copiedKey
+	refusedKey
+	goneKey
+)
+
 type write struct {
-	e   *store.Entry
-	seq uint64
+	e       *store.Entry
+	seq     uint64
+	out     outcome
+	logical bool
+	bytes   int64
+}
+
+// tally adds the outcomes of ws to their batches' counts. Undecided keys
+// (the write stopped on an error) are failed when the bucket failed, and
+// not counted when the run was interrupted: their batch is not
+// acknowledged, the rerun handles them.
+func (b *bucketRun) tally(ws []*write, failed bool) {
+	per := map[uint64]*Counts{}
+	for _, w := range ws {
+		c := per[w.seq]
+		if c == nil {
+			c = &Counts{}
+			per[w.seq] = c
+		}
+		switch w.out {
+		case copiedKey:
+			c.Copied++
+			c.Bytes += w.bytes
+			if w.logical {
+				c.Logical++
+			}
+		case refusedKey:
+			c.Refused++
+		case goneKey:
+			c.Gone++
+		default:
+			if failed {
+				c.Failed++
+			}
+		}
+	}
+	for seq, c := range per {
+		b.count(seq, *c)
+	}
 }
 
 // process reads a batch atomically from legacy and writes it to the
 // targets, one goroutine per bucket. It returns an error only for what
 // stops the whole run (legacy failing, cancellation); target failures stop
-// their bucket.
+// their bucket. Every key's outcome is counted before it returns (before
+// the batch is acknowledged), unless it returns an error.
 func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item) error {
-	// deduplicate: a key may come twice (SCAN may repeat keys)
+	// deduplicate: a key may come twice (SCAN may repeat keys); it is
+	// counted once
 	seen := make(map[string]struct{}, len(batch))
 	keys := make([]string, 0, len(batch))
 	big := make([]bool, 0, len(batch))
 	var owners []item
+	var stopped []item
 	for _, it := range batch {
-		if _, ok := seen[it.key]; ok || it.bucket.failed.Load() {
+		if _, ok := seen[it.key]; ok {
 			continue
 		}
 		seen[it.key] = struct{}{}
+		if it.bucket.failed.Load() {
+			stopped = append(stopped, it)
+			continue
+		}
 		keys = append(keys, it.key)
 		big = append(big, it.big)
 		owners = append(owners, it)
 	}
+	defer func() {
+		for _, it := range stopped {
+			it.bucket.count(it.seq, Counts{Failed: 1})
+		}
+	}()
 	if len(keys) == 0 {
 		return nil
 	}
@@ -571,14 +671,17 @@ func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item)
 		p.paused.Store(time.Now().Add(lat).UnixNano())
 		p.throttle.Add(1)
 	}
-	per := map[*bucketRun][]write{}
+	per := map[*bucketRun][]*write{}
 	for i, e := range entries {
-		b := owners[i].bucket
-		if e == nil || (e.ExpireAt > 0 && e.ExpireAt <= now) {
-			b.skipped.Add(1)
-			continue
+		b, seq := owners[i].bucket, owners[i].seq
+		switch {
+		case e == nil:
+			b.count(seq, Counts{Gone: 1})
+		case e.ExpireAt > 0 && e.ExpireAt <= now:
+			b.count(seq, Counts{Expired: 1})
+		default:
+			per[b] = append(per[b], &write{e: e, seq: seq})
 		}
-		per[b] = append(per[b], write{e: e, seq: owners[i].seq})
 	}
 	var wg sync.WaitGroup
 	for b, ws := range per {
@@ -592,6 +695,7 @@ func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item)
 			case ctx.Err() == nil:
 				b.fail(err)
 			}
+			b.tally(ws, b.failed.Load())
 		}()
 	}
 	wg.Wait()
@@ -599,88 +703,42 @@ func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item)
 }
 
 // writeBucket writes one batch of a bucket: refusal of foreign keys
-// (--allow-nonempty), journal, RESTORE, logical copies.
-func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error {
+// (--allow-nonempty), journal, RESTORE, logical copies. It sets the outcome
+// of every key it decides; on error the others stay undecided.
+func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []*write) error {
 	if b.failed.Load() {
 		return nil
 	}
 	if p.o.AllowNonEmpty {
-		var check []string
-		var idx []int
-		keep := ws[:0:0]
-		b.mu.Lock() // refused grows concurrently (other workers)
-		for _, w := range ws {
-			if _, ok := b.refused[w.e.Key]; ok {
-				b.nrefuse.Add(1)
-				continue
-			}
-			keep = append(keep, w)
-		}
-		b.mu.Unlock()
-		ws = keep
-		for i, w := range ws {
-			if _, ok := b.own[w.e.Key]; !ok {
-				check = append(check, w.e.Key)
-				idx = append(idx, i)
-			}
-		}
-		if len(check) > 0 {
-			exists, err := b.t.Existing(ctx, check, b.retry)
-			if err != nil {
-				return err
-			}
-			drop := map[int]bool{}
-			var foreign []string
-			for j, ex := range exists {
-				if ex {
-					drop[idx[j]] = true
-					foreign = append(foreign, check[j])
-				}
-			}
-			if len(foreign) > 0 {
-				if _, err := b.refusedJ.Append(foreign...); err != nil {
-					return err
-				}
-				b.mu.Lock()
-				for _, k := range foreign {
-					b.refused[k] = struct{}{}
-				}
-				b.mu.Unlock()
-				b.nrefuse.Add(int64(len(foreign)))
-				keep := ws[:0:0]
-				for i, w := range ws {
-					if !drop[i] {
-						keep = append(keep, w)
-					}
-				}
-				ws = keep
-			}
+		var err error
+		if ws, err = p.refuseForeign(ctx, b, ws); err != nil {
+			return err
 		}
 	}
 	if len(ws) == 0 {
 		return nil
 	}
 	names := make([]string, len(ws))
-	seqs := make([]uint64, 0, 2)
 	for i, w := range ws {
 		names[i] = w.e.Key
-		if len(seqs) == 0 || seqs[len(seqs)-1] != w.seq {
-			seqs = append(seqs, w.seq)
-		}
 	}
-	if err := b.journal(names, seqs); err != nil {
+	if err := b.journal(names); err != nil {
 		return fmt.Errorf("cannot journal (nothing written): %w", err)
 	}
-	var restore, logical []*store.Entry
+	var restore, logical []*write
 	for _, w := range ws {
 		if w.e.Big || p.o.ForceLogical || b.noDump.Load() {
-			logical = append(logical, w.e)
+			logical = append(logical, w)
 		} else {
-			restore = append(restore, w.e)
+			restore = append(restore, w)
 		}
 	}
 	if len(restore) > 0 {
-		failed := b.t.Restore(ctx, restore, b.retry)
+		es := make([]*store.Entry, len(restore))
+		for i, w := range restore {
+			es[i] = w.e
+		}
+		failed := b.t.Restore(ctx, es, b.retry)
 		bad := map[string]bool{}
 		for _, f := range failed {
 			if f.Class != store.BadPayload {
@@ -689,30 +747,87 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []write) error 
 			b.noDump.Store(true)
 			bad[f.Key] = true
 		}
-		for _, e := range restore {
-			if bad[e.Key] {
-				logical = append(logical, e)
+		for _, w := range restore {
+			if bad[w.e.Key] {
+				logical = append(logical, w)
 				continue
 			}
-			b.copied.Add(1)
-			b.bytes.Add(int64(len(e.Payload)))
+			w.out, w.bytes = copiedKey, int64(len(w.e.Payload))
 		}
 	}
 	wait := func(n int) error { return waitN(ctx, p.o.limiter(), n) }
-	for _, e := range logical {
-		n, err := b.t.CopyLogical(ctx, p.legacy, e, b.retry, wait)
+	for _, w := range logical {
+		n, err := b.t.CopyLogical(ctx, p.legacy, w.e, b.retry, wait)
 		if errors.Is(err, store.ErrAbsent) {
-			b.skipped.Add(1)
+			w.out = goneKey
 			continue
 		}
 		if err != nil {
-			return &store.KeyError{Key: e.Key, Class: store.Classify(err), Err: err}
+			return &store.KeyError{Key: w.e.Key, Class: store.Classify(err), Err: err}
 		}
-		b.copied.Add(1)
-		b.logical.Add(1)
-		b.bytes.Add(n)
+		w.out, w.logical, w.bytes = copiedKey, true, n
 	}
 	return nil
+}
+
+// refuseForeign marks refused, and drops, the keys of ws that exist on the
+// target although this migration never journaled them (or that it refused
+// before), listing the new ones in the refusal journal; it returns the
+// others.
+func (p *pass) refuseForeign(ctx context.Context, b *bucketRun, ws []*write) ([]*write, error) {
+	keep := ws[:0:0]
+	b.mu.Lock() // refused grows concurrently (other workers)
+	for _, w := range ws {
+		if _, ok := b.refused[w.e.Key]; ok {
+			w.out = refusedKey
+			continue
+		}
+		keep = append(keep, w)
+	}
+	b.mu.Unlock()
+	ws = keep
+	var check []*write
+	for _, w := range ws {
+		if !b.own.has(w.e.Key) {
+			check = append(check, w)
+		}
+	}
+	if len(check) == 0 {
+		return ws, nil
+	}
+	names := make([]string, len(check))
+	for i, w := range check {
+		names[i] = w.e.Key
+	}
+	exists, err := b.t.Existing(ctx, names, b.retry)
+	if err != nil {
+		return nil, err
+	}
+	var foreign []string
+	for j, ex := range exists {
+		if ex {
+			check[j].out = refusedKey
+			foreign = append(foreign, names[j])
+		}
+	}
+	if len(foreign) == 0 {
+		return ws, nil
+	}
+	if _, err := b.refusedJ.Append(foreign...); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	for _, k := range foreign {
+		b.refused[k] = struct{}{}
+	}
+	b.mu.Unlock()
+	keep = ws[:0:0]
+	for _, w := range ws {
+		if w.out != refusedKey {
+			keep = append(keep, w)
+		}
+	}
+	return keep, nil
 }
 
 // checkpointer saves checkpoints and reports progress until stop closes.
@@ -737,6 +852,8 @@ func (p *pass) checkpointer(stop chan struct{}) error {
 	}
 }
 
+// report calls the Progress callback. Counts include what earlier runs
+// saved, so that a resumed run starts where the last one stopped.
 func (p *pass) report() {
 	if p.o.Progress == nil {
 		return
@@ -744,7 +861,8 @@ func (p *pass) report() {
 	pr := Progress{Planned: p.planned, Done: p.done.Load(), Copied: map[string]int64{},
 		BucketPlanned: map[string]int64{}, Retrying: map[string]Retrying{}}
 	for n, b := range p.buckets {
-		pr.Copied[n] = b.copied.Load()
+		pr.Done += b.base.KeysCopied + b.base.KeysExpired + b.base.KeysGone + b.base.KeysRefused
+		pr.Copied[n] = b.base.KeysCopied + b.copiedSoFar()
 		pr.BucketPlanned[n] = b.br.PlannedKeys
 		if r, ok := b.health.retrying(); ok {
 			pr.Retrying[n] = r
@@ -756,21 +874,29 @@ func (p *pass) report() {
 	p.o.Progress(pr)
 }
 
-// checkpoint saves the acknowledged cursor and the counters. Order: take
-// the tracker's snapshot, then read each bucket's failed flag (set before
-// its batch is acknowledged), fsync journals, then save.
+// checkpoint saves the acknowledged cursor and, with it, the counts of the
+// batches it covers. Order: take the tracker's snapshot, then, per bucket,
+// read its failed flag (set before its failing batch is acknowledged, so a
+// bucket seen healthy here succeeded in every batch before low) and commit
+// the counts of the batches before low, fsync journals, then save. A failed
+// bucket keeps its last saved cursor and counts; its failure is recorded
+// beside its phase.
 func (p *pass) checkpoint() error {
 	cursor, low, complete := p.tr.snapshot()
 	type snap struct {
 		failed bool
 		msg    string
-		resume int64
+		c      Counts
 	}
 	snaps := map[string]snap{}
 	for n, b := range p.buckets {
-		s := snap{resume: b.resumeOffset(low)}
+		var s snap
 		b.mu.Lock()
 		s.failed, s.msg = b.failed.Load(), b.failMsg
+		if !s.failed {
+			b.commit(low)
+		}
+		s.c = b.committed
 		b.mu.Unlock()
 		if err := b.j.Sync(); err != nil {
 			return err
@@ -791,18 +917,21 @@ func (p *pass) checkpoint() error {
 				st.Buckets[n] = sb
 			}
 			s := snaps[n]
-			sb.KeysCopied = b.base.KeysCopied + b.copied.Load()
-			sb.BytesCopied = b.base.BytesCopied + b.bytes.Load()
-			sb.KeysSkipped = b.base.KeysSkipped + b.skipped.Load()
-			sb.KeysRefused = b.base.KeysRefused + b.nrefuse.Load()
+			sb.KeysCopied = b.base.KeysCopied + s.c.Copied
+			sb.KeysLogical = b.base.KeysLogical + s.c.Logical
+			sb.BytesCopied = b.base.BytesCopied + s.c.Bytes
+			sb.KeysExpired = b.base.KeysExpired + s.c.Expired
+			sb.KeysGone = b.base.KeysGone + s.c.Gone
+			sb.KeysRefused = b.base.KeysRefused + s.c.Refused
 			if s.failed {
-				if sb.Phase != state.Failed {
+				if !sb.Failed {
 					sb.Errors++
+					sb.FailedAt = now
 				}
-				sb.Phase, sb.LastError = state.Failed, s.msg
+				sb.Failed, sb.LastError = true, s.msg
 				continue
 			}
-			sb.Cursor, sb.JournalResume, sb.CheckpointAt = cursor, s.resume, now
+			sb.Cursor, sb.CheckpointAt = cursor, now
 			if complete {
 				sb.Cursor, sb.Copied, sb.CopiedAt = 0, true, now
 			}

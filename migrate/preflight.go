@@ -70,7 +70,7 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 			}
 			cmds, err := legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range sized {
-					p.MemoryUsage(ctx, k)
+					p.MemoryUsage(ctx, k, 0) // SAMPLES 0: exact, the measure scan reports
 				}
 				return nil
 			})
@@ -188,21 +188,27 @@ func dropOwn(keys []string) []string {
 	return out
 }
 
-// policyFits reports the warning, if any, for a bucket on a target with
-// the given maxmemory-policy.
-func policyWarning(bucket, policy string) string {
-	switch bucket {
-	case "cache":
-		if policy == "noeviction" || strings.HasPrefix(policy, "volatile-") {
-			return fmt.Sprintf("cache target has maxmemory-policy %s: when it is full, writes fail (OOM) instead of evicting; allkeys-lru is the usual setting", policy)
-		}
-	default:
-		if policy != "noeviction" && policy != "" {
-			return fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full; noeviction is required to lose nothing", bucket, policy, bucket)
-		}
+// evicts reports whether a maxmemory-policy may delete keys when the server
+// is full ("" is unknown: not taken as evicting).
+func evicts(policy string) bool { return policy != "" && policy != "noeviction" }
+
+// mustNotEvict reports whether bucket's keys are lost when its target
+// evicts: every bucket but cache.
+func mustNotEvict(bucket string) bool { return bucket != "cache" }
+
+// cacheWarning is the warning, if any, for a cache target with the given
+// maxmemory-policy.
+func cacheWarning(policy string) string {
+	if policy == "noeviction" || strings.HasPrefix(policy, "volatile-") {
+		return fmt.Sprintf("cache target has maxmemory-policy %s: when it is full, writes fail (OOM) instead of evicting; allkeys-lru is the usual setting", policy)
 	}
 	return ""
 }
+
+// roomMargin is the headroom asked of a target beyond the bucket's bytes
+// (MEMORY USAGE on legacy): the copy's own allocations, fragmentation and
+// the estimate's error (sampled outside --dry-run).
+const roomMargin = 1.2
 
 // maxForeignSamples bounds the non-empty check's sample list; maxForeign
 // bounds its count (the message then says "at least").
@@ -211,13 +217,26 @@ const (
 	maxForeign        = 10000
 )
 
+// refusal is one reason to refuse, with its fix.
+type refusal struct{ reason, fix string }
+
 // checkTargets reads every target's facts (version, policy, memory) into
-// the result with warnings, and refuses when a bucket that has not started
-// yet has a target already holding keys the plan routes to it (unless
-// AllowNonEmpty).
+// the result with warnings, and refuses (every reason at once, each with
+// its fix) when:
+//   - a bucket other than cache has a target that evicts, unless
+//     o.AllowEvicting names it;
+//   - a target whose policy does not evict every key (anything but
+//     allkeys-*) has less room (maxmemory − used_memory, summed over a
+//     cluster's masters) than the bucket's remaining bytes × roomMargin;
+//   - a bucket that has not started yet has a target already holding keys
+//     the plan routes to it (unless o.AllowNonEmpty).
 func checkTargets(ctx context.Context, o Options, st *state.State, targets map[string]*store.Redis, res *Result) error {
 	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
-	var refusals []string
+	allowEvicting := map[string]bool{}
+	for _, b := range o.AllowEvicting {
+		allowEvicting[b] = true
+	}
+	var refusals []refusal
 	for _, b := range sortedKeys(targets) {
 		t := targets[b]
 		br := res.Bucket(b)
@@ -226,13 +245,29 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 			return err
 		}
 		br.Version, br.Policy = info.Version, info.MaxMemoryPolicy
-		if w := policyWarning(b, info.MaxMemoryPolicy); w != "" {
+		sb := st.Buckets[b]
+		resumed := sb != nil && !sb.StartedAt.IsZero() && sb.Phase != state.RolledBack
+		switch {
+		case !mustNotEvict(b):
+			if w := cacheWarning(info.MaxMemoryPolicy); w != "" {
+				br.Warnings = append(br.Warnings, w)
+			}
+		case !evicts(info.MaxMemoryPolicy):
+		case allowEvicting[b]:
+			br.AllowEvicting = true
+			br.Warnings = append(br.Warnings, fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full (--allow-evicting-target %s); verify will not mark the bucket verified", b, info.MaxMemoryPolicy, b, b))
+		default:
+			refusals = append(refusals, refusal{
+				reason: fmt.Sprintf("target %s (%s) has maxmemory-policy %s: it evicts %s keys when full", b, t.Describe(), info.MaxMemoryPolicy, b),
+				fix:    fmt.Sprintf("run CONFIG SET maxmemory-policy noeviction on it (and set it in its config file), or pass --allow-evicting-target %s to accept losing keys", b),
+			})
+		}
+		if r, w := checkRoom(b, t, info, br, sb, resumed); r != nil {
+			refusals = append(refusals, *r)
+		} else if w != "" {
 			br.Warnings = append(br.Warnings, w)
 		}
-		if info.MaxMemory > 0 && br.PlannedBytes > info.MaxMemory-info.UsedMemory {
-			br.Warnings = append(br.Warnings, fmt.Sprintf("the bucket holds about %d bytes on legacy but the target has only %d bytes of maxmemory left", br.PlannedBytes, info.MaxMemory-info.UsedMemory))
-		}
-		if sb := st.Buckets[b]; sb != nil && !sb.StartedAt.IsZero() && sb.Phase != state.RolledBack {
+		if resumed {
 			br.Resumed = true
 			continue // its own keys are there: resuming
 		}
@@ -251,13 +286,58 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 			br.Warnings = append(br.Warnings, fmt.Sprintf("target already holds %s%d keys the plan routes to %s (e.g. %s); --allow-nonempty: they will not be overwritten and are counted as refused", atLeast, n, b, quoteList(samples)))
 			continue
 		}
-		refusals = append(refusals, fmt.Sprintf("target %s (%s) already holds %s%d keys the plan routes to it (e.g. %s)", b, t.Describe(), atLeast, n, quoteList(samples)))
+		refusals = append(refusals, refusal{
+			reason: fmt.Sprintf("target %s (%s) already holds %s%d keys the plan routes to it (e.g. %s)", b, t.Describe(), atLeast, n, quoteList(samples)),
+			fix:    "point the bucket at an empty target, or pass --allow-nonempty to copy around those keys (redisplit never overwrites a key it did not write)",
+		})
 	}
 	if len(refusals) > 0 {
-		return safety.Refusef("point the bucket at an empty target, or pass --allow-nonempty to copy around those keys (redisplit never overwrites a key it did not write)",
-			"%s", strings.Join(refusals, "; "))
+		parts := make([]string, len(refusals))
+		for i, r := range refusals {
+			parts[i] = r.reason + " (" + r.fix + ")"
+		}
+		return &safety.Refusal{Reason: strings.Join(parts, "; ")}
 	}
 	return nil
+}
+
+// checkRoom compares a target's room with the bytes the bucket still has to
+// copy: its bytes on legacy, scaled by the share of keys not yet counted
+// when resuming, times roomMargin. A target that evicts every key when full
+// (allkeys-*) is warned about; any other is refused.
+func checkRoom(b string, t *store.Redis, info store.Info, br *BucketResult, sb *state.Bucket, resumed bool) (*refusal, string) {
+	if info.MaxMemory <= 0 {
+		return nil, ""
+	}
+	need := float64(br.PlannedBytes)
+	if resumed && br.PlannedKeys > 0 {
+		done := sb.KeysCopied + sb.KeysExpired + sb.KeysGone + sb.KeysRefused
+		need *= float64(max(0, br.PlannedKeys-done)) / float64(br.PlannedKeys)
+	}
+	need *= roomMargin
+	left := info.MaxMemory - info.UsedMemory
+	if float64(left) >= need {
+		return nil, ""
+	}
+	have := fmt.Sprintf("%s left (maxmemory %s, used_memory %s)", mib(left), mib(info.MaxMemory), mib(info.UsedMemory))
+	if left <= 0 {
+		have = fmt.Sprintf("no room left (used_memory %s, maxmemory %s)", mib(info.UsedMemory), mib(info.MaxMemory))
+	}
+	if strings.HasPrefix(info.MaxMemoryPolicy, "allkeys-") {
+		return nil, fmt.Sprintf("the bucket needs about %s (MEMORY USAGE on legacy × %.1f) but the target has %s: with maxmemory-policy %s it will evict %s keys from the start", mib(int64(need)), roomMargin, have, info.MaxMemoryPolicy, b)
+	}
+	return &refusal{
+		reason: fmt.Sprintf("target %s (%s) has no room for the bucket: it needs about %s (MEMORY USAGE on legacy × %.1f) and has %s", b, t.Describe(), mib(int64(need)), roomMargin, have),
+		fix:    "raise its maxmemory (CONFIG SET maxmemory) or add capacity, then rerun",
+	}, ""
+}
+
+// mib formats bytes for messages.
+func mib(n int64) string {
+	if n < 0 {
+		return fmt.Sprintf("-%s", mib(-n))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // routedOnTarget counts the keys on t that the plan routes to bucket.

@@ -31,17 +31,23 @@ func TestTrackerCheckpointOrder(t *testing.T) {
 	}
 }
 
-func TestPolicyWarning(t *testing.T) {
+// Which policies are refused (session, queue, ratelimit on a target that
+// may evict) and which are warned about (cache when it cannot evict).
+func TestEvictionRules(t *testing.T) {
 	for _, c := range []struct {
 		bucket, policy string
-		warn           bool
+		refuse, warn   bool
 	}{
-		{"session", "allkeys-lru", true}, {"session", "noeviction", false},
-		{"queue", "volatile-ttl", true}, {"ratelimit", "noeviction", false},
-		{"cache", "allkeys-lru", false}, {"cache", "noeviction", true},
+		{"session", "allkeys-lru", true, false}, {"session", "noeviction", false, false},
+		{"queue", "volatile-ttl", true, false}, {"ratelimit", "noeviction", false, false},
+		{"ratelimit", "allkeys-random", true, false}, {"queue", "", false, false},
+		{"cache", "allkeys-lru", false, false}, {"cache", "noeviction", false, true},
+		{"cache", "volatile-lru", false, true},
 	} {
-		if got := policyWarning(c.bucket, c.policy) != ""; got != c.warn {
-			t.Errorf("%s on %s: warning %v", c.bucket, c.policy, got)
+		refuse := mustNotEvict(c.bucket) && evicts(c.policy)
+		warn := !mustNotEvict(c.bucket) && cacheWarning(c.policy) != ""
+		if refuse != c.refuse || warn != c.warn {
+			t.Errorf("%s on %q: refuse %v warn %v", c.bucket, c.policy, refuse, warn)
 		}
 	}
 }

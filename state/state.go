@@ -28,8 +28,9 @@ import (
 
 // Phase is the workflow phase of a bucket:
 // planned → copying → syncing → verified → cutover → completed, with
-// rolled-back reachable from every phase before completed, and failed when a
-// run stopped the bucket on an error it could not get past.
+// rolled-back reachable from every phase before completed. A failure does
+// not change the phase: it is recorded beside it (Bucket.Failed), so the
+// phase a bucket failed in is never lost.
 type Phase string
 
 // The phases.
@@ -41,8 +42,12 @@ const (
 	Cutover    Phase = "cutover"
 	Completed  Phase = "completed"
 	RolledBack Phase = "rolled-back"
-	Failed     Phase = "failed"
 )
+
+// legacyFailed is the phase that state files written before Bucket.Failed
+// existed give a failed bucket; Load reads it as Copying with Failed set
+// (only the copy could fail then).
+const legacyFailed Phase = "failed"
 
 // State is the whole persisted state.
 type State struct {
@@ -53,20 +58,54 @@ type State struct {
 }
 
 // Bucket is the state of one bucket.
+//
+// Key counts are over the whole migration of the bucket (every run since it
+// started or was rolled back) and cover exactly the SCAN batches up to
+// Cursor: each key the copy pass saw is counted once, in one of KeysCopied,
+// KeysExpired, KeysGone or KeysRefused. Keys of batches after Cursor are
+// counted by the run that gets past them.
 type Bucket struct {
-	Phase        Phase     `json:"phase"`
-	Target       string    `json:"target"` // store.Redis.Describe()
-	KeysCopied   int64     `json:"keys_copied"`
-	BytesCopied  int64     `json:"bytes_copied"`
-	KeysSkipped  int64     `json:"keys_skipped"` // absent/expired at read time
-	Errors       int64     `json:"errors"`
-	LastError    string    `json:"last_error,omitempty"`
-	CheckpointAt time.Time `json:"checkpoint_at"`
-
+	Phase  Phase  `json:"phase"`
+	Target string `json:"target"` // store.Redis.Describe()
+	// PlannedKeys is the number of keys the plan routes to the bucket, by the
+	// pre-pass of the latest migrate that copied it.
+	PlannedKeys int64 `json:"planned_keys,omitempty"`
+	KeysCopied  int64 `json:"keys_copied"`
+	// KeysLogical counts the keys of KeysCopied that went the logical path.
+	KeysLogical int64 `json:"keys_logical,omitempty"`
+	// BytesCopied is the bytes written: DUMP payloads, and the values read
+	// for logical copies (not MEMORY USAGE).
+	BytesCopied int64 `json:"bytes_copied"`
+	// KeysExpired counts keys read with their expiry already reached.
+	KeysExpired int64 `json:"keys_expired"`
+	// KeysGone counts keys absent when read (deleted, or expired and
+	// reclaimed, between the SCAN and the read).
+	KeysGone int64 `json:"keys_gone"`
 	// KeysRefused counts keys that already existed on the target, that
 	// redisplit did not write, and that it therefore left alone
 	// (--allow-nonempty); they are listed in journal/BUCKET.refused.
 	KeysRefused int64 `json:"keys_refused,omitempty"`
+
+	// Failed is set when a run stopped the bucket on an error it could not
+	// get past (LastError says which, FailedAt when); the phase stays the
+	// one the bucket failed in. The next migrate that resumes the bucket
+	// clears it. Errors counts the failures over the migration.
+	Failed       bool      `json:"failed,omitempty"`
+	FailedAt     time.Time `json:"failed_at,omitzero"`
+	Errors       int64     `json:"errors"`
+	LastError    string    `json:"last_error,omitempty"`
+	CheckpointAt time.Time `json:"checkpoint_at"`
+
+	// TargetPolicy is the target's maxmemory-policy when migrate last
+	// started copying the bucket.
+	TargetPolicy string `json:"target_policy,omitempty"`
+	// AllowEvictingTarget is set when migrate copied the bucket into a
+	// target that evicts (TargetPolicy is not noeviction) because
+	// --allow-evicting-target named it: the operator accepted that the
+	// target may lose keys. Without it verify refuses to mark a bucket whose
+	// target evicts as verified.
+	AllowEvictingTarget bool `json:"allow_evicting_target,omitempty"`
+
 	// Cursor is the legacy SCAN cursor up to which every key of this bucket
 	// has been acknowledged by the target; 0 with Copied false means "from
 	// the start".
@@ -75,15 +114,31 @@ type Bucket struct {
 	// complete); the phase stays copying until dual-write takes over.
 	Copied   bool      `json:"copied"`
 	CopiedAt time.Time `json:"copied_at,omitzero"`
-	// JournalResume is the journal offset from which entries may belong to
-	// keys after Cursor (written, or about to be, when the checkpoint was
-	// saved); a resumed run treats those keys as its own.
-	JournalResume int64 `json:"journal_resume"`
 	// StartedAt is when the first copy of this bucket started.
 	StartedAt time.Time `json:"started_at,omitzero"`
+}
 
-	// AllowEvicting: migrate --allow-evicting-target accepted an evicting target for this bucket.
-	AllowEvicting bool `json:"allow_evicting,omitempty"`
+// upgrade maps what older state files said to the current representation:
+// phase "failed" (the copy failed) and keys_skipped (absent or expired when
+// read).
+func upgrade(raw []byte, s *State) {
+	var old struct {
+		Buckets map[string]struct {
+			KeysSkipped int64 `json:"keys_skipped"`
+		} `json:"buckets"`
+	}
+	_ = json.Unmarshal(raw, &old) // raw already parsed once
+	for name, b := range s.Buckets {
+		if b == nil {
+			continue
+		}
+		if b.Phase == legacyFailed {
+			b.Phase, b.Failed = Copying, true
+		}
+		if n := old.Buckets[name].KeysSkipped; n > 0 && b.KeysGone == 0 && b.KeysExpired == 0 {
+			b.KeysGone = n
+		}
+	}
 }
 
 // VerifyRecord is the result of the last verify.
@@ -199,6 +254,7 @@ func (d *Dir) Load() (*State, error) {
 	if s.Buckets == nil {
 		s.Buckets = map[string]*Bucket{}
 	}
+	upgrade(b, &s)
 	return &s, nil
 }
 

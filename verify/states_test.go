@@ -219,7 +219,7 @@ func TestVerifyAfterRollback(t *testing.T) {
 }
 
 // A session target whose maxmemory-policy evicts is never marked verified,
-// even in parity, unless the migration accepted it (state AllowEvicting):
+// even in parity, unless the migration accepted it (state AllowEvictingTarget):
 // verify names the bucket, the target, the policy and the fix, and exits 4.
 func TestEvictingSessionTargetNotVerified(t *testing.T) {
 	env.Flush(t)
@@ -253,7 +253,7 @@ func TestEvictingSessionTargetNotVerified(t *testing.T) {
 	}
 
 	// The migration accepted the evicting target: verified.
-	mustDo(t, mustState(t, cfg).Update(func(s *state.State) error { s.Buckets["session"].AllowEvicting = true; return nil }))
+	mustDo(t, mustState(t, cfg).Update(func(s *state.State) error { s.Buckets["session"].AllowEvictingTarget = true; return nil }))
 	if code, out, errs := verifytest.Run(t, "verify", "--config", cfg, "--rounds", "1"); code != 0 {
 		t.Fatalf("with the override: exit %d\n%s%s", code, out, errs)
 	}
@@ -262,7 +262,7 @@ func TestEvictingSessionTargetNotVerified(t *testing.T) {
 		t.Errorf("with the override: session phase %s, want verified", p)
 	}
 	// Without it again, the verified bucket goes back to syncing.
-	mustDo(t, mustState(t, cfg).Update(func(s *state.State) error { s.Buckets["session"].AllowEvicting = false; return nil }))
+	mustDo(t, mustState(t, cfg).Update(func(s *state.State) error { s.Buckets["session"].AllowEvictingTarget = false; return nil }))
 	if code, _, _ := verifytest.Run(t, "verify", "--config", cfg, "--rounds", "1"); code != 4 {
 		t.Errorf("exit %d, want 4", code)
 	}
