@@ -32,23 +32,13 @@ func (goRedisLogger) Printf(ctx context.Context, format string, v ...any) {
 
 func init() { redis.SetLogger(goRedisLogger{}) }
 
-// Kind is the class of a connection failure.
-type Kind string
-
-const (
-	Unreachable Kind = "unreachable"
-	Auth        Kind = "authentication failed"
-	TLSFailure  Kind = "TLS failure"
-	NoPerm      Kind = "permission denied"
-	Timeout     Kind = "timeout"
-	Other       Kind = "error"
-)
-
-// Error is a connection or command failure explained for an operator.
+// Error is a connection or command failure explained for an operator: one
+// line naming the server's role and address, the class of the failure, the
+// cause and what to do.
 type Error struct {
-	Role    string // "legacy", "target cache", ...
+	Role    string // "legacy", "target cache", ...; decides Side
 	Addr    string // host:port
-	Kind    Kind
+	Kind    Class
 	Command string // for NoPerm: the refused command, e.g. "config|get"
 	Hint    string // what to do
 	Err     error
@@ -66,60 +56,70 @@ func (e *Error) Error() string {
 	if e.Hint != "" {
 		b.WriteString(" (" + e.Hint + ")")
 	}
-	return b.String()
+	// one line, whatever the cause says (errors.Join separates with newlines)
+	return strings.ReplaceAll(b.String(), "\n", "; ")
 }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Explain classifies err, raised while talking to addr in the given role,
-// into an *Error. nil stays nil; redis.Nil and errors already explained are
-// returned unchanged.
+// Explain classifies err (Classify), raised while talking to addr in the
+// given role, and returns an *Error with what to do for the classes an
+// operator must act on: Unreachable, Timeout, Auth, NoPerm, TLSFailure and
+// NotRedis. Any other error, nil, redis.Nil and errors already explained
+// are returned unchanged.
 func Explain(err error, role, addr string) error {
-	if err == nil || errors.Is(err, redis.Nil) {
+	if err == nil || err == redis.Nil {
 		return err
 	}
 	var e *Error
 	if errors.As(err, &e) {
 		return err
 	}
-	msg := err.Error()
-	out := &Error{Role: role, Addr: addr, Kind: Other, Err: err}
-	var netErr net.Error
+	out := &Error{Role: role, Addr: addr, Kind: Classify(err), Err: err}
 	var opErr *net.OpError
-	var certErr *tls.CertificateVerificationError
-	var recErr tls.RecordHeaderError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	switch {
-	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"),
-		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
-		out.Kind = Auth
+	switch out.Kind {
+	case Auth:
 		out.Hint = "check the user and password (URL, *_PASSWORD environment variable or password_file)"
-	case strings.HasPrefix(msg, "NOPERM"):
-		out.Kind = NoPerm
-		out.Command = refusedCommand(msg)
+	case NoPerm:
+		out.Command = refusedCommand(err.Error())
 		out.Hint = permissionHint(out.Command)
-	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr),
-		strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"):
-		out.Kind = TLSFailure
+	case TLSFailure:
 		out.Hint = "check rediss:// versus redis://, the CA file, the client certificate and tls.server_name"
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		out.Kind = Unreachable
-		out.Hint = "check the host and port, and that a firewall lets this machine through"
-		if errors.As(err, &netErr) && netErr.Timeout() {
-			out.Kind = Timeout
-		}
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		out.Kind = Timeout
+	case Timeout:
 		out.Hint = "the server did not answer in time; raise connect_timeout/read_timeout or check its load"
-	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"),
-		strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"):
-		out.Kind = Unreachable
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			out.Hint = "check the host and port, and that a firewall lets this machine through"
+		}
+	case Unreachable:
 		out.Hint = "check the host and port, and that the server is running"
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			out.Hint = "check the host and port, and that a firewall lets this machine through"
+		}
+	case NotRedis:
+		out.Hint = "something else listens on this port (it did not answer in the Redis protocol): check the host and port"
+		if m := err.Error(); strings.Contains(m, "HTTP") || strings.Contains(m, "<") {
+			out.Hint = "a web server listens on this port (it answered HTTP/HTML): check the host and port"
+		}
 	default:
 		return err
 	}
 	return out
+}
+
+// Attribute is Explain that always attributes: it returns err as an *Error
+// of role and addr (Explain's when it explains err, else one that carries
+// Classify's class and no hint), so that the side the error came from
+// travels with it (SideOf). nil stays nil; an *Error is returned unchanged.
+func Attribute(err error, role, addr string) error {
+	if err == nil {
+		return nil
+	}
+	ex := Explain(err, role, addr)
+	var e *Error
+	if errors.As(ex, &e) {
+		return ex
+	}
+	return &Error{Role: role, Addr: addr, Kind: Classify(err), Err: err}
 }
 
 // refusedCommand extracts the command from an ACL error such as
