@@ -113,7 +113,7 @@ func classifyRaw(err error) Class {
 	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr),
 		strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"):
 		return TLSFailure
-	case strings.Contains(msg, "invalid reply"), strings.Contains(msg, "redis protocol:"):
+	case notRESP(msg):
 		return NotRedis
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, redis.ErrPoolTimeout),
 		errors.As(err, &netErr) && netErr.Timeout(), strings.Contains(msg, "i/o timeout"):
@@ -132,6 +132,24 @@ func classifyRaw(err error) Class {
 		return Transient
 	}
 	return Permanent
+}
+
+// notRESP reports whether msg is a client's complaint about a reply that is
+// not RESP at all ("redis: can't parse map reply: "HTTP/1.1 400 ...""), as
+// opposed to a RESP reply of an unexpected type.
+func notRESP(msg string) bool {
+	for _, s := range []string{"invalid reply", "can't parse", "redis protocol:", "invalid line"} {
+		i := strings.Index(msg, s)
+		if i < 0 {
+			continue
+		}
+		q := strings.IndexByte(msg[i:], '"')
+		if q < 0 || i+q+1 >= len(msg) {
+			return true
+		}
+		return !strings.ContainsRune("+-:$*%_,#!=(|~>", rune(msg[i+q+1]))
+	}
+	return false
 }
 
 // Side is the server an error came from, as far as the retry loops and

@@ -48,6 +48,8 @@ func TestClassify(t *testing.T) {
 		{context.Canceled, Permanent, false},
 		{errors.New(`redis: invalid reply: "<!DOCTYPE HTML>\n"`), NotRedis, false},
 		{errors.New(`redis protocol: malformed line "HTTP/1.0 400"`), NotRedis, false},
+		{errors.New(`redis: can't parse map reply: "HTTP/1.1 400 Bad Request"`), NotRedis, false},
+		{errors.New(`redis: can't parse int reply: "$5"`), Permanent, false},
 		{errors.New("tls: first record does not look like a TLS handshake"), TLSFailure, false},
 		{errors.New("ERR wrong number of arguments for 'restore' command"), Permanent, false},
 		{errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), Permanent, false},

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,9 +97,9 @@ func Explain(err error, role, addr string) error {
 			out.Hint = "check the host and port, and that a firewall lets this machine through"
 		}
 	case NotRedis:
-		out.Hint = "something else listens on this port (it did not answer in the Redis protocol): check the host and port"
+		out.Hint = "something else listens on this port, it did not answer in the Redis protocol: check the host and port"
 		if m := err.Error(); strings.Contains(m, "HTTP") || strings.Contains(m, "<") {
-			out.Hint = "a web server listens on this port (it answered HTTP/HTML): check the host and port"
+			out.Hint = "a web server listens on this port, it answered HTTP: check the host and port"
 		}
 	default:
 		return err
@@ -370,7 +371,68 @@ func Target(ctx context.Context, bucket string, t config.Target) (redis.Universa
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
+		switch {
+		case t.Kind == config.KindCluster && strings.Contains(err.Error(), "cluster support disabled"):
+			return nil, &Error{Role: role, Addr: addr, Kind: Misconfigured, Err: err,
+				Hint: fmt.Sprintf("%s.kind is cluster but this server runs without cluster mode: for a standalone server write kind: standalone and url: redis://%s; for a cluster list its nodes in %s.addrs", field, t.Addrs[0], field)}
+		case t.Kind == config.KindSentinel:
+			if e := unknownMaster(ctx, t, role, addr, field); e != nil {
+				return nil, e
+			}
+		}
 		return nil, Explain(err, role, addr)
 	}
 	return c, nil
+}
+
+// unknownMaster asks t's sentinels which masters they monitor and returns
+// an *Error (Misconfigured) when those that answer know none named
+// t.Master; nil when no sentinel answers or one knows the master (the
+// failure is then the master's, for Explain).
+func unknownMaster(ctx context.Context, t config.Target, role, addr, field string) error {
+	host, _, _ := net.SplitHostPort(t.Sentinels[0])
+	tc, _ := tlsConfig(t.TLS, false, host)
+	var names []string
+	answered := false
+	for _, sa := range t.Sentinels {
+		opt := &redis.Options{Addr: sa, Username: t.SentinelUsername, Password: t.SentinelPassword, TLSConfig: tc,
+			DisableIdentity: true, Protocol: Protocol, MaxRetries: -1}
+		applyTimeouts(t.Endpoint, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		sc := redis.NewSentinelClient(opt)
+		masters, err := sc.Masters(ctx).Result()
+		sc.Close()
+		if err != nil {
+			continue
+		}
+		answered = true
+		for _, m := range masters {
+			fields, _ := m.([]any)
+			for i := 0; i+1 < len(fields); i += 2 {
+				if k, _ := fields[i].(string); k == "name" {
+					name, _ := fields[i+1].(string)
+					if name == t.Master {
+						return nil
+					}
+					if !slices.Contains(names, name) {
+						names = append(names, name)
+					}
+				}
+			}
+		}
+	}
+	if !answered {
+		return nil
+	}
+	found := fmt.Sprintf("no sentinel monitors a master named %q", t.Master)
+	hint := fmt.Sprintf("set %s.master to the name the sentinels monitor (SENTINEL MASTERS)", field)
+	if len(names) == 0 {
+		found += "; they monitor no master at all"
+		hint = "configure the sentinels to monitor the master (sentinel monitor NAME HOST PORT QUORUM), or fix " + field + ".sentinels"
+	} else {
+		found += fmt.Sprintf("; they monitor %q", names)
+		if len(names) == 1 {
+			hint = fmt.Sprintf("set %s.master: %s", field, names[0])
+		}
+	}
+	return &Error{Role: role, Addr: addr, Kind: Misconfigured, Err: errors.New(found), Hint: hint}
 }
