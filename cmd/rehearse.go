@@ -88,6 +88,8 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
 	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key")
 	f.StringVar(&o.workDir, "work-dir", "", "keep the generated config, state and every command's output here (default: a temp dir, removed)")
+	limit(f, "synthetic", 0, 10_000_000)
+	atLeast(f, "seed", uint64(0))
 	return c
 }
 
@@ -98,8 +100,23 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		// rehearsal runs; the report says what matters.
 		redis.SetLogger(quietRedisLog{})
 	}
+	// Bad input fails here, before any server or image is started.
 	if (o.fromRDB == "") == (o.synthetic <= 0) {
 		return config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N (N > 0)")
+	}
+	if o.fromRDB != "" {
+		if err := readableFile(o.fromRDB); err != nil {
+			return config.Errorf("--from-rdb", "%v", err)
+		}
+		if o.backend == "process" {
+			return config.Errorf("--from-rdb", "loading an RDB snapshot needs --backend containers (the process backend cannot place it in the server's data directory)")
+		}
+	}
+	if err := rehearse.CheckFault(o.fault); err != nil {
+		return err
+	}
+	if o.backend != "containers" && o.backend != "process" {
+		return config.Errorf("--backend", "%q is not containers or process", o.backend)
 	}
 	var user *config.Config
 	layout := rehearse.DefaultLayout()
@@ -230,6 +247,23 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 	default:
 		return &ExitError{Code: ExitRuntime, Err: fmt.Errorf("rehearsal failed: %s", failedPhases(res))}
 	}
+}
+
+// readableFile checks that path is a regular file this process can open.
+func readableFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
 }
 
 func fileExists(path string) bool {

@@ -57,6 +57,15 @@ const (
 	FaultLoseKey = "lose-key"
 )
 
+// CheckFault returns a *config.Error unless f is "" or a fault rehearse
+// knows.
+func CheckFault(f string) error {
+	if f != "" && f != FaultLoseKey {
+		return config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key)", f)
+	}
+	return nil
+}
+
 // Options configure a rehearsal.
 type Options struct {
 	Backend topology.Backend // where servers run; the caller closes it
@@ -135,8 +144,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if (o.FromRDB == "") == (o.Synthetic == nil) {
 		return nil, config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N")
 	}
-	if o.Fault != "" && o.Fault != FaultLoseKey {
-		return nil, config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key)", o.Fault)
+	if err := CheckFault(o.Fault); err != nil {
+		return nil, err
 	}
 	if o.Layout == nil {
 		o.Layout = DefaultLayout()
