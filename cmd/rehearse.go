@@ -65,8 +65,10 @@ redis-server processes instead of containers (no Docker needed; --from-rdb needs
 The config is --config, or redisplit.yaml when it exists. Only its routing settings (rules, presets,
 unknown, plan, scan and rate limits) and its legacy URL's database number are used; its legacy and
 target addresses are replaced by the ephemeral servers: rehearse never connects to the servers the
-config names. --output json prints the result (every case, every command's exit code) as JSON
-instead of the Markdown summary; --report still gets the Markdown.
+config names, and its commands never read the REDISPLIT_* environment (the real legacy's URL and
+password, the state directory, ...): the ephemeral servers have no password. --output json prints
+the result (every case, every command's exit code) as JSON instead of the Markdown summary; --report
+still gets the Markdown.
 
 --fault lose-key deletes one migrated key (a session when there is one) from its target right
 after migrate, to prove that the rehearsal fails when a key is lost.
@@ -288,13 +290,16 @@ func failedPhases(r *rehearse.Result) string {
 }
 
 // inProcessRunner runs redisplit command lines in this process through Run,
-// with their own viper instance and in-memory streams: the rehearsal drives
-// the very code an operator runs. The default slog logger, which each run
-// points at its own stderr, is restored afterwards.
+// with in-memory streams and their own viper instance, which reads the
+// generated config and flags but not the REDISPLIT_* environment (meant for
+// the real legacy and targets: a production password must not be sent to
+// the throw-away legacy): the rehearsal drives the very code an operator
+// runs. The default slog logger, which each run points at its own stderr,
+// is restored afterwards.
 func inProcessRunner(parent *App) rehearse.Runner {
 	return func(ctx context.Context, args []string) rehearse.Output {
 		var out, errb bytes.Buffer
-		sub := &App{In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
+		sub := &App{V: config.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
 		prev := slog.Default()
 		t0 := time.Now()
 		code := Run(ctx, sub, args)

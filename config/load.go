@@ -33,6 +33,20 @@ var scalarKeys = []string{
 // NewViper returns a viper instance with redisplit's defaults and environment
 // binding. Commands bind their flags to it before calling Load.
 func NewViper() *viper.Viper {
+	v := NewFileViper()
+	v.SetEnvPrefix("REDISPLIT")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	for _, k := range scalarKeys {
+		_ = v.BindEnv(k)
+	}
+	return v
+}
+
+// NewFileViper is NewViper without the REDISPLIT_* environment: defaults,
+// the file and flags only. A rehearsal's commands use it, so that the real
+// legacy's URL, password and other settings in the environment never reach
+// its throw-away servers.
+func NewFileViper() *viper.Viper {
 	v := viper.New()
 	d := Defaults()
 	v.SetDefault("unknown", d.Unknown)
@@ -41,11 +55,6 @@ func NewViper() *viper.Viper {
 	v.SetDefault("scan.sample", d.Scan.Sample)
 	v.SetDefault("legacy.connect_timeout", d.Legacy.ConnectTimeout)
 	v.SetDefault("legacy.read_timeout", d.Legacy.ReadTimeout)
-	v.SetEnvPrefix("REDISPLIT")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	for _, k := range scalarKeys {
-		_ = v.BindEnv(k)
-	}
 	return v
 }
 

@@ -46,7 +46,9 @@ type Output struct {
 }
 
 // Runner runs one redisplit command line (without the program name) and
-// returns its exit code and output. It must honour ctx.
+// returns its exit code and output. It must honour ctx, and the command
+// must see only its arguments and the generated configuration: no
+// REDISPLIT_* environment, which belongs to the real legacy and targets.
 type Runner func(ctx context.Context, args []string) Output
 
 // Faults a rehearsal can inject, to prove that it fails when it should.
