@@ -217,7 +217,7 @@ func (e Endpoint) validate(field string) error {
 }
 
 func (t Target) validate(field string) error {
-	if err := t.Endpoint.validate(field); err != nil {
+	if err := first(errors.Join(t.Endpoint.validate(field), AtLeast(field+".db", t.DB, 0))); err != nil {
 		return err
 	}
 	switch t.Kind {

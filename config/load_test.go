@@ -71,8 +71,8 @@ func TestDurations(t *testing.T) {
 	}
 }
 
-// An unknown key or a value of the wrong type is one line naming the key
-// and the file, with the nearest known key when there is one.
+// An unknown key, a value of the wrong type or out of its range is one line
+// naming the key (and for unknown keys the file and the nearest known key).
 func TestUnknownKeysAndBadValues(t *testing.T) {
 	tests := []struct {
 		name, yaml, field string
@@ -88,6 +88,8 @@ func TestUnknownKeysAndBadValues(t *testing.T) {
 		{"unknown top-level key", "legacyy: {url: x}\nfrobnicate: 1\n", "frobnicate",
 			[]string{"the top level takes legacy, targets,", "and 1 more unknown keys: legacyy"}},
 		{"wrong type", "scan: {count: many}", "scan.count", []string{`cannot read "many" as int`, "redisplit.yaml"}},
+		{"out of range", "scan: {count: 0}", "scan.count", []string{"0 is out of range; valid values are 1 to 1000000"}},
+		{"negative db", "targets: {session: {kind: sentinel, master: m, sentinels: ['h:1'], db: -1}}", "targets.session.db", []string{"-1 is out of range; valid values are 0 or more"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -90,7 +90,8 @@ func classifyRaw(err error) Class {
 	}
 	switch {
 	case strings.HasPrefix(reply, "WRONGPASS"), strings.HasPrefix(reply, "NOAUTH"),
-		strings.Contains(reply, "invalid password"), strings.Contains(reply, "invalid username-password"):
+		strings.Contains(reply, "invalid password"), strings.Contains(reply, "invalid username-password"),
+		strings.Contains(reply, "called without any password configured"):
 		return Auth
 	case strings.HasPrefix(reply, "NOPERM"):
 		return NoPerm

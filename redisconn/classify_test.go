@@ -37,6 +37,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("reading %q: %w", "k", ReplyError("NOPERM this user has no permissions to run the 'getrange' command")), NoPerm, false},
 		{errors.New("WRONGPASS invalid username-password pair or user is disabled."), Auth, false},
 		{errors.New("NOAUTH Authentication required."), Auth, false},
+		{errors.New("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), Auth, false},
 		{io.EOF, Unreachable, true},
 		{fmt.Errorf("write: %w", syscall.ECONNRESET), Unreachable, true},
 		{reset, Unreachable, true},
