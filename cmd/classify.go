@@ -15,6 +15,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/keyname"
 )
 
 type classifyOptions struct {
@@ -64,8 +65,7 @@ var classifyTypes = []string{"string", "hash", "list", "set", "zset", "stream"}
 // keyVerdict is the classification of one key: the JSON element and the
 // source of the text line.
 type keyVerdict struct {
-	Key    string          `json:"key,omitempty"`
-	KeyB64 string          `json:"key_b64,omitempty"`
+	keyname.JSON
 	Type   string          `json:"type,omitempty"`
 	Bucket classify.Bucket `json:"bucket"`
 	Rule   *string         `json:"rule"`              // the deciding rule; null when none matches
@@ -217,12 +217,7 @@ func (vw *verdictWriter) close() error {
 
 func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {
 	m := c.Classify(key, typ)
-	v := keyVerdict{Type: typ, Bucket: m.Bucket, Rule: ruleText(m), raw: key}
-	if utf8.ValidString(key) {
-		v.Key = key
-	} else {
-		v.KeyB64 = base64.StdEncoding.EncodeToString([]byte(key))
-	}
+	v := keyVerdict{JSON: keyname.Of(key), Type: typ, Bucket: m.Bucket, Rule: ruleText(m), raw: key}
 	// A rule that is not a preset's may override a preset that knows the key
 	// better; say so, loudly when the override sends a durable key to cache.
 	if m.Rule != nil && !strings.HasPrefix(m.Rule.Source, "preset ") {

@@ -78,6 +78,10 @@ MEM.USAGE is MEMORY USAGE on legacy (pre-pass); PAYLOAD is the bytes written.`,
 	f.IntVar(&o.workers, "workers", 4, "copy workers (keys are partitioned onto them by hash)")
 	f.IntVar(&o.batch, "batch", 1024, "keys per pipelined read and write batch")
 	f.Int64Var(&o.bigBytes, "big-bytes", 8<<20, "keys larger than this are copied in chunks, never held whole in memory")
+	atLeast(f, "max-ops", 0)
+	limit(f, "workers", 1, 1024)
+	limit(f, "batch", 1, 100_000)
+	limit(f, "big-bytes", 1, 512<<20) // a RESTORE payload is one bulk string: at most 512 MiB
 	// bound when migrate runs: other commands bind their own --max-ops to the
 	// same key, and viper keeps only the last binding
 	c.PreRunE = func(c *cobra.Command, args []string) error {

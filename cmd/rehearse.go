@@ -65,8 +65,10 @@ redis-server processes instead of containers (no Docker needed; --from-rdb needs
 The config is --config, or redisplit.yaml when it exists. Only its routing settings (rules, presets,
 unknown, plan, scan and rate limits) and its legacy URL's database number are used; its legacy and
 target addresses are replaced by the ephemeral servers: rehearse never connects to the servers the
-config names. --output json prints the result (every case, every command's exit code) as JSON
-instead of the Markdown summary; --report still gets the Markdown.
+config names, and its commands never read the REDISPLIT_* environment (the real legacy's URL and
+password, the state directory, ...): the ephemeral servers have no password. --output json prints
+the result (every case, every command's exit code) as JSON instead of the Markdown summary; --report
+still gets the Markdown.
 
 --fault lose-key deletes one migrated key (a session when there is one) from its target right
 after migrate, to prove that the rehearsal fails when a key is lost.
@@ -88,6 +90,8 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
 	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key")
 	f.StringVar(&o.workDir, "work-dir", "", "keep the generated config, state and every command's output here (default: a temp dir, removed)")
+	limit(f, "synthetic", 0, 10_000_000)
+	atLeast(f, "seed", uint64(0))
 	return c
 }
 
@@ -98,8 +102,23 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		// rehearsal runs; the report says what matters.
 		redis.SetLogger(quietRedisLog{})
 	}
+	// Bad input fails here, before any server or image is started.
 	if (o.fromRDB == "") == (o.synthetic <= 0) {
 		return config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N (N > 0)")
+	}
+	if o.fromRDB != "" {
+		if err := readableFile(o.fromRDB); err != nil {
+			return config.Errorf("--from-rdb", "%v", err)
+		}
+		if o.backend == "process" {
+			return config.Errorf("--from-rdb", "loading an RDB snapshot needs --backend containers (the process backend cannot place it in the server's data directory)")
+		}
+	}
+	if err := rehearse.CheckFault(o.fault); err != nil {
+		return err
+	}
+	if o.backend != "containers" && o.backend != "process" {
+		return config.Errorf("--backend", "%q is not containers or process", o.backend)
 	}
 	var user *config.Config
 	layout := rehearse.DefaultLayout()
@@ -232,6 +251,23 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 	}
 }
 
+// readableFile checks that path is a regular file this process can open.
+func readableFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
+}
+
 func fileExists(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular()
@@ -254,13 +290,16 @@ func failedPhases(r *rehearse.Result) string {
 }
 
 // inProcessRunner runs redisplit command lines in this process through Run,
-// with their own viper instance and in-memory streams: the rehearsal drives
-// the very code an operator runs. The default slog logger, which each run
-// points at its own stderr, is restored afterwards.
+// with in-memory streams and their own viper instance, which reads the
+// generated config and flags but not the REDISPLIT_* environment (meant for
+// the real legacy and targets: a production password must not be sent to
+// the throw-away legacy): the rehearsal drives the very code an operator
+// runs. The default slog logger, which each run points at its own stderr,
+// is restored afterwards.
 func inProcessRunner(parent *App) rehearse.Runner {
 	return func(ctx context.Context, args []string) rehearse.Output {
 		var out, errb bytes.Buffer
-		sub := &App{In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
+		sub := &App{V: config.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
 		prev := slog.Default()
 		t0 := time.Now()
 		code := Run(ctx, sub, args)

@@ -3,7 +3,6 @@ package cmd
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/keyname"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/rollback"
 	"github.com/redisplit/redisplit/state"
@@ -206,18 +205,10 @@ type keyStream struct {
 }
 
 func (s *keyStream) add(bucket, key string) error {
-	type entry struct {
+	b, err := json.Marshal(struct {
 		Bucket string `json:"bucket"`
-		Key    string `json:"key,omitempty"`
-		KeyB64 string `json:"key_b64,omitempty"`
-	}
-	e := entry{Bucket: bucket}
-	if utf8.ValidString(key) {
-		e.Key = key
-	} else {
-		e.KeyB64 = base64.StdEncoding.EncodeToString([]byte(key))
-	}
-	b, err := json.Marshal(e)
+		keyname.JSON
+	}{bucket, keyname.Of(key)})
 	if err != nil {
 		return err
 	}

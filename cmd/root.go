@@ -80,6 +80,9 @@ rate-limit store at once to one store per workload, with zero downtime, and prov
 			if app.Output != "text" && app.Output != "json" {
 				return &config.Error{Field: "--output", Msg: fmt.Sprintf("%q is not text or json", app.Output)}
 			}
+			if err := checkLimits(cmd); err != nil {
+				return err
+			}
 			level := slog.LevelWarn
 			if app.Verbose {
 				level = slog.LevelDebug

@@ -59,6 +59,10 @@ Memory stays bounded whatever the keyspace size.`,
 	f.StringVar(&o.planOut, "plan-out", "", "write the routing plan (rules, presets, proposals with evidence) to this YAML file")
 	f.StringVar(&o.keysOut, "keys-out", "", "write one JSON line per key (key, type, ttl_ms, bytes, bucket, rule) to this file")
 	f.IntVar(&o.maxPatterns, "max-patterns", 10000, "distinct key patterns tracked; the rest are folded into \"(other patterns)\"")
+	limit(f, "count", 1, config.MaxScanCount)
+	atLeast(f, "max-ops", 0)
+	limit(f, "sample", config.MinSample, config.MaxSample)
+	limit(f, "max-patterns", 1, 1_000_000)
 	app.BindFlag(c, "count", "scan.count")
 	app.BindFlag(c, "max-ops", "scan.max_ops")
 	app.BindFlag(c, "sample", "scan.sample")
@@ -70,9 +74,6 @@ func runScan(c *cobra.Command, app *App, o scanOptions) error {
 	cfg, err := app.Config()
 	if err != nil {
 		return err
-	}
-	if cfg.Scan.Sample <= 0 {
-		return config.Errorf("scan.sample", "must be a percentage in (0, 100], got %v", cfg.Scan.Sample)
 	}
 	cl, hash, err := classify.Router(cfg)
 	if err != nil {

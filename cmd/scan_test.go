@@ -617,7 +617,7 @@ func TestScanBadInput(t *testing.T) {
 		{"rule without matcher", []string{"--config", badRule}, ExitUsage, []string{"rules[2]", "exactly one of glob, prefix or regex"}},
 		{"rule with a bad bucket", []string{"--config", badBucket}, ExitUsage, []string{"rules[2]", "cahce"}},
 		{"rule with a bad regex", []string{"--config", badRegex}, ExitUsage, []string{"rules[1]", "invalid regex"}},
-		{"sample out of range", []string{"--legacy", "redis://127.0.0.1:1", "--sample", "150"}, ExitUsage, []string{"scan.sample"}},
+		{"sample out of range", []string{"--legacy", "redis://127.0.0.1:1", "--sample", "150"}, ExitUsage, []string{"--sample", "0.01 to 100"}},
 		{"unwritable plan-out", []string{"--legacy", "redis://127.0.0.1:1", "--plan-out", filepath.Join(dir, "no", "such", "plan.yaml")}, ExitUsage, []string{"--plan-out", "cannot write"}},
 		{"missing plan", []string{"--legacy", "redis://127.0.0.1:1", "--plan", filepath.Join(dir, "nope.yaml")}, ExitUsage, []string{"nope.yaml"}},
 	}

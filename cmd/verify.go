@@ -89,6 +89,14 @@ shows it) and marks a bucket verified when it is in full parity (no sample, noth
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
 	f.IntVar(&o.batch, "batch", 1000, "keys per SCAN and pipeline")
 	f.IntVar(&o.workers, "workers", 8, "batches in flight")
+	atLeast(f, "ttl-tolerance", time.Duration(0))
+	limit(f, "rounds", 1, 1000)
+	atLeast(f, "interval", time.Duration(0))
+	limit(f, "sample", 0.0001, 100) // the sampler's resolution is one key in a million
+	atLeast(f, "max-ops", 0)
+	limit(f, "max-diffs", 1, 100_000_000)
+	limit(f, "batch", 1, 100_000)
+	limit(f, "workers", 1, 1024)
 	_ = f.MarkHidden("batch")
 	_ = f.MarkHidden("workers")
 	// bound when verify runs: migrate binds its own --max-ops to the same

@@ -5,8 +5,12 @@
 package config
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,6 +32,31 @@ func (e *Error) Error() string {
 func Errorf(field, format string, args ...any) error {
 	return &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
+
+// InRange is the one rule for a numeric setting or flag with bounds: nil
+// when lo <= v <= hi, else a *Error for field that gives the valid range.
+func InRange[T cmp.Ordered](field string, v, lo, hi T) error {
+	if v < lo || v > hi {
+		return Errorf(field, "%v is out of range; valid values are %v to %v", v, lo, hi)
+	}
+	return nil
+}
+
+// AtLeast is InRange without an upper bound.
+func AtLeast[T cmp.Ordered](field string, v, lo T) error {
+	if v < lo {
+		return Errorf(field, "%v is out of range; valid values are %v or more", v, lo)
+	}
+	return nil
+}
+
+// Bounds of the numeric settings that both the file (or environment) and a
+// flag can set; cmd's flags use the same.
+const (
+	MaxScanCount = 1_000_000 // scan.count, --count
+	MinSample    = 0.01      // scan.sample, --sample: scan's resolution is 1/10000 of the keys
+	MaxSample    = 100
+)
 
 // TLS holds the TLS settings of one endpoint. TLS is used when the URL scheme
 // is rediss:// or Enabled is true.
@@ -145,21 +174,22 @@ func (c *Config) Validate() error {
 	default:
 		return Errorf("unknown", "%q is not one of block, skip, cache, session, queue, ratelimit", c.Unknown)
 	}
-	if c.Scan.Count < 0 {
-		return Errorf("scan.count", "must be positive, got %d", c.Scan.Count)
+	if err := errors.Join(
+		InRange("scan.count", c.Scan.Count, 1, MaxScanCount),
+		InRange("scan.sample", c.Scan.Sample, MinSample, MaxSample),
+		AtLeast("scan.max_ops", c.Scan.MaxOps, 0),
+		AtLeast("max_ops", c.MaxOps, 0),
+		c.Legacy.validate("legacy"),
+	); err != nil {
+		return first(err)
 	}
-	if c.Scan.Sample < 0 || c.Scan.Sample > 100 {
-		return Errorf("scan.sample", "must be a percentage in (0, 100], got %v", c.Scan.Sample)
-	}
-	if c.Scan.MaxOps < 0 || c.MaxOps < 0 {
-		return Errorf("max_ops", "must not be negative")
-	}
-	for name, t := range c.Targets {
-		if err := t.validate("targets." + name); err != nil {
-			return err
-		}
+	for _, name := range slices.Sorted(maps.Keys(c.Targets)) {
+		t := c.Targets[name]
 		if !IsBucket(name) {
 			return Errorf("targets."+name, "%q is not a bucket (cache, session, queue, ratelimit)", name)
+		}
+		if err := t.validate("targets." + name); err != nil {
+			return err
 		}
 	}
 	for i, r := range c.Rules {
@@ -170,7 +200,26 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// first returns the first error of a join (one line per error is one too
+// many for an operator).
+func first(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+		return j.Unwrap()[0]
+	}
+	return err
+}
+
+func (e Endpoint) validate(field string) error {
+	return first(errors.Join(
+		AtLeast(field+".connect_timeout", e.ConnectTimeout, 0),
+		AtLeast(field+".read_timeout", e.ReadTimeout, 0),
+	))
+}
+
 func (t Target) validate(field string) error {
+	if err := first(errors.Join(t.Endpoint.validate(field), AtLeast(field+".db", t.DB, 0))); err != nil {
+		return err
+	}
 	switch t.Kind {
 	case KindStandalone:
 		if t.URL == "" {

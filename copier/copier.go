@@ -54,6 +54,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
 )
 
@@ -335,7 +336,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 	if len(direct) > 0 {
 		var bad map[string]bool
 		for _, f := range b.Sink.Apply(ctx, direct, b.Journal, b.Retry) {
-			if f.Class != store.BadPayload {
+			if f.Class != redisconn.BadPayload {
 				fail(f)
 				return
 			}
@@ -363,7 +364,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 	ls, ok1 := b.Sink.(store.LogicalSink)
 	ps, ok2 := c.cfg.Source.(store.PagedSource)
 	if !ok1 || !ok2 {
-		fail(&store.KeyError{Key: logical[0].Key, Class: store.Permanent,
+		fail(&store.KeyError{Key: logical[0].Key, Class: redisconn.Permanent,
 			Err: fmt.Errorf("needs a page-by-page copy (big key or unreadable payload), which %s → %s cannot do", c.cfg.Source.Describe(), b.Sink.Describe())})
 		return
 	}
@@ -373,7 +374,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 			keys[i] = e.Key
 		}
 		if err := b.Journal(keys); err != nil {
-			fail(&store.KeyError{Key: keys[0], Class: store.Permanent, Err: fmt.Errorf("cannot journal (nothing written): %w", err)})
+			fail(&store.KeyError{Key: keys[0], Class: redisconn.Permanent, Err: fmt.Errorf("cannot journal (nothing written): %w", err)})
 			return
 		}
 	}
@@ -394,7 +395,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 			continue
 		}
 		if err != nil {
-			fail(&store.KeyError{Key: e.Key, Class: store.Classify(err), Err: err})
+			fail(&store.KeyError{Key: e.Key, Class: redisconn.Classify(err), Err: err})
 			return
 		}
 		b.written.Add(1)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/copier"
+	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
 	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/topology/topotest"
@@ -497,7 +498,7 @@ func TestCopierTombstonesRoutesAndFailsOneBucket(t *testing.T) {
 	}
 	mark(qkeys...)
 	var ke *store.KeyError
-	if err := qb.Err(); !errors.As(err, &ke) || ke.Class != store.OOM {
+	if err := qb.Err(); !errors.As(err, &ke) || ke.Class != redisconn.OOM {
 		t.Fatalf("queue bucket: %v, want an OOM key error", err)
 	}
 	legacy.Set(ctx, "q:later", "v", 0)

@@ -19,6 +19,7 @@ package migrate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/keyname"
 	"github.com/redisplit/redisplit/lease"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/state"
@@ -231,6 +233,15 @@ type Pattern struct {
 	Pattern string `json:"pattern"`
 	Keys    int64  `json:"keys"`
 	Sample  string `json:"sample"`
+}
+
+// MarshalJSON writes the sample as {key} or {key_b64} (keyname.JSON).
+func (p Pattern) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Pattern string       `json:"pattern"`
+		Keys    int64        `json:"keys"`
+		Sample  keyname.JSON `json:"sample"`
+	}{p.Pattern, p.Keys, keyname.Of(p.Sample)})
 }
 
 // Bucket returns the result for bucket b, or nil.

@@ -137,10 +137,10 @@ func explainTargetErr(err error) string {
 		key = fmt.Sprintf(" writing key %q", ke.Key)
 		err = ke.Err
 	}
-	switch store.Classify(err) {
-	case store.OOM:
+	switch cl := redisconn.Classify(err); {
+	case cl == redisconn.OOM:
 		return "out of memory" + key + " (" + err.Error() + "): the target is full and its maxmemory-policy does not evict; raise maxmemory or add capacity"
-	case store.Transient:
+	case cl.Retryable():
 		return "unavailable" + key + " (" + err.Error() + ") for longer than the retry window"
 	}
 	return "write failed" + key + ": " + err.Error()
@@ -692,6 +692,8 @@ func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item)
 			switch {
 			case err == nil:
 				b.health.ok()
+			case redisconn.SideOf(err) == redisconn.SideLegacy: // legacy failed under a logical copy
+				p.cancel(err)
 			case ctx.Err() == nil:
 				b.fail(err)
 			}
@@ -741,7 +743,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []*write) error
 		failed := b.t.Restore(ctx, es, b.retry)
 		bad := map[string]bool{}
 		for _, f := range failed {
-			if f.Class != store.BadPayload {
+			if f.Class != redisconn.BadPayload {
 				return f
 			}
 			b.noDump.Store(true)
@@ -763,7 +765,7 @@ func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []*write) error
 			continue
 		}
 		if err != nil {
-			return &store.KeyError{Key: w.e.Key, Class: store.Classify(err), Err: err}
+			return &store.KeyError{Key: w.e.Key, Class: redisconn.Classify(err), Err: err}
 		}
 		w.out, w.logical, w.bytes = copiedKey, true, n
 	}

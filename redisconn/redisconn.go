@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,23 +33,13 @@ func (goRedisLogger) Printf(ctx context.Context, format string, v ...any) {
 
 func init() { redis.SetLogger(goRedisLogger{}) }
 
-// Kind is the class of a connection failure.
-type Kind string
-
-const (
-	Unreachable Kind = "unreachable"
-	Auth        Kind = "authentication failed"
-	TLSFailure  Kind = "TLS failure"
-	NoPerm      Kind = "permission denied"
-	Timeout     Kind = "timeout"
-	Other       Kind = "error"
-)
-
-// Error is a connection or command failure explained for an operator.
+// Error is a connection or command failure explained for an operator: one
+// line naming the server's role and address, the class of the failure, the
+// cause and what to do.
 type Error struct {
-	Role    string // "legacy", "target cache", ...
+	Role    string // "legacy", "target cache", ...; decides Side
 	Addr    string // host:port
-	Kind    Kind
+	Kind    Class
 	Command string // for NoPerm: the refused command, e.g. "config|get"
 	Hint    string // what to do
 	Err     error
@@ -66,60 +57,70 @@ func (e *Error) Error() string {
 	if e.Hint != "" {
 		b.WriteString(" (" + e.Hint + ")")
 	}
-	return b.String()
+	// one line, whatever the cause says (errors.Join separates with newlines)
+	return strings.ReplaceAll(b.String(), "\n", "; ")
 }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Explain classifies err, raised while talking to addr in the given role,
-// into an *Error. nil stays nil; redis.Nil and errors already explained are
-// returned unchanged.
+// Explain classifies err (Classify), raised while talking to addr in the
+// given role, and returns an *Error with what to do for the classes an
+// operator must act on: Unreachable, Timeout, Auth, NoPerm, TLSFailure and
+// NotRedis. Any other error, nil, redis.Nil and errors already explained
+// are returned unchanged.
 func Explain(err error, role, addr string) error {
-	if err == nil || errors.Is(err, redis.Nil) {
+	if err == nil || err == redis.Nil {
 		return err
 	}
 	var e *Error
 	if errors.As(err, &e) {
 		return err
 	}
-	msg := err.Error()
-	out := &Error{Role: role, Addr: addr, Kind: Other, Err: err}
-	var netErr net.Error
+	out := &Error{Role: role, Addr: addr, Kind: Classify(err), Err: err}
 	var opErr *net.OpError
-	var certErr *tls.CertificateVerificationError
-	var recErr tls.RecordHeaderError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	switch {
-	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"),
-		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
-		out.Kind = Auth
+	switch out.Kind {
+	case Auth:
 		out.Hint = "check the user and password (URL, *_PASSWORD environment variable or password_file)"
-	case strings.HasPrefix(msg, "NOPERM"):
-		out.Kind = NoPerm
-		out.Command = refusedCommand(msg)
+	case NoPerm:
+		out.Command = refusedCommand(err.Error())
 		out.Hint = permissionHint(out.Command)
-	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr),
-		strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"):
-		out.Kind = TLSFailure
+	case TLSFailure:
 		out.Hint = "check rediss:// versus redis://, the CA file, the client certificate and tls.server_name"
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		out.Kind = Unreachable
-		out.Hint = "check the host and port, and that a firewall lets this machine through"
-		if errors.As(err, &netErr) && netErr.Timeout() {
-			out.Kind = Timeout
-		}
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		out.Kind = Timeout
+	case Timeout:
 		out.Hint = "the server did not answer in time; raise connect_timeout/read_timeout or check its load"
-	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"),
-		strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"):
-		out.Kind = Unreachable
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			out.Hint = "check the host and port, and that a firewall lets this machine through"
+		}
+	case Unreachable:
 		out.Hint = "check the host and port, and that the server is running"
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			out.Hint = "check the host and port, and that a firewall lets this machine through"
+		}
+	case NotRedis:
+		out.Hint = "something else listens on this port, it did not answer in the Redis protocol: check the host and port"
+		if m := err.Error(); strings.Contains(m, "HTTP") || strings.Contains(m, "<") {
+			out.Hint = "a web server listens on this port, it answered HTTP: check the host and port"
+		}
 	default:
 		return err
 	}
 	return out
+}
+
+// Attribute is Explain that always attributes: it returns err as an *Error
+// of role and addr (Explain's when it explains err, else one that carries
+// Classify's class and no hint), so that the side the error came from
+// travels with it (SideOf). nil stays nil; an *Error is returned unchanged.
+func Attribute(err error, role, addr string) error {
+	if err == nil {
+		return nil
+	}
+	ex := Explain(err, role, addr)
+	var e *Error
+	if errors.As(ex, &e) {
+		return ex
+	}
+	return &Error{Role: role, Addr: addr, Kind: Classify(err), Err: err}
 }
 
 // refusedCommand extracts the command from an ACL error such as
@@ -370,7 +371,68 @@ func Target(ctx context.Context, bucket string, t config.Target) (redis.Universa
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
+		switch {
+		case t.Kind == config.KindCluster && strings.Contains(err.Error(), "cluster support disabled"):
+			return nil, &Error{Role: role, Addr: addr, Kind: Misconfigured, Err: err,
+				Hint: fmt.Sprintf("%s.kind is cluster but this server runs without cluster mode: for a standalone server write kind: standalone and url: redis://%s; for a cluster list its nodes in %s.addrs", field, t.Addrs[0], field)}
+		case t.Kind == config.KindSentinel:
+			if e := unknownMaster(ctx, t, role, addr, field); e != nil {
+				return nil, e
+			}
+		}
 		return nil, Explain(err, role, addr)
 	}
 	return c, nil
+}
+
+// unknownMaster asks t's sentinels which masters they monitor and returns
+// an *Error (Misconfigured) when those that answer know none named
+// t.Master; nil when no sentinel answers or one knows the master (the
+// failure is then the master's, for Explain).
+func unknownMaster(ctx context.Context, t config.Target, role, addr, field string) error {
+	host, _, _ := net.SplitHostPort(t.Sentinels[0])
+	tc, _ := tlsConfig(t.TLS, false, host)
+	var names []string
+	answered := false
+	for _, sa := range t.Sentinels {
+		opt := &redis.Options{Addr: sa, Username: t.SentinelUsername, Password: t.SentinelPassword, TLSConfig: tc,
+			DisableIdentity: true, Protocol: Protocol, MaxRetries: -1}
+		applyTimeouts(t.Endpoint, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		sc := redis.NewSentinelClient(opt)
+		masters, err := sc.Masters(ctx).Result()
+		sc.Close()
+		if err != nil {
+			continue
+		}
+		answered = true
+		for _, m := range masters {
+			fields, _ := m.([]any)
+			for i := 0; i+1 < len(fields); i += 2 {
+				if k, _ := fields[i].(string); k == "name" {
+					name, _ := fields[i+1].(string)
+					if name == t.Master {
+						return nil
+					}
+					if !slices.Contains(names, name) {
+						names = append(names, name)
+					}
+				}
+			}
+		}
+	}
+	if !answered {
+		return nil
+	}
+	found := fmt.Sprintf("no sentinel monitors a master named %q", t.Master)
+	hint := fmt.Sprintf("set %s.master to the name the sentinels monitor (SENTINEL MASTERS)", field)
+	if len(names) == 0 {
+		found += "; they monitor no master at all"
+		hint = "configure the sentinels to monitor the master (sentinel monitor NAME HOST PORT QUORUM), or fix " + field + ".sentinels"
+	} else {
+		found += fmt.Sprintf("; they monitor %q", names)
+		if len(names) == 1 {
+			hint = fmt.Sprintf("set %s.master: %s", field, names[0])
+		}
+	}
+	return &Error{Role: role, Addr: addr, Kind: Misconfigured, Err: errors.New(found), Hint: hint}
 }

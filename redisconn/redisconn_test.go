@@ -44,7 +44,7 @@ func TestLegacyErrors(t *testing.T) {
 		name    string
 		ep      config.Endpoint
 		command []any // run after connecting; nil: the connection itself must fail
-		kind    Kind
+		kind    Class
 		want    []string
 	}{
 		{name: "unreachable host", ep: config.Endpoint{URL: "redis://127.0.0.1:1", ConnectTimeout: time.Second},

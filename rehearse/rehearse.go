@@ -46,7 +46,9 @@ type Output struct {
 }
 
 // Runner runs one redisplit command line (without the program name) and
-// returns its exit code and output. It must honour ctx.
+// returns its exit code and output. It must honour ctx, and the command
+// must see only its arguments and the generated configuration: no
+// REDISPLIT_* environment, which belongs to the real legacy and targets.
 type Runner func(ctx context.Context, args []string) Output
 
 // Faults a rehearsal can inject, to prove that it fails when it should.
@@ -56,6 +58,15 @@ const (
 	// presence check must both report it, and the rehearsal must fail.
 	FaultLoseKey = "lose-key"
 )
+
+// CheckFault returns a *config.Error unless f is "" or a fault rehearse
+// knows.
+func CheckFault(f string) error {
+	if f != "" && f != FaultLoseKey {
+		return config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key)", f)
+	}
+	return nil
+}
 
 // Options configure a rehearsal.
 type Options struct {
@@ -135,8 +146,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if (o.FromRDB == "") == (o.Synthetic == nil) {
 		return nil, config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N")
 	}
-	if o.Fault != "" && o.Fault != FaultLoseKey {
-		return nil, config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key)", o.Fault)
+	if err := CheckFault(o.Fault); err != nil {
+		return nil, err
 	}
 	if o.Layout == nil {
 		o.Layout = DefaultLayout()

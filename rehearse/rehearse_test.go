@@ -8,15 +8,17 @@ import (
 	"time"
 
 	"github.com/redisplit/redisplit/cmd"
+	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/rehearse"
 	"github.com/redisplit/redisplit/topology/topotest"
 )
 
-// runner runs the real command line in-process, as `redisplit rehearse` does.
+// runner runs the real command line in-process, as `redisplit rehearse` does
+// (without the REDISPLIT_* environment, as the Runner contract says).
 func runner(ctx context.Context, args []string) rehearse.Output {
 	var out, errb bytes.Buffer
 	t0 := time.Now()
-	code := cmd.Run(ctx, &cmd.App{In: strings.NewReader(""), Out: &out, Err: &errb}, args)
+	code := cmd.Run(ctx, &cmd.App{V: config.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb}, args)
 	return rehearse.Output{Code: code, Stdout: out.String(), Stderr: errb.String(), Duration: time.Since(t0)}
 }
 

@@ -2,26 +2,23 @@ package scan
 
 import (
 	"bufio"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/keyname"
 )
 
 // KeyLine is one line of --keys-out: the facts of one key and its route.
-// Key holds the name when it is valid UTF-8, KeyB64 (standard base64)
-// otherwise; TTLMs is -1 for no expiry; Bytes is null when MEMORY USAGE was
+// The name is "key" or "key_b64" (keyname.JSON); TTLMs is -1 for no expiry; Bytes is null when MEMORY USAGE was
 // not run for the key (sampling or no permission); Rule is the deciding rule
 // (classify.Rule.String()), "" for unknown.
 type KeyLine struct {
-	Key    string `json:"key,omitempty"`
-	KeyB64 string `json:"key_b64,omitempty"`
+	keyname.JSON
 	Type   string `json:"type"`
 	TTLMs  int64  `json:"ttl_ms"`
 	Bytes  *int64 `json:"bytes"`
@@ -118,10 +115,9 @@ func (k *keysOut) finish(accepted []classify.Rule) error {
 		if err := json.Unmarshal(b, &kl); err != nil {
 			return fmt.Errorf("keys-out: re-reading %s: %w", tmp.Name(), err)
 		}
-		name := kl.Key
-		if kl.KeyB64 != "" {
-			raw, _ := base64.StdEncoding.DecodeString(kl.KeyB64)
-			name = string(raw)
+		name, err := kl.Name()
+		if err != nil {
+			return fmt.Errorf("keys-out: re-reading %s: %w", tmp.Name(), err)
 		}
 		m := cl.Classify(name, kl.Type)
 		if m.Rule == nil {
@@ -161,16 +157,10 @@ func (k *keysOut) rename(from string) error {
 // appendKeyLine appends the JSON line of one key (field order of KeyLine;
 // "bucket" and "rule" last, which phase 2 relies on).
 func appendKeyLine(b []byte, k *KeyInfo, bucket classify.Bucket, rule string) []byte {
-	if utf8.ValidString(k.Key) {
-		b = append(b, `{"key":`...)
-		b = appendJSONString(b, k.Key)
-	} else {
-		b = append(b, `{"key_b64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, []byte(k.Key))
-		b = append(b, '"')
-	}
+	b = append(b, '{')
+	b = keyname.AppendField(b, k.Key)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, k.Type)
+	b = keyname.AppendString(b, k.Type)
 	b = append(b, `,"ttl_ms":`...)
 	b = strconv.AppendInt(b, k.PTTL, 10)
 	b = append(b, `,"bytes":`...)
@@ -180,35 +170,8 @@ func appendKeyLine(b []byte, k *KeyInfo, bucket classify.Bucket, rule string) []
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"bucket":`...)
-	b = appendJSONString(b, string(bucket))
+	b = keyname.AppendString(b, string(bucket))
 	b = append(b, `,"rule":`...)
-	b = appendJSONString(b, rule)
+	b = keyname.AppendString(b, rule)
 	return append(b, "}\n"...)
-}
-
-// appendJSONString appends s (valid UTF-8) as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			switch c {
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }

@@ -1,14 +1,13 @@
 package scan
 
 import (
-	"encoding/base64"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/keyname"
 )
 
 // SchemaVersion is the version of the JSON report (docs/scan-report.md). It
@@ -104,23 +103,8 @@ type PatternReport struct {
 	Proposal  *Proposal        `json:"proposal,omitempty"`
 }
 
-// SampleKey is a key name: Key when valid UTF-8, else KeyB64 (standard base64).
-type SampleKey struct {
-	Key    string `json:"key,omitempty"`
-	KeyB64 string `json:"key_b64,omitempty"`
-}
-
-// String returns the name for humans (quoted when not plain printable).
-func (k SampleKey) String() string {
-	if k.KeyB64 != "" {
-		raw, _ := base64.StdEncoding.DecodeString(k.KeyB64)
-		return fmt.Sprintf("%q", raw)
-	}
-	if !printable(k.Key) {
-		return fmt.Sprintf("%q", k.Key)
-	}
-	return k.Key
-}
+// SampleKey is a sample key name: {key} or {key_b64} (keyname.JSON).
+type SampleKey = keyname.JSON
 
 // PatternAccounting says whether the pattern cap folded anything.
 type PatternAccounting struct {
@@ -143,11 +127,7 @@ type Sizing struct {
 func sampleKeys(names []string) []SampleKey {
 	out := make([]SampleKey, len(names))
 	for i, n := range names {
-		if utf8.ValidString(n) {
-			out[i].Key = n
-		} else {
-			out[i].KeyB64 = base64.StdEncoding.EncodeToString([]byte(n))
-		}
+		out[i] = keyname.Of(n)
 	}
 	return out
 }

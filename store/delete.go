@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/redisconn"
 )
 
 // Delete removes keys from the target with pipelined UNLINKs, one key per
@@ -21,6 +23,7 @@ import (
 // transient one that outlasts the policy, is returned; the caller must then
 // assume none of the keys is durably gone.
 func (r *Redis) Delete(ctx context.Context, keys []string, retry Retry) (int64, error) {
+	retry.Side = redisconn.SideTarget
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -43,7 +46,7 @@ func (r *Redis) Delete(ctx context.Context, keys []string, retry Retry) (int64, 
 		for i := range keys {
 			c := cmds[i].(*redis.IntCmd)
 			if c.Err() != nil {
-				if first == nil || Classify(first) == Transient && Classify(c.Err()) != Transient {
+				if first == nil || redisconn.Classify(first).Retryable() && !redisconn.Classify(c.Err()).Retryable() {
 					first = c.Err() // a permanent error wins: retrying cannot help
 				}
 				continue

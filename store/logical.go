@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/redisconn"
 )
 
 // Logical copy: the fallback when a target cannot read legacy's DUMP payload
@@ -28,13 +30,18 @@ var ErrAbsent = errors.New("key no longer exists on legacy")
 // LogicalPage is the number of elements (or KiB for strings) per page.
 const LogicalPage = 1000
 
-// CopyLogical copies key e.Key of type e.Type from src to the target:
-// it deletes the key on the target, appends the value page by page, then
-// sets the absolute expiry e.ExpireAt. wait, when not nil, is called before
-// every read from src with the number of commands about to be sent (the
-// caller's ops budget). A transient target error restarts the whole key
-// (appends are not idempotent) under retry. It returns the bytes read.
+// CopyLogical copies key e.Key of type e.Type from src (legacy) to the
+// target: it deletes the key on the target, appends the value page by page,
+// then sets the absolute expiry e.ExpireAt. wait, when not nil, is called
+// before every read from src with the number of commands about to be sent
+// (the caller's ops budget). A retryable target error restarts the whole
+// key (appends are not idempotent) under retry, which reports to the
+// target's health. An error reading src is legacy's: it is returned at
+// once as a *redisconn.Error of role "legacy" (redisconn.SideOf says
+// SideLegacy), never retried or reported as the target's; the caller
+// handles it as any legacy failure. It returns the bytes read.
 func (r *Redis) CopyLogical(ctx context.Context, src *redis.Client, e *Entry, retry Retry, wait func(n int) error) (int64, error) {
+	retry.Side = redisconn.SideTarget
 	var n int64
 	err := retry.Do(ctx, func() error {
 		var err error
@@ -63,19 +70,17 @@ func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry
 		return nil
 	}
 	var bytes int64
+	srcErr := legacyErr(src, key)
 	if e.Type == "" {
 		t, err := src.Type(ctx, key).Result()
 		if err != nil {
-			return 0, fmt.Errorf("legacy: reading %q: %s", key, err.Error())
+			return 0, srcErr(err)
 		}
 		e.Type = t
 	}
 	if e.Type == "none" {
 		return 0, ErrAbsent
 	}
-	// srcErr marks legacy failures as permanent for the retry loop: they are
-	// not the target's, and the caller reports them.
-	srcErr := func(err error) error { return fmt.Errorf("legacy: reading %q: %s", key, err.Error()) }
 	switch e.Type {
 	case "string":
 		const chunk = LogicalPage * 1024
@@ -173,7 +178,7 @@ func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry
 			}
 		}
 	case "stream":
-		b, err := copyStream(ctx, src, dst, key, throttle)
+		b, err := copyStream(ctx, src, dst, key, throttle, srcErr)
 		bytes += b
 		if err != nil {
 			return bytes, err
@@ -194,7 +199,15 @@ func (r *Redis) copyLogicalOnce(ctx context.Context, src *redis.Client, e *Entry
 	return bytes, nil
 }
 
-func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, throttle func() error) (int64, error) {
+// legacyErr returns the function that attributes an error reading key
+// from src to legacy (see CopyLogical).
+func legacyErr(src *redis.Client, key string) func(error) error {
+	return func(err error) error {
+		return redisconn.Attribute(fmt.Errorf("reading %q for a logical copy: %w", key, err), "legacy", src.Options().Addr)
+	}
+}
+
+func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, throttle func() error, srcErr func(error) error) (int64, error) {
 	var bytes int64
 	start := "-"
 	for {
@@ -204,7 +217,7 @@ func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, 
 		// raw XRANGE keeps the field order of every entry (a map would not)
 		raw, err := src.Do(ctx, "xrange", key, start, "+", "COUNT", LogicalPage).Slice()
 		if err != nil {
-			return bytes, fmt.Errorf("legacy: reading %q: %s", key, err.Error())
+			return bytes, srcErr(err)
 		}
 		last := ""
 		if len(raw) > 0 {
@@ -238,7 +251,7 @@ func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, 
 	}
 	info, err := src.XInfoStream(ctx, key).Result()
 	if err != nil {
-		return bytes, fmt.Errorf("legacy: reading %q: %s", key, err.Error())
+		return bytes, srcErr(err)
 	}
 	if info.Length == 0 {
 		// an empty stream exists only through XADD+XDEL or XGROUP MKSTREAM
@@ -254,10 +267,10 @@ func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, 
 	}
 	groups, err := src.XInfoGroups(ctx, key).Result()
 	if err != nil {
-		return bytes, fmt.Errorf("legacy: reading %q: %s", key, err.Error())
+		return bytes, srcErr(err)
 	}
 	for _, g := range groups {
-		if err := copyGroup(ctx, src, dst, key, g, throttle); err != nil {
+		if err := copyGroup(ctx, src, dst, key, g, throttle, srcErr); err != nil {
 			return bytes, err
 		}
 	}
@@ -268,7 +281,7 @@ func copyStream(ctx context.Context, src *redis.Client, dst writer, key string, 
 // its last delivered ID (with its entries-read counter where the target
 // knows ENTRIESREAD, Redis 7.0+), every consumer, then the pending entries
 // page by page.
-func copyGroup(ctx context.Context, src *redis.Client, dst writer, key string, g redis.XInfoGroup, throttle func() error) error {
+func copyGroup(ctx context.Context, src *redis.Client, dst writer, key string, g redis.XInfoGroup, throttle func() error, srcErr func(error) error) error {
 	err := do(ctx, dst, "xgroup", "create", key, g.Name, g.LastDeliveredID, "ENTRIESREAD", g.EntriesRead).Err()
 	if err != nil && strings.Contains(strings.ToLower(err.Error()), "syntax") {
 		err = dst.XGroupCreate(ctx, key, g.Name, g.LastDeliveredID).Err()
@@ -281,7 +294,7 @@ func copyGroup(ctx context.Context, src *redis.Client, dst writer, key string, g
 	}
 	consumers, err := src.XInfoConsumers(ctx, key, g.Name).Result()
 	if err != nil {
-		return fmt.Errorf("legacy: reading the consumers of %q group %q: %s", key, g.Name, err.Error())
+		return srcErr(fmt.Errorf("the consumers of group %q: %w", g.Name, err))
 	}
 	if len(consumers) > 0 {
 		if _, err := dst.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -300,7 +313,7 @@ func copyGroup(ctx context.Context, src *redis.Client, dst writer, key string, g
 		}
 		pending, err := src.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: g.Name, Start: start, End: "+", Count: LogicalPage}).Result()
 		if err != nil {
-			return fmt.Errorf("legacy: reading the pending entries of %q group %q: %s", key, g.Name, err.Error())
+			return srcErr(fmt.Errorf("the pending entries of group %q: %w", g.Name, err))
 		}
 		if len(pending) > 0 {
 			if _, err := dst.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/topology/topotest"
 )
 
@@ -29,7 +30,7 @@ func TestRestoreClassesOnRealServer(t *testing.T) {
 	bad[len(bad)-1] ^= 0xff // checksum no longer matches
 	retry := Retry{For: time.Second}
 	fails := r.Restore(ctx, []*Entry{{Key: "good", Payload: string(payload), ExpireAt: exp}, {Key: "bad", Payload: string(bad)}}, retry)
-	if len(fails) != 1 || fails[0].Key != "bad" || fails[0].Class != BadPayload {
+	if len(fails) != 1 || fails[0].Key != "bad" || fails[0].Class != redisconn.BadPayload {
 		t.Fatalf("failures: %+v", fails)
 	}
 	if got := r.Client.PExpireTime(ctx, "good").Val(); got.Milliseconds() != exp {
@@ -44,7 +45,7 @@ func TestRestoreClassesOnRealServer(t *testing.T) {
 		entries = append(entries, &Entry{Key: "big" + string(rune('a'+i)), Payload: string(bp)})
 	}
 	fails = r.Restore(ctx, entries, retry)
-	if len(fails) == 0 || fails[len(fails)-1].Class != OOM {
+	if len(fails) == 0 || fails[len(fails)-1].Class != redisconn.OOM {
 		t.Fatalf("no OOM from a full noeviction target: %+v", fails)
 	}
 }

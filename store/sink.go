@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/redisconn"
 )
 
 // The copier's two ends. A Source says what a key is now; a Sink makes a
@@ -105,6 +107,7 @@ func SourceChanged(err error) bool {
 // Sentinel target by WAIT, so that a batch counts as written only once the
 // replica has it (see Restore).
 func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, retry Retry) []*KeyError {
+	retry.Side = redisconn.SideTarget
 	if len(entries) == 0 {
 		return nil
 	}
@@ -113,7 +116,7 @@ func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, re
 	for i, e := range entries {
 		switch {
 		case e.Big:
-			return allFailed(entries, Permanent, fmt.Errorf("big entry passed to Apply (copy it logically); nothing written"))
+			return allFailed(entries, redisconn.Permanent, fmt.Errorf("big entry passed to Apply (copy it logically); nothing written"))
 		case e.Absent() || e.Expired(now):
 			ops[i] = op{key: e.Key, args: []any{"del", e.Key}}
 		default:
@@ -126,7 +129,7 @@ func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, re
 			keys[i] = e.Key
 		}
 		if err := journal(keys); err != nil {
-			return allFailed(entries, Permanent, fmt.Errorf("cannot journal (nothing written): %w", err))
+			return allFailed(entries, redisconn.Permanent, fmt.Errorf("cannot journal (nothing written): %w", err))
 		}
 	}
 	return r.pipelineOps(ctx, ops, retry)
@@ -138,6 +141,7 @@ func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, re
 // before calling it, or use Apply with Absent entries. Deleting an absent
 // key is not an error.
 func (r *Redis) DeleteKeys(ctx context.Context, keys []string, retry Retry) []*KeyError {
+	retry.Side = redisconn.SideTarget
 	ops := make([]op, len(keys))
 	for i, k := range keys {
 		ops[i] = op{key: k, args: []any{"del", k}}
@@ -186,8 +190,8 @@ func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyEr
 			if c.Err() == nil {
 				continue
 			}
-			cl := Classify(c.Err())
-			if cl == Transient {
+			cl := redisconn.Classify(c.Err())
+			if cl.Retryable() {
 				again = append(again, o)
 				firstTransient = firstNonNil(firstTransient, c.Err())
 				continue
@@ -212,8 +216,8 @@ func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyEr
 	if err != nil {
 		// the ops still pending were not written: a transient error that
 		// outlived the retries, or a pipeline that could not even start
-		cl := Classify(err)
-		if cl == Transient {
+		cl := redisconn.Classify(err)
+		if cl.Retryable() {
 			err = fmt.Errorf("still failing after retries: %w", err)
 		}
 		for _, o := range pending {
@@ -226,7 +230,7 @@ func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyEr
 	return failed
 }
 
-func allFailed(entries []*Entry, cl ErrClass, err error) []*KeyError {
+func allFailed(entries []*Entry, cl redisconn.Class, err error) []*KeyError {
 	out := make([]*KeyError, len(entries))
 	for i, e := range entries {
 		out[i] = &KeyError{Key: e.Key, Class: cl, Err: err}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/redisconn"
 )
 
 // Entry is one key's state as read atomically from legacy: its type, its
@@ -26,65 +23,18 @@ type Entry struct {
 	Big      bool   // above the size threshold: copy in chunks
 }
 
-// ErrClass is how the write path treats a failed command.
-type ErrClass int
-
-const (
-	// Permanent errors are not retried: the key (or bucket) fails.
-	Permanent ErrClass = iota
-	// Transient errors (failover, resharding, loading, connection reset)
-	// are retried with back-off.
-	Transient
-	// OOM: the target is full and does not evict; retrying cannot help.
-	// The bucket stops.
-	OOM
-	// BadPayload: the target cannot read the DUMP payload (other version or
-	// engine); the key is copied logically instead.
-	BadPayload
-)
-
-// Classify sorts a target error into an ErrClass.
-func Classify(err error) ErrClass {
-	if err == nil {
-		return Permanent
-	}
-	msg := err.Error()
-	switch {
-	case strings.HasPrefix(msg, "OOM "):
-		return OOM
-	case strings.Contains(msg, "DUMP payload version or checksum are wrong"), strings.Contains(msg, "Bad data format"):
-		return BadPayload
-	case strings.HasPrefix(msg, "LOADING"), strings.HasPrefix(msg, "TRYAGAIN"), strings.HasPrefix(msg, "READONLY"),
-		strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "ASK"), strings.HasPrefix(msg, "CLUSTERDOWN"),
-		strings.HasPrefix(msg, "MASTERDOWN"), strings.HasPrefix(msg, "BUSY "), strings.HasPrefix(msg, "NOREPLICAS"),
-		strings.Contains(msg, "UNBLOCKED"):
-		return Transient
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE), errors.Is(err, redis.ErrPoolTimeout),
-		errors.Is(err, context.DeadlineExceeded) && !strings.Contains(msg, "context"):
-		return Transient
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return Transient
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return Transient
-	}
-	for _, s := range []string{"connection reset", "connection refused", "broken pipe", "i/o timeout", "use of closed network connection", "EOF", "no reachable", "failover", "all sentinels"} {
-		if strings.Contains(msg, s) {
-			return Transient
-		}
-	}
-	return Permanent
-}
-
-// Retry is the back-off policy for transient target errors.
+// Retry is the back-off policy for errors redisconn.Classify calls
+// retryable (failover, resharding, loading, connection reset, timeouts).
 type Retry struct {
 	Initial time.Duration // first wait; default 50ms
 	Max     time.Duration // longest wait; default 2s
 	For     time.Duration // give up after this long; default 2m
+	// Side is the server this policy retries. An error attributed to
+	// another side (redisconn.SideOf) is returned at once: neither retried
+	// nor reported to OnRetry, so that a legacy failure met while writing
+	// a target never counts as the target's. Unattributed errors are the
+	// policy's own. The write methods of Redis set SideTarget.
+	Side redisconn.Side
 	// OnRetry, when set, is called with each transient error before its
 	// back-off wait, so that a degraded server can be reported while it
 	// is retried. It must not block.
@@ -104,15 +54,16 @@ func (r Retry) withDefaults() Retry {
 	return r
 }
 
-// Do calls fn until it succeeds, fails with a non-transient error, the
-// policy's time is up, or ctx ends. It returns fn's last error.
+// Do calls fn until it succeeds, fails with an error that is not
+// retryable or not of the policy's side, the policy's time is up, or ctx
+// ends. It returns fn's last error.
 func (r Retry) Do(ctx context.Context, fn func() error) error {
 	r = r.withDefaults()
 	deadline := time.Now().Add(r.For)
 	wait := r.Initial
 	for {
 		err := fn()
-		if err == nil || Classify(err) != Transient || time.Now().After(deadline) {
+		if err == nil || ctx.Err() != nil || !r.retries(err) || time.Now().After(deadline) {
 			return err
 		}
 		if r.OnRetry != nil {
@@ -127,10 +78,18 @@ func (r Retry) Do(ctx context.Context, fn func() error) error {
 	}
 }
 
+// retries reports whether err is the policy's to retry.
+func (r Retry) retries(err error) bool {
+	if side := redisconn.SideOf(err); r.Side != redisconn.SideUnknown && side != redisconn.SideUnknown && side != r.Side {
+		return false
+	}
+	return redisconn.Classify(err).Retryable()
+}
+
 // KeyError is the failure of one key on a target.
 type KeyError struct {
 	Key   string
-	Class ErrClass
+	Class redisconn.Class
 	Err   error
 }
 
@@ -145,6 +104,7 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // succeeded); an entry that failed with BadPayload is the caller's to copy
 // logically. Big entries must not be passed here.
 func (r *Redis) Restore(ctx context.Context, entries []*Entry, retry Retry) []*KeyError {
+	retry.Side = redisconn.SideTarget
 	pending := entries
 	var failed []*KeyError
 	err := retry.Do(ctx, func() error {
@@ -168,8 +128,8 @@ func (r *Redis) Restore(ctx context.Context, entries []*Entry, retry Retry) []*K
 			if c.Err() == nil {
 				continue
 			}
-			cl := Classify(c.Err())
-			if cl == Transient {
+			cl := redisconn.Classify(c.Err())
+			if cl.Retryable() {
 				again = append(again, e)
 				if firstTransient == nil {
 					firstTransient = c.Err()
@@ -200,9 +160,9 @@ func (r *Redis) Restore(ctx context.Context, entries []*Entry, retry Retry) []*K
 		pending = again
 		return firstTransient
 	})
-	if err != nil && Classify(err) == Transient {
+	if cl := redisconn.Classify(err); err != nil && cl.Retryable() {
 		for _, e := range pending {
-			failed = append(failed, &KeyError{Key: e.Key, Class: Transient, Err: fmt.Errorf("still failing after retries: %w", err)})
+			failed = append(failed, &KeyError{Key: e.Key, Class: cl, Err: fmt.Errorf("still failing after retries: %w", err)})
 		}
 	}
 	if len(failed) == 0 {
@@ -245,6 +205,7 @@ func replicaAck(c redis.Cmder) error {
 // Existing returns, for each key, whether it exists on the target
 // (pipelined EXISTS, retried on transient errors).
 func (r *Redis) Existing(ctx context.Context, keys []string, retry Retry) ([]bool, error) {
+	retry.Side = redisconn.SideTarget
 	out := make([]bool, len(keys))
 	err := retry.Do(ctx, func() error {
 		cmds, err := r.Client.Pipelined(ctx, func(p redis.Pipeliner) error {

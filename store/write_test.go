@@ -9,33 +9,35 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redisplit/redisplit/redisconn"
 )
 
-func TestClassify(t *testing.T) {
-	cases := []struct {
-		err  error
-		want ErrClass
+// A policy retries its own side's errors (and unattributed ones) and
+// returns another side's at once, without reporting them.
+func TestRetrySide(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	for _, c := range []struct {
+		err   error
+		calls int
 	}{
-		{errors.New("OOM command not allowed when used memory > 'maxmemory'."), OOM},
-		{errors.New("ERR DUMP payload version or checksum are wrong"), BadPayload},
-		{errors.New("ERR Bad data format"), BadPayload},
-		{errors.New("LOADING Redis is loading the dataset in memory"), Transient},
-		{errors.New("TRYAGAIN Multiple keys request during rehashing of slot"), Transient},
-		{errors.New("READONLY You can't write against a read only replica."), Transient},
-		{errors.New("MOVED 3999 127.0.0.1:6381"), Transient},
-		{errors.New("ASK 3999 127.0.0.1:6381"), Transient},
-		{errors.New("CLUSTERDOWN The cluster is down"), Transient},
-		{errNotReplicated, Transient},
-		{io.EOF, Transient},
-		{fmt.Errorf("write: %w", syscall.ECONNRESET), Transient},
-		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, Transient},
-		{errors.New("ERR wrong number of arguments for 'restore' command"), Permanent},
-		{errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), Permanent},
-		{errors.New("NOPERM this user has no permissions to run the 'restore' command"), Permanent},
-	}
-	for _, c := range cases {
-		if got := Classify(c.err); got != c.want {
-			t.Errorf("Classify(%v) = %d, want %d", c.err, got, c.want)
+		{reset, 3},
+		{redisconn.Attribute(reset, "target cache", "h:1"), 3},
+		{redisconn.Attribute(reset, "legacy", "h:2"), 1},
+		{fmt.Errorf("key: %w", redisconn.Attribute(reset, "legacy", "h:2")), 1},
+	} {
+		notes, calls := 0, 0
+		r := Retry{Initial: time.Millisecond, Max: time.Millisecond, For: time.Minute, Side: redisconn.SideTarget,
+			OnRetry: func(error) { notes++ }}
+		err := r.Do(context.Background(), func() error {
+			calls++
+			if calls == 3 {
+				return nil
+			}
+			return c.err
+		})
+		if calls != c.calls || notes != c.calls-1 || (c.calls == 1) != (err != nil) {
+			t.Errorf("%v: %d calls, %d retries reported, err %v; want %d calls", c.err, calls, notes, err, c.calls)
 		}
 	}
 }

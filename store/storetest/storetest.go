@@ -29,6 +29,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
 )
 
@@ -486,7 +487,7 @@ func (s *suite) oom(t *testing.T, sk store.Sink) {
 	}
 	entries = append(entries, store.Absent("storetest:doomed"))
 	errs := sk.Apply(ctx, entries, nil, retry)
-	failed := map[string]store.ErrClass{}
+	failed := map[string]redisconn.Class{}
 	for _, e := range errs {
 		failed[e.Key] = e.Class
 	}
@@ -502,8 +503,8 @@ func (s *suite) oom(t *testing.T, sk store.Sink) {
 		switch {
 		case !bad && !on:
 			t.Fatalf("%s: not written and no error: a silent skip", e.Key)
-		case bad && cl != store.OOM:
-			t.Errorf("%s: error class %d, want OOM (%d)", e.Key, cl, store.OOM)
+		case bad && cl != redisconn.OOM:
+			t.Errorf("%s: error class %s, want OOM (%s)", e.Key, cl, redisconn.OOM)
 		}
 	}
 	if len(errs) == 0 {
