@@ -72,7 +72,7 @@ MEM.USAGE is MEMORY USAGE on legacy (pre-pass); PAYLOAD is the bytes written.`,
 	f := c.Flags()
 	f.BoolVar(&o.dryRun, "dry-run", false, "check and print what would be copied where (keys and bytes per target); write nothing")
 	f.BoolVar(&o.allowNonEmpty, "allow-nonempty", false, "copy into targets that already hold keys the plan routes to them; those keys are left alone and counted as refused")
-	f.StringArrayVar(&o.allowEvicting, "allow-evicting-target", nil, "copy bucket `BUCKET` (session, queue or ratelimit; repeatable) although its target's maxmemory-policy evicts: keys may be lost, and verify will not mark it verified")
+	f.StringArrayVar(&o.allowEvicting, "allow-evicting-target", nil, "copy bucket `BUCKET` (session, queue or ratelimit; repeatable) although its target's maxmemory-policy evicts: you accept that keys may be lost (recorded in the state; without it migrate refuses, and verify does not mark the bucket verified)")
 	f.Int("max-ops", 0, "commands per second sent to legacy (one key read counts one; 0: no cap)")
 	f.BoolVar(&o.logical, "logical", false, "never RESTORE DUMP payloads: copy every key logically (for targets that cannot read legacy's payloads)")
 	f.IntVar(&o.workers, "workers", 4, "copy workers (keys are partitioned onto them by hash)")
