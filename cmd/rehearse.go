@@ -42,7 +42,7 @@ func newRehearseCmd(app *App) *cobra.Command {
 		Short: "Run scan → migrate → verify → rollback → verify on throw-away containers, for CI",
 		Long: `rehearse starts an ephemeral copy of the configured topology in Docker containers — the same
 target kinds and node counts as the config's targets (a cluster gets at least 3 masters; a sentinel
-target is a master, a replica and 3 sentinels); without --config the layout of DESIGN.md: a 3-master
+target is a master, a replica and 3 sentinels); without --config the default layout (docs/rehearse.md): a 3-master
 cache cluster, sessions on a master+replica behind 3 sentinels, standalone queue and ratelimit stores —
 plus an ephemeral legacy loaded from an RDB snapshot (--from-rdb) or with a synthetic keyspace of N
 framework-style keys of every bucket (--synthetic N). It then runs, through the same code as the

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,14 +22,36 @@ import (
 	"github.com/redisplit/redisplit/config"
 )
 
-// exitStatusHelp ends every command's long help.
+// exitStatusHelp ends the root command's long help: every code.
 const exitStatusHelp = `
 EXIT STATUS
   0  success
   1  runtime error (a server failed, a write was refused, ...)
   2  usage or configuration error
   3  verify found differences
-  4  refused for safety (non-empty target, lock held, unknown keys, plan changed)`
+  4  refused for safety (non-empty or evicting target, lease held, unknown keys, plan changed, not confirmed)`
+
+// exitCodes lists, per command, the exit codes it can return and what each
+// means for it: the one place its EXIT STATUS help section comes from. A
+// command missing here gets the root's full list.
+var exitCodes = map[string][]string{
+	"scan":     {"0  success (whatever the scan found: unknown keys and warnings are reported, not failures)", "1  runtime error (legacy unreachable, a command refused by ACL that scan cannot do without)", "2  usage or configuration error"},
+	"classify": {"0  success", "2  usage or configuration error (bad plan or rule)"},
+	"migrate":  {"0  success", "1  runtime error (a server failed, a bucket stopped on an error, interrupted)", "2  usage or configuration error", "4  refused for safety (non-empty, evicting or full target, lease held, unknown keys, plan changed, not confirmed)"},
+	"verify":   {"0  parity (or, after rollback, the targets hold none of redisplit's keys)", "1  runtime error", "2  usage or configuration error", "3  differences remain after the re-check rounds", "4  refused for safety (plan changed, an evicting target not accepted by migrate --allow-evicting-target)"},
+	"rollback": {"0  success (or nothing to roll back)", "1  runtime error (a target failed; rerun to finish)", "2  usage or configuration error", "4  refused for safety (bucket past cutover, lease held, plan changed, not confirmed)"},
+	"status":   {"0  success", "1  runtime error (the state cannot be read; --wait-caught-up timed out)", "2  usage or configuration error"},
+	"rehearse": {"0  the rehearsal passed", "1  runtime error (a phase failed, containers could not start)", "2  usage or configuration error", "3  a key was lost or changed in the rehearsal"},
+}
+
+// exitStatusOf returns the EXIT STATUS section of command name.
+func exitStatusOf(name string) string {
+	codes, ok := exitCodes[name]
+	if !ok {
+		return exitStatusHelp
+	}
+	return "\nEXIT STATUS\n  " + strings.Join(codes, "\n  ")
+}
 
 // App carries what every command shares: the configuration source, global
 // flags and the output streams. Tests build one with in-memory streams.
@@ -114,7 +137,7 @@ rate-limit store at once to one store per workload, with zero downtime, and prov
 		if c.Long == "" {
 			c.Long = c.Short
 		}
-		c.Long += "\n" + exitStatusHelp
+		c.Long += "\n" + exitStatusOf(c.Name())
 		root.AddCommand(c)
 	}
 	return root
