@@ -255,7 +255,7 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 		case !evicts(info.MaxMemoryPolicy):
 		case allowEvicting[b]:
 			br.AllowEvicting = true
-			br.Warnings = append(br.Warnings, fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full (--allow-evicting-target %s); verify will not mark the bucket verified", b, info.MaxMemoryPolicy, b, b))
+			br.Warnings = append(br.Warnings, fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full (--allow-evicting-target %s: accepted, recorded in the state)", b, info.MaxMemoryPolicy, b, b))
 		default:
 			refusals = append(refusals, refusal{
 				reason: fmt.Sprintf("target %s (%s) has maxmemory-policy %s: it evicts %s keys when full", b, t.Describe(), info.MaxMemoryPolicy, b),
@@ -271,7 +271,21 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 			br.Resumed = true
 			continue // its own keys are there: resuming
 		}
-		n, samples, err := routedOnTarget(ctx, t, rt, o, b)
+		// With --allow-nonempty every routed key on the target now is
+		// foreign (nothing of this bucket was written yet): all of them go
+		// on the refusal list before the first write, so the copy never
+		// overwrites them, verify reports them as foreign (also those
+		// legacy does not have) and rollback leaves them.
+		var foreign func(keys []string) error
+		if o.AllowNonEmpty && !o.DryRun {
+			j, err := o.State.OpenRefused(b)
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			foreign = func(keys []string) error { _, err := j.Append(keys...); return err }
+		}
+		n, samples, err := routedOnTarget(ctx, t, rt, o, b, foreign)
 		if err != nil {
 			return err
 		}
@@ -340,8 +354,10 @@ func mib(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
-// routedOnTarget counts the keys on t that the plan routes to bucket.
-func routedOnTarget(ctx context.Context, t *store.Redis, rt router, o Options, bucket string) (int64, []string, error) {
+// routedOnTarget counts the keys on t that the plan routes to bucket (up to
+// maxForeign). With foreign set it scans the whole target and passes every
+// routed key to it, one page at a time.
+func routedOnTarget(ctx context.Context, t *store.Redis, rt router, o Options, bucket string, foreign func(keys []string) error) (int64, []string, error) {
 	var n int64
 	var samples []string
 	var mu sync.Mutex // masters are scanned concurrently
@@ -358,16 +374,25 @@ func routedOnTarget(ctx context.Context, t *store.Redis, rt router, o Options, b
 				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 			}
 			mu.Lock()
+			var routed []string
 			for i, k := range keys {
 				if b, _ := rt.route(k, types[i]); b == bucket {
 					n++
+					routed = append(routed, k)
 					if len(samples) < maxForeignSamples {
 						samples = append(samples, k)
 					}
 				}
 			}
-			enough := n >= maxForeign
+			enough := n >= maxForeign && foreign == nil
+			var ferr error
+			if foreign != nil && len(routed) > 0 {
+				ferr = foreign(routed)
+			}
 			mu.Unlock()
+			if ferr != nil {
+				return ferr
+			}
 			cursor = next
 			if cursor == 0 || enough {
 				break

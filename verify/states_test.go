@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +48,8 @@ func TestForeignKeysAfterAllowNonempty(t *testing.T) {
 		env.LegacyClient(t).Set(ctx, binKey, "legacy's", 0).Err(),
 		env.Target(t, "session").Set(ctx, "sess:str:1", "the target's own value", 0).Err(),
 		env.Target(t, "queue").Set(ctx, binKey, "the target's own", 0).Err(),
+		// a foreign key legacy does not have: foreign too, not extra
+		env.Target(t, "session").Set(ctx, "sess:only-on-target", "the target's own", 0).Err(),
 	)
 	cfg := env.Config(t, "")
 	verifytest.Migrate(t, cfg, "--allow-nonempty")
@@ -62,7 +65,7 @@ func TestForeignKeysAfterAllowNonempty(t *testing.T) {
 			t.Errorf("foreign key %q: detail %q does not give the refusal", d.name(), d.Detail)
 		}
 	}
-	want := map[string]string{"sess:str:1": "session foreign", binKey: "queue foreign"}
+	want := map[string]string{"sess:str:1": "session foreign", "sess:only-on-target": "session foreign", binKey: "queue foreign"}
 	if fmtPairs(got) != fmtPairs(want) {
 		t.Errorf("differences %v, want %v", sortedPairs(got), sortedPairs(want))
 	}
@@ -71,29 +74,47 @@ func TestForeignKeysAfterAllowNonempty(t *testing.T) {
 			t.Errorf("binary foreign key not given as key_b64: %+v", d)
 		}
 	}
-	if c := bucketCounts(t, r, "session"); c["foreign"] != 1 || c["value"] != 0 {
-		t.Errorf("session counts %v, want 1 foreign, 0 value", c)
+	if c := bucketCounts(t, r, "session"); c["foreign"] != 2 || c["value"] != 0 || c["extra"] != 0 {
+		t.Errorf("session counts %v, want 2 foreign, 0 value, 0 extra", c)
 	}
 	st, _ := mustState(t, cfg).Load()
-	if st.LastVerify == nil || st.LastVerify.Buckets["session"].Foreign != 1 || st.Buckets["session"].Phase != state.Verified {
+	if st.LastVerify == nil || st.LastVerify.Buckets["session"].Foreign != 2 || st.Buckets["session"].Phase != state.Verified {
 		t.Errorf("state: last verify %+v, session %+v", st.LastVerify, st.Buckets["session"])
 	}
 
 	// Text and JUnit count them separately.
 	junit := filepath.Join(t.TempDir(), "verify.xml")
 	code, out, _ := verifytest.Run(t, "verify", "--config", cfg, "--rounds", "1", "--junit", junit)
-	if code != 0 || !strings.Contains(out, "FOREIGN") || !strings.Contains(out, "session: 1 keys existed on the target before the migration") || !strings.Contains(out, "result: PARITY") {
+	if code != 0 || !strings.Contains(out, "FOREIGN") || !strings.Contains(out, "session: 2 keys existed on the target before the migration") || !strings.Contains(out, "result: PARITY") {
 		t.Errorf("text verify exit %d:\n%s", code, out)
 	}
-	if x, err := os.ReadFile(junit); err != nil || !strings.Contains(string(x), `failures="0"`) || !strings.Contains(string(x), "1 foreign") {
+	if x, err := os.ReadFile(junit); err != nil || !strings.Contains(string(x), `failures="0"`) || !strings.Contains(string(x), "2 foreign") {
 		t.Errorf("junit: %v\n%s", err, x)
 	}
 
 	// A real difference still fails; the foreign key stays foreign.
 	mustDo(t, env.Target(t, "session").Del(ctx, "sess:hash:1").Err())
 	code, r = runVerify(t, cfg, "--rounds", "1")
-	if c := bucketCounts(t, r, "session"); code != 3 || c["missing"] != 1 || c["foreign"] != 1 {
-		t.Errorf("exit %d, session counts %v; want 3 with 1 missing and 1 foreign", code, c)
+	if c := bucketCounts(t, r, "session"); code != 3 || c["missing"] != 1 || c["foreign"] != 2 {
+		t.Errorf("exit %d, session counts %v; want 3 with 1 missing and 2 foreign", code, c)
+	}
+
+	// Rollback leaves every target holding exactly its foreign keys, and
+	// verify after it exits 0.
+	if code, out, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes"); code != 0 {
+		t.Fatalf("rollback: exit %d\n%s%s", code, out, errs)
+	}
+	for b, want := range map[string][]string{"session": {"sess:only-on-target", "sess:str:1"}, "queue": {binKey}, "ratelimit": nil} {
+		keys, err := env.Target(t, b).Keys(ctx, "*").Result()
+		mustDo(t, err)
+		keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasPrefix(k, "redisplit:") })
+		slices.Sort(keys)
+		if !slices.Equal(keys, want) {
+			t.Errorf("%s target after rollback holds %q, want exactly its foreign keys %q", b, keys, want)
+		}
+	}
+	if code, r := runVerify(t, cfg, "--rounds", "1"); code != 0 {
+		t.Errorf("verify after rollback: exit %d, differences %+v", code, r.Differences)
 	}
 }
 
