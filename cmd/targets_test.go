@@ -526,3 +526,123 @@ func forecastMatches(t *testing.T, legacy *redis.Client, keysPath string, fc *sk
 		t.Fatal(must)
 	}
 }
+
+// With passwords: the ACL files hold hashes, the configs include the
+// snippets install-secrets.sh writes, no generated file holds a password,
+// replicas and sentinels authenticate, and redisplit's own user passes
+// targets check, can copy into the targets and cannot do more.
+func TestTargetsLayoutAuth(t *testing.T) {
+	_, report, _ := scanFixture(t)
+	secrets := t.TempDir()
+	pw := map[string]string{}
+	for _, b := range []string{"cache", "session", "queue", "ratelimit"} {
+		for _, u := range []string{"default", "redisplit", "replication"} {
+			p := fmt.Sprintf("%s-%s.password", b, u)
+			pw[p] = fmt.Sprintf("S3cret-%s-%s-%d", b, u, time.Now().UnixNano())
+			if err := os.WriteFile(filepath.Join(secrets, p), []byte(pw[p]+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	base := freeBase(t, 13, 6)
+	dir, res := initLayout(t, "--scan", report, "--secrets", secrets, "--bind", "127.0.0.1", "--base-port", strconv.Itoa(base))
+	if len(res.Warnings) != 0 {
+		t.Errorf("warnings: %q", res.Warnings)
+	}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		for name, v := range pw {
+			if strings.Contains(string(b), v) {
+				t.Errorf("%s holds the password of %s", p, name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("sh", filepath.Join(dir, "install-secrets.sh")).CombinedOutput(); err != nil {
+		t.Fatalf("install-secrets.sh: %v: %s", err, out)
+	}
+	l := newLiveLayout(t, dir, res.Servers)
+	l.startAll()
+	conf := filepath.Join(dir, "redisplit.yaml")
+	waitCheck(t, 90*time.Second, nil, "--config", conf, "--scan", report)
+
+	ctx := context.Background()
+	var cache []string
+	for _, s := range res.Servers {
+		if s.Bucket == "cache" {
+			cache = append(cache, s.Addr())
+		}
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cache, Username: "redisplit", Password: pw["cache-redisplit.password"]})
+	defer cc.Close()
+	src := redis.NewClient(&redis.Options{Addr: l.server("queue").Addr(), Password: pw["queue-default.password"]})
+	defer src.Close()
+	if err := src.Set(ctx, "probe", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	payload := src.Dump(ctx, "probe").Val()
+	for i := 0; i < 50; i++ {
+		if err := cc.RestoreReplace(ctx, fmt.Sprintf("cache:copy:%d", i), 0, payload).Err(); err != nil {
+			t.Fatalf("redisplit cannot RESTORE on the cluster: %v", err)
+		}
+	}
+	if err := cc.Do(ctx, "flushall").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("redisplit may FLUSHALL the cache: %v", err)
+	}
+	var sentinels []string
+	for _, s := range res.Servers {
+		if s.Role == "sentinel" {
+			sentinels = append(sentinels, s.Addr())
+		}
+	}
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "session", SentinelAddrs: sentinels, Username: "redisplit", Password: pw["session-redisplit.password"]})
+	defer fc.Close()
+	if err := fc.RestoreReplace(ctx, "sess:copy", 0, payload).Err(); err != nil {
+		t.Fatalf("redisplit cannot RESTORE on the session master: %v", err)
+	}
+	if n, err := fc.Do(ctx, "wait", 1, 5000).Int(); err != nil || n != 1 {
+		t.Errorf("WAIT as redisplit: %d replicas, %v", n, err)
+	}
+	if err := fc.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("redisplit may CONFIG SET: %v", err)
+	}
+}
+
+func TestTargetsCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cli(t, "--config", empty, "targets", "init", "--out", dir); code != ExitUsage || !strings.Contains(errs, "--scan") {
+		t.Errorf("init without --scan: exit %d %s", code, errs)
+	}
+	report := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(report, []byte(`{"schema_version":1,"legacy":{"version":"7.0.15"},"buckets":[],"sizing":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cli(t, "--config", empty, "targets", "init", "--scan", report, "--out", dir, "--no-auth"); code != ExitRefused || !strings.Contains(errs, "--force") {
+		t.Errorf("init into a non-empty directory: exit %d %s", code, errs)
+	}
+	if code, _, errs := cli(t, "--config", empty, "targets", "init", "--scan", report, "--out", filepath.Join(dir, "l"), "--cache-masters", "2"); code != ExitUsage {
+		t.Errorf("init --cache-masters 2: exit %d %s", code, errs)
+	}
+	if code, _, errs := cli(t, "--config", empty, "targets", "check"); code != ExitUsage || !strings.Contains(errs, "no target") {
+		t.Errorf("check without targets: exit %d %s", code, errs)
+	}
+	port, _ := topology.FreePort()
+	cfg := filepath.Join(dir, "down.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("targets:\n  ratelimit: {kind: standalone, url: \"redis://127.0.0.1:%d/0\"}\n", port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, failed, _ := checkResult(t, "--config", cfg)
+	if code != ExitProfile || fmt.Sprint(failed) != "[ratelimit reachable]" {
+		t.Errorf("check of a stopped target: exit %d, failed %q", code, failed)
+	}
+}

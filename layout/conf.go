@@ -345,8 +345,8 @@ func redisplitRules(bucket string, v version) string {
 		// migrate: preflight, non-empty check, the copy, big keys and the logical fallback
 		"+info", "+dbsize", "+scan", "+type", "+exists", "+restore",
 		"+del", "+set", "+append", "+hset", "+sadd", "+zadd", "+rpush", "+xadd", "+xsetid", "+xgroup", "+xclaim", "+pexpireat",
-		// verify: every read it compares with
-		"+@read",
+		// verify: every read it compares with; never KEYS (it blocks the server; SCAN is used)
+		"+@read", "-keys",
 		// rollback
 		"+unlink",
 		// targets check

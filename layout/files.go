@@ -265,15 +265,19 @@ func (l *Layout) readme() File {
 		fmt.Fprintf(&b, "| %s | %s | %s | `%s` |\n", s.Name, s.Role, s.Addr(), start)
 	}
 	b.WriteString("\nThen:\n\n")
+	var steps []string
 	if !o.NoAuth {
-		fmt.Fprintf(&b, "0. put the password files in %s (%s) and run `install-secrets.sh` on each server;\n", o.Secrets, strings.Join(l.passwordFileNames(), ", "))
+		steps = append(steps, fmt.Sprintf("put the password files in %s (%s) and run `install-secrets.sh` on each server", o.Secrets, strings.Join(l.passwordFileNames(), ", ")))
 	}
-	b.WriteString("1. start every server (one data directory each; sentinels rewrite their config file, so start them from a copy you may change);\n")
-	b.WriteString("2. `sh cache/create-cluster.sh` once;\n")
+	steps = append(steps, "start every server (one data directory each; sentinels rewrite their config file, so start them from a copy you may change)",
+		"`sh cache/create-cluster.sh` once")
 	if o.Queue == "sqs" {
-		b.WriteString("3. `sh queue/create-queues.sh` once;\n")
+		steps = append(steps, "`sh queue/create-queues.sh` once")
 	}
-	b.WriteString("4. `redisplit targets check --config redisplit.yaml` until it passes (exit 0).\n")
+	steps = append(steps, "`redisplit targets check --config redisplit.yaml` until it passes (exit 0).")
+	for i, st := range steps {
+		fmt.Fprintf(&b, "%d. %s\n", i+1, st)
+	}
 	return File{Path: "README.md", Mode: 0o644, Content: []byte(b.String())}
 }
 
