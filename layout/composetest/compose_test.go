@@ -157,3 +157,31 @@ func TestComposeLayoutRuns(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 }
+
+// Both kinds of compose file (host networking with --bind; service names
+// as host names, with passwords) are valid compose files.
+func TestComposeConfigValid(t *testing.T) {
+	dc := compose()
+	if dc == nil {
+		t.Skip("no docker-compose or docker compose")
+	}
+	dir := t.TempDir()
+	rj, _ := json.Marshal(&scan.Report{SchemaVersion: scan.SchemaVersion, Legacy: scan.Legacy{Version: "7.0.15"}})
+	report := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(report, rj, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"bind":  {"--no-auth", "--bind", "127.0.0.1"},
+		"hosts": {"--secrets", filepath.Join(dir, "secrets"), "--queue", "sqs"},
+	} {
+		out := filepath.Join(dir, name)
+		if code, _, errs := run(t, append([]string{"targets", "init", "--scan", report, "--out", out}, args...)...); code != 0 {
+			t.Fatalf("%s: targets init: %d %s", name, code, errs)
+		}
+		c := exec.Command(dc[0], append(dc[1:], "-f", filepath.Join(out, "compose.yaml"), "config", "-q")...)
+		if o, err := c.CombinedOutput(); err != nil {
+			t.Errorf("%s: compose config: %v: %s", name, err, o)
+		}
+	}
+}

@@ -135,7 +135,7 @@ const (
 )
 
 // Forecaster accumulates keys; Forecast gives the result. Not safe for
-// concurrent use.
+// concurrent use: give each worker its own and Merge them.
 type Forecaster struct {
 	masters int
 	ranges  []Range
@@ -203,6 +203,35 @@ func (f *Forecaster) Add(key string, bytes int64) {
 		if len(f.big) > topBigKeys {
 			f.big = f.big[:topBigKeys]
 		}
+	}
+}
+
+// Merge adds what o counted into f (both for the same slot ranges): workers
+// that scan in parallel each fill their own Forecaster and merge at the end.
+func (f *Forecaster) Merge(o *Forecaster) {
+	for s := 0; s < Slots; s++ {
+		f.keys[s] += o.keys[s]
+		f.mbytes[s] += o.mbytes[s]
+		f.mkeys[s] += o.mkeys[s]
+	}
+	for tag, a := range o.tags {
+		t := f.tags[tag]
+		if t == nil {
+			if len(f.tags) >= maxTags {
+				f.pruneTags()
+			}
+			t = &tagAgg{sample: a.sample}
+			f.tags[tag] = t
+		}
+		t.keys += a.keys
+		t.mkeys += a.mkeys
+		t.mbytes += a.mbytes
+	}
+	f.dropped = f.dropped || o.dropped
+	f.big = append(f.big, o.big...)
+	sort.SliceStable(f.big, func(i, j int) bool { return f.big[i].Bytes > f.big[j].Bytes })
+	if len(f.big) > topBigKeys {
+		f.big = f.big[:topBigKeys]
 	}
 }
 

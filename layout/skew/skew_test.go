@@ -138,3 +138,30 @@ func TestTagTableBounded(t *testing.T) {
 		t.Fatalf("%+v", fc.HashTags)
 	}
 }
+
+func TestMergeEqualsOnePass(t *testing.T) {
+	one, a, b := New(3), New(3), New(3)
+	for i := 0; i < 5000; i++ {
+		k := fmt.Sprintf("{fam%d}:k%d", i%3, i)
+		if i%5 == 0 {
+			k = fmt.Sprintf("plain:%d", i)
+		}
+		one.Add(k, int64(i%97))
+		if i%2 == 0 {
+			a.Add(k, int64(i%97))
+		} else {
+			b.Add(k, int64(i%97))
+		}
+	}
+	a.Merge(b)
+	noSamples := func(f Forecast) string { // a family's sample is its first key seen: order-dependent
+		for i := range f.HashTags {
+			f.HashTags[i].Sample = ""
+		}
+		f.Warnings = nil
+		return fmt.Sprintf("%+v", f)
+	}
+	if x, y := noSamples(one.Forecast()), noSamples(a.Forecast()); x != y {
+		t.Errorf("merged forecast differs:\n%s\n%s", x, y)
+	}
+}
