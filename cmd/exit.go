@@ -17,6 +17,8 @@ const (
 	ExitUsage       = 2
 	ExitDifferences = 3
 	ExitRefused     = 4
+	// ExitProfile: targets check found a target failing its workload profile.
+	ExitProfile = 5
 )
 
 // ExitError ends a command with a given code. Silent means the command has
