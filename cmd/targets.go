@@ -98,6 +98,15 @@ snippets install-secrets.sh writes there. --no-auth leaves passwords out for a l
 	f.StringVar(&o.o.SQS.Account, "sqs-account", o.o.SQS.Account, "AWS account of the queues (in the dead-letter queues' ARNs)")
 	f.StringVar(&o.o.Image, "image", "", "Redis image of the compose file (default redis:VERSION)")
 	f.StringVar(&o.o.MasterName, "master-name", o.o.MasterName, "the name the sentinels monitor the session master by")
+	limit(f, "cache-masters", 3, 1000)
+	limit(f, "cache-replicas", 0, 16)
+	limit(f, "session-replicas", 1, 16)
+	limit(f, "sentinels", 3, 99) // odd: checked by the layout
+	limit(f, "growth", 0.0, 10_000)
+	limit(f, "base-port", 0, 65535)                            // 0: the default (7000 with --bind)
+	limit(f, "sqs-visibility", time.Duration(0), 12*time.Hour) // SQS's range
+	limit(f, "sqs-retention", time.Minute, 336*time.Hour)      // SQS's range
+	limit(f, "sqs-max-receive", 1, 1000)                       // SQS's range
 	return c
 }
 
