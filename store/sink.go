@@ -18,7 +18,9 @@ import (
 // source, only "the key is absent now" (an Entry of type "none"); a sink
 // turns that into a delete. An entry whose absolute expiry has already
 // passed is absent too: it is deleted, never written, so a key cannot come
-// back to life on a target whose clock is behind.
+// back to life on a target whose clock is behind. A source that reads a key
+// with its expiry already reached returns an Absent entry whose ExpireAt is
+// that expiry (so that it can be counted as expired rather than gone).
 
 // TypeNone is the Type of an absent entry (what TYPE answers for a missing
 // key).
@@ -27,7 +29,8 @@ const TypeNone = "none"
 // Absent returns the entry of a key that does not exist at read time.
 func Absent(key string) *Entry { return &Entry{Key: key, Type: TypeNone} }
 
-// Absent reports whether the key did not exist when it was read.
+// Absent reports whether the key did not exist when it was read (or had
+// reached its expiry: then ExpireAt is set).
 func (e *Entry) Absent() bool { return e.Type == TypeNone }
 
 // Expired reports whether the entry's absolute expiry is at or before
@@ -103,7 +106,7 @@ func SourceChanged(err error) bool {
 // Apply implements Sink: one pipeline of RESTORE ... REPLACE ABSTTL for
 // present entries and DEL for absent and expired ones, followed on a
 // Sentinel target by WAIT, so that a batch counts as written only once the
-// replica has it (see Restore).
+// replica has it (pipelineOps). It is the one RESTORE path of redisplit.
 func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, retry Retry) []*KeyError {
 	if len(entries) == 0 {
 		return nil
@@ -132,33 +135,26 @@ func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, re
 	return r.pipelineOps(ctx, ops, retry)
 }
 
-// DeleteKeys deletes keys (pipelined DEL, one per key so that a cluster
-// routes each to its slot), with the same retry and, on a Sentinel target,
-// the same WAIT-after semantics as Restore. It does not journal: journal
-// before calling it, or use Apply with Absent entries. Deleting an absent
-// key is not an error.
-func (r *Redis) DeleteKeys(ctx context.Context, keys []string, retry Retry) []*KeyError {
-	ops := make([]op, len(keys))
-	for i, k := range keys {
-		ops[i] = op{key: k, args: []any{"del", k}}
-	}
-	return r.pipelineOps(ctx, ops, retry)
-}
-
-// op is one single-key write command.
+// op is one single-key write command. ok, when set, is called with the
+// command's reply each time it succeeds (a retried batch may call it more
+// than once).
 type op struct {
 	key  string
 	args []any
+	ok   func(c redis.Cmder)
 }
 
-// pipelineOps sends ops in one pipeline (plus WAIT on a replicated target),
+// pipelineOps is the one write loop to a Redis store: Apply's RESTOREs and
+// DELs and Delete's UNLINKs. It sends ops in one pipeline (plus WAIT on a
+// replicated target, on the same connection, so that a batch counts as
+// written only once the replica has it and a failover cannot lose it),
 // retrying transient failures with back-off for the failed ops only; when
 // the replica does not acknowledge, every op that did not fail permanently
-// is sent again (each op is idempotent and keys are distinct). It returns
-// one error per failed op.
-//
-// (Restore in write.go runs the same loop for RESTORE only; it can become a
-// call to this.)
+// is sent again (each op is idempotent and keys are distinct). A pipeline
+// that did not run (no replies, or an error with no command's own error
+// set) fails every op still pending with that error, transient or not: an
+// op is reported written only on its own successful reply. It returns one
+// error per failed op.
 func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyError {
 	pending := ops
 	var failed []*KeyError
@@ -178,12 +174,18 @@ func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyEr
 			}
 			return perr
 		}
+		if perr != nil && !anyCmdErr(cmds) {
+			return perr // the pipeline did not run: no reply is a success
+		}
 		var again []op
 		var firstTransient error
 		permanent := map[string]bool{}
 		for i, o := range pending {
 			c := cmds[i]
 			if c.Err() == nil {
+				if o.ok != nil {
+					o.ok(c)
+				}
 				continue
 			}
 			cl := Classify(c.Err())
@@ -224,6 +226,15 @@ func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyEr
 		return nil
 	}
 	return failed
+}
+
+func anyCmdErr(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if c.Err() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func allFailed(entries []*Entry, cl ErrClass, err error) []*KeyError {

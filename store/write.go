@@ -137,80 +137,6 @@ type KeyError struct {
 func (e *KeyError) Error() string { return fmt.Sprintf("key %q: %v", e.Key, e.Err) }
 func (e *KeyError) Unwrap() error { return e.Err }
 
-// Restore writes entries with pipelined RESTORE key ttl payload REPLACE
-// ABSTTL (expired entries are written too: the target drops them). Keys must
-// be distinct within one call. Transient failures are retried with back-off,
-// only for the keys that failed, so a key is never written twice out of
-// order. It returns one error per failed entry (nil slice when all
-// succeeded); an entry that failed with BadPayload is the caller's to copy
-// logically. Big entries must not be passed here.
-func (r *Redis) Restore(ctx context.Context, entries []*Entry, retry Retry) []*KeyError {
-	pending := entries
-	var failed []*KeyError
-	err := retry.Do(ctx, func() error {
-		cmds, perr := r.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, e := range pending {
-				p.Do(ctx, "restore", e.Key, e.ExpireAt, e.Payload, "REPLACE", "ABSTTL")
-			}
-			r.addWait(ctx, p)
-			return nil
-		})
-		if len(cmds) < len(pending) { // the pipeline did not even start
-			if perr == nil {
-				perr = errors.New("pipeline returned no replies")
-			}
-			return perr
-		}
-		var again []*Entry
-		var firstTransient error
-		for i, e := range pending {
-			c := cmds[i]
-			if c.Err() == nil {
-				continue
-			}
-			cl := Classify(c.Err())
-			if cl == Transient {
-				again = append(again, e)
-				if firstTransient == nil {
-					firstTransient = c.Err()
-				}
-				continue
-			}
-			failed = append(failed, &KeyError{Key: e.Key, Class: cl, Err: c.Err()})
-		}
-		if r.replicated() && firstTransient == nil {
-			// WAIT on the same connection: the batch counts as written only
-			// once the replica has it, so a failover cannot lose it. If not
-			// acknowledged, the whole batch is sent again (RESTORE REPLACE
-			// is idempotent; keys are distinct within a batch).
-			if err := replicaAck(cmds[len(pending)]); err != nil {
-				ok := map[string]bool{}
-				for _, f := range failed {
-					ok[f.Key] = true
-				}
-				again = again[:0]
-				for _, e := range pending {
-					if !ok[e.Key] {
-						again = append(again, e)
-					}
-				}
-				firstTransient = err
-			}
-		}
-		pending = again
-		return firstTransient
-	})
-	if err != nil && Classify(err) == Transient {
-		for _, e := range pending {
-			failed = append(failed, &KeyError{Key: e.Key, Class: Transient, Err: fmt.Errorf("still failing after retries: %w", err)})
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	return failed
-}
-
 // replicaWait bounds how long a write to a Sentinel-managed master waits
 // for its replica.
 const replicaWait = 5 * time.Second
@@ -222,15 +148,6 @@ var errNotReplicated = errors.New("NOREPLICAS the replica did not acknowledge th
 // (Sentinel targets: a failover promotes the replica, and a write only the
 // old master had would be lost).
 func (r *Redis) replicated() bool { return r.Kind == config.KindSentinel }
-
-// addWait ends pipeline p, on a replicated target, with WAIT 1: sent on the
-// pipeline's one connection, it acknowledges every write before it. Its
-// reply is the pipeline's last; replicaAck reads it.
-func (r *Redis) addWait(ctx context.Context, p redis.Pipeliner) {
-	if r.replicated() {
-		p.Do(ctx, "wait", 1, replicaWait.Milliseconds())
-	}
-}
 
 func replicaAck(c redis.Cmder) error {
 	if c.Err() != nil {
