@@ -44,6 +44,12 @@
 //     never advances a failed bucket past what it wrote.
 //  8. A failing source stops the copier: Err reports it, Mark and Wait
 //     return it, and the marks of the batch in flight are never applied.
+//  9. Admit and Observe. A bucket's Admit filter sees its entries before
+//     anything of them is journaled or written, and what it keeps out is
+//     neither (e.g. foreign keys on a target that was not empty). Observe
+//     hears, once per key and bucket, what became of the key, before the
+//     marks the copy covers are applied: a checkpointer that reads a
+//     watermark has heard the outcome of every key below it.
 package copier
 
 import (
@@ -65,6 +71,12 @@ type Bucket struct {
 	Sink    store.Sink
 	Journal store.Journal // called before any write; nil: no journal
 	Retry   store.Retry
+	// Admit, when set, is called with the bucket's entries of every chunk
+	// (present and absent) before anything of them is journaled or
+	// written; the entries it returns are copied (or deleted), the others
+	// are left alone on the sink and observed as Held. It is called
+	// concurrently by the workers. An error fails the bucket.
+	Admit func(ctx context.Context, entries []*store.Entry) ([]*store.Entry, error)
 
 	failed atomic.Bool
 	noDump atomic.Bool // the sink rejected a payload: copy logically from now on
@@ -109,6 +121,23 @@ func (b *Bucket) fail(err error) {
 	}
 }
 
+// Outcome is what became of a key read for one bucket.
+type Outcome uint8
+
+const (
+	Written        Outcome = iota + 1 // restored from its payload
+	WrittenLogical                    // copied page by page
+	Deleted                           // absent (or expired) at read: deleted on the sink
+	Held                              // kept out by the bucket's Admit: nothing written
+	Skipped                           // the bucket had failed before: nothing written
+	Failed                            // in the write that failed the bucket: not known to be written
+	Dropped                           // no bucket wanted the key (the bucket is nil)
+)
+
+func (o Outcome) String() string {
+	return [...]string{"?", "written", "written-logical", "deleted", "held", "skipped", "failed", "dropped"}[min(int(o), 7)]
+}
+
 // Route names the buckets of a key as read: typ is its Redis type, or
 // store.TypeNone when the key is absent (then name every bucket it could
 // belong to, since the type is unknown). No bucket: the key is dropped and
@@ -131,6 +160,13 @@ type Config struct {
 	// ForceLogical copies every present key page by page (needs a
 	// store.PagedSource and store.LogicalSink).
 	ForceLogical bool
+	// Observe, when set, is called once per key read and bucket it routes
+	// to (b nil for Dropped) with what became of the key and the payload
+	// bytes written, before the marks the copy covers are applied. Keys of
+	// a batch cut short by Close are not observed (their marks are never
+	// applied either). It is called concurrently by the workers and must
+	// not block.
+	Observe func(b *Bucket, e *store.Entry, o Outcome, bytes int64)
 }
 
 func (c Config) withDefaults() Config {
@@ -287,11 +323,13 @@ func (c *Copier) apply(ctx context.Context, entries []*store.Entry) {
 		bs := c.cfg.Route(e.Key, e.Type)
 		if len(bs) == 0 {
 			c.dropped.Add(1)
+			c.observe(nil, e, Dropped, 0)
 			continue
 		}
 		for _, b := range bs {
 			if b.failed.Load() {
 				b.skipped.Add(1)
+				c.observe(b, e, Skipped, 0)
 				continue
 			}
 			per[b] = append(per[b], e)
@@ -314,11 +352,55 @@ func (c *Copier) apply(ctx context.Context, entries []*store.Entry) {
 	wg.Wait()
 }
 
-// write applies entries to one bucket: payloads and deletes through the
-// sink's Apply, Big entries (and, once the sink rejected a payload, every
-// present entry) page by page.
+func (c *Copier) observe(b *Bucket, e *store.Entry, o Outcome, n int64) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(b, e, o, n)
+	}
+}
+
+// write applies entries to one bucket: the bucket's Admit filter first,
+// then payloads and deletes through the sink's Apply, Big entries (and,
+// once the sink rejected a payload, every present entry) page by page.
 func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 	now := nowMs()
+	var decided map[*store.Entry]bool // observed already
+	obs := func(e *store.Entry, o Outcome, n int64) {
+		if decided == nil {
+			decided = make(map[*store.Entry]bool, len(entries))
+		}
+		decided[e] = true
+		c.observe(b, e, o, n)
+	}
+	fail := func(err error) {
+		if ctx.Err() != nil {
+			return // cancellation is no failure of the bucket; nothing observed
+		}
+		b.fail(err)
+		for _, e := range entries {
+			if !decided[e] {
+				obs(e, Failed, 0)
+			}
+		}
+	}
+	if b.Admit != nil {
+		kept, err := b.Admit(ctx, entries)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if len(kept) < len(entries) {
+			in := make(map[*store.Entry]bool, len(kept))
+			for _, e := range kept {
+				in[e] = true
+			}
+			for _, e := range entries {
+				if !in[e] {
+					obs(e, Held, 0)
+				}
+			}
+		}
+		entries = kept
+	}
 	var direct, logical []*store.Entry
 	for _, e := range entries {
 		present := !e.Absent() && !e.Expired(now)
@@ -326,11 +408,6 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 			logical = append(logical, e)
 		} else {
 			direct = append(direct, e)
-		}
-	}
-	fail := func(err error) {
-		if ctx.Err() == nil { // cancellation is no failure of the bucket
-			b.fail(err)
 		}
 	}
 	if len(direct) > 0 {
@@ -352,9 +429,11 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 				logical = append(logical, e) // journaled by Apply already
 			case e.Absent() || e.Expired(now):
 				b.deleted.Add(1)
+				obs(e, Deleted, 0)
 			default:
 				b.written.Add(1)
 				b.bytes.Add(int64(len(e.Payload)))
+				obs(e, Written, int64(len(e.Payload)))
 			}
 		}
 	}
@@ -392,7 +471,14 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 		}
 		if errors.Is(err, store.ErrAbsent) {
 			b.deleted.Add(1) // CopyLogical deleted the target's key first
+			obs(e, Deleted, 0)
 			continue
+		}
+		if err != nil && redisconn.SideOf(err) == redisconn.SideLegacy {
+			// the source failed while the key was read page by page: it is
+			// the source's failure (guarantee 8), not the bucket's
+			c.stop(err)
+			return
 		}
 		if err != nil {
 			fail(&store.KeyError{Key: e.Key, Class: redisconn.Classify(err), Err: err})
@@ -401,6 +487,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 		b.written.Add(1)
 		b.logical.Add(1)
 		b.bytes.Add(n)
+		obs(e, WrittenLogical, n)
 	}
 }
 

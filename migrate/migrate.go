@@ -1,17 +1,19 @@
-// Package migrate is the backfill engine of `redisplit migrate`
-// (DESIGN.md §4–§6): one SCAN of legacy, every key classified by the plan,
-// deduplicated dirty marks partitioned by key hash onto a fixed worker, an
-// atomic read (type, absolute expiry, DUMP) fanned out to the bucket's
-// target with RESTORE ... REPLACE ABSTTL, a write-ahead journal per bucket
-// and a SCAN checkpoint saved only after every target acknowledged.
+// Package migrate is the engine of `redisplit migrate` (DESIGN.md §4–§6):
+// one run owns one copier (package copier) fed by producers of dirty marks
+// — the backfill SCAN, and with --dual-write change capture and rescans —
+// that reads each key atomically from legacy (type, absolute expiry, DUMP)
+// and writes it to its bucket's target with RESTORE ... REPLACE ABSTTL, or
+// deletes it there when legacy no longer has it; a write-ahead journal per
+// bucket, and a SCAN checkpoint saved only after every target acknowledged.
 //
 // Roles, one file each: preflight.go checks before anything is written
 // (unknown keys, non-empty targets, eviction policies, room; the plan hash
-// is state.State.CheckPlan); pipeline.go is the scanner, the partitioned
-// workers and the checkpointer; read.go the atomic read; own.go the set of
-// keys this migration wrote (--allow-nonempty). The lease (package lease)
-// is taken before anything is written and held for the whole run. All
-// writes to targets go through package store.
+// is state.State.CheckPlan); pipeline.go is the run's copier, the backfill
+// producer, the counts and the checkpointer; own.go the set of keys this
+// migration wrote and the filter that keeps foreign keys alone
+// (--allow-nonempty). The lease (package lease) is taken before anything
+// is written and held for the whole run. All writes to targets go through
+// package store.
 //
 // The engine never prints: it returns a Result and reports progress through
 // a callback.
@@ -220,6 +222,10 @@ type Result struct {
 	Throttled   int64           `json:"throttled"` // pauses for legacy latency
 	// LegacyRetries counts transient legacy errors retried with back-off.
 	LegacyRetries int64 `json:"legacy_retries"`
+	// NoTouch is set when the copier read legacy with CLIENT NO-TOUCH on
+	// (Redis ≥ 7.2, Valkey): reading every key left legacy's LRU/LFU
+	// eviction order alone. Without it every key read looks recently used.
+	NoTouch bool `json:"no_touch"`
 	// LeaseTakeover is set when the run took the lease over from a dead
 	// redisplit process on this host.
 	LeaseTakeover *lease.Takeover `json:"lease_takeover,omitempty"`
@@ -466,12 +472,17 @@ type router struct {
 func (r router) route(key, typ string) (bucket string, unknown bool) {
 	m := r.c.Classify(key, typ)
 	if m.Bucket == classify.Unknown || m.Bucket == "" {
-		switch r.unknown {
-		case "", "block", "skip":
-			return "", true
-		default:
-			return r.unknown, true
-		}
+		return r.unknownBucket(), true
 	}
 	return string(m.Bucket), false
+}
+
+// unknownBucket is where keys no rule matches go: "" (not migrated) unless
+// unknown names a bucket.
+func (r router) unknownBucket() string {
+	switch r.unknown {
+	case "", "block", "skip":
+		return ""
+	}
+	return r.unknown
 }

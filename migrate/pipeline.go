@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,101 +13,108 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/redisconn"
+
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/copier"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
 )
 
-// The copy pipeline. Ordering contracts:
+// The copy machinery of a run. Ordering contracts:
 //
-//  1. A key is routed to worker hash(key) % Workers, always the same one, and
-//     a worker handles its batches one after another: one key is never
-//     copied by two workers at once, and a later read of a key is written
-//     after an earlier one (the contract change events will rely on).
+//  1. One copier (package copier) owns the dirty set and its workers for
+//     the whole run, and every producer feeds it: the backfill SCAN here,
+//     change capture and rescans in live.go. A key is copied only by the
+//     worker of its partition, one copy at a time, and a copy reads the
+//     key after its marks: the last read lands last, whichever producer
+//     marked it. A key absent at read time is deleted on its target
+//     (tombstone by absence); one read with its expiry reached is deleted,
+//     never written.
 //  2. A key's name is appended to its bucket's journal (one write(2), in
-//     the page cache) before it is written to the target: rollback deletes
-//     exactly what redisplit wrote, even after kill -9.
-//  3. A SCAN batch is acknowledged only when every key of it is written on
-//     its target (or absent, refused, or its bucket stopped). The
-//     checkpoint cursor is the cursor after the last batch such that it and
-//     every batch before it are acknowledged; journals are fsynced before
-//     the checkpoint is saved. A rerun resumes from that cursor and rewrites
-//     what was in flight (RESTORE REPLACE is idempotent).
-//  4. A bucket's counts are kept per SCAN batch and saved with the
-//     checkpoint that covers the batch, never before: the saved counts are
-//     exactly those of the batches up to the saved cursor, so the keys a
-//     rerun rewrites are not counted twice in the totals.
-//  5. A bucket that fails stops: its checkpoint (cursor and counts) freezes
-//     at the last one saved before the failure, and its later keys are not
-//     written (counted as failed in this run); the other buckets go on. The
-//     failure is recorded beside the bucket's phase, which does not change.
-//  6. With --allow-nonempty, a key is added to its bucket's own-set when it
-//     is journaled, before it is written, and the own-set starts as the
-//     whole journal: a key redisplit wrote is never taken for a foreign key,
-//     whichever run or path sees it again (a SCAN repeating it, a resume
-//     from an earlier cursor, change events).
-//
-// Change capture (--dual-write, a later step) feeds the same queues: a
-// change event is an item for its key, registered with the tracker as a
-// batch of one, and sent (as a slice of one item, or with the other events
-// of its worker) to queues[partition(key)] like a SCAN hit, so
-// the event and the backfill of a key are serialised by the same worker.
-// For events, a key absent at read time must become a journaled DEL on the
-// target; the backfill only skips it.
+//     the page cache) before it is written or deleted on the target:
+//     rollback deletes exactly what redisplit wrote, even after kill -9.
+//  3. Checkpoints. After marking the keys of a SCAN page, the backfill
+//     records the cursor after the page with the producer's last sequence
+//     number (copier.Checkpoints). A checkpoint, in this order: the cursor
+//     acknowledged by the producer's watermark (Acked(Applied())), then
+//     each bucket's failure (the copier records it before the marks of
+//     the failing batch are applied, so a bucket seen healthy here wrote
+//     every key up to the cursor), then the counts of the pages up to the
+//     cursor, then fsync of the journals, then the save. A rerun resumes
+//     from that cursor and rewrites what was in flight (RESTORE REPLACE is
+//     idempotent).
+//  4. Counts. The copier reports what became of each key it read
+//     (copier.Config.Observe) before the marks the copy covers are
+//     applied; the outcome is counted for the bucket and SCAN page that
+//     marked the key (copied, expired, gone, refused or failed: a
+//     tombstone of a key absent at read is gone, of one read expired is
+//     expired) and saved with the checkpoint that covers the page, never
+//     before: the saved counts are exactly those of the pages up to the
+//     saved cursor, so the keys a rerun rewrites are not counted twice.
+//     Keys marked only by change capture or a rescan are not counted in
+//     the backfill's totals (LiveStats has their figures).
+//  5. A bucket that fails stops alone: the copier writes none of its later
+//     keys (counted as failed in this run), its checkpoint (cursor and
+//     counts) freezes at the last one saved before the failure, and the
+//     failure is recorded beside the bucket's phase, which does not
+//     change. The other buckets go on.
+//  6. With --allow-nonempty a filter (bucketRun.admit, the copier's Admit)
+//     stands in front of the bucket's sink for writes and deletes alike: a
+//     key this migration never journaled that exists on the target is
+//     foreign and left alone (a present one is refused and listed in the
+//     refusal journal; a tombstone is not sent). A key is added to the
+//     bucket's own-set when it is journaled, before it is written, and the
+//     own-set starts as the whole journal: a key redisplit wrote is never
+//     taken for a foreign key, whichever run or producer sees it again.
+//  7. Legacy is protected: every read of the copier (a MEMORY USAGE
+//     pipeline, then MULTI/PTTL/DUMP per chunk) and every SCAN and TYPE
+//     takes the ops budget (--max-ops) first, and a read slower than
+//     SlowRead pauses every worker as long (copier Config.Throttle).
 
-type item struct {
-	seq    uint64
-	key    string
-	big    bool  // above the size threshold: copy in chunks
-	size   int64 // MEMORY USAGE when scanned
-	bucket *bucketRun
-}
-
-// bucketRun is one bucket during a pass.
+// bucketRun is one bucket with a target during a run.
 type bucketRun struct {
 	name string
 	t    *store.Redis
 	br   *BucketResult
 	base state.Bucket // as saved before this run
+	cb   *copier.Bucket
+	one  []*copier.Bucket // {cb}, the route of its keys
 
 	j        *state.Journal
 	refusedJ *state.Journal // --allow-nonempty only
 	own      *ownSet        // --allow-nonempty only: every key this migration journaled
-	refused  map[string]struct{}
 
-	mu        sync.Mutex // guards refused, failMsg and the counts
-	failMsg   string
-	run       Counts             // this run, every outcome as it happens
-	pending   map[uint64]*Counts // by SCAN batch, not yet covered by a checkpoint
-	committed Counts             // this run's batches covered by the checkpoint
+	mu        sync.Mutex          // guards refused and the counts
+	refused   map[string]struct{} // --allow-nonempty only
+	run       Counts              // this run's backfill, every outcome as it is heard
+	pending   map[int]*Counts     // by SCAN page of its pass, not yet covered by a checkpoint
+	committed Counts              // this run's pages covered by the checkpoint
 
 	health health      // the target's transient failures
 	retry  store.Retry // the run's policy, reporting to health
-
-	failed atomic.Bool
-	noDump atomic.Bool // the target rejected a DUMP payload: copy logically from now on
 }
 
-// count records outcomes of keys of SCAN batch seq.
-func (b *bucketRun) count(seq uint64, c Counts) {
+// count records outcomes of keys of SCAN page pg.
+func (b *bucketRun) count(pg int, c Counts) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.run.add(c)
-	if b.failed.Load() {
+	if b.cb.Failed() {
 		return // never committed again
 	}
-	p := b.pending[seq]
+	p := b.pending[pg]
 	if p == nil {
 		p = &Counts{}
-		b.pending[seq] = p
+		b.pending[pg] = p
 	}
 	p.add(c)
 }
 
-// commit moves the counts of the batches before low (acknowledged, and
-// covered by the checkpoint about to be saved) to committed. Call with mu.
-func (b *bucketRun) commit(low uint64) {
+// commit moves the counts of the pages up to pg (acknowledged, and covered
+// by the checkpoint about to be saved) to committed. Call with mu.
+func (b *bucketRun) commit(pg int) {
 	for s, c := range b.pending {
-		if s < low {
+		if s <= pg {
 			b.committed.add(*c)
 			delete(b.pending, s)
 		}
@@ -119,15 +127,13 @@ func (b *bucketRun) copiedSoFar() int64 {
 	return b.run.Copied
 }
 
-func (b *bucketRun) fail(err error) {
+// failMsg explains the failure that stopped the bucket.
+func (b *bucketRun) failMsg() string {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.failed.Load() {
-		return
-	}
-	b.failMsg = fmt.Sprintf("target %s (%s): %v; stopped the bucket after %d keys (%d payload bytes) copied in this run, %d in all; the other buckets go on; fix the cause and rerun migrate to resume from the last checkpoint",
-		b.name, b.t.Describe(), explainTargetErr(err), b.run.Copied, b.run.Bytes, b.base.KeysCopied+b.committed.Copied)
-	b.failed.Store(true)
+	copied, bytes, all := b.run.Copied, b.run.Bytes, b.base.KeysCopied+b.committed.Copied
+	b.mu.Unlock()
+	return fmt.Sprintf("target %s (%s): %v; stopped the bucket after %d keys (%d payload bytes) copied in this run, %d in all; the other buckets go on; fix the cause and rerun migrate to resume from the last checkpoint",
+		b.name, b.t.Describe(), explainTargetErr(b.cb.Err()), copied, bytes, all)
 }
 
 func explainTargetErr(err error) string {
@@ -137,17 +143,17 @@ func explainTargetErr(err error) string {
 		key = fmt.Sprintf(" writing key %q", ke.Key)
 		err = ke.Err
 	}
-	switch cl := redisconn.Classify(err); {
-	case cl == redisconn.OOM:
+	switch redisconn.Classify(err) {
+	case redisconn.OOM:
 		return "out of memory" + key + " (" + err.Error() + "): the target is full and its maxmemory-policy does not evict; raise maxmemory or add capacity"
-	case cl.Retryable():
+	case redisconn.Transient:
 		return "unavailable" + key + " (" + err.Error() + ") for longer than the retry window"
 	}
 	return "write failed" + key + ": " + err.Error()
 }
 
 // journal appends keys to the bucket's journal and, with --allow-nonempty,
-// to its own-set: both before the keys are written.
+// to its own-set: both before the keys are written (the copier's Journal).
 func (b *bucketRun) journal(keys []string) error {
 	if _, err := b.j.Append(keys...); err != nil {
 		return err
@@ -158,84 +164,292 @@ func (b *bucketRun) journal(keys []string) error {
 	return nil
 }
 
-// tracker turns per-key acknowledgements into the checkpoint cursor.
-type tracker struct {
-	mu       sync.Mutex
-	next     uint64 // next batch seq
-	low      uint64 // lowest batch not acknowledged
-	pending  map[uint64]*pend
-	cursor   uint64 // SCAN cursor after batch low-1
-	scanDone bool
-}
-
-type pend struct {
-	left   int
-	cursor uint64 // SCAN cursor after this batch
-}
-
-func newTracker(cursor uint64) *tracker {
-	return &tracker{pending: map[uint64]*pend{}, cursor: cursor}
-}
-
-func (t *tracker) add(cursor uint64, n int) uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.next
-	t.next++
-	t.pending[s] = &pend{left: n, cursor: cursor}
-	t.advance()
-	return s
-}
-
-func (t *tracker) done(seq uint64, n int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.pending[seq].left -= n
-	t.advance()
-}
-
-func (t *tracker) advance() {
-	for {
-		p := t.pending[t.low]
-		if p == nil || p.left > 0 {
-			return
+func openBucket(o Options, name string, t *store.Redis, res *BucketResult, sb *state.Bucket) (*bucketRun, error) {
+	b := &bucketRun{name: name, t: t, br: res, base: *sb, pending: map[int]*Counts{}}
+	var err error
+	if b.j, err = o.State.OpenJournal(name); err != nil {
+		return nil, err
+	}
+	b.retry = b.health.wrap(o.Retry)
+	b.cb = &copier.Bucket{Name: name, Sink: t, Journal: b.journal, Retry: b.retry}
+	b.one = []*copier.Bucket{b.cb}
+	if o.AllowNonEmpty {
+		if b.refusedJ, err = o.State.OpenRefused(name); err != nil {
+			b.j.Close()
+			return nil, err
 		}
-		t.cursor = p.cursor
-		delete(t.pending, t.low)
-		t.low++
+		b.own, b.refused = newOwnSet(), map[string]struct{}{}
+		// the whole journal: a key journaled by any earlier run is ours,
+		// whatever the checkpoint says
+		if err := o.State.ReadJournal(name, func(k string) error { b.own.add(k); return nil }); err != nil {
+			b.close()
+			return nil, err
+		}
+		if err := o.State.ReadRefused(name, func(k string) error { b.refused[k] = struct{}{}; return nil }); err != nil {
+			b.close()
+			return nil, err
+		}
+		b.cb.Admit = b.admit
+	}
+	return b, nil
+}
+
+func (b *bucketRun) close() {
+	b.j.Close()
+	if b.refusedJ != nil {
+		b.refusedJ.Close()
 	}
 }
 
-func (t *tracker) finish() {
-	t.mu.Lock()
-	t.scanDone = true
-	t.mu.Unlock()
+// syncJournals fsyncs the bucket's journal and refusal list.
+func (b *bucketRun) syncJournals() error {
+	if err := b.j.Sync(); err != nil {
+		return err
+	}
+	if b.refusedJ != nil {
+		return b.refusedJ.Sync()
+	}
+	return nil
 }
 
-// snapshot returns the checkpoint cursor, the first unacknowledged batch
-// and whether the whole pass is acknowledged.
-func (t *tracker) snapshot() (cursor, low uint64, complete bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.cursor, t.low, t.scanDone && t.low == t.next
-}
+// run is the copy machinery of one migration run: the copier, its source
+// and every bucket with a target.
+type run struct {
+	o       Options
+	legacy  *redis.Client
+	src     *legacySource
+	cp      *copier.Copier
+	buckets map[string]*bucketRun
+	byCB    map[*copier.Bucket]*bucketRun // fixed before the copier starts
+	rt      router
+	noTouch bool // the copier's reads leave legacy's LRU/LFU clocks alone
+	pages   *redis.Client
 
-// pass is one SCAN of legacy from a cursor for a set of buckets.
-type pass struct {
-	o            Options // o.Retry reports to legacyHealth
 	legacyHealth health
-	legacy       *redis.Client
-	buckets      map[string]*bucketRun
-	tr           *tracker
-	done         atomic.Int64
-	planned      int64
 	paused       atomic.Int64 // unix ns until which legacy reads pause
 	throttle     atomic.Int64
-	cancel       context.CancelCauseFunc
+
+	mu      sync.Mutex
+	scanned map[string]*scanRef // keys marked by a backfill SCAN whose outcome is not heard yet
+
+	done    atomic.Int64 // backfill keys with an outcome in this run
+	planned int64        // keys the backfill of this run covers (pre-pass)
+	passes  []*pass
 }
 
-// copyAll runs the passes: buckets that resume from the same cursor share
-// one SCAN (normally all of them: one read of legacy fanned out).
+// scanRef is a key marked by a backfill SCAN: its bucket and the pages
+// (more than one when SCAN returned it again before it was copied).
+type scanRef struct {
+	b     *bucketRun
+	pages []int
+}
+
+// newRun opens the journals of the buckets and starts the copier. The
+// copier runs until close; ctx ends it early (its batches in flight are
+// abandoned, their marks never applied).
+func newRun(ctx context.Context, legacy *redis.Client, o Options, runs []*bucketRun) (*run, error) {
+	r := &run{o: o, legacy: legacy, buckets: map[string]*bucketRun{}, byCB: map[*copier.Bucket]*bucketRun{},
+		rt: router{c: o.Classifier, unknown: o.Config.Unknown}, scanned: map[string]*scanRef{}}
+	r.o.Retry = r.legacyHealth.wrap(o.Retry) // SCAN and reads report to legacy's health
+	for _, b := range runs {
+		r.buckets[b.name] = b
+		r.byCB[b.cb] = b
+	}
+	ok, err := store.SupportsNoTouch(ctx, legacy)
+	if err != nil {
+		ok = false // refused by an ACL: read as before, and say so
+	}
+	r.noTouch = ok
+	r.pages = legacy
+	if ok {
+		opt := *legacy.Options()
+		opt.OnConnect = store.NoTouchOnConnect(opt.OnConnect)
+		opt.PoolSize = o.Workers + 1
+		r.pages = redis.NewClient(&opt)
+	}
+	r.src = &legacySource{RedisSource: &store.RedisSource{Client: legacy, BigBytes: o.BigBytes, ChunkBytes: maxBatchBytes,
+		Retry: r.o.Retry, NoTouch: ok}, r: r}
+	r.cp, err = copier.New(ctx, copier.Config{
+		Source: r.src, Route: r.route, Workers: o.Workers, Batch: o.Batch, BatchBytes: maxBatchBytes,
+		Throttle: r.throttleRead, ForceLogical: o.ForceLogical, Observe: r.observe,
+	})
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// close stops the copier (abandoning what is still dirty: drain first with
+// Flush) and closes the source and the journals.
+func (r *run) close() {
+	if r.cp != nil {
+		r.cp.Close()
+	}
+	if r.src != nil {
+		r.src.Close()
+	}
+	if r.pages != nil && r.pages != r.legacy {
+		r.pages.Close()
+	}
+	for _, b := range r.buckets {
+		b.close()
+	}
+}
+
+// maxBatchBytes bounds the payloads one worker holds: a read chunk closes
+// when its keys' sizes (MEMORY USAGE) reach it, whatever --batch says.
+const maxBatchBytes = 32 << 20
+
+// legacySource is the copier's source: legacy read by a store.RedisSource,
+// under the ops budget (the MEMORY USAGE pipeline counts one op per key,
+// the read another, taken by throttleRead), watching the read's latency.
+type legacySource struct {
+	*store.RedisSource
+	r *run
+}
+
+// Pages implements store.PagedSource: logical copies page through a client
+// whose connections do not touch keys, where legacy has CLIENT NO-TOUCH.
+func (s *legacySource) Pages() *redis.Client { return s.r.pages }
+
+// Read implements store.Source; a read slower than SlowRead (to its first
+// chunk) pauses every worker as long as it took.
+func (s *legacySource) Read(ctx context.Context, keys []string, fn func([]*store.Entry) error) error {
+	if err := waitN(ctx, s.r.o.limiter(), len(keys)); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	first := true
+	return s.RedisSource.Read(ctx, keys, func(es []*store.Entry) error {
+		if first {
+			first = false
+			s.r.legacyHealth.ok()
+			if lat := time.Since(t0); lat > s.r.o.SlowRead {
+				s.r.paused.Store(time.Now().Add(lat).UnixNano())
+				s.r.throttle.Add(1)
+			}
+		}
+		return fn(es)
+	})
+}
+
+// throttleRead is the copier's Throttle: the pause after a slow read, then
+// the ops budget.
+func (r *run) throttleRead(ctx context.Context, n int) error {
+	if until := r.paused.Load(); until > 0 {
+		if d := time.Until(time.Unix(0, until)); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+	}
+	return waitN(ctx, r.o.limiter(), n)
+}
+
+// route is the copier's Route: the bucket of a key by the plan (name and
+// type); for an absent key (type none) every bucket of the run it could
+// belong to, since its type is unknown.
+func (r *run) route(key, typ string) []*copier.Bucket {
+	if strings.HasPrefix(key, OwnPrefix) {
+		return nil
+	}
+	if typ != store.TypeNone {
+		name, _ := r.rt.route(key, typ)
+		if b := r.buckets[name]; b != nil {
+			return b.one
+		}
+		return nil
+	}
+	var out []*copier.Bucket
+	for _, pb := range r.o.Classifier.PossibleBuckets(key) {
+		name := string(pb)
+		if pb == classify.Unknown {
+			name = r.rt.unknownBucket()
+		}
+		if b := r.buckets[name]; b != nil && !containsBucket(out, b.cb) {
+			out = append(out, b.cb)
+		}
+	}
+	return out
+}
+
+func containsBucket(bs []*copier.Bucket, b *copier.Bucket) bool {
+	for _, x := range bs {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// observe is the copier's Observe: it keeps the target's health and the
+// live figures, and counts the outcome of a key a backfill SCAN marked for
+// that key's bucket and page (contract 4).
+func (r *run) observe(cb *copier.Bucket, e *store.Entry, o copier.Outcome, n int64) {
+	b := r.byCB[cb] // nil for Dropped
+	if b != nil {
+		switch o {
+		case copier.Written, copier.WrittenLogical, copier.Deleted:
+			b.health.ok()
+		}
+	}
+	r.mu.Lock()
+	ref := r.scanned[e.Key]
+	if ref == nil || (b != ref.b && b != nil && e.Absent()) {
+		// not the backfill's, or the tombstone of another bucket the
+		// absent key could have been in (its own bucket is observed too)
+		r.mu.Unlock()
+		return
+	}
+	delete(r.scanned, e.Key)
+	r.mu.Unlock()
+	var c Counts
+	switch {
+	case b != ref.b:
+		c.Gone = 1 // it routes elsewhere now (or nowhere): gone from its bucket
+	case o == copier.Written:
+		c.Copied, c.Bytes = 1, n
+	case o == copier.WrittenLogical:
+		c.Copied, c.Logical, c.Bytes = 1, 1, n
+	case o == copier.Deleted || o == copier.Held && e.Absent():
+		if e.ExpireAt > 0 {
+			c.Expired = 1
+		} else {
+			c.Gone = 1
+		}
+	case o == copier.Held:
+		c.Refused = 1
+	default: // Skipped, Failed
+		c.Failed = 1
+	}
+	for _, pg := range ref.pages {
+		ref.b.count(pg, c)
+		r.done.Add(1)
+	}
+}
+
+// markScanned registers key as marked by the backfill for b on page pg;
+// call it before the mark, so that the copy covering it finds it.
+func (r *run) markScanned(key string, b *bucketRun, pg int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ref := r.scanned[key]; ref != nil && ref.b == b {
+		ref.pages = append(ref.pages, pg) // SCAN returned it again: counted twice
+		return
+	}
+	r.scanned[key] = &scanRef{b: b, pages: []int{pg}}
+}
+
+// copyAll prepares the buckets (phase copying), starts the run's copier
+// and runs the backfill passes: buckets that resume from the same cursor
+// share one SCAN (normally all of them: one read of legacy fanned out).
+// live, when not nil, runs the live phase (--dual-write) around the
+// passes.
 func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result) error {
 	st, err := o.State.Load()
 	if err != nil {
@@ -265,92 +479,92 @@ func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 	if err != nil {
 		return err
 	}
+	var runs []*bucketRun
+	byName := map[string]*bucketRun{}
+	for _, b := range sortedKeys(targets) {
+		br, err := openBucket(o, b, targets[b], res.Bucket(b), st.Buckets[b])
+		if err != nil {
+			for _, x := range runs {
+				x.close()
+			}
+			return err
+		}
+		runs = append(runs, br)
+		byName[b] = br
+	}
+	r, err := newRun(ctx, legacy, o, runs)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	res.NoTouch = r.noTouch
+	defer func() {
+		res.Throttled += r.throttle.Load()
+		res.LegacyRetries += r.legacyHealth.retries.Load()
+	}()
 	cursors := make([]uint64, 0, len(groups))
 	for c := range groups {
 		cursors = append(cursors, c)
 	}
 	sort.Slice(cursors, func(i, j int) bool { return cursors[i] < cursors[j] })
 	for _, c := range cursors {
-		var runs []*bucketRun
+		p := &pass{r: r, start: c, buckets: map[string]*bucketRun{}}
 		for _, b := range groups[c] {
-			br, err := openBucket(o, b, targets[b], res.Bucket(b), st.Buckets[b])
-			if err != nil {
-				return err
-			}
-			runs = append(runs, br)
+			p.buckets[b] = byName[b]
+			r.planned += byName[b].br.PlannedKeys
 		}
-		err := runPass(ctx, legacy, o, c, runs, res)
-		for _, br := range runs {
-			br.j.Close()
-			if br.refusedJ != nil {
-				br.refusedJ.Close()
-			}
-		}
-		if err != nil {
+		r.passes = append(r.passes, p)
+	}
+	for _, p := range r.passes {
+		if err := p.run(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func openBucket(o Options, name string, t *store.Redis, res *BucketResult, sb *state.Bucket) (*bucketRun, error) {
-	b := &bucketRun{name: name, t: t, br: res, base: *sb, pending: map[uint64]*Counts{}}
-	var err error
-	if b.j, err = o.State.OpenJournal(name); err != nil {
-		return nil, err
-	}
-	if o.AllowNonEmpty {
-		if b.refusedJ, err = o.State.OpenRefused(name); err != nil {
-			return nil, err
-		}
-		b.own, b.refused = newOwnSet(), map[string]struct{}{}
-		// the whole journal: a key journaled by any earlier run is ours,
-		// whatever the checkpoint says
-		if err := o.State.ReadJournal(name, func(k string) error { b.own.add(k); return nil }); err != nil {
-			return nil, err
-		}
-		if err := o.State.ReadRefused(name, func(k string) error { b.refused[k] = struct{}{}; return nil }); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
+// pass is one SCAN of legacy from a cursor for a set of buckets: a
+// producer of the run's copier.
+type pass struct {
+	r       *run
+	start   uint64
+	buckets map[string]*bucketRun
+	prod    *copier.Producer
+	ck      copier.Checkpoints[point]
+
+	mu       sync.Mutex
+	scanDone bool
+	lastPage int  // the page after which SCAN ended (valid once scanDone)
+	done     bool // the last checkpoint covered the whole pass
 }
 
-func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64, runs []*bucketRun, res *Result) error {
+// point is a resume point of a pass: the cursor after page.
+type point struct {
+	cursor uint64
+	page   int
+}
+
+func (p *pass) run(ctx context.Context) error {
+	r := p.r
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	p := &pass{o: o, legacy: legacy, buckets: map[string]*bucketRun{}, tr: newTracker(cursor), cancel: cancel}
-	p.o.Retry = p.legacyHealth.wrap(o.Retry)
-	for _, b := range runs {
-		b.retry = b.health.wrap(o.Retry)
-		p.buckets[b.name] = b
-		p.planned += b.br.PlannedKeys
-	}
-	queues := make([]chan []item, o.Workers)
-	var wg sync.WaitGroup
-	for i := range queues {
-		queues[i] = make(chan []item, queuedPages)
-		wg.Add(1)
-		go func(q chan []item) {
-			defer wg.Done()
-			p.worker(ctx, q)
-		}(queues[i])
-	}
+	p.prod = r.cp.Producer("backfill")
 	stopCk := make(chan struct{})
 	ckDone := make(chan error, 1)
-	go func() { ckDone <- p.checkpointer(stopCk) }()
+	go func() { ckDone <- p.checkpointer(stopCk, cancel) }()
 
-	scanErr := p.scan(ctx, cursor, queues)
-	for _, q := range queues {
-		close(q)
+	scanErr := p.scan(ctx)
+	if scanErr == nil {
+		// every key marked is applied (or its bucket failed) before the
+		// last checkpoint
+		scanErr = p.prod.Wait(ctx, p.prod.Marked())
 	}
-	wg.Wait()
 	close(stopCk)
 	ckErr := <-ckDone
 	finalErr := p.checkpoint()
-	p.report()
-	_, _, complete := p.tr.snapshot()
-	for _, b := range runs {
+	r.report()
+	complete := p.complete()
+	for _, b := range p.buckets {
 		b.mu.Lock()
 		b.br.ThisRun.add(b.run)
 		b.mu.Unlock()
@@ -359,481 +573,93 @@ func runPass(ctx context.Context, legacy *redis.Client, o Options, cursor uint64
 			b.br.LastRetryError = e
 		}
 		switch {
-		case b.failed.Load():
-			b.br.Status, b.br.Error = StatusFailed, b.failMsg
+		case b.cb.Failed():
+			b.br.Status, b.br.Error = StatusFailed, b.failMsg()
 		case complete && scanErr == nil:
 			b.br.Status = StatusCopied
 		default:
 			b.br.Status = StatusPending
 		}
 	}
-	res.Throttled += p.throttle.Load()
-	res.LegacyRetries += p.legacyHealth.retries.Load()
 	if c := context.Cause(ctx); c != nil && scanErr == nil {
 		scanErr = c
 	}
 	return errors.Join(scanErr, ckErr, finalErr)
 }
 
-// scan is the only reader of SCAN: it classifies every key and hands it to
-// its worker.
-func (p *pass) scan(ctx context.Context, cursor uint64, queues []chan []item) error {
-	rt := router{c: p.o.Classifier, unknown: p.o.Config.Unknown}
+// complete reports whether the last checkpoint covered the whole pass.
+func (p *pass) complete() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+// ahead bounds the keys the backfill marks before they are applied, so
+// that the dirty set keeps room for change capture.
+func (p *pass) ahead() uint64 { return uint64(4 * p.r.o.Workers * max(p.r.o.Batch, p.r.o.ScanCount)) }
+
+// scan is the backfill producer: it SCANs legacy, routes every key by the
+// plan and marks those of the pass's buckets dirty.
+func (p *pass) scan(ctx context.Context) error {
+	r := p.r
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	pages, scanErr := scanPages(ctx, p.legacy, cursor, p.o)
-	lc := redisconn.NewRawConn(p.legacy.Options())
-	defer lc.Close()
+	pages, scanErr := scanPages(ctx, r.legacy, p.start, r.o)
+	page := 0
 	for pg := range pages {
 		if p.allFailed() {
 			return nil
 		}
-		types, err := legacyTypes(ctx, p.legacy, p.o, pg.keys)
+		if m, a := p.prod.Marked(), p.ahead(); m > a {
+			if err := p.prod.Wait(ctx, m-a); err != nil {
+				return err
+			}
+		}
+		types, err := legacyTypes(ctx, r.legacy, r.o, pg.keys)
 		if err != nil {
 			return err
 		}
-		var items []item
+		page++
 		stopped := map[*bucketRun]int64{} // keys of buckets that failed
 		for i, k := range pg.keys {
-			b, _ := rt.route(k, types[i])
-			switch br := p.buckets[b]; {
-			case br == nil:
-			case br.failed.Load():
-				stopped[br]++
-				p.done.Add(1)
+			name, _ := r.rt.route(k, types[i])
+			b := p.buckets[name]
+			switch {
+			case b == nil:
+			case b.cb.Failed():
+				stopped[b]++
+				r.done.Add(1)
 			default:
-				items = append(items, item{key: k, bucket: br})
+				r.markScanned(k, b, page)
+				if _, err := p.prod.Mark(ctx, k, 0); err != nil {
+					return err
+				}
 			}
 		}
-		items, gone, err := p.sizeCheck(ctx, lc, items)
-		if err != nil {
-			return err
+		for b, n := range stopped {
+			b.count(page, Counts{Failed: n})
 		}
-		// the scanner holds the batch (one extra count) until its own
-		// outcomes are recorded: the checkpoint cannot cover the batch first
-		seq := p.tr.add(pg.next, len(items)+1)
-		for br, n := range stopped {
-			br.count(seq, Counts{Failed: n})
-		}
-		for br, n := range gone {
-			br.count(seq, Counts{Gone: n})
-		}
-		// one send per worker and page, not per key: the workers wake once
-		// per page
-		parts := make([][]item, len(queues))
-		for _, it := range items {
-			it.seq = seq
-			w := partition(it.key, len(queues))
-			parts[w] = append(parts[w], it)
-		}
-		for w, part := range parts {
-			if len(part) == 0 {
-				continue
-			}
-			select {
-			case queues[w] <- part:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}
-		p.tr.done(seq, 1)
+		p.mu.Lock()
+		p.ck.Add(p.prod.Marked(), point{cursor: pg.next, page: page})
 		if pg.next == 0 {
-			p.tr.finish()
+			p.scanDone, p.lastPage = true, page
 		}
+		p.mu.Unlock()
 	}
 	return scanErr()
 }
 
-// partition is the worker of a key: FNV-1a of the name.
-func partition(key string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
-}
-
-// sizeCheck marks the items above the size threshold (MEMORY USAGE, one
-// pipeline on the scanner's own connection lc) and drops the keys that no
-// longer exist, returning how many per bucket.
-func (p *pass) sizeCheck(ctx context.Context, lc *redisconn.RawConn, items []item) ([]item, map[*bucketRun]int64, error) {
-	if len(items) == 0 {
-		return items, nil, nil
-	}
-	if err := waitN(ctx, p.o.limiter(), len(items)); err != nil {
-		return nil, nil, err
-	}
-	keys := make([]string, len(items))
-	for i, it := range items {
-		keys[i] = it.key
-	}
-	var sizes []int64
-	err := p.o.Retry.Do(ctx, func() error {
-		var err error
-		sizes, err = readSizes(ctx, lc, keys)
-		return err
-	})
-	if err != nil {
-		return nil, nil, redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
-	}
-	out := items[:0]
-	var gone map[*bucketRun]int64
-	for i, it := range items {
-		if sizes[i] < 0 {
-			if gone == nil {
-				gone = map[*bucketRun]int64{}
-			}
-			gone[it.bucket]++
-			p.done.Add(1)
-			continue
-		}
-		it.size = sizes[i]
-		it.big = it.size > p.o.BigBytes
-		out = append(out, it)
-	}
-	return out, gone, nil
-}
-
 func (p *pass) allFailed() bool {
 	for _, b := range p.buckets {
-		if !b.failed.Load() {
+		if !b.cb.Failed() {
 			return false
 		}
 	}
 	return true
 }
 
-// maxBatchBytes bounds the payloads one worker holds: a batch closes when
-// its keys' sizes (MEMORY USAGE) reach it, whatever --batch says.
-const maxBatchBytes = 32 << 20
-
-// queuedPages is how many pages' worth of keys may wait for each worker.
-const queuedPages = 4
-
-// worker copies the keys of its partition in batches of up to o.Batch keys
-// and maxBatchBytes: it fills a batch from what is queued and processes it
-// as soon as it is full or nothing more is waiting.
-func (p *pass) worker(ctx context.Context, q chan []item) {
-	lc := redisconn.NewRawConn(p.legacy.Options())
-	defer lc.Close()
-	batch := make([]item, 0, p.o.Batch)
-	var bytes int64
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		defer func() { batch, bytes = batch[:0], 0 }()
-		if ctx.Err() != nil {
-			return // drain without acknowledging: the checkpoint stays behind
-		}
-		if err := p.process(ctx, lc, batch); err != nil {
-			p.cancel(err)
-			return
-		}
-		p.done.Add(int64(len(batch)))
-		for i := 0; i < len(batch); {
-			j := i + 1
-			for j < len(batch) && batch[j].seq == batch[i].seq {
-				j++
-			}
-			p.tr.done(batch[i].seq, j-i)
-			i = j
-		}
-	}
-	for items := range q {
-		for _, it := range items {
-			batch = append(batch, it)
-			bytes += it.size
-			if len(batch) >= p.o.Batch || bytes >= maxBatchBytes {
-				flush()
-			}
-		}
-		if len(q) == 0 {
-			flush()
-		}
-	}
-	flush()
-}
-
-// outcome is what became of one key of a batch.
-type outcome uint8
-
-const (
-	undecided outcome = iota
-	copiedKey
-	refusedKey
-	goneKey
-)
-
-type write struct {
-	e       *store.Entry
-	seq     uint64
-	out     outcome
-	logical bool
-	bytes   int64
-}
-
-// tally adds the outcomes of ws to their batches' counts. Undecided keys
-// (the write stopped on an error) are failed when the bucket failed, and
-// not counted when the run was interrupted: their batch is not
-// acknowledged, the rerun handles them.
-func (b *bucketRun) tally(ws []*write, failed bool) {
-	per := map[uint64]*Counts{}
-	for _, w := range ws {
-		c := per[w.seq]
-		if c == nil {
-			c = &Counts{}
-			per[w.seq] = c
-		}
-		switch w.out {
-		case copiedKey:
-			c.Copied++
-			c.Bytes += w.bytes
-			if w.logical {
-				c.Logical++
-			}
-		case refusedKey:
-			c.Refused++
-		case goneKey:
-			c.Gone++
-		default:
-			if failed {
-				c.Failed++
-			}
-		}
-	}
-	for seq, c := range per {
-		b.count(seq, *c)
-	}
-}
-
-// process reads a batch atomically from legacy and writes it to the
-// targets, one goroutine per bucket. It returns an error only for what
-// stops the whole run (legacy failing, cancellation); target failures stop
-// their bucket. Every key's outcome is counted before it returns (before
-// the batch is acknowledged), unless it returns an error.
-func (p *pass) process(ctx context.Context, lc *redisconn.RawConn, batch []item) error {
-	// deduplicate: a key may come twice (SCAN may repeat keys); it is
-	// counted once
-	seen := make(map[string]struct{}, len(batch))
-	keys := make([]string, 0, len(batch))
-	big := make([]bool, 0, len(batch))
-	var owners []item
-	var stopped []item
-	for _, it := range batch {
-		if _, ok := seen[it.key]; ok {
-			continue
-		}
-		seen[it.key] = struct{}{}
-		if it.bucket.failed.Load() {
-			stopped = append(stopped, it)
-			continue
-		}
-		keys = append(keys, it.key)
-		big = append(big, it.big)
-		owners = append(owners, it)
-	}
-	defer func() {
-		for _, it := range stopped {
-			it.bucket.count(it.seq, Counts{Failed: 1})
-		}
-	}()
-	if len(keys) == 0 {
-		return nil
-	}
-	if until := p.paused.Load(); until > 0 {
-		if d := time.Until(time.Unix(0, until)); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}
-	}
-	if err := waitN(ctx, p.o.limiter(), len(keys)); err != nil {
-		return err
-	}
-	var now int64
-	var entries []*store.Entry
-	t0 := time.Now()
-	err := p.o.Retry.Do(ctx, func() error {
-		var err error
-		now, entries, err = readBatch(ctx, lc, keys, big)
-		return err
-	})
-	if err != nil {
-		return redisconn.Explain(err, "legacy", p.legacy.Options().Addr)
-	}
-	p.legacyHealth.ok()
-	if lat := time.Since(t0); lat > p.o.SlowRead {
-		// legacy is slow: every worker pauses as long as this read took
-		p.paused.Store(time.Now().Add(lat).UnixNano())
-		p.throttle.Add(1)
-	}
-	per := map[*bucketRun][]*write{}
-	for i, e := range entries {
-		b, seq := owners[i].bucket, owners[i].seq
-		switch {
-		case e == nil:
-			b.count(seq, Counts{Gone: 1})
-		case e.ExpireAt > 0 && e.ExpireAt <= now:
-			b.count(seq, Counts{Expired: 1})
-		default:
-			per[b] = append(per[b], &write{e: e, seq: seq})
-		}
-	}
-	var wg sync.WaitGroup
-	for b, ws := range per {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := p.writeBucket(ctx, b, ws)
-			switch {
-			case err == nil:
-				b.health.ok()
-			case redisconn.SideOf(err) == redisconn.SideLegacy: // legacy failed under a logical copy
-				p.cancel(err)
-			case ctx.Err() == nil:
-				b.fail(err)
-			}
-			b.tally(ws, b.failed.Load())
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
-}
-
-// writeBucket writes one batch of a bucket: refusal of foreign keys
-// (--allow-nonempty), journal, RESTORE, logical copies. It sets the outcome
-// of every key it decides; on error the others stay undecided.
-func (p *pass) writeBucket(ctx context.Context, b *bucketRun, ws []*write) error {
-	if b.failed.Load() {
-		return nil
-	}
-	if p.o.AllowNonEmpty {
-		var err error
-		if ws, err = p.refuseForeign(ctx, b, ws); err != nil {
-			return err
-		}
-	}
-	if len(ws) == 0 {
-		return nil
-	}
-	names := make([]string, len(ws))
-	for i, w := range ws {
-		names[i] = w.e.Key
-	}
-	if err := b.journal(names); err != nil {
-		return fmt.Errorf("cannot journal (nothing written): %w", err)
-	}
-	var restore, logical []*write
-	for _, w := range ws {
-		if w.e.Big || p.o.ForceLogical || b.noDump.Load() {
-			logical = append(logical, w)
-		} else {
-			restore = append(restore, w)
-		}
-	}
-	if len(restore) > 0 {
-		es := make([]*store.Entry, len(restore))
-		for i, w := range restore {
-			es[i] = w.e
-		}
-		failed := b.t.Restore(ctx, es, b.retry)
-		bad := map[string]bool{}
-		for _, f := range failed {
-			if f.Class != redisconn.BadPayload {
-				return f
-			}
-			b.noDump.Store(true)
-			bad[f.Key] = true
-		}
-		for _, w := range restore {
-			if bad[w.e.Key] {
-				logical = append(logical, w)
-				continue
-			}
-			w.out, w.bytes = copiedKey, int64(len(w.e.Payload))
-		}
-	}
-	wait := func(n int) error { return waitN(ctx, p.o.limiter(), n) }
-	for _, w := range logical {
-		n, err := b.t.CopyLogical(ctx, p.legacy, w.e, b.retry, wait)
-		if errors.Is(err, store.ErrAbsent) {
-			w.out = goneKey
-			continue
-		}
-		if err != nil {
-			return &store.KeyError{Key: w.e.Key, Class: redisconn.Classify(err), Err: err}
-		}
-		w.out, w.logical, w.bytes = copiedKey, true, n
-	}
-	return nil
-}
-
-// refuseForeign marks refused, and drops, the keys of ws that exist on the
-// target although this migration never journaled them (or that it refused
-// before), listing the new ones in the refusal journal; it returns the
-// others.
-func (p *pass) refuseForeign(ctx context.Context, b *bucketRun, ws []*write) ([]*write, error) {
-	keep := ws[:0:0]
-	b.mu.Lock() // refused grows concurrently (other workers)
-	for _, w := range ws {
-		if _, ok := b.refused[w.e.Key]; ok {
-			w.out = refusedKey
-			continue
-		}
-		keep = append(keep, w)
-	}
-	b.mu.Unlock()
-	ws = keep
-	var check []*write
-	for _, w := range ws {
-		if !b.own.has(w.e.Key) {
-			check = append(check, w)
-		}
-	}
-	if len(check) == 0 {
-		return ws, nil
-	}
-	names := make([]string, len(check))
-	for i, w := range check {
-		names[i] = w.e.Key
-	}
-	exists, err := b.t.Existing(ctx, names, b.retry)
-	if err != nil {
-		return nil, err
-	}
-	var foreign []string
-	for j, ex := range exists {
-		if ex {
-			check[j].out = refusedKey
-			foreign = append(foreign, names[j])
-		}
-	}
-	if len(foreign) == 0 {
-		return ws, nil
-	}
-	if _, err := b.refusedJ.Append(foreign...); err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	for _, k := range foreign {
-		b.refused[k] = struct{}{}
-	}
-	b.mu.Unlock()
-	keep = ws[:0:0]
-	for _, w := range ws {
-		if w.out != refusedKey {
-			keep = append(keep, w)
-		}
-	}
-	return keep, nil
-}
-
 // checkpointer saves checkpoints and reports progress until stop closes.
-func (p *pass) checkpointer(stop chan struct{}) error {
+func (p *pass) checkpointer(stop chan struct{}, cancel context.CancelCauseFunc) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	last := time.Now()
@@ -843,11 +669,11 @@ func (p *pass) checkpointer(stop chan struct{}) error {
 			return nil
 		case <-tick.C:
 		}
-		p.report()
-		if time.Since(last) >= p.o.CheckpointEvery {
+		p.r.report()
+		if time.Since(last) >= p.r.o.CheckpointEvery {
 			last = time.Now()
 			if err := p.checkpoint(); err != nil {
-				p.cancel(err)
+				cancel(err)
 				return err
 			}
 		}
@@ -856,35 +682,39 @@ func (p *pass) checkpointer(stop chan struct{}) error {
 
 // report calls the Progress callback. Counts include what earlier runs
 // saved, so that a resumed run starts where the last one stopped.
-func (p *pass) report() {
-	if p.o.Progress == nil {
+func (r *run) report() {
+	if r.o.Progress == nil {
 		return
 	}
-	pr := Progress{Planned: p.planned, Done: p.done.Load(), Copied: map[string]int64{},
+	pr := Progress{Planned: r.planned, Done: r.done.Load(), Copied: map[string]int64{},
 		BucketPlanned: map[string]int64{}, Retrying: map[string]Retrying{}}
-	for n, b := range p.buckets {
-		pr.Done += b.base.KeysCopied + b.base.KeysExpired + b.base.KeysGone + b.base.KeysRefused
-		pr.Copied[n] = b.base.KeysCopied + b.copiedSoFar()
-		pr.BucketPlanned[n] = b.br.PlannedKeys
-		if r, ok := b.health.retrying(); ok {
-			pr.Retrying[n] = r
+	for _, p := range r.passes {
+		for n, b := range p.buckets {
+			pr.Done += b.base.KeysCopied + b.base.KeysExpired + b.base.KeysGone + b.base.KeysRefused
+			pr.Copied[n] = b.base.KeysCopied + b.copiedSoFar()
+			pr.BucketPlanned[n] = b.br.PlannedKeys
 		}
 	}
-	if r, ok := p.legacyHealth.retrying(); ok {
-		pr.Retrying["legacy"] = r
+	for n, b := range r.buckets {
+		if rt, ok := b.health.retrying(); ok {
+			pr.Retrying[n] = rt
+		}
 	}
-	p.o.Progress(pr)
+	if rt, ok := r.legacyHealth.retrying(); ok {
+		pr.Retrying["legacy"] = rt
+	}
+	r.o.Progress(pr)
 }
 
 // checkpoint saves the acknowledged cursor and, with it, the counts of the
-// batches it covers. Order: take the tracker's snapshot, then, per bucket,
-// read its failed flag (set before its failing batch is acknowledged, so a
-// bucket seen healthy here succeeded in every batch before low) and commit
-// the counts of the batches before low, fsync journals, then save. A failed
-// bucket keeps its last saved cursor and counts; its failure is recorded
-// beside its phase.
+// pages it covers, in the order of contract 3. A failed bucket keeps its
+// last saved cursor and counts; its failure is recorded beside its phase.
 func (p *pass) checkpoint() error {
-	cursor, low, complete := p.tr.snapshot()
+	p.mu.Lock()
+	pt, acked := p.ck.Acked(p.prod.Applied())
+	complete := acked && p.scanDone && pt.page == p.lastPage
+	p.done = complete
+	p.mu.Unlock()
 	type snap struct {
 		failed bool
 		msg    string
@@ -893,25 +723,22 @@ func (p *pass) checkpoint() error {
 	snaps := map[string]snap{}
 	for n, b := range p.buckets {
 		var s snap
+		if s.failed = b.cb.Failed(); s.failed {
+			s.msg = b.failMsg()
+		}
 		b.mu.Lock()
-		s.failed, s.msg = b.failed.Load(), b.failMsg
-		if !s.failed {
-			b.commit(low)
+		if !s.failed && acked {
+			b.commit(pt.page)
 		}
 		s.c = b.committed
 		b.mu.Unlock()
-		if err := b.j.Sync(); err != nil {
+		if err := b.syncJournals(); err != nil {
 			return err
-		}
-		if b.refusedJ != nil {
-			if err := b.refusedJ.Sync(); err != nil {
-				return err
-			}
 		}
 		snaps[n] = s
 	}
 	now := time.Now().UTC()
-	return p.o.State.Update(func(st *state.State) error {
+	return p.r.o.State.Update(func(st *state.State) error {
 		for n, b := range p.buckets {
 			sb := st.Buckets[n]
 			if sb == nil {
@@ -933,7 +760,9 @@ func (p *pass) checkpoint() error {
 				sb.Failed, sb.LastError = true, s.msg
 				continue
 			}
-			sb.Cursor, sb.CheckpointAt = cursor, now
+			if acked {
+				sb.Cursor, sb.CheckpointAt = pt.cursor, now
+			}
 			if complete {
 				sb.Cursor, sb.Copied, sb.CopiedAt = 0, true, now
 			}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 
 	"github.com/redis/go-redis/v9"
 
@@ -11,61 +10,42 @@ import (
 
 // Delete removes keys from the target with pipelined UNLINKs, one key per
 // command (a cluster routes each to the master of its slot), and returns
-// how many of them existed. It returns only once the deletes are durable as
-// far as the target can tell: on a Sentinel target the batch ends with
-// WAIT 1 on the same connection (exactly as Restore), so that a failover
-// after Delete returned cannot bring the keys back from a replica that had
-// not seen the deletes.
+// how many of them existed. It is the one delete of a target outside the
+// copier's Apply, and runs the same write loop (pipelineOps): it returns
+// only once the deletes are durable as far as the target can tell (on a
+// Sentinel target the batch ends with WAIT 1 on the same connection, so
+// that a failover after Delete returned cannot bring the keys back from a
+// replica that had not seen the deletes).
 //
-// Transient errors (failover, LOADING, READONLY, connection reset, ...) and
-// a missing replica acknowledgement are retried with retry's back-off by
-// sending the whole batch again: UNLINK is idempotent. Any other error, or a
-// transient one that outlasts the policy, is returned; the caller must then
-// assume none of the keys is durably gone.
+// Transient errors (failover, LOADING, READONLY, connection reset, ...) are
+// retried with retry's back-off for the keys that failed, and a missing
+// replica acknowledgement by sending the batch again: UNLINK is idempotent.
+// Any other error, or a transient one that outlasts the policy, is
+// returned (the first key's); the caller must then assume none of the keys
+// is durably gone.
 func (r *Redis) Delete(ctx context.Context, keys []string, retry Retry) (int64, error) {
 	retry.Side = redisconn.SideTarget
 	if len(keys) == 0 {
 		return 0, nil
 	}
 	existed := make([]bool, len(keys)) // a retried batch finds the keys of an earlier try gone
-	err := retry.Do(ctx, func() error {
-		cmds, perr := r.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range keys {
-				p.Unlink(ctx, k)
+	ops := make([]op, len(keys))
+	for i, k := range keys {
+		ops[i] = op{key: k, args: []any{"unlink", k}, ok: func(c redis.Cmder) {
+			if n, err := c.(*redis.Cmd).Int64(); err == nil && n > 0 {
+				existed[i] = true
 			}
-			r.addWait(ctx, p)
-			return nil
-		})
-		if len(cmds) < len(keys) { // the pipeline did not even start
-			if perr == nil {
-				perr = errors.New("pipeline returned no replies")
-			}
-			return perr
-		}
-		var first error
-		for i := range keys {
-			c := cmds[i].(*redis.IntCmd)
-			if c.Err() != nil {
-				if first == nil || redisconn.Classify(first).Retryable() && !redisconn.Classify(c.Err()).Retryable() {
-					first = c.Err() // a permanent error wins: retrying cannot help
-				}
-				continue
-			}
-			existed[i] = existed[i] || c.Val() > 0
-		}
-		if first != nil {
-			return first
-		}
-		if r.replicated() {
-			return replicaAck(cmds[len(keys)])
-		}
-		return nil
-	})
+		}}
+	}
+	failed := r.pipelineOps(ctx, ops, retry)
 	var n int64
 	for _, e := range existed {
 		if e {
 			n++
 		}
 	}
-	return n, err
+	if len(failed) > 0 {
+		return n, failed[0]
+	}
+	return n, nil
 }

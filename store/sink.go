@@ -20,7 +20,9 @@ import (
 // source, only "the key is absent now" (an Entry of type "none"); a sink
 // turns that into a delete. An entry whose absolute expiry has already
 // passed is absent too: it is deleted, never written, so a key cannot come
-// back to life on a target whose clock is behind.
+// back to life on a target whose clock is behind. A source that reads a key
+// with its expiry already reached returns an Absent entry whose ExpireAt is
+// that expiry (so that it can be counted as expired rather than gone).
 
 // TypeNone is the Type of an absent entry (what TYPE answers for a missing
 // key).
@@ -29,7 +31,8 @@ const TypeNone = "none"
 // Absent returns the entry of a key that does not exist at read time.
 func Absent(key string) *Entry { return &Entry{Key: key, Type: TypeNone} }
 
-// Absent reports whether the key did not exist when it was read.
+// Absent reports whether the key did not exist when it was read (or had
+// reached its expiry: then ExpireAt is set).
 func (e *Entry) Absent() bool { return e.Type == TypeNone }
 
 // Expired reports whether the entry's absolute expiry is at or before
@@ -72,9 +75,9 @@ type Sink interface {
 	// Redis store), an Absent or already expired entry is deleted (never
 	// written). journal, when not nil, is called once with every key of the
 	// call before any write. Keys must be distinct within one call and
-	// entries must not be Big. Transient failures are retried under retry,
+	// entries must not be Big. redisconn.Transient failures are retried under retry,
 	// only for the keys that failed. It returns one error per key that is
-	// not as its entry says (nil when all are); a BadPayload error means the
+	// not as its entry says (nil when all are); a redisconn.BadPayload error means the
 	// store cannot read the payload: copy that key logically.
 	Apply(ctx context.Context, entries []*Entry, journal Journal, retry Retry) []*KeyError
 	// Describe names the store for humans (no password).
@@ -82,7 +85,7 @@ type Sink interface {
 }
 
 // LogicalSink is a Sink that can copy a key page by page from a Redis
-// source (the path for Big entries and BadPayload errors).
+// source (the path for Big entries and redisconn.BadPayload errors).
 type LogicalSink interface {
 	Sink
 	CopyLogical(ctx context.Context, src *redis.Client, e *Entry, retry Retry, wait func(n int) error) (int64, error)
@@ -98,13 +101,14 @@ func SourceChanged(err error) bool {
 	if err == nil {
 		return false
 	}
-	return redisconn.SideOf(err) == redisconn.SideLegacy && strings.Contains(err.Error(), "WRONGTYPE")
+	msg := err.Error()
+	return strings.HasPrefix(msg, "legacy: reading ") && strings.Contains(msg, "WRONGTYPE")
 }
 
 // Apply implements Sink: one pipeline of RESTORE ... REPLACE ABSTTL for
 // present entries and DEL for absent and expired ones, followed on a
 // Sentinel target by WAIT, so that a batch counts as written only once the
-// replica has it (see Restore).
+// replica has it (pipelineOps). It is the one RESTORE path of redisplit.
 func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, retry Retry) []*KeyError {
 	retry.Side = redisconn.SideTarget
 	if len(entries) == 0 {
@@ -134,34 +138,26 @@ func (r *Redis) Apply(ctx context.Context, entries []*Entry, journal Journal, re
 	return r.pipelineOps(ctx, ops, retry)
 }
 
-// DeleteKeys deletes keys (pipelined DEL, one per key so that a cluster
-// routes each to its slot), with the same retry and, on a Sentinel target,
-// the same WAIT-after semantics as Restore. It does not journal: journal
-// before calling it, or use Apply with Absent entries. Deleting an absent
-// key is not an error.
-func (r *Redis) DeleteKeys(ctx context.Context, keys []string, retry Retry) []*KeyError {
-	retry.Side = redisconn.SideTarget
-	ops := make([]op, len(keys))
-	for i, k := range keys {
-		ops[i] = op{key: k, args: []any{"del", k}}
-	}
-	return r.pipelineOps(ctx, ops, retry)
-}
-
-// op is one single-key write command.
+// op is one single-key write command. ok, when set, is called with the
+// command's reply each time it succeeds (a retried batch may call it more
+// than once).
 type op struct {
 	key  string
 	args []any
+	ok   func(c redis.Cmder)
 }
 
-// pipelineOps sends ops in one pipeline (plus WAIT on a replicated target),
+// pipelineOps is the one write loop to a Redis store: Apply's RESTOREs and
+// DELs and Delete's UNLINKs. It sends ops in one pipeline (plus WAIT on a
+// replicated target, on the same connection, so that a batch counts as
+// written only once the replica has it and a failover cannot lose it),
 // retrying transient failures with back-off for the failed ops only; when
 // the replica does not acknowledge, every op that did not fail permanently
-// is sent again (each op is idempotent and keys are distinct). It returns
-// one error per failed op.
-//
-// (Restore in write.go runs the same loop for RESTORE only; it can become a
-// call to this.)
+// is sent again (each op is idempotent and keys are distinct). A pipeline
+// that did not run (no replies, or an error with no command's own error
+// set) fails every op still pending with that error, transient or not: an
+// op is reported written only on its own successful reply. It returns one
+// error per failed op.
 func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyError {
 	pending := ops
 	var failed []*KeyError
@@ -181,12 +177,18 @@ func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyEr
 			}
 			return perr
 		}
+		if perr != nil && !anyCmdErr(cmds) {
+			return perr // the pipeline did not run: no reply is a success
+		}
 		var again []op
 		var firstTransient error
 		permanent := map[string]bool{}
 		for i, o := range pending {
 			c := cmds[i]
 			if c.Err() == nil {
+				if o.ok != nil {
+					o.ok(c)
+				}
 				continue
 			}
 			cl := redisconn.Classify(c.Err())
@@ -227,6 +229,15 @@ func (r *Redis) pipelineOps(ctx context.Context, ops []op, retry Retry) []*KeyEr
 		return nil
 	}
 	return failed
+}
+
+func anyCmdErr(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if c.Err() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func allFailed(entries []*Entry, cl redisconn.Class, err error) []*KeyError {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"unsafe"
 
@@ -19,10 +18,8 @@ import (
 // PTTL and DUMP per key (TYPE for Big keys) and TIME, so that no write of
 // the application interleaves and the absolute expiry is TIME + PTTL at
 // the same instant. The per-key commands go through raw connections
-// (redisconn.RawConn), one per concurrent Read, pooled.
-//
-// (This is the command sequence of migrate's readSizes and readBatch; on
-// integration migrate reads through a RedisSource and its copy goes.)
+// (redisconn.RawConn), one per concurrent Read, pooled. It is the one read
+// path of legacy's keys (migrate's copier reads through it).
 type RedisSource struct {
 	Client     *redis.Client // the server; also Pages, for logical copies
 	BigBytes   int64         // above this (MEMORY USAGE) a key is Big; default 8 MiB
@@ -30,8 +27,8 @@ type RedisSource struct {
 	Retry      Retry         // for transient legacy errors
 	// NoTouch sends CLIENT NO-TOUCH ON before every read, so that reading a
 	// key does not reset its LRU/LFU clock (Redis ≥ 7.2, Valkey ≥ 7.2; see
-	// SupportsNoTouch). A server without it fails the read rather than
-	// touching silently.
+	// SupportsNoTouch; NoTouchOnConnect does the same for a Pages client).
+	// A server without it fails the read rather than touching silently.
 	NoTouch bool
 
 	mu   sync.Mutex
@@ -252,7 +249,7 @@ func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big 
 			if !e.Absent() && pttls[i] >= 0 {
 				e.ExpireAt = now + pttls[i]
 				if e.Expired(now) {
-					out[i] = Absent(e.Key)
+					out[i] = &Entry{Key: e.Key, Type: TypeNone, ExpireAt: e.ExpireAt} // expired, not yet reclaimed
 				}
 			}
 		}
@@ -284,21 +281,4 @@ func readTime(rc *redisconn.Raw) (int64, error) {
 		}
 	}
 	return parts[0]*1000 + parts[1]/1000, nil
-}
-
-// SupportsNoTouch reports whether the server of c has CLIENT NO-TOUCH (so
-// that RedisSource.NoTouch can be set), trying it on one connection.
-func SupportsNoTouch(ctx context.Context, c *redis.Client) (bool, error) {
-	conn := c.Conn()
-	defer conn.Close()
-	err := conn.Do(ctx, "client", "no-touch", "on").Err()
-	if err == nil {
-		_ = conn.Do(ctx, "client", "no-touch", "off").Err()
-		return true, nil
-	}
-	msg := err.Error()
-	if strings.Contains(strings.ToLower(msg), "unknown subcommand") {
-		return false, nil
-	}
-	return false, err
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/topology/topotest"
 )
@@ -128,5 +130,43 @@ func TestRedisSourceNoTouch(t *testing.T) {
 	err = s3.Read(ctx, []string{"k"}, func([]*Entry) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "NO-TOUCH") {
 		t.Fatalf("no-touch read on a server without it: %v", err)
+	}
+}
+
+// NoTouchOnConnect: a client whose connections turn CLIENT NO-TOUCH on
+// (the pages of logical copies) reads without resetting a key's idle time.
+func TestNoTouchOnConnect(t *testing.T) {
+	ctx := context.Background()
+	vk, err := exec.LookPath("valkey-server")
+	if err != nil {
+		t.Fatalf("valkey-server is not installed (scripts/deps.sh installs it): %v", err)
+	}
+	b := topotest.Backend(t).(*topology.ProcessBackend)
+	b.Binary = vk
+	srv, err := topology.Standalone(ctx, b, "valkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := topotest.Client(t, srv.Addr())
+	opt := *vc.Options()
+	opt.OnConnect = NoTouchOnConnect(nil)
+	nt := redis.NewClient(&opt)
+	defer nt.Close()
+	raw, err := nt.Do(ctx, "client", "info").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rest, _ := strings.Cut(raw, " flags="); !strings.Contains(strings.Fields(rest)[0], "T") {
+		t.Fatalf("no T flag: %s", raw)
+	}
+	vc.Set(ctx, "k", "v", 0)
+	time.Sleep(1100 * time.Millisecond)
+	nt.Get(ctx, "k")
+	if idle := vc.ObjectIdleTime(ctx, "k").Val(); idle < time.Second {
+		t.Fatalf("idle time reset to %v by a no-touch read", idle)
+	}
+	vc.Get(ctx, "k")
+	if idle := vc.ObjectIdleTime(ctx, "k").Val(); idle >= time.Second {
+		t.Fatalf("a plain read did not touch: idle %v", idle)
 	}
 }

@@ -1,4 +1,4 @@
-package dualwrite
+package store
 
 import (
 	"context"
@@ -11,8 +11,9 @@ import (
 
 // CLIENT NO-TOUCH: a connection with it on reads keys without updating their
 // LRU/LFU clock (Redis ≥ 7.2, Valkey ≥ 7.2), so that the copier reading
-// every key does not reorder legacy's eviction. OBJECT and TOUCH still
-// touch.
+// every key does not reorder legacy's eviction: RedisSource.NoTouch for its
+// raw connections, NoTouchOnConnect for the client its logical copies page
+// through. OBJECT and TOUCH still touch.
 
 // SupportsNoTouch reports whether the server behind c accepts CLIENT
 // NO-TOUCH. It asks on a connection of its own, closed afterwards, with
