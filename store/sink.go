@@ -101,8 +101,7 @@ func SourceChanged(err error) bool {
 	if err == nil {
 		return false
 	}
-	msg := err.Error()
-	return strings.HasPrefix(msg, "legacy: reading ") && strings.Contains(msg, "WRONGTYPE")
+	return redisconn.SideOf(err) == redisconn.SideLegacy && strings.Contains(err.Error(), "WRONGTYPE")
 }
 
 // Apply implements Sink: one pipeline of RESTORE ... REPLACE ABSTTL for
