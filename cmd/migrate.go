@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -23,6 +24,7 @@ func init() { register(newMigrateCmd) }
 
 type migrateOptions struct {
 	dryRun        bool
+	dualWrite     bool
 	allowNonEmpty bool
 	allowEvicting []string
 	logical       bool
@@ -35,7 +37,7 @@ func newMigrateCmd(app *App) *cobra.Command {
 	var o migrateOptions
 	c := &cobra.Command{
 		Use:   "migrate",
-		Short: "Copy every bucket of legacy to its target (one-pass backfill, resumable)",
+		Short: "Copy every bucket of legacy to its target (backfill, resumable; --dual-write: live, until stopped)",
 		Long: `Migrate copies every key of legacy to the target of its bucket, routed by the plan (--plan, or
 the config's rules and presets). One SCAN of legacy is fanned out to all targets; every key is read
 atomically (type, absolute expiry, DUMP) and written with RESTORE ... REPLACE ABSTTL, or copied
@@ -58,6 +60,19 @@ again. A bucket whose target fails (e.g. OOM on a noeviction target) stops with 
 target and how far it got; its phase is kept and it is marked failed; the other buckets go on and
 migrate exits 1 at the end. A bucket without a target is not migrated, and the output says so.
 
+--dual-write runs the live phase: it subscribes to legacy's keyspace notifications (setting
+notify-keyspace-events to "EA" plus the flags it already has, with CONFIG SET; the old value is
+saved in the state first and put back when the live phase ends, or by the next migrate after a
+kill -9) before the backfill starts, and copies every key that changes, while backfilling and
+afterwards, until SIGINT or SIGTERM (it then drains what is pending, saves the state, puts the
+setting back and exits 0). A gap in the change feed (the subscriber dropped, notifications
+switched off, legacy restarted or flushed, migrate itself not running since the last run) is
+healed by a rescan of legacy and of the journal, which also deletes from the target what legacy
+no longer has. A bucket is syncing once its backfill is done and a marker key written on legacy
+has come back through the feed with every change before it applied; redisplit status shows lag,
+backlog and rates, and status --wait-caught-up waits for a fresh proof. Where CONFIG SET is not
+allowed, migrate refuses (exit 4) and names the value to set in legacy's parameter group.
+
 The summary counts every key of a bucket in one column: copied, expired (read with its expiry
 reached), gone (absent when read), refused (foreign, --allow-nonempty), skipped (no target), failed
 (its bucket stopped) or pending (not reached yet). It shows the whole migration's totals (the same as
@@ -65,12 +80,14 @@ redisplit status) and, when they differ, this run's; JSON has both per bucket (t
 MEM.USAGE is MEMORY USAGE on legacy (pre-pass); PAYLOAD is the bytes written.`,
 		Example: `  redisplit migrate --dry-run
   redisplit migrate --plan plan.yaml --max-ops 20000
-  redisplit migrate --yes -o json > migrate.json`,
+  redisplit migrate --yes -o json > migrate.json
+  redisplit migrate --dual-write --yes      # backfill, then mirror until Ctrl-C`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error { return runMigrate(c, app, o) },
 	}
 	f := c.Flags()
 	f.BoolVar(&o.dryRun, "dry-run", false, "check and print what would be copied where (keys and bytes per target); write nothing")
+	f.BoolVar(&o.dualWrite, "dual-write", false, "live phase: follow legacy's changes from before the backfill and mirror them until SIGINT/SIGTERM (needs notify-keyspace-events EA, set by redisplit)")
 	f.BoolVar(&o.allowNonEmpty, "allow-nonempty", false, "copy into targets that already hold keys the plan routes to them; those keys are left alone and counted as refused")
 	f.StringArrayVar(&o.allowEvicting, "allow-evicting-target", nil, "copy bucket `BUCKET` (session, queue or ratelimit; repeatable) although its target's maxmemory-policy evicts: you accept that keys may be lost (recorded in the state; without it migrate refuses, and verify does not mark the bucket verified)")
 	f.Int("max-ops", 0, "commands per second sent to legacy (one key read counts one; 0: no cap)")
@@ -115,13 +132,50 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	if err != nil {
 		return err
 	}
+	var mu sync.Mutex // the callbacks come from the engine's goroutines
 	var bar *Progress
+	var line *StatusLine                      // the live line, once every backfill is done
 	degraded := map[string]migrate.Retrying{} // announced, not yet recovered
 	opts := migrate.Options{
 		Config: cfg, Classifier: cl, PlanHash: hash, State: sd,
-		DryRun: o.dryRun, AllowNonEmpty: o.allowNonEmpty, AllowEvicting: o.allowEvicting, ForceLogical: o.logical,
+		DryRun: o.dryRun, DualWrite: o.dualWrite, AllowNonEmpty: o.allowNonEmpty, AllowEvicting: o.allowEvicting, ForceLogical: o.logical,
 		MaxOps: cfg.MaxOps, Workers: o.workers, Batch: o.batch, BigBytes: o.bigBytes,
+		Live: func(s migrate.LiveStats) {
+			mu.Lock()
+			defer mu.Unlock()
+			if line == nil {
+				for _, b := range s.Buckets {
+					if !b.BackfillDone {
+						return // the progress bars first
+					}
+				}
+				bar.Finish()
+				line = app.NewStatusLine()
+			}
+			line.Set(liveLine(s))
+		},
+		LiveEvent: func(e migrate.LiveEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			msg := e.At.Format("15:04:05") + " " + e.Message
+			if e.Kind == migrate.LiveEvicted {
+				msg = "WARNING " + msg
+			}
+			switch {
+			case line != nil:
+				line.Notef("%s", msg)
+			case bar != nil:
+				bar.Notef("%s", msg)
+			default:
+				fmt.Fprintln(app.Err, msg)
+			}
+		},
 		Progress: func(p migrate.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			if line != nil {
+				return
+			}
 			if bar == nil {
 				bar = app.NewProgress("migrate", p.Planned)
 			}
@@ -141,7 +195,12 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	}
 	defer collectLessOften()()
 	res, err := migrate.Run(c.Context(), opts)
+	mu.Lock()
 	bar.Finish()
+	if line != nil {
+		line.Finish()
+	}
+	mu.Unlock()
 	if res != nil && (err == nil || res.LegacyKeys > 0 || errors.Is(err, migrate.ErrBucketsFailed)) {
 		if app.Output == "json" {
 			enc := json.NewEncoder(app.Out)
@@ -261,6 +320,14 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 	if r.LegacyRetries > 0 {
 		fmt.Fprintf(w, "legacy: %d transient errors retried\n", r.LegacyRetries)
 	}
+	if r.Notify != "" {
+		fmt.Fprintln(w, r.Notify)
+	}
+	if r.Live != nil {
+		renderLive(w, r.Live)
+	} else if !r.DryRun && r.CopyElapsed > 0 && !r.NoTouch {
+		fmt.Fprintln(w, "note: legacy has no CLIENT NO-TOUCH (Redis < 7.2): every key read looks recently used to its LRU/LFU eviction")
+	}
 	if r.UnknownKeys > 0 {
 		fmt.Fprintf(w, "%d keys match no rule (unknown: %s)", r.UnknownKeys, r.Unknown)
 		switch r.Unknown {
@@ -280,7 +347,13 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 			fmt.Fprintf(w, "  %-40s %8d keys  e.g. %q\n", p.Pattern, p.Keys, p.Sample)
 		}
 	}
-	if r.CopyElapsed > 0 {
+	if r.Live != nil {
+		fmt.Fprintf(w, "total %s", r.Elapsed.Round(time.Millisecond))
+		if r.Throttled > 0 {
+			fmt.Fprintf(w, "; paused %d times for legacy latency", r.Throttled)
+		}
+		fmt.Fprintln(w)
+	} else if r.CopyElapsed > 0 {
 		var n int64
 		for _, b := range r.Buckets {
 			n += b.ThisRun.Copied + b.ThisRun.Expired + b.ThisRun.Gone + b.ThisRun.Refused
@@ -343,4 +416,70 @@ func migrateBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// liveLine is the live status line: lag per bucket, the copier's backlog,
+// events and copies per second.
+func liveLine(s migrate.LiveStats) string {
+	var parts []string
+	caught := 0
+	for _, b := range config.Buckets {
+		lb, ok := s.Buckets[b]
+		if !ok {
+			continue
+		}
+		st := fmt.Sprintf("%s %dms", b, lb.LagMs)
+		switch {
+		case lb.RescanPending:
+			st += " (rescanning)"
+		case !lb.CaughtUp:
+			st += " (not caught up)"
+		default:
+			caught++
+		}
+		parts = append(parts, st)
+	}
+	feed := ""
+	if s.FeedDown != "" {
+		feed = "; FEED DOWN"
+	}
+	return fmt.Sprintf("live: lag %s; backlog %d; %.0f events/s, %.0f copies/s; caught up %d/%d%s",
+		strings.Join(parts, ", "), s.Backlog, s.EventsPerSec, s.CopiesPerSec, caught, len(s.Buckets), feed)
+}
+
+// renderLive writes the live phase's part of the summary.
+func renderLive(w io.Writer, l *migrate.LiveResult) {
+	d := l.StoppedAt.Sub(l.StartedAt).Round(time.Second)
+	fmt.Fprintf(w, "\nlive phase: %s, %d change events, %d keys written or deleted, %d gaps, %d rescans\n", d, l.Events, l.Copies, len(l.Gaps), l.Rescans)
+	if l.Resumed != "" {
+		fmt.Fprintln(w, "  at the start: "+l.Resumed)
+	}
+	for _, g := range l.Gaps {
+		fmt.Fprintln(w, "  gap "+g)
+	}
+	if s := l.Stats; s != nil {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "BUCKET\tBACKFILL\tLAST CATCH-UP\tMARKER WRITTEN\tLAG\tEVENTS\tCOPIES\tGAPS\tRESCANS")
+		for _, b := range config.Buckets {
+			lb, ok := s.Buckets[b]
+			if !ok {
+				continue
+			}
+			bf, at, mk := "running", "never", "-"
+			if lb.BackfillDone {
+				bf = "done"
+			}
+			if !lb.CaughtUpAt.IsZero() {
+				at, mk = lb.CaughtUpAt.Format("15:04:05.000"), lb.MarkerWrittenAt.Format("15:04:05.000")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%d\t%d\t%d\t%d\n", b, bf, at, mk, lb.LagMs, lb.Events, lb.Copies, lb.Gaps, lb.Rescans)
+		}
+		tw.Flush()
+	}
+	if l.Notify != "" {
+		fmt.Fprintln(w, l.Notify)
+	}
+	for _, x := range l.Warnings {
+		fmt.Fprintln(w, "WARNING "+x)
+	}
 }

@@ -102,13 +102,17 @@ func (p *Progress) line() {
 	fmt.Fprintf(p.w, "%s: %d %.0f/s\n", p.desc, p.done, rate)
 }
 
-// Finish ends the display.
+// Finish ends the display; calling it again does nothing.
 func (p *Progress) Finish() {
 	if p == nil || p.off {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.off {
+		return
+	}
+	p.off = true
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		return
@@ -154,4 +158,59 @@ func collectLessOften() func() {
 	}
 	old := debug.SetGCPercent(400)
 	return func() { debug.SetGCPercent(old) }
+}
+
+// StatusLine shows one line of figures that changes (the live phase's lag,
+// backlog, rates): rewritten in place on a terminal, printed as a plain
+// line every few seconds otherwise, nothing with --no-progress. Notef
+// prints a line that must be seen in every case. Safe for concurrent use.
+type StatusLine struct {
+	mu    sync.Mutex
+	w     io.Writer
+	term  bool
+	off   bool
+	shown bool // a line is on the terminal, without its newline
+	last  time.Time
+	every time.Duration
+}
+
+// NewStatusLine starts a status line on a.Err.
+func (a *App) NewStatusLine() *StatusLine {
+	return &StatusLine{w: a.Err, term: a.IsTerminal, off: a.NoProgress, every: 5 * time.Second}
+}
+
+// Set shows line.
+func (s *StatusLine) Set(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.off:
+	case s.term:
+		fmt.Fprint(s.w, "\r\x1b[K"+line)
+		s.shown = true
+	case s.last.IsZero() || time.Since(s.last) >= s.every:
+		s.last = time.Now()
+		fmt.Fprintln(s.w, line)
+	}
+}
+
+// Notef prints a line above the status line.
+func (s *StatusLine) Notef(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shown {
+		fmt.Fprint(s.w, "\r\x1b[K")
+		s.shown = false
+	}
+	fmt.Fprintf(s.w, format+"\n", args...)
+}
+
+// Finish ends the status line.
+func (s *StatusLine) Finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shown {
+		fmt.Fprintln(s.w)
+		s.shown = false
+	}
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,8 +17,14 @@ import (
 
 func init() { register(newStatusCmd) }
 
+type statusOptions struct {
+	waitCaughtUp bool
+	timeout      time.Duration
+}
+
 func newStatusCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var o statusOptions
+	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show the migration state: phase, counts and checkpoint age per bucket, last verify",
 		Long: `Status reads the state directory (--state-dir, default .redisplit) and shows, per bucket, the
@@ -27,10 +34,28 @@ pre-pass) = copied + expired (read with its expiry reached) + gone (absent when 
 (already on the target, not written by redisplit) + failed (not copied because the bucket stopped) +
 pending (not reached yet); then the payload bytes written (not MEMORY USAGE), errors, how old the
 last checkpoint is, and the last verify. JSON has the same numbers per bucket under "total". It
-talks to no server.`,
+talks to no server.
+
+While migrate --dual-write runs (it saves its figures about once a second) status also shows the
+live phase, per bucket: whether it is caught up, the lag (LAG: the last marker's round trip, from
+its write on legacy to every change before it applied on the targets), the copier's backlog (keys
+dirty, shared by every bucket), change events and copies per second, gaps and rescans so far, and
+the last catch-up (with when the marker that proved it was written). A live phase whose figures
+are older than 5 s is shown as not running (killed?). JSON has them under "live".
+
+--wait-caught-up waits until a migrate --dual-write is running and every bucket it mirrors is
+syncing and has proven catch-up with a marker written after status started (every write legacy
+executed before that moment is then on the targets), then shows the status and exits 0; after
+--timeout it exits 1.`,
+		Example: `  redisplit status
+  redisplit status -o json
+  redisplit status --wait-caught-up --timeout 2m && redisplit verify`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error { return runStatus(app) },
+		RunE: func(c *cobra.Command, args []string) error { return runStatus(c.Context(), app, o) },
 	}
+	c.Flags().BoolVar(&o.waitCaughtUp, "wait-caught-up", false, "wait until the running migrate --dual-write has proven catch-up for every bucket with a marker written after this call began (exit 0), or --timeout (exit 1)")
+	c.Flags().DurationVar(&o.timeout, "timeout", 60*time.Second, "with --wait-caught-up: how long to wait")
+	return c
 }
 
 // statusBucket is one bucket of the status report.
@@ -48,9 +73,70 @@ type statusReport struct {
 	UpdatedAt  time.Time           `json:"updated_at"`
 	Buckets    []statusBucket      `json:"buckets"`
 	LastVerify *state.VerifyRecord `json:"last_verify,omitempty"`
+	// Live is the live phase's figures as migrate --dual-write last saved
+	// them; LiveState is "running", "stopped" or "not-running" (figures
+	// older than liveStale: the process was killed).
+	Live      *migrate.LiveStats `json:"live,omitempty"`
+	LiveState string             `json:"live_state,omitempty"`
+	// Notify is legacy's notify-keyspace-events as redisplit found it,
+	// while it may still hold redisplit's value.
+	Notify *state.Notify `json:"notify,omitempty"`
 }
 
-func runStatus(app *App) error {
+// liveStale: live figures older than this are from a migrate that no
+// longer runs (it saves them about once a second).
+const liveStale = 5 * time.Second
+
+func liveState(l *migrate.LiveStats, now time.Time) string {
+	switch {
+	case l == nil:
+		return ""
+	case !l.Running:
+		return "stopped"
+	case now.Sub(l.UpdatedAt) > liveStale:
+		return "not-running"
+	}
+	return "running"
+}
+
+// caughtUpSince reports whether a running live phase has proven catch-up
+// for every bucket it mirrors with a marker written at or after since
+// (every such bucket syncing, or further), and if not, why.
+func caughtUpSince(st *state.State, since, now time.Time) (bool, string) {
+	if ls := liveState(st.Live, now); ls != "running" {
+		if ls == "" {
+			ls = "never started"
+		}
+		return false, "no migrate --dual-write is running (live phase: " + ls + ")"
+	}
+	if len(st.Live.Buckets) == 0 {
+		return false, "the live phase mirrors no bucket"
+	}
+	for _, b := range config.Buckets {
+		lb, ok := st.Live.Buckets[b]
+		if !ok {
+			continue
+		}
+		sb := st.Buckets[b]
+		switch {
+		case sb == nil:
+			return false, b + ": no state"
+		case sb.Failed:
+			return false, b + ": failed: " + sb.LastError
+		case sb.Phase == state.Planned || sb.Phase == state.Copying:
+			return false, fmt.Sprintf("%s: %s (backfill done: %v)", b, sb.Phase, lb.BackfillDone)
+		case !lb.CaughtUp || lb.MarkerWrittenAt.Before(since):
+			why := "no catch-up proven with a marker written since " + since.Format("15:04:05.000")
+			if lb.RescanPending {
+				why += " (rescan pending)"
+			}
+			return false, b + ": " + why
+		}
+	}
+	return true, ""
+}
+
+func runStatus(ctx context.Context, app *App, o statusOptions) error {
 	cfg, err := app.Config()
 	if err != nil {
 		return err
@@ -63,8 +149,30 @@ func runStatus(app *App) error {
 	if err != nil {
 		return err
 	}
+	if o.waitCaughtUp {
+		since := time.Now()
+		deadline := since.Add(o.timeout)
+		for {
+			ok, why := caughtUpSince(st, since, time.Now())
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return &ExitError{Code: ExitRuntime, Err: fmt.Errorf("not caught up after %s: %s", o.timeout, why)}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+			if st, err = sd.Load(); err != nil {
+				return err
+			}
+		}
+	}
 	now := time.Now()
-	rep := statusReport{StateDir: sd.Path(), PlanHash: st.PlanHash, UpdatedAt: st.UpdatedAt, LastVerify: st.LastVerify}
+	rep := statusReport{StateDir: sd.Path(), PlanHash: st.PlanHash, UpdatedAt: st.UpdatedAt, LastVerify: st.LastVerify,
+		Live: st.Live, LiveState: liveState(st.Live, now), Notify: st.Notify}
 	for _, b := range config.Buckets {
 		sb := st.Buckets[b]
 		if sb == nil {
@@ -111,6 +219,12 @@ func renderStatus(w io.Writer, r statusReport) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "(KEYS: routed to the bucket by the latest pre-pass; PAYLOAD: bytes written, not MEMORY USAGE)")
+	if l := r.Live; l != nil {
+		renderLiveStatus(w, l, r.LiveState)
+	}
+	if n := r.Notify; n != nil && n.Set != "" {
+		fmt.Fprintf(w, "legacy's notify-keyspace-events: redisplit set %q (it was %q); put back when the live phase ends, or by the next migrate\n", n.Set, n.Old)
+	}
 	for _, b := range r.Buckets {
 		if b.Failed {
 			fmt.Fprintf(w, "FAILED %s at %s (phase %s): %s\n", b.Name, b.FailedAt.Format(time.RFC3339), b.Phase, b.LastError)
@@ -145,4 +259,53 @@ func sortedBuckets[V any](m map[string]V) []string {
 		}
 	}
 	return out
+}
+
+// renderLiveStatus writes the live phase's figures.
+func renderLiveStatus(w io.Writer, l *migrate.LiveStats, ls string) {
+	switch ls {
+	case "running":
+		fmt.Fprintf(w, "live phase: running (pid %d on %s, since %s; figures %s old)\n", l.PID, l.Host,
+			l.StartedAt.Format(time.RFC3339), time.Since(l.UpdatedAt).Round(100*time.Millisecond))
+	case "stopped":
+		fmt.Fprintf(w, "live phase: stopped at %s (changes to legacy since are not mirrored; the next migrate --dual-write rescans)\n", l.StoppedAt.Format(time.RFC3339))
+	default:
+		fmt.Fprintf(w, "live phase: NOT RUNNING: its last figures are from %s (pid %d on %s; killed?); the next migrate --dual-write rescans\n",
+			l.UpdatedAt.Format(time.RFC3339), l.PID, l.Host)
+	}
+	if l.FeedDown != "" {
+		fmt.Fprintf(w, "change feed DOWN: %s\n", l.FeedDown)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUCKET\tCAUGHT UP\tLAG\tBACKLOG\tEVENTS/S\tCOPIES/S\tGAPS\tRESCANS\tLAST CATCH-UP\tMARKER WRITTEN")
+	for _, b := range config.Buckets {
+		lb, ok := l.Buckets[b]
+		if !ok {
+			continue
+		}
+		cu := "no"
+		switch {
+		case lb.CaughtUp:
+			cu = "yes"
+		case lb.RescanPending:
+			cu = "no (rescanning)"
+		case !lb.BackfillDone:
+			cu = "no (backfill)"
+		}
+		at, mk := "never", "-"
+		if !lb.CaughtUpAt.IsZero() {
+			at, mk = lb.CaughtUpAt.Format("15:04:05.000"), lb.MarkerWrittenAt.Format("15:04:05.000")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%dms\t%d\t%.0f\t%.0f\t%d\t%d\t%s\t%s\n", b, cu, lb.LagMs, lb.Backlog,
+			lb.EventsPerSec, lb.CopiesPerSec, lb.Gaps, lb.Rescans, at, mk)
+	}
+	tw.Flush()
+	if !l.NoTouch {
+		fmt.Fprintln(w, "(legacy has no CLIENT NO-TOUCH: the copier's reads reorder its LRU/LFU eviction)")
+	}
+	for _, b := range config.Buckets {
+		if lb, ok := l.Buckets[b]; ok && lb.Evicted > 0 && b != "cache" {
+			fmt.Fprintf(w, "WARNING %s: legacy evicted %d %s keys during the live phase: it is still losing them\n", b, lb.Evicted, b)
+		}
+	}
 }

@@ -8,9 +8,13 @@
 //     *safety.Refusal naming the holder (command, host, pid, state dir,
 //     since). Nothing is written before a command holds the lease.
 //   - The holder renews the TTL every TTL/3 with a compare-and-set script;
-//     when a renewal fails or finds the key no longer ours, the command's
-//     context is cancelled with the cause: a command never goes on writing
-//     without the lease.
+//     when a renewal fails or finds the key held by someone else, the
+//     command's context is cancelled with the cause: a command never goes
+//     on writing without the lease. A renewal that finds the key gone
+//     (FLUSHDB or FLUSHALL on legacy, a restart without persistence, or a
+//     renewal so late that the key expired) takes it again in the same
+//     script, as SET NX would: nobody else held it at that instant
+//     (Lease.Retaken counts it).
 //   - A lease left by a process on this host (same host name and pid
 //     namespace) that is gone — no such pid, a zombie not yet reaped, or a
 //     pid reused by another process (its start time differs from the one
@@ -24,6 +28,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -101,15 +106,25 @@ type Lease struct {
 	// this host; the command should say so.
 	TookOver *Takeover
 
-	c     *redis.Client
-	token string
-	stop  chan struct{}
-	done  chan struct{}
+	c       *redis.Client
+	token   string
+	stop    chan struct{}
+	done    chan struct{}
+	retaken atomic.Int64
 }
 
+// Retaken counts the renewals that found the key gone (a flush or restart
+// of legacy) and took it again.
+func (l *Lease) Retaken() int64 { return l.retaken.Load() }
+
 var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0`)
 
@@ -243,6 +258,10 @@ func (l *Lease) renew(ttl time.Duration, lost context.CancelCauseFunc) {
 		rctx, rc := context.WithTimeout(context.Background(), ttl/3)
 		n, err := renewScript.Run(rctx, l.c, []string{Key}, l.token, ttl.Milliseconds()).Int()
 		rc()
+		if err == nil && n == 2 {
+			l.retaken.Add(1)
+			continue
+		}
 		if err != nil || n != 1 {
 			if err == nil {
 				err = fmt.Errorf("the lock was taken by someone else or expired")

@@ -184,8 +184,8 @@ func TestJudgeHolders(t *testing.T) {
 	}
 }
 
-// A lease lost (deleted, expired, taken) cancels the holder's context with
-// the cause; Release leaves someone else's lease alone.
+// A lease taken by someone else cancels the holder's context with the
+// cause; Release leaves someone else's lease alone.
 func TestLostLeaseCancels(t *testing.T) {
 	srv := topotest.Standalone(t)
 	c := topotest.Client(t, srv.Addr())
@@ -214,5 +214,28 @@ func TestLostLeaseCancels(t *testing.T) {
 	l.Release()
 	if v := c.Get(context.Background(), Key).Val(); v != "someone else" {
 		t.Errorf("Release deleted someone else's lease: %q", v)
+	}
+}
+
+// A lease key that vanished (FLUSHALL on legacy, which migrate --dual-write
+// must survive: it rescans) is taken again by the next renewal, and the
+// holder goes on.
+func TestLeaseRetakenAfterFlush(t *testing.T) {
+	srv := topotest.Standalone(t)
+	c := topotest.Client(t, srv.Addr())
+	ctx, cancel := context.WithCancelCause(ctxT(t))
+	defer cancel(nil)
+	l, err := Acquire(ctx, c, Options{Command: "migrate", TTL: 300 * time.Millisecond}, cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	c.FlushAll(ctx)
+	time.Sleep(400 * time.Millisecond) // at least one renewal
+	if ctx.Err() != nil {
+		t.Fatalf("the holder lost its lease to a flush: %v", context.Cause(ctx))
+	}
+	if c.Get(ctx, Key).Val() != l.token || l.Retaken() == 0 {
+		t.Fatalf("the lease was not taken again: %q, retaken %d", c.Get(ctx, Key).Val(), l.Retaken())
 	}
 }

@@ -44,7 +44,11 @@ type Options struct {
 	PlanHash   string
 	State      *state.Dir
 
-	DryRun        bool // preflight and summary only; writes nothing anywhere
+	DryRun bool // preflight and summary only; writes nothing anywhere
+	// DualWrite runs the live phase (live.go): change capture from before
+	// the backfill, then mirroring until ctx ends (exit 0) or every bucket
+	// failed.
+	DualWrite     bool
 	AllowNonEmpty bool // copy into targets that already hold routed keys, never overwriting them
 	// AllowEvicting names the buckets whose target may evict: a session,
 	// queue or ratelimit target whose maxmemory-policy is not noeviction is
@@ -69,6 +73,11 @@ type Options struct {
 	Confirm func(*Result) error
 	// Progress is called about every 200ms during the copy, from one goroutine.
 	Progress func(Progress)
+	// Live is called with the live figures about once a second during the
+	// live phase, from one goroutine; LiveEvent with its notes (gaps,
+	// rescans, catch-up, evictions), from any goroutine.
+	Live      func(LiveStats)
+	LiveEvent func(LiveEvent)
 
 	lim *rate.Limiter
 }
@@ -100,6 +109,7 @@ func (o *Options) defaults() {
 // Status of a bucket at the end of a run.
 const (
 	StatusCopied   = "copied"    // every key of the bucket is on its target
+	StatusSyncing  = "syncing"   // copied, mirrored, and caught up with legacy at least once (--dual-write)
 	StatusFailed   = "failed"    // stopped on an error (see Error)
 	StatusNoTarget = "no-target" // no target configured: not migrated
 	StatusDryRun   = "dry-run"   // would be copied
@@ -229,6 +239,11 @@ type Result struct {
 	// LeaseTakeover is set when the run took the lease over from a dead
 	// redisplit process on this host.
 	LeaseTakeover *lease.Takeover `json:"lease_takeover,omitempty"`
+	// Live is the live phase (--dual-write).
+	Live *LiveResult `json:"live,omitempty"`
+	// Notify says what became of legacy's notify-keyspace-events that an
+	// earlier --dual-write run left set (put back by this run).
+	Notify string `json:"notify,omitempty"`
 }
 
 // OwnPrefix is the prefix of redisplit's own keys on legacy: never migrated.
@@ -324,8 +339,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer legacy.Close()
 	defer res.fillCounts(o.State)
 
+	// ctx ends on SIGINT or a lost lease; wctx, the writers' context, only
+	// on a lost lease (the live phase drains the copier after a SIGINT).
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	wctx, wcancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer wcancel(nil)
+	lost := func(err error) {
+		cancel(err)
+		wcancel(err)
+	}
 
 	st, err := o.State.Load()
 	if err != nil {
@@ -335,14 +358,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 	if !o.DryRun {
-		l, err := lease.Acquire(ctx, legacy, lease.Options{Command: "migrate", StateDir: o.State.Path(), TTL: o.LockTTL}, cancel)
+		l, err := lease.Acquire(ctx, legacy, lease.Options{Command: "migrate", StateDir: o.State.Path(), TTL: o.LockTTL}, lost)
 		if err != nil {
 			return res, err
 		}
 		defer l.Release()
 		res.LeaseTakeover = l.TookOver
 	}
-	targets, err := openTargets(ctx, o.Config, st, res)
+	targets, err := openTargets(ctx, o.Config, st, res, o.DualWrite)
 	defer func() {
 		for _, t := range targets {
 			t.Close()
@@ -378,8 +401,31 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return res, err
 		}
 	}
+	var notify *state.Notify
+	if o.DualWrite {
+		// put back when the run ends, after the live figures are saved and
+		// before the lease is released (the deferred Release runs later)
+		defer func() {
+			msg := "notify-keyspace-events left as redisplit set it: the lease was lost (another command may need it); the next migrate puts it back"
+			if wctx.Err() == nil {
+				rctx, cancel := context.WithTimeout(wctx, 10*time.Second)
+				defer cancel()
+				msg = restoreNotify(rctx, legacy, o.State)
+			}
+			if res.Live != nil {
+				res.Live.Notify = msg
+			} else {
+				res.Notify = msg
+			}
+		}()
+		if notify, err = enableNotify(ctx, legacy, o.State); err != nil {
+			return res, err
+		}
+	} else {
+		res.Notify = restoreNotify(ctx, legacy, o.State) // left by a killed --dual-write
+	}
 	copyStart := time.Now()
-	err = copyAll(ctx, legacy, o, targets, res)
+	err = copyAll(ctx, wctx, legacy, o, targets, res, notify)
 	res.CopyElapsed = time.Since(copyStart)
 	res.Elapsed = time.Since(start)
 	if err != nil {
@@ -431,7 +477,9 @@ func (r *Result) fillCounts(sd *state.Dir) {
 
 // openTargets opens the target of every bucket that has one; buckets
 // without one get a no-target result. Open errors name the bucket and host.
-func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *Result) (map[string]*store.Redis, error) {
+//
+// With dualWrite a bucket already copied is opened too: it is mirrored.
+func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *Result, dualWrite bool) (map[string]*store.Redis, error) {
 	targets := map[string]*store.Redis{}
 	for _, b := range config.Buckets {
 		br := &BucketResult{Bucket: b}
@@ -445,7 +493,7 @@ func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *
 			br.Status, br.Reason = StatusSkipped, "kind sqs is not supported by migrate yet: not migrated"
 			continue
 		}
-		if sb := st.Buckets[b]; sb != nil && sb.Copied && sb.Phase != state.RolledBack {
+		if sb := st.Buckets[b]; sb != nil && sb.Copied && sb.Phase != state.RolledBack && !dualWrite {
 			br.Status = StatusCopied
 			br.Reason = "already copied (phase " + string(sb.Phase) + "); run rollback to copy it again"
 			br.Target = sb.Target

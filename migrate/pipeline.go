@@ -92,6 +92,10 @@ type bucketRun struct {
 
 	health health      // the target's transient failures
 	retry  store.Retry // the run's policy, reporting to health
+
+	// the live figures (live.go): change events for its keys (by name),
+	// keys written or deleted by every producer, legacy's evictions
+	liveEvents, liveCopies, liveEvicted atomic.Int64
 }
 
 // count records outcomes of keys of SCAN page pg.
@@ -152,15 +156,32 @@ func explainTargetErr(err error) string {
 	return "write failed" + key + ": " + err.Error()
 }
 
-// journal appends keys to the bucket's journal and, with --allow-nonempty,
-// to its own-set: both before the keys are written (the copier's Journal).
+// journal appends keys to the bucket's journal and, with an own-set
+// (--allow-nonempty, --dual-write), to the own-set: both before the keys
+// are written (the copier's Journal). With an own-set, a key already in it
+// is journaled already (the set starts as the whole journal) and is not
+// appended again: the live phase copies the same keys over and over, and
+// the journal stays one record per key. (A hash collision would leave a
+// new key unjournaled, so rollback would leave it behind: odds as in
+// ownSet.)
 func (b *bucketRun) journal(keys []string) error {
-	if _, err := b.j.Append(keys...); err != nil {
+	if b.own == nil {
+		_, err := b.j.Append(keys...)
 		return err
 	}
-	if b.own != nil {
-		b.own.add(keys...)
+	fresh := keys[:0:0]
+	for _, k := range keys {
+		if !b.own.has(k) {
+			fresh = append(fresh, k)
+		}
 	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if _, err := b.j.Append(fresh...); err != nil {
+		return err
+	}
+	b.own.add(fresh...)
 	return nil
 }
 
@@ -173,18 +194,21 @@ func openBucket(o Options, name string, t *store.Redis, res *BucketResult, sb *s
 	b.retry = b.health.wrap(o.Retry)
 	b.cb = &copier.Bucket{Name: name, Sink: t, Journal: b.journal, Retry: b.retry}
 	b.one = []*copier.Bucket{b.cb}
-	if o.AllowNonEmpty {
-		if b.refusedJ, err = o.State.OpenRefused(name); err != nil {
-			b.j.Close()
-			return nil, err
-		}
-		b.own, b.refused = newOwnSet(), map[string]struct{}{}
+	if o.AllowNonEmpty || o.DualWrite {
+		b.own = newOwnSet()
 		// the whole journal: a key journaled by any earlier run is ours,
 		// whatever the checkpoint says
 		if err := o.State.ReadJournal(name, func(k string) error { b.own.add(k); return nil }); err != nil {
 			b.close()
 			return nil, err
 		}
+	}
+	if o.AllowNonEmpty {
+		if b.refusedJ, err = o.State.OpenRefused(name); err != nil {
+			b.close()
+			return nil, err
+		}
+		b.refused = map[string]struct{}{}
 		if err := o.State.ReadRefused(name, func(k string) error { b.refused[k] = struct{}{}; return nil }); err != nil {
 			b.close()
 			return nil, err
@@ -396,6 +420,7 @@ func (r *run) observe(cb *copier.Bucket, e *store.Entry, o copier.Outcome, n int
 		switch o {
 		case copier.Written, copier.WrittenLogical, copier.Deleted:
 			b.health.ok()
+			b.liveCopies.Add(1)
 		}
 	}
 	r.mu.Lock()
@@ -448,9 +473,12 @@ func (r *run) markScanned(key string, b *bucketRun, pg int) {
 // copyAll prepares the buckets (phase copying), starts the run's copier
 // and runs the backfill passes: buckets that resume from the same cursor
 // share one SCAN (normally all of them: one read of legacy fanned out).
-// live, when not nil, runs the live phase (--dual-write) around the
-// passes.
-func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result) error {
+// With --dual-write it runs the live phase around them (live.go): capture
+// starts before the first SCAN, the buckets copied before are rescanned
+// and every bucket is mirrored until ctx ends; then it drains and stops.
+// wctx is the writers' context: ctx without SIGINT (a lost lease cancels
+// both).
+func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result, notify *state.Notify) error {
 	st, err := o.State.Load()
 	if err != nil {
 		return err
@@ -469,7 +497,11 @@ func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 				*sb = state.Bucket{StartedAt: now}
 			}
 			br := res.Bucket(b)
-			sb.Phase, sb.Target, sb.LastError, sb.Failed, sb.FailedAt = state.Copying, t.Describe(), "", false, time.Time{}
+			sb.Target, sb.LastError, sb.Failed, sb.FailedAt = t.Describe(), "", false, time.Time{}
+			if sb.Copied { // --dual-write: mirrored, not copied again; its phase stays
+				continue
+			}
+			sb.Phase = state.Copying
 			sb.PlannedKeys, sb.TargetPolicy, sb.AllowEvictingTarget = br.PlannedKeys, br.Policy, br.AllowEvicting
 			groups[sb.Cursor] = append(groups[sb.Cursor], b)
 		}
@@ -492,7 +524,11 @@ func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 		runs = append(runs, br)
 		byName[b] = br
 	}
-	r, err := newRun(ctx, legacy, o, runs)
+	cctx := ctx // the copier: cut short by SIGINT, unless it is drained first
+	if o.DualWrite {
+		cctx = wctx
+	}
+	r, err := newRun(cctx, legacy, o, runs)
 	if err != nil {
 		return err
 	}
@@ -515,12 +551,44 @@ func copyAll(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 		}
 		r.passes = append(r.passes, p)
 	}
-	for _, p := range r.passes {
-		if err := p.run(ctx); err != nil {
-			return err
+	if !o.DualWrite {
+		for _, p := range r.passes {
+			if err := p.run(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var resumed []string
+	for _, b := range sortedKeys(targets) {
+		if res.Bucket(b).Resumed {
+			resumed = append(resumed, b)
 		}
 	}
-	return nil
+	l, err := startLive(ctx, r, o, notify, res, resumed, st.Live)
+	if err != nil {
+		return err
+	}
+	for _, p := range r.passes {
+		p.drain = func() { l.drain(wctx) }
+		err = p.run(ctx)
+		l.backfillDone(p)
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = l.wait(ctx)
+	}
+	l.stop(wctx)
+	l.statuses(res)
+	if ctx.Err() != nil {
+		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
+			return c // the lease was lost: not a clean stop
+		}
+		return nil // SIGINT/SIGTERM: stopped, drained, saved
+	}
+	return err
 }
 
 // pass is one SCAN of legacy from a cursor for a set of buckets: a
@@ -531,6 +599,7 @@ type pass struct {
 	buckets map[string]*bucketRun
 	prod    *copier.Producer
 	ck      copier.Checkpoints[point]
+	drain   func() // --dual-write: apply what is marked before the last checkpoint of an interrupted pass
 
 	mu       sync.Mutex
 	scanDone bool
@@ -561,6 +630,9 @@ func (p *pass) run(ctx context.Context) error {
 	}
 	close(stopCk)
 	ckErr := <-ckDone
+	if scanErr != nil && ctx.Err() != nil && p.drain != nil {
+		p.drain()
+	}
 	finalErr := p.checkpoint()
 	r.report()
 	complete := p.complete()

@@ -54,7 +54,86 @@ type State struct {
 	PlanHash   string             `json:"plan_hash"`
 	Buckets    map[string]*Bucket `json:"buckets"`
 	LastVerify *VerifyRecord      `json:"last_verify,omitempty"`
-	UpdatedAt  time.Time          `json:"updated_at"`
+	// Notify is legacy's notify-keyspace-events as migrate --dual-write
+	// found it, saved before it is changed and cleared once it is put back:
+	// while it is set, legacy may still hold redisplit's value (also after
+	// kill -9), and the next migrate puts the old one back.
+	Notify *Notify `json:"notify,omitempty"`
+	// Live holds the figures of the live phase (migrate --dual-write), saved
+	// about once a second while it runs and once more when it stops.
+	Live      *Live     `json:"live,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Notify is what migrate --dual-write found and did to legacy's
+// notify-keyspace-events (dualwrite.NotifySetting, as saved).
+type Notify struct {
+	Old    string    `json:"old"`           // the value before the migration ("" is a value: off)
+	Known  bool      `json:"known"`         // Old was read (CONFIG GET allowed)
+	Set    string    `json:"set,omitempty"` // the value redisplit set; "" when it changed nothing
+	Probed bool      `json:"probed,omitempty"`
+	At     time.Time `json:"at"` // when it was first recorded
+}
+
+// Live is the live phase's figures: migrate.LiveStats is this struct, so
+// that status, a metrics exporter and migrate's own output read one thing.
+type Live struct {
+	// Running is set while a migrate --dual-write mirrors; it stays set
+	// after kill -9, and the next run treats the time since UpdatedAt as a
+	// gap. PID and Host name the process.
+	Running   bool      `json:"running"`
+	PID       int       `json:"pid"`
+	Host      string    `json:"host"`
+	StartedAt time.Time `json:"started_at"`
+	StoppedAt time.Time `json:"stopped_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// NoTouch: the copier reads legacy with CLIENT NO-TOUCH (its eviction
+	// order is left alone); false on servers without it (Redis < 7.2).
+	NoTouch bool `json:"no_touch"`
+	// Backlog is the copier's dirty set: keys marked and not yet copied,
+	// shared by every bucket.
+	Backlog      int     `json:"backlog"`
+	Events       int64   `json:"events"`         // change events marked since the start
+	EventsPerSec float64 `json:"events_per_sec"` // over the last second or so
+	Copies       int64   `json:"copies"`         // keys written or deleted on targets
+	CopiesPerSec float64 `json:"copies_per_sec"`
+	// FeedDown is why the change feed is not whole right now ("" when it
+	// is): events may be lost until it is, and a rescan follows.
+	FeedDown string                 `json:"feed_down,omitempty"`
+	Buckets  map[string]*LiveBucket `json:"buckets"`
+}
+
+// LiveBucket is one bucket's live figures.
+type LiveBucket struct {
+	// BackfillDone: the bucket's backfill is complete (every key legacy had
+	// when the SCAN started is copied).
+	BackfillDone bool `json:"backfill_done"`
+	// CaughtUp: a marker written on legacy came back through the change
+	// feed and every change delivered before it has been applied, with the
+	// backfill done and no rescan pending; false again after a gap until
+	// its rescan is done and a later marker proves it.
+	CaughtUp bool `json:"caught_up"`
+	// LagMs is the last marker's round trip: from its write on legacy to
+	// the moment every change delivered before it was applied to the
+	// targets.
+	LagMs        int64   `json:"lag_ms"`
+	Backlog      int     `json:"backlog"` // the copier's dirty set (shared by every bucket)
+	Events       int64   `json:"events"`  // change events for keys of the bucket (by name)
+	EventsPerSec float64 `json:"events_per_sec"`
+	Copies       int64   `json:"copies"` // keys of the bucket written or deleted, by every producer
+	CopiesPerSec float64 `json:"copies_per_sec"`
+	Gaps         int64   `json:"gaps"`    // gaps in the change feed so far
+	Rescans      int64   `json:"rescans"` // rescans started so far
+	// RescanPending: a gap (or a restart of migrate) is not healed yet.
+	RescanPending bool `json:"rescan_pending"`
+	// Evicted counts legacy's own evictions of the bucket's keys during the
+	// live phase (by name).
+	Evicted int64 `json:"evicted,omitempty"`
+	// CaughtUpAt is the last proof of catch-up; MarkerWrittenAt is when the
+	// marker that proved it was written on legacy: every write legacy
+	// executed before it is on the target.
+	CaughtUpAt      time.Time `json:"caught_up_at,omitzero"`
+	MarkerWrittenAt time.Time `json:"marker_written_at,omitzero"`
 }
 
 // Bucket is the state of one bucket.
