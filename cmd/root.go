@@ -37,7 +37,7 @@ EXIT STATUS
 var exitCodes = map[string][]string{
 	"scan":          {"0  success (whatever the scan found: unknown keys and warnings are reported, not failures)", "1  runtime error (legacy unreachable, a command refused by ACL that scan cannot do without)", "2  usage or configuration error"},
 	"classify":      {"0  success", "2  usage or configuration error (bad plan or rule)"},
-	"migrate":       {"0  success", "1  runtime error (a server failed, a bucket stopped on an error, interrupted)", "2  usage or configuration error", "4  refused for safety (non-empty, evicting or full target, lease held, unknown keys, plan changed, not confirmed)"},
+	"migrate":       {"0  success (with --dual-write also a stop by SIGINT/SIGTERM, drained and saved)", "1  runtime error (a server failed, a bucket stopped on an error, interrupted)", "2  usage or configuration error", "4  refused for safety (non-empty, evicting or full target, lease held, unknown keys, plan changed, not confirmed)"},
 	"verify":        {"0  parity (or, after rollback, the targets hold none of redisplit's keys)", "1  runtime error", "2  usage or configuration error", "3  differences remain after the re-check rounds", "4  refused for safety (plan changed, an evicting target not accepted by migrate --allow-evicting-target)"},
 	"rollback":      {"0  success (or nothing to roll back)", "1  runtime error (a target failed; rerun to finish)", "2  usage or configuration error", "4  refused for safety (bucket past cutover, lease held, plan changed, not confirmed)"},
 	"status":        {"0  success", "1  runtime error (the state cannot be read; --wait-caught-up timed out)", "2  usage or configuration error"},
