@@ -556,6 +556,17 @@ func (c *Client) For(ctx context.Context, key string) (redis.UniversalClient, er
 	return st.c, nil
 }
 
+// BucketOf returns the bucket the client routes key to when a command
+// implies type typ ("string", "hash"... or "" for a generic command): a
+// bucket name, "unknown" for a key of no rule (it stays on legacy), or
+// "redisplit" for redisplit's own keys; "" when typ is "" and the plan makes
+// the bucket depend on the key's type. For a caller's failure policy
+// ("a cache failure is a miss, a session failure is an error").
+func (c *Client) BucketOf(key, typ string) string {
+	b, _ := c.classify(key, typ)
+	return b
+}
+
 // Legacy returns the legacy client.
 func (c *Client) Legacy() redis.UniversalClient { return c.legacy.c }
 

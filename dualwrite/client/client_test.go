@@ -129,6 +129,12 @@ func TestRoutesByPlan(t *testing.T) {
 		t.Error("WATCH transaction did not run on the session target")
 	}
 
+	for _, tc := range [][3]string{{"cache:1", "", "cache"}, {"sess:1", "string", "session"}, {"sess:1", "hash", "unknown"},
+		{"sess:1", "", ""}, {"other", "", "unknown"}, {"redisplit:own", "", "redisplit"}} {
+		if got := c.BucketOf(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("BucketOf(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
+		}
+	}
 	if st, err := c.For(ctx, "cache:1"); err != nil || st != s.targets["cache"] {
 		t.Errorf("For(cache:1) = %v, %v", st, err)
 	}
