@@ -90,6 +90,20 @@ func TestRoutesByPlan(t *testing.T) {
 	if c.Stats().TypeLookups == before {
 		t.Error("no TYPE lookup counted")
 	}
+	// In a transaction, a generic command on a key another command of it
+	// types needs no lookup: SET makes sess:t a string, so a session.
+	lookups := c.Stats().TypeLookups
+	if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "sess:t", "1", 0)
+		p.Expire(ctx, "sess:t", time.Hour)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(t, s.targets["session"], "sess:t") || c.Stats().TypeLookups != lookups {
+		t.Errorf("transaction on sess:t: on the session target %v, lookups %d → %d",
+			exists(t, s.targets["session"], "sess:t"), lookups, c.Stats().TypeLookups)
+	}
 	if n, err := c.Del(ctx, "sess:absent").Result(); err != nil || n != 0 {
 		t.Errorf("DEL of an absent ambiguous key = %d, %v", n, err)
 	}
@@ -163,6 +177,25 @@ func TestRoutesByPlan(t *testing.T) {
 	}
 	if st.Buckets["cache"].Store != "cache target" || st.Buckets["queue"].Store != "legacy" || st.Buckets["ratelimit"].Phase != "" {
 		t.Errorf("bucket stats: %+v", st.Buckets)
+	}
+}
+
+// TestUnknownBucket: with Options.Unknown naming a bucket (redisplit.yaml's
+// unknown:), keys of no rule follow that bucket, as the tool copies them.
+func TestUnknownBucket(t *testing.T) {
+	flush(t)
+	ctx := context.Background()
+	setPhase(t, "cache", state.Cutover)
+	s := newStores(t)
+	c := newClient(t, s, func(o *client.Options) { o.Unknown = "cache" })
+	if err := c.Set(ctx, "norule", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(t, s.targets["cache"], "norule") || exists(t, s.legacy, "norule") {
+		t.Error("a key of no rule did not follow the unknown: bucket")
+	}
+	if err := c.MGet(ctx, "{x}norule", "cache:{x}1").Err(); err != nil { // one slot: the target is a cluster
+		t.Errorf("MGET of an unknown key and a cache key, both cache: %v", err)
 	}
 }
 
