@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/config/configfile"
 	"github.com/redisplit/redisplit/rehearse"
 	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/topology/containers"
@@ -299,7 +300,7 @@ func failedPhases(r *rehearse.Result) string {
 func inProcessRunner(parent *App) rehearse.Runner {
 	return func(ctx context.Context, args []string) rehearse.Output {
 		var out, errb bytes.Buffer
-		sub := &App{V: config.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
+		sub := &App{V: configfile.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
 		prev := slog.Default()
 		t0 := time.Now()
 		code := Run(ctx, sub, args)

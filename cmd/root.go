@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/config/configfile"
 )
 
 // exitStatusHelp ends the root command's long help: every code.
@@ -84,7 +85,7 @@ func register(f func(*App) *cobra.Command) { registry = append(registry, f) }
 // NewRoot builds the command tree for app.
 func NewRoot(app *App) *cobra.Command {
 	if app.V == nil {
-		app.V = config.NewViper()
+		app.V = configfile.NewViper()
 	}
 	root := &cobra.Command{
 		Use:   "redisplit",
@@ -149,7 +150,7 @@ rate-limit store at once to one store per workload, with zero downtime, and prov
 // Config loads the configuration (file, REDISPLIT_* environment, flags).
 func (a *App) Config() (*config.Config, error) {
 	explicit := a.cmd != nil && a.cmd.Flags().Changed("config")
-	return config.Load(a.V, a.ConfigPath, explicit)
+	return configfile.Load(a.V, a.ConfigPath, explicit)
 }
 
 // BindFlag binds a command flag to a configuration key, so that the flag,

@@ -1,7 +1,9 @@
-// Package config loads and validates redisplit's configuration: the legacy
+// Package config is redisplit's configuration and its validation: the legacy
 // endpoint, the per-bucket targets, classification rules and the options of
-// each command. It is read from a YAML file and REDISPLIT_* environment
-// variables through viper; command-line flags override both.
+// each command. Package configfile reads it from a YAML file and REDISPLIT_*
+// environment variables through viper (command-line flags override both);
+// this package imports no viper, so classify and the application client do
+// not either.
 package config
 
 import (
@@ -14,6 +16,9 @@ import (
 	"strings"
 	"time"
 )
+
+// DefaultFile is the configuration file read when --config is not given.
+const DefaultFile = "redisplit.yaml"
 
 // Error is a configuration or usage error: the command exits with code 2.
 type Error struct {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/config/configfile"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/scan"
 	"github.com/redisplit/redisplit/topology"
@@ -127,7 +128,7 @@ func TestGenerateDefaultLayout(t *testing.T) {
 	if err := Write(dir, l, false); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(config.NewViper(), filepath.Join(dir, "redisplit.yaml"), true)
+	cfg, err := configfile.Load(configfile.NewViper(), filepath.Join(dir, "redisplit.yaml"), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/cmd"
-	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/config/configfile"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/topology/topotest"
@@ -81,7 +81,7 @@ func newLiveEnv(t *testing.T) *liveEnv {
 	if err := os.WriteFile(e.cfg, []byte(sb.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := config.Load(config.NewViper(), e.cfg, true)
+	c, err := configfile.Load(configfile.NewViper(), e.cfg, true)
 	if err != nil {
 		t.Fatal(err)
 	}

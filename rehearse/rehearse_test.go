@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/redisplit/redisplit/cmd"
-	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/config/configfile"
 	"github.com/redisplit/redisplit/rehearse"
 	"github.com/redisplit/redisplit/topology/topotest"
 )
@@ -18,7 +18,7 @@ import (
 func runner(ctx context.Context, args []string) rehearse.Output {
 	var out, errb bytes.Buffer
 	t0 := time.Now()
-	code := cmd.Run(ctx, &cmd.App{V: config.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb}, args)
+	code := cmd.Run(ctx, &cmd.App{V: configfile.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb}, args)
 	return rehearse.Output{Code: code, Stdout: out.String(), Stderr: errb.String(), Duration: time.Since(t0)}
 }
 

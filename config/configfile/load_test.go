@@ -1,4 +1,4 @@
-package config
+package configfile
 
 import (
 	"errors"
@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redisplit/redisplit/config"
 )
 
-func load(t *testing.T, yaml string, env map[string]string) (*Config, error) {
+func load(t *testing.T, yaml string, env map[string]string) (*config.Config, error) {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -28,14 +30,14 @@ func TestDurations(t *testing.T) {
 	ok := []struct {
 		name, yaml string
 		env        map[string]string
-		get        func(*Config) time.Duration
+		get        func(*config.Config) time.Duration
 		want       time.Duration
 	}{
-		{"file", "legacy: {connect_timeout: 2s, read_timeout: 1500ms}", nil, func(c *Config) time.Duration { return c.Legacy.ReadTimeout }, 1500 * time.Millisecond},
-		{"env", "{}", map[string]string{"REDISPLIT_LEGACY_CONNECT_TIMEOUT": "3s"}, func(c *Config) time.Duration { return c.Legacy.ConnectTimeout }, 3 * time.Second},
-		{"default", "{}", nil, func(c *Config) time.Duration { return c.Legacy.ConnectTimeout }, 5 * time.Second},
+		{"file", "legacy: {connect_timeout: 2s, read_timeout: 1500ms}", nil, func(c *config.Config) time.Duration { return c.Legacy.ReadTimeout }, 1500 * time.Millisecond},
+		{"env", "{}", map[string]string{"REDISPLIT_LEGACY_CONNECT_TIMEOUT": "3s"}, func(c *config.Config) time.Duration { return c.Legacy.ConnectTimeout }, 3 * time.Second},
+		{"default", "{}", nil, func(c *config.Config) time.Duration { return c.Legacy.ConnectTimeout }, 5 * time.Second},
 		{"target", "targets: {queue: {kind: standalone, url: 'redis://h:1', read_timeout: 1m}}", nil,
-			func(c *Config) time.Duration { return c.Targets["queue"].ReadTimeout }, time.Minute},
+			func(c *config.Config) time.Duration { return c.Targets["queue"].ReadTimeout }, time.Minute},
 	}
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,7 +103,7 @@ func TestUnknownKeysAndBadValues(t *testing.T) {
 
 func assertConfigError(t *testing.T, err error, field string, want ...string) {
 	t.Helper()
-	var ce *Error
+	var ce *config.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("%T %v, want *config.Error", err, err)
 	}

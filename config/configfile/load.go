@@ -1,4 +1,8 @@
-package config
+// Package configfile loads redisplit's configuration (package config) from
+// the YAML file, REDISPLIT_* environment variables and command-line flags
+// through viper. It is apart from package config so that config, and what
+// imports it (classify, the application client), does not pull viper in.
+package configfile
 
 import (
 	"errors"
@@ -13,10 +17,9 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
-)
 
-// DefaultFile is the configuration file read when --config is not given.
-const DefaultFile = "redisplit.yaml"
+	"github.com/redisplit/redisplit/config"
+)
 
 // scalarKeys are the settings that can be set through REDISPLIT_* environment
 // variables (dots become underscores: legacy.password → REDISPLIT_LEGACY_PASSWORD).
@@ -48,7 +51,7 @@ func NewViper() *viper.Viper {
 // its throw-away servers.
 func NewFileViper() *viper.Viper {
 	v := viper.New()
-	d := Defaults()
+	d := config.Defaults()
 	v.SetDefault("unknown", d.Unknown)
 	v.SetDefault("state_dir", d.StateDir)
 	v.SetDefault("scan.count", d.Scan.Count)
@@ -60,9 +63,9 @@ func NewFileViper() *viper.Viper {
 
 // Load reads path into v (a missing default file is not an error; a missing
 // explicit file is), decodes and validates the result.
-func Load(v *viper.Viper, path string, explicit bool) (*Config, error) {
+func Load(v *viper.Viper, path string, explicit bool) (*config.Config, error) {
 	if path == "" {
-		path = DefaultFile
+		path = config.DefaultFile
 	}
 	v.SetConfigFile(path)
 	v.SetConfigType("yaml")
@@ -72,12 +75,12 @@ func Load(v *viper.Viper, path string, explicit bool) (*Config, error) {
 		case errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrNotExist) && !explicit:
 			// no file: defaults, environment and flags only
 		case errors.As(err, &pe) || errors.Is(err, os.ErrNotExist):
-			return nil, &Error{Msg: fmt.Sprintf("cannot read config file %s: %v", path, err)}
+			return nil, &config.Error{Msg: fmt.Sprintf("cannot read config file %s: %v", path, err)}
 		default:
-			return nil, &Error{Msg: fmt.Sprintf("malformed config file %s: %v", path, err)}
+			return nil, &config.Error{Msg: fmt.Sprintf("malformed config file %s: %v", path, err)}
 		}
 	}
-	var c Config
+	var c config.Config
 	var md mapstructure.Metadata
 	dec := viper.DecoderConfigOption(func(dc *mapstructure.DecoderConfig) {
 		dc.Metadata = &md
@@ -150,7 +153,7 @@ func decodeError(err error, path string) error {
 	}
 	walk(err)
 	if len(des) == 0 {
-		return &Error{Msg: fmt.Sprintf("invalid config %s: %s", path, strings.ReplaceAll(err.Error(), "\n", " "))}
+		return &config.Error{Msg: fmt.Sprintf("invalid config %s: %s", path, strings.ReplaceAll(err.Error(), "\n", " "))}
 	}
 	de := des[0]
 	inner := errors.Unwrap(de)
@@ -167,7 +170,7 @@ func decodeError(err error, path string) error {
 		msg += fmt.Sprintf(" (and %d more errors)", len(des)-1)
 	}
 	key := keyPath(de.Name())
-	return &Error{Field: key, Msg: msg + " (" + source(key, path) + ")"}
+	return &config.Error{Field: key, Msg: msg + " (" + source(key, path) + ")"}
 }
 
 // unknownKey reports the first of the keys no setting reads, with the
@@ -197,7 +200,7 @@ func unknownKey(unused []string, path string) error {
 	if len(keys) > 1 {
 		msg += fmt.Sprintf(" (and %d more unknown keys: %s)", len(keys)-1, strings.Join(keys[1:], ", "))
 	}
-	return &Error{Field: key, Msg: msg}
+	return &config.Error{Field: key, Msg: msg}
 }
 
 // keyPath writes mapstructure's field names as the settings are written:
@@ -242,7 +245,7 @@ func source(key, path string) string {
 // knownKeys lists the settings under parent ("" for the top level,
 // "targets.cache", "legacy.tls", "rules[2]") from Config's fields.
 func knownKeys(parent string) []string {
-	t := reflect.TypeFor[Config]()
+	t := reflect.TypeFor[config.Config]()
 	if parent != "" {
 		for _, part := range strings.Split(parent, ".") {
 			if i := strings.IndexByte(part, '['); i >= 0 {
