@@ -192,9 +192,8 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		Legacy:    Legacy{Addr: s.addr, DB: pf.DB, Version: pf.Version, Role: pf.Role, Cluster: pf.Cluster},
 		Patterns:  PatternAccounting{Tracked: len(a.patterns), Cap: s.opts.MaxPatterns, KeysOther: a.folded},
 		Preflight: pf.Verdicts, Permissions: pf.Permissions}
-	if s.noSniff.Load() {
-		r.Preflight = append(r.Preflight, Verdict{"value sniffing", StatusInfo,
-			"GETRANGE or LINDEX was refused during the scan (grant +getrange +lindex): proposals used names, types, TTLs and encodings only"})
+	if v := s.sniff.verdict(s.caps.sniffRefused); v != nil {
+		r.Preflight = append(r.Preflight, *v)
 	}
 	var measured int64
 	for _, st := range a.buckets {
