@@ -74,7 +74,10 @@ type keyVerdict struct {
 	// what a config or plan rule overrides (a preset, usually).
 	Overrides []typedVerdict `json:"overrides,omitempty"`
 	Warning   string         `json:"warning,omitempty"`
-	raw       string
+	// Evidence is the deciding rule's evidence as the plan records it (a
+	// scan proposal's confidence, deciding signature and evidence).
+	Evidence []string `json:"evidence,omitempty"`
+	raw      string
 }
 
 type typedVerdict struct {
@@ -218,6 +221,9 @@ func (vw *verdictWriter) close() error {
 func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {
 	m := c.Classify(key, typ)
 	v := keyVerdict{Type: typ, Bucket: m.Bucket, Rule: ruleText(m), raw: key}
+	if m.Rule != nil && m.Rule.Comment != "" {
+		v.Evidence = strings.Split(m.Rule.Comment, "\n")
+	}
 	if utf8.ValidString(key) {
 		v.Key = key
 	} else {
@@ -264,6 +270,9 @@ func writeVerdict(w io.Writer, v keyVerdict) {
 		line += " without a type"
 	}
 	fmt.Fprintf(w, "%s → %s\n", name, line)
+	for _, e := range v.Evidence {
+		fmt.Fprintf(w, "    # %s\n", strings.TrimSpace(e))
+	}
 	for _, o := range v.Overrides {
 		fmt.Fprintf(w, "    overrides → %s\n", verdict(o.Bucket, o.Rule))
 	}

@@ -222,14 +222,17 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		}
 		return unknown[i].Text < unknown[j].Text
 	})
-	props := map[string]*Proposal{}
-	r.Proposals = make([]Proposal, 0, len(unknown)) // props points into it
-	for _, p := range unknown {
-		r.Proposals = append(r.Proposals, Propose(p.Pattern, &p.Stats))
-		props[p.Text] = &r.Proposals[len(r.Proposals)-1]
+	// similar patterns merged (merge.go): unknown now holds the merged ones
+	unknown, r.Proposals = proposeUnknown(unknown)
+	props := map[string]*Proposal{} // points into r.Proposals
+	for i, p := range unknown {
+		props[p.Text] = &r.Proposals[i]
 	}
 	routed := map[string]classify.Bucket{}
 	a.each(func(p *patternAgg) { routed[p.Text] = p.Bucket })
+	for _, p := range unknown {
+		routed[p.Text] = classify.Unknown
+	}
 	for _, w := range siblingProposals(props, routed) {
 		r.Preflight = append(r.Preflight, Verdict{"siblings", StatusWarn, w})
 	}
