@@ -48,8 +48,8 @@ type Proposal struct {
 
 	// durable: some evidence (even a minority value signal) fits session,
 	// queue or ratelimit; such a pattern is never cache, nor covered by a
-	// cache proposal.
-	durable bool
+	// cache proposal. cacheEv: some evidence fits cache.
+	durable, cacheEv bool
 }
 
 // Rule returns the proposal as a glob (or regex) rule, Source "proposal";
@@ -304,9 +304,15 @@ func Propose(p Pattern, s *Stats) Proposal {
 	}
 	if queueW != "" {
 		e.add(classify.Queue, 0.5, "name segment %q", queueW)
+		if n := countHits(ws, queueWords); n > 1 {
+			e.add(classify.Queue, 0.1, "%d queue words in the name", n)
+		}
 	}
-	if structural >= 0.9 && noTTL >= 0.9 {
+	switch {
+	case structural >= 0.9 && noTTL >= 0.9:
 		e.add(classify.Queue, 0.2, "%s without TTL (queue structures)", typeMix(s))
+	case queueW != "" && structural+share(s.Types[tSet]) >= 0.9 && noTTL >= 0.9:
+		e.add(classify.Queue, 0.2, "%s without TTL under a queue name (queue registries)", typeMix(s))
 	}
 	if e.score[classify.Queue] > 0 && s.Types[tHash] == s.Keys && noTTL >= 0.9 && e.score[classify.Queue] < 0.7 && s.Signals[sigJobHash] > 0 {
 		e.add(classify.Queue, 0.1, "hashes without TTL (job records)")
@@ -362,11 +368,23 @@ func Propose(p Pattern, s *Stats) Proposal {
 	return decide(out, e, s, lockW)
 }
 
+// countHits counts the distinct words of ws in set.
+func countHits(ws []string, set map[string]bool) int {
+	seen := map[string]bool{}
+	for _, w := range ws {
+		if set[w] {
+			seen[w] = true
+		}
+	}
+	return len(seen)
+}
+
 // decide turns the evidence into the proposal: the best bucket, unless
 // evidence conflicts.
 func decide(out Proposal, e *evidence, s *Stats, lockW string) Proposal {
 	facts := fmt.Sprintf("%d keys, %s, TTL %s", s.Keys, typeMix(s), ttlRange(s))
 	cacheScore := e.score[classify.Cache]
+	out.cacheEv = cacheScore > 0
 	if out.durable && cacheScore > 0 {
 		e.lines[classify.Cache] = append(e.lines[classify.Cache], "not cache: session, queue or rate-limit evidence present")
 		delete(e.score, classify.Cache)

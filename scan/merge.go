@@ -296,3 +296,119 @@ func durableOf(p Proposal) string {
 	}
 	return "session, queue or ratelimit"
 }
+
+// maxGroup bounds the patterns one grouped proposal lists.
+const maxGroup = 12
+
+// groupAlike folds proposals that a reviewer decides together into one:
+// the same family (literal first segment, or none), the same bucket and
+// acceptance, and the same deciding evidence (or, for unknown ones, the same
+// reason). The grouped proposal's matcher is the alternation of its members'
+// anchored regexes, so it routes exactly the members' shapes, nothing
+// broader. It returns the patterns and proposals in step, most keys first.
+func groupAlike(pats []*patternAgg, props []Proposal) ([]*patternAgg, []Proposal) {
+	type key struct {
+		fam, decider, reason string
+		bucket               classify.Bucket
+		accepted             bool
+	}
+	groups := map[key][]int{}
+	var order []key
+	for i, p := range props {
+		k := key{family(p.Pattern), stripDigits(p.DecidedBy), p.Reason, p.Bucket, p.Accepted}
+		if p.Bucket == classify.Unknown {
+			k.decider = ""
+		}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	var outP []*patternAgg
+	var outR []Proposal
+	for _, k := range order {
+		g := groups[k]
+		for len(g) > 0 {
+			n := min(len(g), maxGroup)
+			part := g[:n]
+			g = g[n:]
+			if len(part) == 1 {
+				outP, outR = append(outP, pats[part[0]]), append(outR, props[part[0]])
+				continue
+			}
+			outP, outR = appendGroup(outP, outR, pats, props, part)
+		}
+	}
+	idx := make([]int, len(outP))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return outP[idx[a]].Stats.Keys > outP[idx[b]].Stats.Keys })
+	p2, r2 := make([]*patternAgg, len(idx)), make([]Proposal, len(idx))
+	for i, j := range idx {
+		p2[i], r2[i] = outP[j], outR[j]
+	}
+	return p2, r2
+}
+
+func appendGroup(outP []*patternAgg, outR []Proposal, pats []*patternAgg, props []Proposal, part []int) ([]*patternAgg, []Proposal) {
+	sort.SliceStable(part, func(a, b int) bool { return pats[part[a]].Stats.Keys > pats[part[b]].Stats.Keys })
+	var texts, globs, res []string
+	m := &patternAgg{Bucket: classify.Unknown}
+	members, minConf := 0, 1.0
+	var ev []string
+	for _, i := range part {
+		p := pats[i]
+		texts = append(texts, p.Text)
+		globs = append(globs, p.Glob)
+		res = append(res, strings.TrimSuffix(strings.TrimPrefix(mergedRegex(p.Text), "^"), "$"))
+		m.Stats.merge(&p.Stats)
+		for _, s := range p.Samples {
+			if len(m.Samples) < maxSamples {
+				m.Samples = append(m.Samples, s)
+			}
+		}
+		members += max(props[i].Merged, 1)
+		minConf = min(minConf, props[i].Confidence)
+		for _, e := range props[i].Evidence {
+			if len(ev) < 12 && !containsStr(ev, e) {
+				ev = append(ev, e)
+			}
+		}
+	}
+	m.Text = strings.Join(texts, " | ")
+	m.Glob = strings.Join(globs, " | ")
+	first := props[part[0]]
+	g := first
+	g.Pattern, g.Glob = m.Text, m.Glob
+	g.Regex = "^(?:" + strings.Join(res, "|") + ")$"
+	g.Confidence = minConf
+	g.Keys, g.Bytes, g.Merged = m.Stats.Keys, m.Stats.EstimatedBytes(), members
+	g.Evidence = append(ev, fmt.Sprintf("%d patterns with the same deciding evidence grouped into one rule", len(part)))
+	for _, i := range part {
+		g.durable = g.durable || props[i].durable
+		g.cacheEv = g.cacheEv || props[i].cacheEv
+	}
+	if g.Fix != "" {
+		g.Fix = fixLine(g, bucketOrAny(g))
+	}
+	return append(outP, m), append(outR, g)
+}
+
+func containsStr(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func stripDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, s)
+}

@@ -640,10 +640,17 @@ func isRandomID(s string) bool {
 	if distinct < 10 || !(digits >= 1 && letters >= 2 || len(s) >= 24) {
 		return false
 	}
-	pieces := strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' })
+	// '/' is a base64 character but also a path separator: words between
+	// slashes must be longer to count (a random run of 4 lower-case
+	// letters between two '/' is rare in base64)
+	minWord := 3
+	if strings.IndexByte(s, '/') >= 0 {
+		minWord = 4
+	}
+	pieces := strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' || r == '/' })
 	if len(pieces) > 1 {
 		for _, piece := range pieces {
-			if len(piece) >= 3 && isLowerWord(piece) {
+			if len(piece) >= minWord && isLowerWord(piece) {
 				return false
 			}
 		}

@@ -236,6 +236,12 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 	for _, w := range siblingProposals(props, routed) {
 		r.Preflight = append(r.Preflight, Verdict{"siblings", StatusWarn, w})
 	}
+	familyProposals(props, routed)
+	guardCache(unknown, r.Proposals)
+	unknown, r.Proposals = groupAlike(unknown, r.Proposals)
+	for i, p := range unknown {
+		props[p.Text] = &r.Proposals[i]
+	}
 	var acc *classify.Classifier
 	if rules := r.acceptedRules(); len(rules) > 0 {
 		acc, _ = classify.New(rules)

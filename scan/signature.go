@@ -141,7 +141,7 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 		switch {
 		case bytes.Contains(v, []byte("Deadline")) && bytes.Contains(v, []byte("Values")):
 			add(sigSCSGob)
-		case bytes.Contains(v, []byte{0x04, 0x01, 0x02, 0xff, 0x82, 0x00, 0x01, 0x10, 0x01, 0x10}):
+		case gorillaGob(v):
 			add(sigGorillaGob) // map[interface{}]interface{}
 		default:
 			add(sigGob)
@@ -248,7 +248,10 @@ func sniffFields(typ string, fields [][]byte, add func(int)) {
 			"failure_ttl", "worker_name", "ended_at", "exc_info", "retried_at", "failedReason", "stacktrace", "jobId", "beat", "busy", "rtt_us":
 			job++
 			jobStrong++
-		case "status", "data", "description", "timeout", "created_at", "started_at", "name", "opts", "timestamp", "delay",
+		case "return_value", "exc_string", "traceback", "date_done", "task_id":
+			job++
+			jobStrong++
+		case "result", "type", "status", "data", "description", "timeout", "created_at", "started_at", "name", "opts", "timestamp", "delay",
 			"priority", "msg", "state", "queue", "payload", "task", "event", "args", "class", "info", "quiet", "rss", "concurrency", "attempts":
 			job++
 		case "creationTime", "lastAccessedTime", "maxInactiveInterval":
@@ -284,7 +287,14 @@ func sniffFields(typ string, fields [][]byte, add func(int)) {
 // gobTypeDef: a gob stream starts with a type definition message: a length
 // byte, then type id -65.. encoded as 0xff 0x8N (negative, one byte).
 func gobTypeDef(v []byte) bool {
-	return int(v[0]) > 2 && v[1] == 0xff && v[2] >= 0x81 && v[2] <= 0x9f
+	return int(v[0]) > 2 && int(v[0]) < 0x80 && (v[1] == 0x7f || v[1] == 0xff && v[2] >= 0x81 && v[2] <= 0x9f)
+}
+
+// gorillaGob: the first type definition is map[interface{}]interface{}
+// (MapT, key and elem both interface, type id 8): gorilla/sessions' Values.
+func gorillaGob(v []byte) bool {
+	head := v[:min(len(v), 24)]
+	return bytes.Contains(head, []byte{0x04, 0x01, 0x02}) && bytes.Contains(head, []byte{0x01, 0x10, 0x01, 0x10, 0x00, 0x00})
 }
 
 func isCompressed(v []byte) bool {
