@@ -221,7 +221,7 @@ func (vw *verdictWriter) close() error {
 func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {
 	m := c.Classify(key, typ)
 	v := keyVerdict{Type: typ, Bucket: m.Bucket, Rule: ruleText(m), raw: key}
-	if m.Rule != nil && m.Rule.Comment != "" {
+	if m.Rule != nil && strings.HasPrefix(m.Rule.Comment, "proposal for ") { // a scan proposal's evidence, kept in the plan
 		v.Evidence = strings.Split(m.Rule.Comment, "\n")
 	}
 	if utf8.ValidString(key) {

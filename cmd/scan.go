@@ -255,8 +255,10 @@ func renderScan(w io.Writer, r *scan.Report) {
 			fmt.Fprintf(w, "                            samples: %s\n", strings.Join(s, ", "))
 			if p.Proposal != nil {
 				if p.Proposal.Bucket == classify.Unknown {
-					fmt.Fprintf(w, "                            why: %s\n", p.Proposal.Reason)
-					fmt.Fprintf(w, "                            evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
+					if p.Proposal.Reason != "" {
+						fmt.Fprintf(w, "                            why: %s\n", p.Proposal.Reason)
+					}
+					fmt.Fprintf(w, "                            no convincing evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
 				} else {
 					fmt.Fprintf(w, "                            weak proposal %s (confidence %.2f, decided by %s): %s\n", p.Proposal.Bucket, p.Proposal.Confidence, p.Proposal.DecidedBy, strings.Join(p.Proposal.Evidence, "; "))
 				}
@@ -284,7 +286,9 @@ func renderScan(w io.Writer, r *scan.Report) {
 				merged = fmt.Sprintf(", %d patterns merged", p.Merged)
 			}
 			fmt.Fprintf(w, "   %s %.2f  %-9s %s  (%d keys%s)\n", state, p.Confidence, p.Bucket, p.Matcher(), p.Keys, merged)
-			fmt.Fprintf(w, "                   decided by: %s\n", p.DecidedBy)
+			if p.DecidedBy != "" {
+				fmt.Fprintf(w, "                   decided by: %s\n", p.DecidedBy)
+			}
 			fmt.Fprintf(w, "                   evidence: %s\n", strings.Join(p.Evidence, "; "))
 			if p.Reason != "" {
 				fmt.Fprintf(w, "                   not active: %s; fix: %s\n", p.Reason, p.Fix)
