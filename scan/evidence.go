@@ -70,32 +70,13 @@ func (st *sniffState) take(pattern []byte) bool {
 	return true
 }
 
-// canSniff reports whether a key of type typ can be read at all.
-func (st *sniffState) canSniff(typ string) bool {
-	switch typ {
-	case "string":
-		return !st.refused[cmdGetRange].Load()
-	case "list":
-		return !st.refused[cmdLIndex].Load()
-	case "hash":
-		return !st.refused[cmdHRandField].Load() || !st.refused[cmdHScan].Load()
-	case "zset":
-		return !st.refused[cmdZRange].Load()
-	case "stream":
-		return !st.refused[cmdXRange].Load()
+// giveBack returns a read that was refused to pattern's budget.
+func (st *sniffState) giveBack(pattern string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if n := st.taken[pattern]; n > 0 {
+		st.taken[pattern] = n - 1
 	}
-	return false
-}
-
-// refusedNames lists the commands switched off, with their ACL grants.
-func (st *sniffState) refusedNames() (cmds, acls []string) {
-	for i := range st.refused {
-		if st.refused[i].Load() {
-			cmds = append(cmds, sniffCmdNames[i])
-			acls = append(acls, sniffCmdACL[i])
-		}
-	}
-	return cmds, acls
 }
 
 // sniffReq is a key of an unknown pattern whose value is read.
@@ -174,6 +155,7 @@ func (w *worker) sniffValues(ctx context.Context) error {
 				msg := err.Error()
 				if strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "unknown command") {
 					s.sniff.refused[r.cmd].Store(true)
+					s.sniff.giveBack(r.pa.Text) // the pattern may still be read another way (HSCAN)
 				}
 			}
 			var err error
