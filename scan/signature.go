@@ -151,8 +151,8 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 	case goRedisCache(v, tail, whole):
 		add(sigGoRedisCache)
 		add(sigMsgpack)
-	case v[0] >= 0x80 && v[0] <= 0x8f || v[0] == 0xde || v[0] == 0xdf:
-		add(sigMsgpack)
+	case v[0] >= 0x80 && v[0] <= 0x9f || v[0] >= 0xdc && v[0] <= 0xdf:
+		add(sigMsgpack) // fixmap, fixarray, map16/32, array16/32
 	case v[0] == '{' || v[0] == '[':
 		add(sigJSON)
 		switch {
