@@ -307,9 +307,13 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
-		if pa != nil && m.Bucket == classify.Unknown && pa.Stats.Sniffed < maxSniffPerPattern {
-			if r := (sniffReq{key: ki.Key, typ: ki.Type, pa: pa}); s.sniff.plan(&r) && s.sniff.take(w.norm.text) {
-				w.sniffs = append(w.sniffs, r)
+		if pa != nil && m.Bucket == classify.Unknown && !pa.sniffDone {
+			if r := (sniffReq{key: ki.Key, typ: ki.Type, pa: pa}); s.sniff.plan(&r) {
+				if s.sniff.take(w.norm.text) {
+					w.sniffs = append(w.sniffs, r)
+				} else {
+					pa.sniffDone = true // this pattern's reads are spent (by any worker)
+				}
 			}
 		}
 	}
