@@ -6,8 +6,9 @@
 // Cost on legacy: one SCAN per batch plus one pipeline per batch of TYPE,
 // PTTL, OBJECT ENCODING and MEMORY USAGE key SAMPLES 0 (the latter on every
 // key, or on a deterministic hash-selected sample), optionally capped by an
-// ops/s budget; and, for at most 3 keys per unknown pattern and worker,
-// GETRANGE 0 63 or LINDEX 0 (value signals; values are never kept). A
+// ops/s budget; and, for at most 3 keys per unknown pattern over the whole
+// scan, one bounded read by type (evidence.go: GETRANGE, LINDEX,
+// HRANDFIELD or HSCAN, ZRANGE, XRANGE; values are never kept). A
 // restart of legacy during the scan is detected (run_id) and reported.
 // Memory in the process is bounded whatever the keyspace size:
 // keys are streamed, patterns are capped (MaxPatterns, the rest folded into
