@@ -146,7 +146,8 @@ type evidence struct {
 		w    float64
 		text string
 	}
-	other []string // evidence for no bucket (formats, facts)
+	other   []string // evidence for no bucket (formats, facts)
+	formats []string // serialisation formats seen on most values
 }
 
 func newEvidence() *evidence {
@@ -280,6 +281,9 @@ func Propose(p Pattern, s *Stats) Proposal {
 			}
 			if sg.bucket == "" {
 				e.note("values are %s (%d of %d read)", sg.desc, n, s.Sniffed)
+				if sig != sigTimestamp && sig != sigBase64 {
+					e.formats = append(e.formats, sg.desc)
+				}
 				continue
 			}
 			e.add(sg.bucket, w, "values: %s, %d of %d read", sg.desc, n, s.Sniffed)
@@ -433,6 +437,12 @@ func decide(out Proposal, e *evidence, s *Stats, lockW string) Proposal {
 		out.Evidence = append(append([]string{"conflicting evidence: " + strings.Join(sides, " VS ")}, e.other...), facts)
 		out.Reason = "conflicting evidence for " + joinBuckets(rivals)
 		out.Fix = fixLine(out, "one of "+joinBuckets(rivals))
+		return out
+	}
+	if len(ranked) == 0 && len(e.formats) > 0 {
+		out.Reason = fmt.Sprintf("no convincing evidence: serialised values (%s), %s, TTL %s, no name or envelope that tells a cache from a session or job store with an application prefix",
+			strings.Join(e.formats, ", "), typeMix(s), ttlRange(s))
+		out.Fix = fixLine(out, "cache|session|queue|ratelimit")
 		return out
 	}
 	if len(ranked) == 0 {

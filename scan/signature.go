@@ -42,6 +42,7 @@ const (
 	sigPickle
 	sigMarshal
 	sigPHPSerialize
+	sigIgbinary
 	sigJava
 	sigMsgpack
 	sigGob
@@ -82,6 +83,7 @@ var signatures = [nSignals]signature{
 	sigPickle:        {"Python pickle", "", 0},
 	sigMarshal:       {"Ruby Marshal", "", 0},
 	sigPHPSerialize:  {"PHP serialize", "", 0},
+	sigIgbinary:      {"PHP igbinary", "", 0},
 	sigJava:          {"Java serialization (\\xAC\\xED)", "", 0},
 	sigMsgpack:       {"msgpack", "", 0},
 	sigGob:           {"Go gob", "", 0},
@@ -137,6 +139,8 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 		add(sigPickle)
 	case bytes.HasPrefix(v, []byte{0xac, 0xed, 0x00, 0x05}):
 		add(sigJava)
+	case len(v) > 4 && bytes.HasPrefix(v, []byte{0, 0, 0, 2}) && v[4] >= 0x06 && v[4] <= 0x27:
+		add(sigIgbinary) // igbinary v2 header, then a type byte
 	case len(v) > 4 && gobTypeDef(v):
 		switch {
 		case bytes.Contains(v, []byte("Deadline")) && bytes.Contains(v, []byte("Values")):

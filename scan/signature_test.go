@@ -33,6 +33,7 @@ func TestSignatureFixtures(t *testing.T) {
 		"marshal-rails-cache-entry.bin": sigRailsCache,
 		"php-serialize-array.bin":       sigPHPSerialize,
 		"php-serialize-object.bin":      sigPHPSerialize,
+		"php-igbinary.bin":              sigIgbinary,
 		"php-session-encoding.bin":      sigPHPSession,
 		"php-laravel-session.bin":       sigPHPSession,
 		"java-serialization.bin":        sigJava,

@@ -313,6 +313,11 @@ var writers = []writer{
 	{"ulule/limiter (default prefix)", false, classify.RateLimit, writeUlule("")},
 	{"ulule/limiter (prefix api)", false, classify.RateLimit, writeUlule("api")},
 	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled},
+	// holdouts: added after the evidence layer was written and measured once,
+	// untouched by any change since (see the issue-13 note)
+	{"Flask-Caching RedisCache (defaults)", false, classify.Cache, script("python3", "python_libs.py", "flask-caching")},
+	{"django-cacheops @cached", false, classify.Cache, script("python3", "python_libs.py", "cacheops")},
+	{"Symfony Cache RedisAdapter (namespace shop)", false, classify.Cache, script("php", "symfony_cache.php", "symfony")},
 }
 
 func writeAsynq(t *testing.T, ctx context.Context, addr string, db int) error {

@@ -3,7 +3,7 @@
 # the format's reference (or the library's own) encoder:
 #   python3 (Debian's): pickle 2/4/5, a Django session (pickle), zlib, gzip, JSON, msgpack (msgpack-python)
 #   ruby: Marshal, an ActiveSupport::Cache::Entry (RedisCacheStore's value)
-#   php: serialize(), the PHP session encoding (session_encode), a Laravel session payload
+#   php: serialize(), igbinary (php-igbinary), the PHP session encoding (session_encode), a Laravel session payload
 #   java/javac: Java serialization (ObjectOutputStream)
 #   lz4, zstd: the reference command-line compressors
 #   Go (gen/): gob, go-redis/cache's envelope, msgpack, snappy/s2 framing
@@ -35,6 +35,7 @@ File.binwrite("marshal-rails-cache-entry.bin", Marshal.dump(ActiveSupport::Cache
 php -r 'file_put_contents("php-serialize-array.bin", serialize(["id" => 42, "name" => "lamp"]));
 file_put_contents("php-serialize-object.bin", serialize((object)["id" => 42]));
 file_put_contents("php-laravel-session.bin", serialize(serialize(["_token" => str_repeat("a", 40), "_previous" => ["url" => "http://localhost"], "_flash" => ["old" => [], "new" => []]])));
+if (function_exists("igbinary_serialize")) file_put_contents("php-igbinary.bin", igbinary_serialize(["id" => 42, "name" => "lamp"]));
 session_start(); $_SESSION["user_id"] = 42; $_SESSION["csrf"] = "abc"; file_put_contents("php-session-encoding.bin", session_encode());' 2>/dev/null
 tmp=$(mktemp -d)
 javac -d "$tmp" Serialize.java && java -cp "$tmp" Serialize java-serialization.bin

@@ -137,6 +137,49 @@ def flask_sessions(prefix):
         app.test_client().get("/login/%d" % i)
 
 
+def flask_caching():
+    need("flask")
+    need("flask_caching")
+    from flask import Flask
+    from flask_caching import Cache
+    app = Flask("shop")
+    cache = Cache(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": 300})
+
+    @cache.memoize(timeout=600)
+    def price(sku):
+        return {"sku": sku, "price": 9.5}
+
+    with app.app_context():
+        for i in range(30):
+            cache.set("user:%d" % i, {"id": i, "name": "user %d" % i})
+            price("SKU-%04d" % i)
+        cache.set("homepage", "<html>" * 20)
+
+
+def cacheops_cached():
+    django_setup_cacheops()
+    from cacheops import cached
+
+    @cached(timeout=600)
+    def recommendations(user_id):
+        return [user_id, user_id + 1]
+
+    for i in range(30):
+        recommendations(i)
+
+
+def django_setup_cacheops():
+    need("django")
+    import importlib.util
+    if importlib.util.find_spec("cacheops") is None:
+        sys.exit(77)
+    import django
+    from django.conf import settings
+    settings.configure(SECRET_KEY="libtest", INSTALLED_APPS=["cacheops"], CACHEOPS_REDIS=url,
+                       DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
+    django.setup()
+
+
 writers = {
     "celery": lambda: celery_app(""),
     "celery-prefix": lambda: celery_app("shop:"),
@@ -148,5 +191,7 @@ writers = {
     "limits": limits_windows,
     "flask-session": lambda: flask_sessions(""),
     "flask-session-prefix": lambda: flask_sessions("shop_auth:"),
+    "flask-caching": flask_caching,
+    "cacheops": cacheops_cached,
 }
 writers[writer]()
