@@ -212,10 +212,18 @@ func (w *worker) sniffValues(ctx context.Context) error {
 				}
 			case cmdXRange: // id, then field, value, ...
 				var fs [][]byte
+				job := false
 				for j := 1; j < len(w.flat); j += 2 {
 					fs = append(fs, w.flat[j])
+					if j+1 < len(w.flat) && jsonish(w.flat[j+1]) && jobJSON(w.flat[j+1]) {
+						job = true // an entry value that is a JSON job envelope (perhaps serialised again)
+					}
 				}
-				sniffFields("stream", fs, add)
+				if job {
+					add(sigJobStream)
+				} else {
+					sniffFields("stream", fs, add)
+				}
 			}
 		}
 		return nil

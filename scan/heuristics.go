@@ -327,7 +327,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 	if phs[PhIP] {
 		e.add(classify.RateLimit, 0.4, "IP-shaped segment")
 	}
-	if e.score[classify.RateLimit] > 0 && shortTTL >= 0.9 && (s.Signals[sigRateHash] > 0 || s.Signals[sigCellTAT] > 0 || s.Signals[sigGCRAFloat] > 0) {
+	if e.score[classify.RateLimit] > 0 && shortTTL >= 0.9 && (s.Signals[sigRateHash] > 0 || s.Signals[sigCellTAT] > 0 || s.Signals[sigGCRAFloat] > 0 || s.Signals[sigClassRate] > 0) {
 		e.add(classify.RateLimit, 0.2, "short TTLs (%s)", ttlRange(s))
 	}
 	if strings_ > 0 && intShare >= 0.9 {

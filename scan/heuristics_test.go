@@ -142,6 +142,9 @@ func TestSniff(t *testing.T) {
 		{"list", `{"body":"W10=","headers":{"task":"t"},"properties":{},"content-type":"application/json"}`, sigJobJSON},
 		{"string", `{"value":1,"expires":null}`, sigKeyvJSON},
 		{"string", "1764063720123456789", sigCellTAT},
+		{"string", `O:42:"Symfony\Component\RateLimiter\Policy\Window":3:{s:2:"id";`, sigClassRate},
+		{"string", "\xac\xed\x00\x05sr\x00\x1ecom.example.session.UserSession\x00", sigClassSession},
+		{"string", "\x80\x04\x95\x20\x00\x8c\x0fmyapp.jobs.Mail\x94", sigClassQueue},
 	}
 	for _, tt := range tests {
 		if got := sigsOf(tt.typ, []byte(tt.v)); !got[tt.sig] {

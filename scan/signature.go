@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redisplit/redisplit/classify"
@@ -38,6 +39,9 @@ const (
 	sigJobStream            // stream entries with job fields
 	sigTimeZSet             // a sorted set scored by epoch timestamps
 	sigJobMember            // sorted-set members that are JSON jobs
+	sigClassSession         // a serialised object whose class name says session
+	sigClassQueue           // ... says job, queue, task, message
+	sigClassRate            // ... says rate limit, throttle, token bucket
 	// formats only: never decide a bucket
 	sigPickle
 	sigMarshal
@@ -77,9 +81,12 @@ var signatures = [nSignals]signature{
 	sigSessionHash:   {"session hash fields (creationTime, lastAccessedTime, maxInactiveInterval, sessionAttr:*)", classify.Session, 0.6},
 	sigRateHash:      {"rate-limit state fields (tokens, tat, reset, remaining, last_refill...)", classify.RateLimit, 0.5},
 	sigASPNetHash:    {"ASP.NET IDistributedCache entry fields (absexp, sldexp, data)", "", 0},
-	sigJobStream:     {"stream entries with job fields (jobId, event, task...)", classify.Queue, 0.3},
+	sigJobStream:     {"stream entries with job fields or JSON job envelopes (jobId, event, body/headers...)", classify.Queue, 0.5},
 	sigTimeZSet:      {"sorted set scored by epoch timestamps", "", 0},
 	sigJobMember:     {"sorted-set members are JSON jobs", classify.Queue, 0.4},
+	sigClassSession:  {"serialised objects whose class names say session", classify.Session, 0.5},
+	sigClassQueue:    {"serialised objects whose class names say job, queue or task", classify.Queue, 0.5},
+	sigClassRate:     {"serialised objects whose class names say rate limit or throttle", classify.RateLimit, 0.5},
 	sigPickle:        {"Python pickle", "", 0},
 	sigMarshal:       {"Ruby Marshal", "", 0},
 	sigPHPSerialize:  {"PHP serialize", "", 0},
@@ -188,6 +195,86 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 	if fieldsHit {
 		add(sigSessionFields)
 	}
+	if serialised(v) {
+		classWords(v, add)
+	}
+}
+
+// serialised reports a value in a format that carries class names (PHP
+// serialize and igbinary, Java serialization, Ruby Marshal, Python pickle).
+func serialised(v []byte) bool {
+	return bytes.HasPrefix(v, []byte("\x04\x08")) || len(v) >= 2 && v[0] == 0x80 && v[1] >= 2 && v[1] <= 5 ||
+		bytes.HasPrefix(v, []byte{0xac, 0xed}) || bytes.HasPrefix(v, []byte{0, 0, 0, 2}) || bytes.HasPrefix(v, []byte("O:")) ||
+		bytes.HasPrefix(v, []byte("a:")) || bytes.HasPrefix(v, []byte("C:"))
+}
+
+// classWords finds qualified class names in a serialised value (Foo\Bar,
+// Foo::Bar, foo.bar.Baz) and reports the durable workloads their words name
+// (session, queue, rate limit; never cache: a class name is not positive
+// cache evidence).
+func classWords(v []byte, add func(int)) {
+	isIdent := func(c byte) bool { return isAlnum(c) || c == '_' }
+	for i := 0; i < len(v); {
+		if !isIdent(v[i]) {
+			i++
+			continue
+		}
+		j, seps := i, 0
+		for j < len(v) {
+			switch {
+			case isIdent(v[j]):
+				j++
+			case v[j] == '\\' || v[j] == '.':
+				seps++
+				j++
+			case v[j] == ':' && j+1 < len(v) && v[j+1] == ':':
+				seps++
+				j += 2
+			default:
+				goto done
+			}
+		}
+	done:
+		if seps > 0 && j-i >= 6 {
+			sess, queue, rate := false, false, false
+			for _, w := range camelWords(string(v[i:j])) {
+				sess = sess || sessionWords[w]
+				queue = queue || queueWords[w] || w == "message" || w == "messages"
+				rate = rate || rateWords[w] || w == "bucket" && rate
+			}
+			if sess {
+				add(sigClassSession)
+			}
+			if queue {
+				add(sigClassQueue)
+			}
+			if rate {
+				add(sigClassRate)
+			}
+		}
+		i = j + 1
+	}
+}
+
+// camelWords splits a qualified name into lower-case words at separators
+// and case changes: "Symfony\Component\RateLimiter" → symfony, component,
+// rate, limiter, ratelimiter.
+func camelWords(s string) []string {
+	var out []string
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') }) {
+		out = append(out, strings.ToLower(part))
+		start := 0
+		for k := 1; k < len(part); k++ {
+			if part[k] >= 'A' && part[k] <= 'Z' && part[k-1] >= 'a' && part[k-1] <= 'z' {
+				out = append(out, strings.ToLower(part[start:k]))
+				start = k
+			}
+		}
+		if start > 0 {
+			out = append(out, strings.ToLower(part[start:]))
+		}
+	}
+	return out
 }
 
 // sniffItem returns the signal of a list item or a sorted-set member.
@@ -223,6 +310,12 @@ var (
 		[]byte("_auth_user_hash"), []byte("_permanent"), []byte("_user_id"), []byte("_fresh"), []byte("session_id"),
 		[]byte("warden.user"), []byte("passport"), []byte("_flashes"), []byte("flash")}
 )
+
+// jsonish: a JSON object starts within the first bytes (JSON itself, or a
+// JSON document serialised again, e.g. PHP's s:N:"{...").
+func jsonish(v []byte) bool {
+	return bytes.IndexByte(v[:min(len(v), 16)], '{') >= 0
+}
 
 func jobJSON(v []byte) bool {
 	n := 0
