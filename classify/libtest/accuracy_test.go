@@ -20,8 +20,15 @@ import (
 	scsredis "github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/boj/redistore"
+	gincache "github.com/chenyahui/gin-cache"
+	gincachepersist "github.com/chenyahui/gin-cache/persist"
+	"github.com/gin-gonic/gin"
 	"github.com/go-redis/cache/v9"
+	redisv8 "github.com/go-redis/redis/v8"
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/gofiber/fiber/v2"
+	fibersession "github.com/gofiber/fiber/v2/middleware/session"
+	fiberredis "github.com/gofiber/storage/redis/v3"
 	redigo "github.com/gomodule/redigo/redis"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -43,6 +50,11 @@ type writer struct {
 	listed bool // the library is in key-patterns.md
 	bucket classify.Bucket
 	write  func(t *testing.T, ctx context.Context, addr string, db int) error
+	// holdout is 0 for the libraries the evidence layer was developed
+	// against, else the round (1, 2, 3) in which the library was added and
+	// measured once before any change it prompted: its keys may stay
+	// unknown (the test logs its accuracy), never land in a wrong bucket.
+	holdout int
 }
 
 // errSkip: the library (an interpreter or a module) is not installed.
@@ -133,6 +145,7 @@ func TestScanAccuracy(t *testing.T) {
 	type tally struct{ keys, right, unknown, wrong int }
 	tallies := map[string]*tally{}
 	var listed, unlisted tally
+	holdouts := map[int]*tally{}
 	var wrongs []string
 	for k, w := range label {
 		got, ok := routed[k]
@@ -145,7 +158,13 @@ func TestScanAccuracy(t *testing.T) {
 			tallies[w.lib] = ta
 		}
 		agg := &unlisted
-		if w.listed {
+		switch {
+		case w.holdout > 0:
+			if holdouts[w.holdout] == nil {
+				holdouts[w.holdout] = &tally{}
+			}
+			agg = holdouts[w.holdout]
+		case w.listed:
 			agg = &listed
 		}
 		ta.keys++
@@ -168,7 +187,7 @@ func TestScanAccuracy(t *testing.T) {
 	}
 	sort.Strings(wrongs)
 	for _, s := range wrongs {
-		t.Logf("wrong bucket: %s", s)
+		t.Errorf("wrong bucket: %s", s)
 	}
 	var libs []string
 	for l := range tallies {
@@ -176,7 +195,7 @@ func TestScanAccuracy(t *testing.T) {
 	}
 	sort.Strings(libs)
 	var table strings.Builder
-	fmt.Fprintf(&table, "| library (configuration) | listed | bucket | keys | right | unknown | wrong |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&table, "| library (configuration) | listed | holdout round | bucket | keys | right | unknown | wrong |\n|---|---|---|---|---|---|---|---|\n")
 	for _, l := range libs {
 		ta := tallies[l]
 		var w *writer
@@ -185,11 +204,20 @@ func TestScanAccuracy(t *testing.T) {
 				w = &writers[i]
 			}
 		}
-		fmt.Fprintf(&table, "| %s | %v | %s | %d | %d | %d | %d |\n", l, w.listed, w.bucket, ta.keys, ta.right, ta.unknown, ta.wrong)
+		round := "-"
+		if w.holdout > 0 {
+			round = strconv.Itoa(w.holdout)
+		}
+		fmt.Fprintf(&table, "| %s | %v | %s | %s | %d | %d | %d | %d |\n", l, w.listed, round, w.bucket, ta.keys, ta.right, ta.unknown, ta.wrong)
 	}
 	pct := func(ta tally) float64 { return 100 * float64(ta.right) / float64(max(ta.keys, 1)) }
-	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted: %d/%d (%.1f%%); name collisions skipped: %d\n",
+	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted, developed against: %d/%d (%.1f%%); name collisions skipped: %d\n",
 		listed.right, listed.keys, pct(listed), unlisted.right, unlisted.keys, pct(unlisted), collisions)
+	for round := 1; round <= 3; round++ {
+		if h := holdouts[round]; h != nil {
+			fmt.Fprintf(&table, "holdout round %d (unlisted; see the writers' comments for the first, untuned measurement): now %d/%d right (%.1f%%), %d unknown, %d wrong\n", round, h.right, h.keys, pct(*h), h.unknown, h.wrong)
+		}
+	}
 	review := len(r.Proposals)
 	fmt.Fprintf(&table, "patterns to review (proposals, accepted or not): %d; unknown patterns: %d\n", review, len(r.UnknownPatterns))
 	t.Log("\n" + table.String())
@@ -287,41 +315,50 @@ func script(interp, file, name string) func(*testing.T, context.Context, string,
 
 var writers = []writer{
 	// ---- Go libraries (key-patterns.md lists them) ----
-	{"asynq", true, classify.Queue, writeAsynq},
-	{"go-redis/redis_rate", true, classify.RateLimit, writeRedisRate},
-	{"go-redis/cache (bare application keys)", true, classify.Cache, writeGoRedisCache},
-	{"boj/redistore (default prefix)", true, classify.Session, writeRediStore("")},
-	{"boj/redistore (prefix gs:)", true, classify.Session, writeRediStore("gs:")},
-	{"alexedwards/scs (default prefix)", true, classify.Session, writeSCS("")},
-	{"alexedwards/scs (prefix app:)", true, classify.Session, writeSCS("app:")},
+	{"asynq", true, classify.Queue, writeAsynq, 0},
+	{"go-redis/redis_rate", true, classify.RateLimit, writeRedisRate, 0},
+	{"go-redis/cache (bare application keys)", true, classify.Cache, writeGoRedisCache, 0},
+	{"boj/redistore (default prefix)", true, classify.Session, writeRediStore(""), 0},
+	{"boj/redistore (prefix gs:)", true, classify.Session, writeRediStore("gs:"), 0},
+	{"alexedwards/scs (default prefix)", true, classify.Session, writeSCS(""), 0},
+	{"alexedwards/scs (prefix app:)", true, classify.Session, writeSCS("app:"), 0},
 	// ---- Python, PHP, Ruby libraries from Debian packages (listed) ----
-	{"celery+kombu (defaults)", true, classify.Queue, script("python3", "python_libs.py", "celery")},
-	{"celery+kombu (global_keyprefix shop:)", true, classify.Queue, script("python3", "python_libs.py", "celery-prefix")},
-	{"django-redis cache (default KEY_PREFIX)", true, classify.Cache, script("python3", "python_libs.py", "django-cache")},
-	{"django-redis cache (KEY_PREFIX shop)", true, classify.Cache, script("python3", "python_libs.py", "django-cache-prefix")},
-	{"django cache sessions (default)", true, classify.Session, script("python3", "python_libs.py", "django-sessions")},
-	{"django cache sessions (KEY_PREFIX shop)", true, classify.Session, script("python3", "python_libs.py", "django-sessions-prefix")},
-	{"limits (fixed and moving windows)", true, classify.RateLimit, script("python3", "python_libs.py", "limits")},
-	{"Flask-Session (default prefix)", true, classify.Session, script("python3", "python_libs.py", "flask-session")},
-	{"Flask-Session (SESSION_KEY_PREFIX shop_auth:)", true, classify.Session, script("python3", "python_libs.py", "flask-session-prefix")},
-	{"phpredis session handler (default prefix)", true, classify.Session, script("php", "php_sessions.php", "phpredis")},
-	{"phpredis session handler (prefix shop_web:)", true, classify.Session, script("php", "php_sessions.php", "phpredis-prefix")},
-	{"Rails RedisCacheStore (no namespace)", true, classify.Cache, script("ruby", "rails_cache.rb", "rails-cache")},
-	{"Rails RedisCacheStore (namespace shop)", true, classify.Cache, script("ruby", "rails_cache.rb", "rails-cache-namespace")},
+	{"celery+kombu (defaults)", true, classify.Queue, script("python3", "python_libs.py", "celery"), 0},
+	{"celery+kombu (global_keyprefix shop:)", true, classify.Queue, script("python3", "python_libs.py", "celery-prefix"), 0},
+	{"django-redis cache (default KEY_PREFIX)", true, classify.Cache, script("python3", "python_libs.py", "django-cache"), 0},
+	{"django-redis cache (KEY_PREFIX shop)", true, classify.Cache, script("python3", "python_libs.py", "django-cache-prefix"), 0},
+	{"django cache sessions (default)", true, classify.Session, script("python3", "python_libs.py", "django-sessions"), 0},
+	{"django cache sessions (KEY_PREFIX shop)", true, classify.Session, script("python3", "python_libs.py", "django-sessions-prefix"), 0},
+	{"limits (fixed and moving windows)", true, classify.RateLimit, script("python3", "python_libs.py", "limits"), 0},
+	{"Flask-Session (default prefix)", true, classify.Session, script("python3", "python_libs.py", "flask-session"), 0},
+	{"Flask-Session (SESSION_KEY_PREFIX shop_auth:)", true, classify.Session, script("python3", "python_libs.py", "flask-session-prefix"), 0},
+	{"phpredis session handler (default prefix)", true, classify.Session, script("php", "php_sessions.php", "phpredis"), 0},
+	{"phpredis session handler (prefix shop_web:)", true, classify.Session, script("php", "php_sessions.php", "phpredis-prefix"), 0},
+	{"Rails RedisCacheStore (no namespace)", true, classify.Cache, script("ruby", "rails_cache.rb", "rails-cache"), 0},
+	{"Rails RedisCacheStore (namespace shop)", true, classify.Cache, script("ruby", "rails_cache.rb", "rails-cache-namespace"), 0},
 	// ---- libraries key-patterns.md does not list (not tuned for) ----
-	{"python-rq", false, classify.Queue, script("python3", "python_libs.py", "rq")},
-	{"ulule/limiter (default prefix)", false, classify.RateLimit, writeUlule("")},
-	{"ulule/limiter (prefix api)", false, classify.RateLimit, writeUlule("api")},
-	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled},
+	// rq was measured before the family rule (family.go) existed: 29/51
+	{"python-rq", false, classify.Queue, script("python3", "python_libs.py", "rq"), 0},
+	{"ulule/limiter (default prefix)", false, classify.RateLimit, writeUlule(""), 0},
+	{"ulule/limiter (prefix api)", false, classify.RateLimit, writeUlule("api"), 0},
+	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},
 	// holdouts: added after the evidence layer was written and measured once,
-	// untouched by any change since (see the issue-13 note)
-	{"Flask-Caching RedisCache (defaults)", false, classify.Cache, script("python3", "python_libs.py", "flask-caching")},
-	{"django-cacheops @cached", false, classify.Cache, script("python3", "python_libs.py", "cacheops")},
-	{"Symfony Cache RedisAdapter (namespace shop)", false, classify.Cache, script("php", "symfony_cache.php", "symfony")},
+	// before any change they prompted. First measurement: Flask-Caching
+	// 62/62, cacheops 0/30, Symfony Cache 0/60 (the misses unknown, none wrong).
+	{"Flask-Caching RedisCache (defaults)", false, classify.Cache, script("python3", "python_libs.py", "flask-caching"), 1},
+	{"django-cacheops @cached", false, classify.Cache, script("python3", "python_libs.py", "cacheops"), 1},
+	{"Symfony Cache RedisAdapter (namespace shop)", false, classify.Cache, script("php", "symfony_cache.php", "symfony"), 1},
 	// second holdouts: added after the first holdouts' measurement and the
-	// changes it prompted, measured once, untouched since
-	{"Symfony RateLimiter (cache-pool storage, defaults)", false, classify.RateLimit, script("php", "symfony_limits_messenger.php", "symfony-rate-limiter")},
-	{"Symfony Messenger Redis transport (defaults)", false, classify.Queue, script("php", "symfony_limits_messenger.php", "symfony-messenger")},
+	// changes it prompted. First measurement: RateLimiter 0/45, Messenger 1/2
+	// (unknown, none wrong); then class names in serialised values and JSON
+	// envelopes in stream entries became evidence (tuned on them since).
+	{"Symfony RateLimiter (cache-pool storage, defaults)", false, classify.RateLimit, script("php", "symfony_limits_messenger.php", "symfony-rate-limiter"), 2},
+	{"Symfony Messenger Redis transport (defaults)", false, classify.Queue, script("php", "symfony_limits_messenger.php", "symfony-messenger"), 2},
+	// third holdouts: added after the second holdouts' changes, measured
+	// once, untouched since. First measurement: gin-cache 0/30, Fiber 0/25
+	// (unknown, none wrong).
+	{"gin-cache response cache (defaults)", false, classify.Cache, writeGinCache, 3},
+	{"Fiber session middleware + gofiber/storage redis (defaults)", false, classify.Session, writeFiberSession, 3},
 }
 
 func writeAsynq(t *testing.T, ctx context.Context, addr string, db int) error {
@@ -493,6 +530,51 @@ func writeThrottled(t *testing.T, ctx context.Context, addr string, db int) erro
 		if _, _, err := rl.RateLimitCtx(ctx, fmt.Sprintf("user-%d", i), 1); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// writeGinCache: gin-cache's response cache (CacheByRequestURI) over its
+// Redis store, with its defaults, serving a shop's pages.
+func writeGinCache(t *testing.T, ctx context.Context, addr string, db int) error {
+	gin.SetMode(gin.ReleaseMode)
+	rdb := redisv8.NewClient(&redisv8.Options{Addr: addr, DB: db})
+	defer rdb.Close()
+	r := gin.New()
+	r.GET("/products/:id", gincache.CacheByRequestURI(gincachepersist.NewRedisStore(rdb), 10*time.Minute), func(c *gin.Context) {
+		c.JSON(200, gin.H{"id": c.Param("id"), "name": "lamp"})
+	})
+	for i := 0; i < 30; i++ {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest("GET", fmt.Sprintf("/products/%d?color=red", i), nil))
+		if w.Code != 200 {
+			return fmt.Errorf("gin: %d", w.Code)
+		}
+	}
+	return nil
+}
+
+// writeFiberSession: Fiber's session middleware over gofiber/storage's
+// Redis storage, with their defaults.
+func writeFiberSession(t *testing.T, ctx context.Context, addr string, db int) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db, DisableIdentity: true})
+	defer rdb.Close()
+	store := fibersession.New(fibersession.Config{Storage: fiberredis.NewFromConnection(rdb)})
+	app := fiber.New()
+	app.Get("/login/:id", func(c *fiber.Ctx) error {
+		sess, err := store.Get(c)
+		if err != nil {
+			return err
+		}
+		sess.Set("user_id", c.Params("id"))
+		return sess.Save()
+	})
+	for i := 0; i < 25; i++ {
+		resp, err := app.Test(httptest.NewRequest("GET", fmt.Sprintf("/login/%d", i), nil))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
 	}
 	return nil
 }
