@@ -257,8 +257,10 @@ func renderScan(w io.Writer, r *scan.Report) {
 				if p.Proposal.Bucket == classify.Unknown {
 					if p.Proposal.Reason != "" {
 						fmt.Fprintf(w, "                            why: %s\n", p.Proposal.Reason)
+						fmt.Fprintf(w, "                            evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
+					} else {
+						fmt.Fprintf(w, "                            no convincing evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
 					}
-					fmt.Fprintf(w, "                            no convincing evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
 				} else {
 					fmt.Fprintf(w, "                            weak proposal %s (confidence %.2f, decided by %s): %s\n", p.Proposal.Bucket, p.Proposal.Confidence, p.Proposal.DecidedBy, strings.Join(p.Proposal.Evidence, "; "))
 				}
