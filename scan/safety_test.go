@@ -163,3 +163,26 @@ func FuzzPropose(f *testing.F) {
 		}
 	})
 }
+
+// TestGuardCacheDemotesCoveringProposal: a cache proposal whose glob also
+// matches the keys of a pattern with durable evidence is not accepted.
+func TestGuardCacheDemotesCoveringProposal(t *testing.T) {
+	cacheLike := keys(40, "string", hour, "raw")
+	cacheLike.Sniffed, cacheLike.Signals[sigGoRedisCache] = 3, 3
+	sessionish := keys(10, "string", hour, "raw")
+	sessionish.Sniffed, sessionish.Signals[sigGoRedisCache], sessionish.Signals[sigSessionJSON] = 3, 2, 1
+	pats := []*patternAgg{
+		{Pattern: Normalize("feed:1"), Bucket: classify.Unknown, Stats: *cacheLike, Samples: []string{"feed:1"}},
+		{Pattern: Normalize("feed:1:x"), Bucket: classify.Unknown, Stats: *sessionish, Samples: []string{"feed:1:x"}},
+	}
+	_, props := proposeUnknown(pats)
+	for _, p := range props {
+		if p.Pattern == "feed:{n}" {
+			if p.Accepted || p.Reason == "" {
+				t.Fatalf("cache proposal covering feed:{n}:x (durable evidence) is accepted: %+v", p)
+			}
+			return
+		}
+	}
+	t.Fatalf("no proposal for feed:{n}: %+v", props)
+}
