@@ -236,6 +236,46 @@ func TestScanAccuracy(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "accuracy-report.json"), b, 0o644)
 		os.WriteFile(filepath.Join(dir, "accuracy-table.md"), []byte(table.String()), 0o644)
 	}
+	if bin := os.Getenv("REDISPLIT_LIBTEST_COMPARE_BIN"); bin != "" {
+		// the same keyspace through another redisplit binary (e.g. a
+		// baseline build), for a before/after figure
+		f := filepath.Join(t.TempDir(), "other.jsonl")
+		out, err := exec.CommandContext(ctx, bin, "scan", "--legacy", "redis://"+addr+"/0", "--keys-out", f, "--config", "/dev/null", "-o", "json", "--no-progress").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", bin, err, out)
+		}
+		other := readKeysOut(t, f)
+		byGroup := map[string]*tally{}
+		for k, w := range label {
+			got, ok := other[k]
+			if !ok {
+				continue
+			}
+			g := "unlisted, developed against"
+			switch {
+			case w.holdout > 0:
+				g = fmt.Sprintf("holdout round %d", w.holdout)
+			case w.listed:
+				g = "listed"
+			}
+			if byGroup[g] == nil {
+				byGroup[g] = &tally{}
+			}
+			ta := byGroup[g]
+			ta.keys++
+			switch got.Bucket {
+			case string(w.bucket):
+				ta.right++
+			case string(classify.Unknown):
+				ta.unknown++
+			default:
+				ta.wrong++
+			}
+		}
+		for g, ta := range byGroup {
+			t.Logf("%s on this keyspace, %s: %d/%d right (%.1f%%), %d unknown, %d wrong", bin, g, ta.right, ta.keys, pct(*ta), ta.unknown, ta.wrong)
+		}
+	}
 	if listed.keys > 0 && pct(listed) < 99 {
 		t.Errorf("listed libraries: %.1f%% of keys in the right bucket, want ≥ 99%%", pct(listed))
 	}
