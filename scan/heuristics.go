@@ -148,6 +148,9 @@ type evidence struct {
 	}
 	other   []string // evidence for no bucket (formats, facts)
 	formats []string // serialisation formats seen on most values
+	// durableSeen: some positive evidence for session, queue or ratelimit
+	// was added, whatever evidence against it came later.
+	durableSeen bool
 }
 
 func newEvidence() *evidence {
@@ -162,6 +165,9 @@ func newEvidence() *evidence {
 func (e *evidence) add(b classify.Bucket, w float64, format string, args ...any) {
 	text := fmt.Sprintf(format, args...)
 	e.score[b] += w
+	if w > 0 && b != classify.Cache {
+		e.durableSeen = true
+	}
 	e.lines[b] = append(e.lines[b], text)
 	if w > e.best[b].w {
 		e.best[b] = struct {
@@ -318,8 +324,8 @@ func Propose(p Pattern, s *Stats) Proposal {
 	case queueW != "" && structural+share(s.Types[tSet]) >= 0.9 && noTTL >= 0.9:
 		e.add(classify.Queue, 0.2, "%s without TTL under a queue name (queue registries)", typeMix(s))
 	}
-	if e.score[classify.Queue] > 0 && s.Types[tHash] == s.Keys && noTTL >= 0.9 && e.score[classify.Queue] < 0.7 && s.Signals[sigJobHash] > 0 {
-		e.add(classify.Queue, 0.1, "hashes without TTL (job records)")
+	if 2*s.Signals[sigJobHash] >= s.Sniffed && s.Signals[sigJobHash] > 0 && s.Types[tHash] == s.Keys && noTTL >= 0.9 {
+		e.add(classify.Queue, 0.1, "job hashes without TTL (job records live until a worker removes them)")
 	}
 	if rateW != "" {
 		e.add(classify.RateLimit, 0.5, "name segment %q", rateW)
@@ -364,11 +370,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 			e.add(classify.Cache, -0.3, "but %s are rarely cache", typeMix(s))
 		}
 	}
-	for _, b := range []classify.Bucket{classify.Session, classify.Queue, classify.RateLimit} {
-		if e.score[b] > 0 {
-			out.durable = true
-		}
-	}
+	out.durable = out.durable || e.durableSeen
 	return decide(out, e, s, lockW)
 }
 
