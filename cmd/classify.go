@@ -74,7 +74,10 @@ type keyVerdict struct {
 	// what a config or plan rule overrides (a preset, usually).
 	Overrides []typedVerdict `json:"overrides,omitempty"`
 	Warning   string         `json:"warning,omitempty"`
-	raw       string
+	// Evidence is the deciding rule's evidence as the plan records it (a
+	// scan proposal's confidence, deciding signature and evidence).
+	Evidence []string `json:"evidence,omitempty"`
+	raw      string
 }
 
 type typedVerdict struct {
@@ -218,6 +221,9 @@ func (vw *verdictWriter) close() error {
 func classifyOne(c *classify.Classifier, key, typ string) keyVerdict {
 	m := c.Classify(key, typ)
 	v := keyVerdict{JSON: keyname.Of(key), Type: typ, Bucket: m.Bucket, Rule: ruleText(m), raw: key}
+	if m.Rule != nil && strings.HasPrefix(m.Rule.Comment, "proposal for ") { // a scan proposal's evidence, kept in the plan
+		v.Evidence = strings.Split(m.Rule.Comment, "\n")
+	}
 	// A rule that is not a preset's may override a preset that knows the key
 	// better; say so, loudly when the override sends a durable key to cache.
 	if m.Rule != nil && !strings.HasPrefix(m.Rule.Source, "preset ") {
@@ -259,6 +265,9 @@ func writeVerdict(w io.Writer, v keyVerdict) {
 		line += " without a type"
 	}
 	fmt.Fprintf(w, "%s → %s\n", name, line)
+	for _, e := range v.Evidence {
+		fmt.Fprintf(w, "    # %s\n", strings.TrimSpace(e))
+	}
 	for _, o := range v.Overrides {
 		fmt.Fprintf(w, "    overrides → %s\n", verdict(o.Bucket, o.Rule))
 	}

@@ -295,3 +295,31 @@ func TestPresetSwitchesFromEnvironment(t *testing.T) {
 		t.Fatalf("exit %d %s", code, errs)
 	}
 }
+
+// TestClassifyExplainsProposalEvidence: a key routed by a scan proposal kept
+// in the plan is explained with the proposal's confidence, deciding evidence
+// and evidence (text and JSON).
+func TestClassifyExplainsProposalEvidence(t *testing.T) {
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "plan.yaml")
+	doc := "version: 1\nrules:\n" +
+		"  # proposal for web:{id} -> session, confidence 0.95\n" +
+		"  #   decided by: values: express-session JSON ({\"cookie\":...}), 3 of 3 read\n" +
+		"  #   - strings with session-like TTLs (23h..23h)\n" +
+		"  - {name: 'web:{id}', glob: 'web:*', bucket: session, from: proposal}\n"
+	if err := os.WriteFile(plan, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "redisplit.yaml"), []byte("plan: "+plan+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runClassifyCLI(t, dir, "classify", "web:Xk3pQ9zR2mN8vB5cL1wT7yH4")
+	if code != 0 || !strings.Contains(out, "→ session  by proposal (web:{id})") ||
+		!strings.Contains(out, "# decided by: values: express-session JSON") || !strings.Contains(out, "confidence 0.95") {
+		t.Fatalf("exit %d\nout %s\nerr %s", code, out, errs)
+	}
+	code, out, _ = runClassifyCLI(t, dir, "classify", "web:x", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"evidence": [`) || !strings.Contains(out, "session-like TTLs") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}

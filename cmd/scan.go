@@ -144,8 +144,12 @@ func writeScanPlan(path string, cl *classify.Classifier, r *scan.Report) (string
 	if len(weak) > 0 {
 		fmt.Fprintf(&h, "\nProposals below confidence %.2f (NOT active; move one into rules: to accept it):\n", scan.AcceptConfidence)
 		for _, p := range weak {
-			fmt.Fprintf(&h, "  - {glob: %q, bucket: %s, from: proposal}   # confidence %.2f, %d keys: %s\n",
-				p.Glob, p.Bucket, p.Confidence, p.Keys, strings.Join(p.Evidence, "; "))
+			m := fmt.Sprintf("glob: %q", p.Glob)
+			if p.Regex != "" {
+				m = fmt.Sprintf("regex: %q", p.Regex)
+			}
+			fmt.Fprintf(&h, "  - {%s, bucket: %s, from: proposal}   # confidence %.2f, %d keys; decided by: %s; %s\n",
+				m, p.Bucket, p.Confidence, p.Keys, p.DecidedBy, strings.Join(p.Evidence, "; "))
 		}
 	}
 	var unknown int64
@@ -252,9 +256,17 @@ func renderScan(w io.Writer, r *scan.Report) {
 			fmt.Fprintf(w, "                            samples: %s\n", strings.Join(s, ", "))
 			if p.Proposal != nil {
 				if p.Proposal.Bucket == classify.Unknown {
-					fmt.Fprintf(w, "                            no convincing evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
+					if p.Proposal.Reason != "" {
+						fmt.Fprintf(w, "                            why: %s\n", p.Proposal.Reason)
+						fmt.Fprintf(w, "                            evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
+					} else {
+						fmt.Fprintf(w, "                            no convincing evidence: %s\n", strings.Join(p.Proposal.Evidence, "; "))
+					}
 				} else {
-					fmt.Fprintf(w, "                            weak proposal %s (confidence %.2f): %s\n", p.Proposal.Bucket, p.Proposal.Confidence, strings.Join(p.Proposal.Evidence, "; "))
+					fmt.Fprintf(w, "                            weak proposal %s (confidence %.2f, decided by %s): %s\n", p.Proposal.Bucket, p.Proposal.Confidence, p.Proposal.DecidedBy, strings.Join(p.Proposal.Evidence, "; "))
+				}
+				if p.Proposal.Fix != "" {
+					fmt.Fprintf(w, "                            fix: %s\n", p.Proposal.Fix)
 				}
 			}
 		}
@@ -272,8 +284,18 @@ func renderScan(w io.Writer, r *scan.Report) {
 			if p.Accepted {
 				state = "ACCEPTED"
 			}
-			fmt.Fprintf(w, "   %s %.2f  %-9s %s  (%d keys)\n", state, p.Confidence, p.Bucket, p.Glob, p.Keys)
+			merged := ""
+			if p.Merged > 1 {
+				merged = fmt.Sprintf(", %d patterns merged", p.Merged)
+			}
+			fmt.Fprintf(w, "   %s %.2f  %-9s %s  (%d keys%s)\n", state, p.Confidence, p.Bucket, p.Matcher(), p.Keys, merged)
+			if p.DecidedBy != "" {
+				fmt.Fprintf(w, "                   decided by: %s\n", p.DecidedBy)
+			}
 			fmt.Fprintf(w, "                   evidence: %s\n", strings.Join(p.Evidence, "; "))
+			if p.Reason != "" {
+				fmt.Fprintf(w, "                   not active: %s; fix: %s\n", p.Reason, p.Fix)
+			}
 		}
 	}
 	if r.Patterns.KeysOther > 0 {

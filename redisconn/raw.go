@@ -226,3 +226,61 @@ func (c *RawConn) Close() {
 		c.rc = nil
 	}
 }
+
+// ReplyFlat reads one reply of any shape and appends its strings to dst:
+// bulk and simple strings (fresh buffers the caller may keep), integers as
+// decimal text, arrays flattened depth-first, nulls as nothing. An error
+// reply, at any depth, is returned as a ReplyError once the whole reply is
+// read, so the connection stays in step.
+func (c *Raw) ReplyFlat(dst [][]byte) ([][]byte, error) {
+	var first error
+	var read func(depth int) error
+	read = func(depth int) error {
+		line, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) < 3 || line[len(line)-2] != '\r' || depth > 8 {
+			return fmt.Errorf("redis protocol: malformed line %q", line)
+		}
+		body := line[1 : len(line)-2]
+		switch line[0] {
+		case '+', ':':
+			dst = append(dst, append([]byte(nil), body...))
+		case '-':
+			if first == nil {
+				first = ReplyError(body)
+			}
+		case '$':
+			size, err := strconv.Atoi(string(body))
+			if err != nil {
+				return err
+			}
+			if size < 0 {
+				return nil
+			}
+			buf := make([]byte, size+2)
+			if _, err := io.ReadFull(c.r, buf); err != nil {
+				return err
+			}
+			dst = append(dst, buf[:size])
+		case '*':
+			n, err := strconv.Atoi(string(body))
+			if err != nil {
+				return err
+			}
+			for i := 0; i < n; i++ {
+				if err := read(depth + 1); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("redis protocol: unexpected reply %q", line)
+		}
+		return nil
+	}
+	if err := read(0); err != nil {
+		return dst, err
+	}
+	return dst, first
+}

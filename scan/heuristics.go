@@ -3,6 +3,7 @@ package scan
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -19,22 +20,54 @@ const AcceptConfidence = 0.7
 // the pattern stays unknown ("no convincing evidence").
 const minConfidence = 0.3
 
-// Proposal is a suggested routing rule for one unmatched key pattern.
+// Proposal is a suggested routing rule for one unmatched key pattern (or for
+// several similar patterns merged into one, see mergeSimilar).
 type Proposal struct {
-	Pattern    string          `json:"pattern"`
-	Glob       string          `json:"glob"`
+	Pattern string `json:"pattern"`
+	Glob    string `json:"glob"`
+	// Regex, when set, is the rule's matcher instead of Glob: for patterns
+	// made of placeholders only (a bare {id}, {uuid}, {n}...), whose glob
+	// would be "*" and match every name.
+	Regex      string          `json:"regex,omitempty"`
 	Bucket     classify.Bucket `json:"bucket"` // Unknown when nothing is convincing
 	Confidence float64         `json:"confidence"`
 	Accepted   bool            `json:"accepted"` // Confidence ≥ AcceptConfidence
-	Evidence   []string        `json:"evidence"`
-	Keys       int64           `json:"keys"`
-	Bytes      int64           `json:"bytes"`
+	// DecidedBy is the strongest single piece of evidence for Bucket ("" for
+	// unknown); Evidence lists all of it, the winning bucket's first.
+	DecidedBy string   `json:"decided_by,omitempty"`
+	Evidence  []string `json:"evidence"`
+	// Reason and Fix, for a pattern left unknown or below the acceptance
+	// threshold: why, and the one-line rule that would route it.
+	Reason string `json:"reason,omitempty"`
+	Fix    string `json:"fix,omitempty"`
+	// Merged is the number of normalised patterns this proposal covers (1
+	// unless similar patterns were merged).
+	Merged int   `json:"merged_patterns,omitempty"`
+	Keys   int64 `json:"keys"`
+	Bytes  int64 `json:"bytes"`
+
+	// durable: some evidence (even a minority value signal) fits session,
+	// queue or ratelimit; such a pattern is never cache, nor covered by a
+	// cache proposal. cacheEv: some evidence fits cache.
+	durable, cacheEv bool
 }
 
-// Rule returns the proposal as a glob rule (Source "proposal"); its Comment
-// holds the confidence and the evidence, for the plan's reviewer.
+// Rule returns the proposal as a glob (or regex) rule, Source "proposal";
+// its Comment holds the confidence and the evidence, for the plan's reviewer.
 func (p Proposal) Rule() classify.Rule {
-	return classify.Rule{Glob: p.Glob, Bucket: p.Bucket, Source: "proposal", Name: p.Pattern, Comment: p.Comment()}
+	r := classify.Rule{Glob: p.Glob, Bucket: p.Bucket, Source: "proposal", Name: p.Pattern, Comment: p.Comment()}
+	if p.Regex != "" {
+		r.Glob, r.Regex = "", p.Regex
+	}
+	return r
+}
+
+// Matcher is the rule's matcher as text: the regex when set, else the glob.
+func (p Proposal) Matcher() string {
+	if p.Regex != "" {
+		return "regex " + p.Regex
+	}
+	return "glob " + p.Glob
 }
 
 // Comment is the proposal's evidence as plan-comment text.
@@ -43,6 +76,9 @@ func (p Proposal) Comment() string {
 	fmt.Fprintf(&b, "proposal for %s -> %s, confidence %.2f", p.Pattern, p.Bucket, p.Confidence)
 	if !p.Accepted {
 		fmt.Fprintf(&b, " (below %.2f: not active)", AcceptConfidence)
+	}
+	if p.DecidedBy != "" {
+		b.WriteString("\n  decided by: " + p.DecidedBy)
 	}
 	for _, e := range p.Evidence {
 		b.WriteString("\n  - " + e)
@@ -66,11 +102,21 @@ func words(s string) map[string]bool {
 	return m
 }
 
+// signalWord reports whether w is a word any bucket's evidence uses: such a
+// literal is never merged away (mergeSimilar).
+func signalWord(w string) bool {
+	w = strings.ToLower(w)
+	return sessionWords[w] || queueWords[w] || rateWords[w] || cacheWords[w] || lockWords[w]
+}
+
+// placeholders lists every placeholder a pattern may hold.
+var placeholders = []string{PhNumber, PhUUID, PhHex, PhID, PhTS, PhIP, PhEmail, PhPhone, PhCode, PhBinary, PhLong, PhVar}
+
 // patternWords returns the lowercase literal words of a pattern text and the
 // placeholders it contains.
 func patternWords(text string) (ws []string, phs map[string]bool) {
 	phs = map[string]bool{}
-	for _, ph := range []string{PhNumber, PhUUID, PhHex, PhID, PhTS, PhIP, PhBinary, PhLong} {
+	for _, ph := range placeholders {
 		if strings.Contains(text, ph) {
 			phs[ph] = true
 			text = strings.ReplaceAll(text, ph, " ")
@@ -84,27 +130,83 @@ func patternWords(text string) (ws []string, phs map[string]bool) {
 	return ws, phs
 }
 
-// Propose suggests a bucket for an unmatched pattern from its name and the
-// statistics of its keys, following the signals of key-patterns.md:
+// djangoKey: Django's default key function, {KEY_PREFIX}:{VERSION}:{key}.
+var djangoKey = regexp.MustCompile(`^[^:{]*:\{n\}:`)
+
+// conflictScore is the score from which evidence for a second bucket makes
+// the pattern unknown ("conflicting evidence") instead of lowering the
+// confidence.
+const conflictScore = 0.5
+
+// evidence accumulates a pattern's evidence per bucket.
+type evidence struct {
+	score map[classify.Bucket]float64
+	lines map[classify.Bucket][]string
+	best  map[classify.Bucket]struct {
+		w    float64
+		text string
+	}
+	other   []string // evidence for no bucket (formats, facts)
+	formats []string // serialisation formats seen on most values
+	// durableSeen: some positive evidence for session, queue or ratelimit
+	// was added, whatever evidence against it came later.
+	durableSeen bool
+}
+
+func newEvidence() *evidence {
+	return &evidence{score: map[classify.Bucket]float64{}, lines: map[classify.Bucket][]string{},
+		best: map[classify.Bucket]struct {
+			w    float64
+			text string
+		}{}}
+}
+
+// add records evidence of weight w (negative: against b).
+func (e *evidence) add(b classify.Bucket, w float64, format string, args ...any) {
+	text := fmt.Sprintf(format, args...)
+	e.score[b] += w
+	if w > 0 && b != classify.Cache {
+		e.durableSeen = true
+	}
+	e.lines[b] = append(e.lines[b], text)
+	if w > e.best[b].w {
+		e.best[b] = struct {
+			w    float64
+			text string
+		}{w, text}
+	}
+}
+
+func (e *evidence) note(format string, args ...any) {
+	e.other = append(e.other, fmt.Sprintf(format, args...))
+}
+
+// Propose suggests a bucket for an unmatched pattern from its name, the
+// statistics of its keys and the value signatures read from a few of them,
+// following the signals of key-patterns.md:
 //
 //   - name segments (sess/session, queue/jobs, rl/ratelimit/throttle, cache...),
+//     and identifier-shaped segments (IP, email, phone, UUID, hex, ids),
 //   - TYPE (list, zset and stream are almost never cache or session),
 //   - TTL bands (sessions live 20 min to 31 days; rate-limit windows are short),
 //   - OBJECT ENCODING int (a counter: rate limit or stats),
-//   - an IP-shaped segment (rate limiter keyed by client address).
+//   - value signatures (signature.go): library envelopes, session payloads,
+//     jobs, GCRA state, hash and stream field names, time-scored sets.
 //
-// Guarantees: cache is proposed only on positive evidence (a cache-like name)
-// and never when any session, queue or rate-limit evidence exists; a pattern
-// with no convincing evidence gets bucket Unknown.
+// Guarantees: cache is proposed only on positive evidence (a cache-like name
+// or a cache library's envelope) and never when any session, queue or
+// rate-limit evidence exists, not even a minority value signal; when two
+// buckets both have strong evidence (≥ conflictScore, cache included), the
+// pattern is unknown and the evidence lists both sides; a pattern with no
+// convincing evidence gets bucket Unknown. The result carries the reason and
+// a one-line fix whenever it is not accepted.
 func Propose(p Pattern, s *Stats) Proposal {
-	out := Proposal{Pattern: p.Text, Glob: p.Glob, Bucket: classify.Unknown, Keys: s.Keys, Bytes: s.EstimatedBytes()}
+	out := Proposal{Pattern: p.Text, Glob: p.Glob, Regex: regexOf(p.Text), Bucket: classify.Unknown, Keys: s.Keys, Bytes: s.EstimatedBytes(), Merged: 1}
 	if s.Keys == 0 {
 		return out
 	}
 	ws, phs := patternWords(p.Text)
-	score := map[classify.Bucket]float64{}
-	var ev []string
-	note := func(format string, args ...any) { ev = append(ev, fmt.Sprintf(format, args...)) }
+	e := newEvidence()
 	share := func(n int64) float64 { return float64(n) / float64(s.Keys) }
 
 	hit := func(set map[string]bool) string {
@@ -126,123 +228,272 @@ func Propose(p Pattern, s *Stats) Proposal {
 		intShare = float64(s.IntKeys) / float64(strings_)
 	}
 	shortTTL := share(s.ShortTTL)
+	hourTTL := share(s.TTL[bandLT1h])
 	// Session band: 20 minutes to 31 days.
 	sessBand := share(s.TTL[band1to4h] + s.TTL[band4to12h] + s.TTL[band12to24h] + s.TTL[band1to7d] + s.TTL[band7dto1mo])
 	longTTL := share(s.TTL[band7dto1mo] + s.TTL[bandGT1mo])
+	ident := ""
+	for _, ph := range []string{PhIP, PhEmail, PhPhone, PhUUID, PhHex, PhID, PhCode} {
+		if phs[ph] {
+			ident = ph
+			break
+		}
+	}
 
-	// Value signals (first bytes of a few values): a majority of the values read.
+	// Value signatures: a majority of the values read decides; a minority
+	// durable signal still forbids cache.
 	sessVal := false
 	if s.Sniffed > 0 {
-		major := func(sig int) bool { return s.Signals[sig] > 0 && 2*s.Signals[sig] >= s.Sniffed }
-		sessVal = major(sigSessionJSON) || major(sigPHPSession)
-		if major(sigSessionJSON) {
-			score[classify.Session] += 0.5
-			note("values are express-session JSON ({\"cookie\":...}) in %d of %d read", s.Signals[sigSessionJSON], s.Sniffed)
-		}
-		if major(sigPHPSession) {
-			score[classify.Session] += 0.4
-			note("values are PHP/Laravel session payloads in %d of %d read", s.Signals[sigPHPSession], s.Sniffed)
-		}
-		if major(sigJobJSON) {
-			score[classify.Queue] += 0.4
-			note("list items are JSON jobs in %d of %d read", s.Signals[sigJobJSON], s.Sniffed)
+		for sig, n := range s.Signals {
+			if n == 0 {
+				continue
+			}
+			sg := signatures[sig]
+			major := 2*n >= s.Sniffed
+			if !major {
+				if sg.bucket != "" && sg.bucket != classify.Cache {
+					out.durable = true
+					e.note("%d of %d values read: %s (a minority, but enough to rule out cache)", n, s.Sniffed, sg.desc)
+				}
+				continue
+			}
+			w := sg.weight
+			if n == s.Sniffed && n >= 2 {
+				w += 0.1 // every value read agrees
+			}
+			switch sig {
+			case sigASPNetHash:
+				if phs[PhUUID] {
+					e.add(classify.Session, 0.6, "%s under a GUID-named key (ASP.NET Core Session), %d of %d read", sg.desc, n, s.Sniffed)
+				} else {
+					e.add(classify.Cache, 0.6, "%s under an application key (ASP.NET Core cache entry), %d of %d read", sg.desc, n, s.Sniffed)
+				}
+				continue
+			case sigTimeZSet:
+				switch {
+				case hourTTL >= 0.9:
+					e.add(classify.RateLimit, 0.4, "%s with TTLs under 1h (a sliding-window log)", sg.desc)
+				case noTTL >= 0.9:
+					e.add(classify.Queue, 0.2, "%s without TTL (a schedule or a job registry)", sg.desc)
+				default:
+					e.note("%s", sg.desc)
+				}
+				continue
+			case sigPickle:
+				if djangoKey.MatchString(p.Text) && s.Types[tString] == s.Keys {
+					e.add(classify.Cache, 0.6, "Python pickle values under Django's {prefix}:{version}: key grammar (Django cache), %d of %d read", n, s.Sniffed)
+					continue
+				}
+			}
+			if sg.bucket == "" {
+				e.note("values are %s (%d of %d read)", sg.desc, n, s.Sniffed)
+				if sig != sigTimestamp && sig != sigBase64 {
+					e.formats = append(e.formats, sg.desc)
+				}
+				continue
+			}
+			e.add(sg.bucket, w, "values: %s, %d of %d read", sg.desc, n, s.Sniffed)
+			if sg.bucket == classify.Session {
+				sessVal = true
+			}
 		}
 	}
 	if sessW != "" {
-		score[classify.Session] += 0.5
-		note("name segment %q", sessW)
+		e.add(classify.Session, 0.5, "name segment %q", sessW)
 	}
 	if sessW != "" || sessVal {
-		if strHash >= 0.9 && sessBand+share(s.TTL[bandLT1h]) >= 0.9 && noTTL < 0.1 {
-			score[classify.Session] += 0.25
-			note("%s with session-like TTLs (%s)", typeMix(s), ttlRange(s))
+		if strHash >= 0.9 && sessBand+hourTTL >= 0.9 && noTTL < 0.1 {
+			e.add(classify.Session, 0.25, "%s with session-like TTLs (%s)", typeMix(s), ttlRange(s))
 		}
 		if structural > 0.5 || noTTL > 0.5 {
-			score[classify.Session] -= 0.3
-			note("but %s: sessions are strings or hashes with a TTL", mixOrTTL(s))
+			e.add(classify.Session, -0.3, "but %s: sessions are strings or hashes with a TTL", mixOrTTL(s))
 		}
 		if phs[PhUUID] || phs[PhHex] || phs[PhID] {
-			score[classify.Session] += 0.1
-			note("id-shaped segment")
+			e.add(classify.Session, 0.1, "id-shaped segment")
 		}
 	}
 	if queueW != "" {
-		score[classify.Queue] += 0.5
-		note("name segment %q", queueW)
+		e.add(classify.Queue, 0.5, "name segment %q", queueW)
+		if n := countHits(ws, queueWords); n > 1 {
+			e.add(classify.Queue, 0.1, "%d queue words in the name", n)
+		}
 	}
-	if structural >= 0.9 && noTTL >= 0.9 {
-		score[classify.Queue] += 0.2
-		note("%s without TTL (queue structures)", typeMix(s))
+	switch {
+	case structural >= 0.9 && noTTL >= 0.9:
+		e.add(classify.Queue, 0.2, "%s without TTL (queue structures)", typeMix(s))
+	case queueW != "" && structural+share(s.Types[tSet]) >= 0.9 && noTTL >= 0.9:
+		e.add(classify.Queue, 0.2, "%s without TTL under a queue name (queue registries)", typeMix(s))
+	}
+	if 2*s.Signals[sigJobHash] >= s.Sniffed && s.Signals[sigJobHash] > 0 && s.Types[tHash] == s.Keys && noTTL >= 0.9 {
+		e.add(classify.Queue, 0.1, "job hashes without TTL (job records live until a worker removes them)")
 	}
 	if rateW != "" {
-		score[classify.RateLimit] += 0.5
-		note("name segment %q", rateW)
+		e.add(classify.RateLimit, 0.5, "name segment %q", rateW)
 	}
 	if phs[PhIP] {
-		score[classify.RateLimit] += 0.4
-		note("IP-shaped segment")
+		e.add(classify.RateLimit, 0.4, "IP-shaped segment")
+	}
+	if e.score[classify.RateLimit] > 0 && shortTTL >= 0.9 && (s.Signals[sigRateHash] > 0 || s.Signals[sigCellTAT] > 0 || s.Signals[sigGCRAFloat] > 0 || s.Signals[sigClassRate] > 0) {
+		e.add(classify.RateLimit, 0.2, "short TTLs (%s)", ttlRange(s))
 	}
 	if strings_ > 0 && intShare >= 0.9 {
-		note("OBJECT ENCODING int on %.0f%% of strings (counters)", 100*intShare)
+		e.note("OBJECT ENCODING int on %.0f%% of strings (counters)", 100*intShare)
 		switch {
 		case shortTTL >= 0.9:
-			score[classify.RateLimit] += 0.2
+			e.add(classify.RateLimit, 0.2, "counters with short TTLs (%s)", ttlRange(s))
 			if rateW != "" || phs[PhIP] || phs[PhTS] {
-				score[classify.RateLimit] += 0.1
-				note("short TTLs (%s)", ttlRange(s))
+				e.add(classify.RateLimit, 0.1, "a limiter's name, client or window segment")
+			}
+			if hourTTL >= 0.9 {
+				e.add(classify.RateLimit, 0.3, "every counter expires within the hour (a rate-limit window)")
+			}
+			if ident != "" {
+				e.add(classify.RateLimit, 0.2, "counters per identifier (%s segment)", ident)
 			}
 		case noTTL > 0.5 || longTTL > 0.5:
-			score[classify.RateLimit] -= 0.3
-			note("but long or no TTL: counters like these are usually statistics, not rate limits")
+			e.add(classify.RateLimit, -0.3, "but long or no TTL: counters like these are usually statistics, not rate limits")
 		}
 	}
 	if cacheW != "" {
-		score[classify.Cache] += 0.5
-		note("name segment %q", cacheW)
+		e.add(classify.Cache, 0.5, "name segment %q", cacheW)
 		if strHash >= 0.9 && noTTL < 0.5 {
-			score[classify.Cache] += 0.2
-			note("%s with TTLs", typeMix(s))
+			e.add(classify.Cache, 0.2, "%s with TTLs", typeMix(s))
+		}
+	}
+	if e.score[classify.Cache] > 0 {
+		if cacheW == "" && strHash >= 0.9 && noTTL < 0.5 {
+			e.add(classify.Cache, 0.1, "%s with TTLs", typeMix(s))
+		} else if cacheW == "" && strHash == 1 {
+			e.add(classify.Cache, 0.1, "%s (a cache entry's types)", typeMix(s))
 		}
 		if structural > 0.5 {
-			score[classify.Cache] -= 0.3
-			note("but %s are rarely cache", typeMix(s))
+			e.add(classify.Cache, -0.3, "but %s are rarely cache", typeMix(s))
 		}
 	}
-	// Cache requires positive evidence and no sign of any other workload:
-	// eviction would destroy a session, a job or a limit.
-	if score[classify.Session] > 0 || score[classify.Queue] > 0 || score[classify.RateLimit] > 0 {
-		if score[classify.Cache] > 0 {
-			note("not cache: session, queue or rate-limit evidence present")
-		}
-		delete(score, classify.Cache)
-	}
+	out.durable = out.durable || e.durableSeen
+	return decide(out, e, s, lockW)
+}
 
-	best, second := classify.Unknown, 0.0
-	bestScore := 0.0
-	for _, b := range classify.Buckets {
-		v := score[b]
-		if v > bestScore {
-			second, bestScore, best = bestScore, v, b
-		} else if v > second {
-			second = v
+// countHits counts the distinct words of ws in set.
+func countHits(ws []string, set map[string]bool) int {
+	seen := map[string]bool{}
+	for _, w := range ws {
+		if set[w] {
+			seen[w] = true
 		}
+	}
+	return len(seen)
+}
+
+// decide turns the evidence into the proposal: the best bucket, unless
+// evidence conflicts.
+func decide(out Proposal, e *evidence, s *Stats, lockW string) Proposal {
+	facts := fmt.Sprintf("%d keys, %s, TTL %s", s.Keys, typeMix(s), ttlRange(s))
+	cacheScore := e.score[classify.Cache]
+	out.cacheEv = cacheScore > 0
+	if out.durable && cacheScore > 0 {
+		e.lines[classify.Cache] = append(e.lines[classify.Cache], "not cache: session, queue or rate-limit evidence present")
+		delete(e.score, classify.Cache)
+	}
+	type bs struct {
+		b classify.Bucket
+		v float64
+	}
+	var ranked []bs
+	for _, b := range classify.Buckets {
+		if v := e.score[b]; v > 0 {
+			ranked = append(ranked, bs{b, v})
+		}
+	}
+	sort.SliceStable(ranked, func(i, j int) bool { return ranked[i].v > ranked[j].v })
+	explain := func(b classify.Bucket) string { return string(b) + ": " + strings.Join(e.lines[b], "; ") }
+	var ev []string
+	if len(ranked) > 0 {
+		ev = append(ev, e.lines[ranked[0].b]...)
+	}
+	for _, b := range classify.Buckets {
+		if len(ranked) > 0 && b == ranked[0].b || len(e.lines[b]) == 0 {
+			continue
+		}
+		ev = append(ev, explain(b))
+	}
+	ev = append(ev, e.other...)
+	out.Evidence = append(ev, facts)
+
+	// Conflicts: strong evidence for two buckets (a durable one against
+	// cache counts too) is for a person to decide.
+	rivals := []classify.Bucket{}
+	for _, r := range ranked {
+		if r.v >= conflictScore {
+			rivals = append(rivals, r.b)
+		}
+	}
+	if out.durable && cacheScore >= conflictScore && len(rivals) >= 1 {
+		rivals = append(rivals, classify.Cache)
+	}
+	if len(rivals) >= 2 {
+		var sides []string
+		for _, b := range rivals {
+			sides = append(sides, explain(b))
+		}
+		out.Evidence = append(append([]string{"conflicting evidence: " + strings.Join(sides, " VS ")}, e.other...), facts)
+		out.Reason = "conflicting evidence for " + joinBuckets(rivals)
+		out.Fix = fixLine(out, "one of "+joinBuckets(rivals))
+		return out
+	}
+	if len(ranked) == 0 && len(e.formats) > 0 {
+		out.Reason = fmt.Sprintf("no convincing evidence: serialised values (%s), %s, TTL %s, no name or envelope that tells a cache from a session or job store with an application prefix",
+			strings.Join(e.formats, ", "), typeMix(s), ttlRange(s))
+		out.Fix = fixLine(out, "cache|session|queue|ratelimit")
+		return out
+	}
+	if len(ranked) == 0 {
+		out.Reason = "no convincing evidence: the name, types, TTLs and values read fit no bucket"
+		out.Fix = fixLine(out, "cache|session|queue|ratelimit")
+		return out
+	}
+	best, bestScore, second := ranked[0].b, ranked[0].v, 0.0
+	if len(ranked) > 1 {
+		second = ranked[1].v
 	}
 	conf := bestScore - second/2
 	if lockW != "" {
 		conf *= 0.8
-		note("lock key %q: belongs with its owner's bucket; check the owner", lockW)
+		out.Evidence = append(out.Evidence, fmt.Sprintf("lock key %q: belongs with its owner's bucket; check the owner", lockW))
 	}
 	conf = math.Min(0.99, math.Round(conf*100)/100)
-	out.Evidence = append(ev, fmt.Sprintf("%d keys, %s, TTL %s", s.Keys, typeMix(s), ttlRange(s)))
-	if conf < minConfidence || best == classify.Unknown {
-		out.Confidence = 0
+	if conf < minConfidence {
+		out.Reason = fmt.Sprintf("weak evidence only (best: %s, %.2f)", best, conf)
+		out.Fix = fixLine(out, string(best))
 		return out
 	}
 	if second > 0 {
 		out.Evidence = append(out.Evidence, "conflicting evidence for another bucket lowers the confidence")
 	}
 	out.Bucket, out.Confidence, out.Accepted = best, conf, conf >= AcceptConfidence
+	out.DecidedBy = e.best[best].text
+	if !out.Accepted {
+		out.Reason = fmt.Sprintf("evidence for %s below confidence %.2f", best, AcceptConfidence)
+		out.Fix = fixLine(out, string(best))
+	}
 	return out
+}
+
+func joinBuckets(bs []classify.Bucket) string {
+	var s []string
+	for _, b := range bs {
+		s = append(s, string(b))
+	}
+	return strings.Join(s, " or ")
+}
+
+// fixLine is the one-line rule that routes the pattern's keys.
+func fixLine(p Proposal, bucket string) string {
+	m := fmt.Sprintf("glob: '%s'", strings.ReplaceAll(p.Glob, "'", "''"))
+	if p.Regex != "" {
+		m = fmt.Sprintf("regex: '%s'", strings.ReplaceAll(p.Regex, "'", "''"))
+	}
+	return fmt.Sprintf("add to rules: in the config: - {%s, bucket: %s}", m, bucket)
 }
 
 // typeMix describes the type mix, e.g. "strings" or "70% hashes, 30% strings".
@@ -258,12 +509,18 @@ func typeMix(s *Stats) string {
 		}
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].n > ts[j].n })
+	plural := func(t string) string {
+		if t == "hash" {
+			return "hashes"
+		}
+		return t + "s"
+	}
 	if len(ts) == 1 {
-		return ts[0].t + "s"
+		return plural(ts[0].t)
 	}
 	var parts []string
 	for _, x := range ts {
-		parts = append(parts, fmt.Sprintf("%.0f%% %ss", 100*float64(x.n)/float64(s.Keys), x.t))
+		parts = append(parts, fmt.Sprintf("%.0f%% %s", 100*float64(x.n)/float64(s.Keys), plural(x.t)))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -40,8 +40,8 @@ func TestPropose(t *testing.T) {
 		{"bare lists without TTL: weak queue", "lb:7", keys(100, "list", -1, "quicklist"), classify.Unknown, false},
 		{"cache strings with TTL", "cache:api:v1:item:9", keys(100, "string", day-minute, "raw"), classify.Cache, true},
 		{"cache word, lists: not cache", "cache:queue:9", keys(100, "list", -1, "quicklist"), classify.Queue, true},
-		{"cache word and session word: never cache", "cache:session:9", keys(100, "string", hour, "raw"), classify.Session, true},
-		{"cache word and rl counters: never cache", "cache:rl:10.1.1.1", keys(100, "string", minute, "int"), classify.RateLimit, true},
+		{"cache word and session word: conflict, unknown", "cache:session:9", keys(100, "string", hour, "raw"), classify.Unknown, false},
+		{"cache word and rl counters: conflict, unknown", "cache:rl:10.1.1.1", keys(100, "string", minute, "int"), classify.Unknown, false},
 		{"no evidence at all", "user:42:tags", keys(100, "set", -1, "listpack"), classify.Unknown, false},
 		{"strings with TTL but no name: not cache", "x:7", keys(100, "string", hour, "raw"), classify.Unknown, false},
 		{"lock keys are discounted", "jobs:lock:7", keys(100, "string", minute, "embstr"), classify.Queue, false},
@@ -108,6 +108,27 @@ func TestProposeValueSignals(t *testing.T) {
 	}
 }
 
+// sigsOf returns the signals a value shows, as scan's reads would see it:
+// a string's first sniffBytes and its last byte, or an item.
+func sigsOf(typ string, v []byte) map[int]bool {
+	got := map[int]bool{}
+	add := func(s int) { got[s] = true }
+	switch typ {
+	case "string":
+		head, tail := v, byte(0)
+		if len(v) > sniffBytes {
+			head = v[:sniffBytes]
+		}
+		if len(v) > 0 {
+			tail = v[len(v)-1]
+		}
+		sniffString(head, tail, len(v) < sniffBytes, add)
+	default:
+		sniffItem(typ, v, add)
+	}
+	return got
+}
+
 func TestSniff(t *testing.T) {
 	tests := []struct {
 		typ, v string
@@ -118,13 +139,23 @@ func TestSniff(t *testing.T) {
 		{"string", `a:3:{s:6:"_token";s:40:"`, sigPHPSession},
 		{"list", `{"jid":"b4a577edbccf1d805744efa9","class":"HardJob","args":[1]}`, sigJobJSON},
 		{"list", `{"uuid":"x","displayName":"App\\Jobs\\Mail","job":"Illuminate\\Queue"}`, sigJobJSON},
-		{"list", `{"score":1}`, -1},
-		{"string", `{"value":1,"expires":null}`, -1},
-		{"string", "\x80\x05\x95", -1},
+		{"list", `{"body":"W10=","headers":{"task":"t"},"properties":{},"content-type":"application/json"}`, sigJobJSON},
+		{"string", `{"value":1,"expires":null}`, sigKeyvJSON},
+		{"string", "1764063720123456789", sigCellTAT},
+		{"string", `O:42:"Symfony\Component\RateLimiter\Policy\Window":3:{s:2:"id";`, sigClassRate},
+		{"string", "\xac\xed\x00\x05sr\x00\x1ecom.example.session.UserSession\x00", sigClassSession},
+		{"string", "\x80\x04\x95\x20\x00\x8c\x0fmyapp.jobs.Mail\x94", sigClassQueue},
 	}
 	for _, tt := range tests {
-		if got := sniff(tt.typ, []byte(tt.v)); got != tt.sig {
-			t.Errorf("sniff(%s, %q) = %d, want %d", tt.typ, tt.v, got, tt.sig)
+		if got := sigsOf(tt.typ, []byte(tt.v)); !got[tt.sig] {
+			t.Errorf("signals of %s %q = %v, want %d", tt.typ, tt.v, got, tt.sig)
+		}
+	}
+	for _, v := range []string{`{"score":1}`, "hello world", "42"} {
+		for sig := range sigsOf("list", []byte(v)) {
+			if signatures[sig].bucket != "" {
+				t.Errorf("%q shows %s", v, signatures[sig].desc)
+			}
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package scan
 
 import (
+	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -8,14 +10,20 @@ import (
 
 // Placeholders a normalised pattern uses for the variable parts of key names.
 const (
-	PhNumber = "{n}"    // a run of decimal digits
-	PhUUID   = "{uuid}" // 8-4-4-4-12 hex
-	PhHex    = "{hex}"  // hex ≥ 16 chars, or ≥ 8 chars mixing digits and a-f
-	PhID     = "{id}"   // high-entropy base64/base32/url-safe token ≥ 20 chars
-	PhTS     = "{ts}"   // a date (YYYY-MM-DD, YYYYMMDD, ISO 8601) or a Unix epoch (s or ms)
-	PhIP     = "{ip}"   // an IPv4 address
-	PhBinary = "{bin}"  // bytes that are not printable UTF-8
-	PhLong   = "{long}" // an unrecognised segment longer than maxLiteral bytes
+	PhNumber = "{n}"     // a run of decimal digits
+	PhUUID   = "{uuid}"  // 8-4-4-4-12 hex
+	PhHex    = "{hex}"   // hex ≥ 16 chars, or ≥ 8 chars mixing digits and a-f
+	PhID     = "{id}"    // high-entropy base64/base32/url-safe token ≥ 20 chars
+	PhTS     = "{ts}"    // a date (YYYY-MM-DD, YYYYMMDD, ISO 8601) or a Unix epoch (s or ms)
+	PhIP     = "{ip}"    // an IPv4 or IPv6 address
+	PhEmail  = "{email}" // an e-mail address
+	PhPhone  = "{phone}" // an E.164 phone number (+ and 7 to 15 digits)
+	PhCode   = "{code}"  // an SKU-like code: upper-case letters and digits, e.g. SKU-1234-XL, AB12CD
+	PhBinary = "{bin}"   // bytes that are not printable UTF-8
+	PhLong   = "{long}"  // an unrecognised segment longer than maxLiteral bytes
+	// PhVar stands for a literal that varies between similar patterns merged
+	// into one proposal (mergeSimilar); Normalize never emits it.
+	PhVar = "{var}"
 )
 
 // maxLiteral bounds one literal segment of a pattern, so that patterns stay
@@ -246,20 +254,113 @@ func token(s string) string {
 		return PhIP
 	case isHexToken(s):
 		return PhHex
-	case isRandomID(s):
+	case isRandomID(s), isShortID(s):
 		return PhID
+	case isPhone(s):
+		return PhPhone
+	case isCode(s):
+		return PhCode
 	}
 	return ""
+}
+
+// isPhone: an E.164 number, + and 7 to 15 digits.
+func isPhone(s string) bool {
+	return len(s) >= 8 && len(s) <= 16 && s[0] == '+' && allDigits(s[1:])
+}
+
+// isCode recognises SKU-like codes: 4 to 32 upper-case letters, digits and
+// '-', with at least one letter and one digit, starting with a letter or a
+// digit (SKU-1234-XL, AB12CD, 4K-TV-55).
+func isCode(s string) bool {
+	if len(s) < 4 || len(s) > 32 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	digits, letters := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c):
+			digits++
+		case c >= 'A' && c <= 'Z':
+			letters++
+		case c == '-':
+		default:
+			return false
+		}
+	}
+	return digits > 0 && letters > 0
+}
+
+// isShortID recognises short random ids (base62/base36, 8 to 19
+// characters): letters and digits mixed the way random draws mix them (at
+// least 2 of each, 3 changes between letter and digit or between cases), and
+// no run of 4 lower-case letters or of 3 upper-case ones (words, acronyms).
+func isShortID(s string) bool {
+	if len(s) < 8 || len(s) >= 20 {
+		return false
+	}
+	digits, letters, changes, lowerRun, upperRun := 0, 0, 0, 0, 0
+	class := func(c byte) int {
+		switch {
+		case isDigit(c):
+			return 0
+		case c >= 'a' && c <= 'z':
+			return 1
+		case c >= 'A' && c <= 'Z':
+			return 2
+		}
+		return -1
+	}
+	prev := -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		k := class(c)
+		switch k {
+		case -1:
+			return false
+		case 0:
+			digits++
+			lowerRun, upperRun = 0, 0
+		case 1:
+			letters++
+			lowerRun++
+			upperRun = 0
+		case 2:
+			letters++
+			upperRun++
+			lowerRun = 0
+		}
+		if lowerRun >= 4 || upperRun >= 3 {
+			return false
+		}
+		if prev >= 0 && k != prev {
+			changes++
+		}
+		prev = k
+	}
+	return digits >= 2 && letters >= 2 && changes >= 3
 }
 
 // findProtected finds UUIDs, ISO dates and IPv4 addresses inside key: they
 // contain '-', ':' and '.' that must not split them.
 func findProtected(key string, out []span) []span {
+	if len(key) < 5 {
+		return out
+	}
+	if strings.IndexByte(key, '@') >= 0 {
+		out = findEmails(key, out)
+	}
+	if strings.Contains(key, "::") || strings.Count(key, ":") >= 7 {
+		out = findIPv6(key, out)
+	}
 	if len(key) < 7 || strings.IndexByte(key, '-') < 0 && strings.IndexByte(key, '.') < 0 {
 		return out
 	}
 	for i := 0; i < len(key); i++ {
 		if i > 0 && (isAlnum(key[i-1]) || key[i-1] == '.') || !isHex(key[i]) {
+			continue
+		}
+		if inSpans(out, i) {
 			continue
 		}
 		if isUUID(key, i) && (i+36 == len(key) || !isAlnum(key[i+36])) {
@@ -276,6 +377,104 @@ func findProtected(key string, out []span) []span {
 			out = append(out, span{i, i + l, PhIP})
 			i += l - 1
 		}
+	}
+	return out
+}
+
+func inSpans(sp []span, i int) bool {
+	for _, p := range sp {
+		if i >= p.start && i < p.end {
+			return true
+		}
+	}
+	return false
+}
+
+func isEmailLocal(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+}
+
+// findEmails protects e-mail addresses (local@domain.tld): the '.', '-' and
+// '_' they contain must not split them.
+func findEmails(key string, out []span) []span {
+	for at := strings.IndexByte(key, '@'); at >= 0; {
+		i := at
+		for i > 0 && isEmailLocal(key[i-1]) {
+			i--
+		}
+		j, dot := at+1, -1
+		for j < len(key) && (isAlnum(key[j]) || key[j] == '.' || key[j] == '-') {
+			if key[j] == '.' {
+				dot = j
+			}
+			j++
+		}
+		for j > at+1 && (key[j-1] == '.' || key[j-1] == '-') {
+			j--
+		}
+		tld := 0
+		if dot > at+1 && dot < j {
+			for k := dot + 1; k < j && (key[k] >= 'a' && key[k] <= 'z' || key[k] >= 'A' && key[k] <= 'Z'); k++ {
+				tld++
+			}
+		}
+		if i < at && tld >= 2 && tld == j-dot-1 {
+			out = append(out, span{i, j, PhEmail})
+		}
+		next := strings.IndexByte(key[at+1:], '@')
+		if next < 0 {
+			break
+		}
+		at += 1 + next
+	}
+	return out
+}
+
+// findIPv6 protects IPv6 addresses: the ':' they contain must not split
+// them. A candidate starts with a hex digit at the start of the name or
+// after a non-alphanumeric byte, holds at least two ':' and a digit, and
+// parses as an IPv6 address (net/netip); the longest candidate wins.
+func findIPv6(key string, out []span) []span {
+	isV6 := func(c byte) bool { return isHex(c) || c == ':' || c == '.' }
+	for i := 0; i < len(key); {
+		if !isV6(key[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(key) && isV6(key[j]) {
+			j++
+		}
+		if j < len(key) && isAlnum(key[j]) { // the run ends inside a word: drop its last group
+			for j > i && key[j-1] != ':' {
+				j--
+			}
+		}
+		best, bestEnd := -1, -1
+		for a := i; a < j && best < 0; a++ {
+			if !isHex(key[a]) || a > 0 && isAlnum(key[a-1]) || a > i && key[a-1] != ':' {
+				continue
+			}
+			for b := j; b > a+2; b-- {
+				if b < len(key) && key[b] != ':' && isV6(key[b]) {
+					continue
+				}
+				cand := key[a:b]
+				if strings.Count(cand, ":") < 2 || strings.IndexAny(cand, "0123456789") < 0 {
+					continue
+				}
+				if ip, err := netip.ParseAddr(cand); err == nil && ip.Is6() {
+					best, bestEnd = a, b
+					break
+				}
+			}
+		}
+		if best >= 0 {
+			out = append(out, span{best, bestEnd, PhIP})
+			i = bestEnd
+			continue
+		}
+		i = j + 1
 	}
 	return out
 }
@@ -441,10 +640,17 @@ func isRandomID(s string) bool {
 	if distinct < 10 || !(digits >= 1 && letters >= 2 || len(s) >= 24) {
 		return false
 	}
-	pieces := strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' })
+	// '/' is a base64 character but also a path separator: words between
+	// slashes must be longer to count (a random run of 4 lower-case
+	// letters between two '/' is rare in base64)
+	minWord := 3
+	if strings.IndexByte(s, '/') >= 0 {
+		minWord = 4
+	}
+	pieces := strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' || r == '/' })
 	if len(pieces) > 1 {
 		for _, piece := range pieces {
-			if len(piece) >= 3 && isLowerWord(piece) {
+			if len(piece) >= minWord && isLowerWord(piece) {
 				return false
 			}
 		}
@@ -489,4 +695,51 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isHex(c byte) bool   { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') }
 func isAlnum(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+}
+
+// placeholderRe is the regular expression each placeholder stands for in a
+// proposal's regex (regexOf).
+var placeholderRe = map[string]string{
+	PhNumber: `[0-9]+`,
+	PhUUID:   `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`,
+	PhHex:    `[0-9a-fA-F]+`,
+	PhID:     `[A-Za-z0-9+/=_-]+`,
+	PhTS:     `[0-9][0-9TZ:.+ -]*`,
+	PhIP:     `[0-9a-fA-F.:]+`,
+	PhEmail:  `[^@\s]+@[^@\s]+`,
+	PhPhone:  `\+[0-9]+`,
+	PhCode:   `[A-Z0-9-]+`,
+	PhBinary: `(?s:.+)`,
+	PhLong:   `(?s:.+)`,
+	PhVar:    `[^:]+`,
+}
+
+// regexOf returns an anchored regex for a pattern made only of placeholders
+// and separators (whose glob would be a bare "*", matching every name), or
+// "" when the pattern holds a literal word (its glob is specific enough).
+func regexOf(text string) string {
+	if text == "" || strings.HasSuffix(text, "*") {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(text); {
+		if text[i] == '{' {
+			if j := strings.IndexByte(text[i:], '}'); j > 0 {
+				if re, ok := placeholderRe[text[i:i+j+1]]; ok {
+					b.WriteString(re)
+					i += j + 1
+					continue
+				}
+			}
+		}
+		c := text[i]
+		if isAlnum(c) {
+			return "" // a literal word: the glob will do
+		}
+		b.WriteString(regexp.QuoteMeta(string(c)))
+		i++
+	}
+	b.WriteString("$")
+	return b.String()
 }

@@ -57,6 +57,10 @@ var Needed = []struct {
 	{"MEMORY USAGE", "+memory|usage", "scan (bytes per key)", []any{"memory", "usage", probeKey}},
 	{"GETRANGE", "+getrange", "scan (first value bytes of a few keys per unknown pattern)", []any{"getrange", probeKey, "0", "0"}},
 	{"LINDEX", "+lindex", "scan (first item of a few lists per unknown pattern)", []any{"lindex", probeKey, "0"}},
+	{"HRANDFIELD", "+hrandfield", "scan (field names of a few hashes per unknown pattern; HSCAN otherwise)", []any{"hrandfield", probeKey, "1"}},
+	{"HSCAN", "+hscan", "scan (field names of hashes where HRANDFIELD is refused)", []any{"hscan", probeKey, "0", "count", "1"}},
+	{"ZRANGE", "+zrange", "scan (first member of a few sorted sets per unknown pattern)", []any{"zrange", probeKey, "0", "0"}},
+	{"XRANGE", "+xrange", "scan (first entry of a few streams per unknown pattern)", []any{"xrange", probeKey, "-", "+", "count", "1"}},
 	{"CONFIG GET", "+config|get", "scan, migrate (read notify-keyspace-events)", []any{"config", "get", "notify-keyspace-events"}},
 	{"DUMP", "+dump", "migrate, verify", []any{"dump", probeKey}},
 	{"PEXPIRETIME", "+pexpiretime", "migrate", []any{"pexpiretime", probeKey}},
@@ -181,7 +185,13 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	}
 	r.caps.memoryUsage = perm["MEMORY USAGE"].Status != "denied"
 	r.caps.objectEncoding = perm["OBJECT ENCODING"].Status != "denied"
-	r.caps.sniff = perm["GETRANGE"].Status != "denied" && perm["LINDEX"].Status != "denied"
+	var refused []string
+	for i, name := range sniffCmdNames {
+		if perm[name].Status == "denied" {
+			r.caps.sniffRefused[i] = true
+			refused = append(refused, sniffCmdACL[i])
+		}
+	}
 	if len(denied) > 0 {
 		add("permissions", StatusWarn, "the connected user may not run: %s. See docs/permissions.md", strings.Join(denied, "; "))
 	} else {
@@ -190,8 +200,9 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 	if !r.caps.memoryUsage {
 		add("memory usage", StatusWarn, "MEMORY USAGE is refused (grant +memory|usage): bytes are not measured, sizing advice is unavailable")
 	}
-	if !r.caps.sniff {
-		add("value sniffing", StatusInfo, "GETRANGE or LINDEX is refused (grant +getrange +lindex): proposals for unknown patterns use names, types, TTLs and encodings only")
+	if len(refused) > 0 {
+		add("value sniffing", StatusInfo, "%s refused (grant %s): proposals for unknown patterns read no values of those types (HSCAN replaces HRANDFIELD where allowed) and use names, types, TTLs and encodings for them",
+			strings.Join(refused, " "), strings.Join(refused, " "))
 	}
 	if !r.caps.objectEncoding {
 		add("object encoding", StatusWarn, "OBJECT ENCODING is refused (grant +object|encoding): counters cannot be recognised")

@@ -172,9 +172,8 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		Legacy:    Legacy{Addr: s.addr, DB: pf.DB, Version: pf.Version, Role: pf.Role, Cluster: pf.Cluster},
 		Patterns:  PatternAccounting{Tracked: len(a.patterns), Cap: s.opts.MaxPatterns, KeysOther: a.folded},
 		Preflight: pf.Verdicts, Permissions: pf.Permissions}
-	if s.noSniff.Load() {
-		r.Preflight = append(r.Preflight, Verdict{"value sniffing", StatusInfo,
-			"GETRANGE or LINDEX was refused during the scan (grant +getrange +lindex): proposals used names, types, TTLs and encodings only"})
+	if v := s.sniff.verdict(s.caps.sniffRefused); v != nil {
+		r.Preflight = append(r.Preflight, *v)
 	}
 	var measured int64
 	for _, st := range a.buckets {
@@ -203,16 +202,25 @@ func buildReport(a *aggregator, s *scanner, pf *preflightResult, dbsize int64) *
 		}
 		return unknown[i].Text < unknown[j].Text
 	})
-	props := map[string]*Proposal{}
-	r.Proposals = make([]Proposal, 0, len(unknown)) // props points into it
-	for _, p := range unknown {
-		r.Proposals = append(r.Proposals, Propose(p.Pattern, &p.Stats))
-		props[p.Text] = &r.Proposals[len(r.Proposals)-1]
+	// similar patterns merged (merge.go): unknown now holds the merged ones
+	unknown, r.Proposals = proposeUnknown(unknown)
+	props := map[string]*Proposal{} // points into r.Proposals
+	for i, p := range unknown {
+		props[p.Text] = &r.Proposals[i]
 	}
 	routed := map[string]classify.Bucket{}
 	a.each(func(p *patternAgg) { routed[p.Text] = p.Bucket })
+	for _, p := range unknown {
+		routed[p.Text] = classify.Unknown
+	}
 	for _, w := range siblingProposals(props, routed) {
 		r.Preflight = append(r.Preflight, Verdict{"siblings", StatusWarn, w})
+	}
+	familyProposals(props, routed)
+	guardCache(unknown, r.Proposals)
+	unknown, r.Proposals = groupAlike(unknown, r.Proposals)
+	for i, p := range unknown {
+		props[p.Text] = &r.Proposals[i]
 	}
 	var acc *classify.Classifier
 	if rules := r.acceptedRules(); len(rules) > 0 {

@@ -6,8 +6,9 @@
 // Cost on legacy: one SCAN per batch plus one pipeline per batch of TYPE,
 // PTTL, OBJECT ENCODING and MEMORY USAGE key SAMPLES 0 (the latter on every
 // key, or on a deterministic hash-selected sample), optionally capped by an
-// ops/s budget; and, for at most 3 keys per unknown pattern and worker,
-// GETRANGE 0 63 or LINDEX 0 (value signals; values are never kept). A
+// ops/s budget; and, for at most 3 keys per unknown pattern over the whole
+// scan, one bounded read by type (evidence.go: GETRANGE, LINDEX,
+// HRANDFIELD or HSCAN, ZRANGE, XRANGE; values are never kept). A
 // restart of legacy during the scan is detected (run_id) and reported.
 // Memory in the process is bounded whatever the keyspace size:
 // keys are streamed, patterns are capped (MaxPatterns, the rest folded into
@@ -19,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,8 +75,8 @@ func (o *Options) defaults() {
 type caps struct {
 	memoryUsage    bool
 	objectEncoding bool
-	sniff          bool // GETRANGE and LINDEX, for value signals
-	noModules      bool // no module is loaded: "raw" encodes only strings
+	sniffRefused   [nSniffCmds]bool // evidence reads refused by ACL (evidence.go)
+	noModules      bool             // no module is loaded: "raw" encodes only strings
 }
 
 // Run scans the database c is connected to, routing each key with cl, and
@@ -108,7 +108,10 @@ func Run(ctx context.Context, c *redis.Client, cl *classify.Classifier, opts Opt
 		defer ko.abort()
 	}
 	s := &scanner{c: c, cl: cl, opts: opts, caps: pf.caps, ko: ko, addr: addr,
-		perKey: 2, sampleCut: uint64(opts.SamplePercent * 100)}
+		perKey: 2, sampleCut: uint64(opts.SamplePercent * 100), sniff: newSniffState(opts.MaxPatterns)}
+	for i, no := range pf.caps.sniffRefused {
+		s.sniff.refused[i].Store(no)
+	}
 	if pf.caps.memoryUsage {
 		s.perKey++
 	}
@@ -152,7 +155,7 @@ type scanner struct {
 
 	done    atomic.Int64
 	expired atomic.Int64
-	noSniff atomic.Bool // value sniffing refused by ACL mid-scan
+	sniff   *sniffState // the evidence layer's reads (evidence.go)
 }
 
 // wait takes n tokens of the ops budget, in pieces no larger than its burst.
@@ -260,52 +263,11 @@ type worker struct {
 	rc     *redisconn.RawConn // the per-key pipelines
 	info   []KeyInfo
 	sniffs []sniffReq
+	flat   [][]byte // reply buffers of the evidence reads
+	tail   [][]byte
 	// needType holds the indexes in info of keys whose encoding did not
 	// tell their type.
 	needType []int
-}
-
-// sniffReq is a key of an unknown pattern whose first value bytes are read.
-type sniffReq struct {
-	key, typ string
-	pa       *patternAgg
-}
-
-// sniffValues reads the first bytes of a few values of unknown patterns
-// (GETRANGE 0 63 for strings, LINDEX 0 for lists) and records the signals
-// they show. A refusal by ACL switches sniffing off for the rest of the scan
-// (the report says so); it never fails the scan.
-func (w *worker) sniffValues(ctx context.Context) error {
-	s := w.s
-	if err := s.wait(ctx, len(w.sniffs)); err != nil {
-		return err
-	}
-	return w.rc.Exchange(ctx, len(w.sniffs), func(rc *redisconn.Raw) {
-		for _, r := range w.sniffs {
-			if r.typ == "string" {
-				rc.Command("GETRANGE", r.key, "0", strconv.Itoa(sniffBytes-1))
-			} else {
-				rc.Command("LINDEX", r.key, "0")
-			}
-		}
-	}, func(rc *redisconn.Raw) error {
-		for _, r := range w.sniffs {
-			b, _, null, err := rc.Reply()
-			switch {
-			case redisconn.IsNetErr(err):
-				return err
-			case err != nil:
-				if strings.HasPrefix(err.Error(), "NOPERM") {
-					s.noSniff.Store(true)
-				}
-			case !null:
-				if sig := sniff(r.typ, b); sig >= 0 {
-					r.pa.Stats.Signals[sig]++
-				}
-			}
-		}
-		return nil
-	})
 }
 
 // batch pipelines the per-key commands of one SCAN batch and aggregates. A
@@ -346,10 +308,14 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
-		if pa != nil && m.Bucket == classify.Unknown && pa.Stats.Sniffed < maxSniffPerPattern &&
-			(ki.Type == "string" || ki.Type == "list") && s.caps.sniff && !s.noSniff.Load() {
-			pa.Stats.Sniffed++
-			w.sniffs = append(w.sniffs, sniffReq{ki.Key, ki.Type, pa})
+		if pa != nil && m.Bucket == classify.Unknown && !pa.sniffDone {
+			if r := (sniffReq{key: ki.Key, typ: ki.Type, pa: pa}); s.sniff.plan(&r) {
+				if s.sniff.take(w.norm.text) {
+					w.sniffs = append(w.sniffs, r)
+				} else {
+					pa.sniffDone = true // this pattern's reads are spent (by any worker)
+				}
+			}
 		}
 	}
 	if len(w.sniffs) > 0 {

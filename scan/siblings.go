@@ -56,6 +56,7 @@ func siblingProposals(props map[string]*Proposal, routed map[string]classify.Buc
 		}
 		p.Bucket, p.Confidence, p.Accepted = b, siblingConfidence, true
 		p.Evidence = append(p.Evidence, evidence)
+		p.DecidedBy, p.Reason, p.Fix = evidence, "", ""
 	}
 	var warnings []string
 	for text, b := range routed {

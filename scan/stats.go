@@ -281,6 +281,9 @@ type patternAgg struct {
 	Rule    string // the deciding rule (Rule.String()), "" for unknown
 	Stats   Stats
 	Samples []string
+	// sniffDone: the evidence layer has read all it may of this pattern
+	// (evidence.go); this worker's copy stops asking.
+	sniffDone bool
 }
 
 // aggregator accumulates per-bucket and per-pattern statistics with bounded

@@ -31,6 +31,23 @@ if ! command -v valkey-server >/dev/null 2>&1; then
     || apt-get install -y -qq valkey-server >/dev/null
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+# classify/libtest's scan accuracy test runs real Python, PHP and Ruby
+# libraries from Debian's packages (Celery/kombu, Django + django-redis,
+# python-rq, limits, Flask-Session, and the holdouts Flask-Caching, cacheops,
+# Symfony Cache/RateLimiter/Messenger; phpredis's session handler; ActiveSupport's
+# RedisCacheStore); a missing one is skipped by the test, so install them.
+libs=(python3-redis python3-celery python3-django python3-django-redis python3-rq python3-limits python3-flask-session python3-flask-caching python3-django-cacheops
+  php-cli php-redis php-symfony-cache php-symfony-rate-limiter php-symfony-redis-messenger ruby ruby-redis ruby-activesupport)
+missing=()
+for p in "${libs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "deps: missing ${missing[*]} (classify/libtest skips those libraries); install them as root" >&2
+  else
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
 if command -v docker >/dev/null 2>&1; then
   if ! docker info >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null 2>&1; then

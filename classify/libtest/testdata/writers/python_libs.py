@@ -1,0 +1,197 @@
+"""Python libraries writing their own keys into a real Redis, through their
+public APIs, for classify/libtest's scan accuracy test.
+
+usage: python3 python_libs.py WRITER HOST PORT DB
+
+Exit 77 when the library is not installed (the test then skips the writer).
+Every writer uses the library's defaults unless its name says "prefix".
+"""
+import sys
+import uuid
+
+writer, host, port, db = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+url = "redis://%s:%d/%d" % (host, port, db)
+
+try:
+    import redis
+except ImportError:
+    sys.exit(77)
+
+
+def need(mod):
+    try:
+        return __import__(mod)
+    except ImportError:
+        sys.exit(77)
+
+
+def celery_app(prefix):
+    need("celery")
+    from celery import Celery
+    app = Celery("shop", broker=url, backend=url)
+    if prefix:
+        app.conf.broker_transport_options = {"global_keyprefix": prefix}
+        app.conf.result_backend_transport_options = {"global_keyprefix": prefix}
+
+    @app.task(name="shop.send_email")
+    def send_email(to):
+        return to
+
+    for i in range(25):
+        send_email.delay("user%d@example.com" % i)
+    for i in range(10):
+        send_email.apply_async(("x@example.com",), queue="emails")
+    for i in range(15):
+        app.backend.store_result(str(uuid.uuid4()), {"sent": True}, "SUCCESS")
+
+
+def django_setup(prefix):
+    need("django")
+    need("django_redis")
+    import django
+    from django.conf import settings
+    settings.configure(
+        SECRET_KEY="libtest",
+        INSTALLED_APPS=["django.contrib.sessions", "django.contrib.contenttypes", "django.contrib.auth"],
+        CACHES={"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": prefix,
+                            "TIMEOUT": 300}},
+        SESSION_ENGINE="django.contrib.sessions.backends.cache",
+    )
+    django.setup()
+
+
+def django_cache(prefix):
+    django_setup(prefix)
+    from django.core.cache import cache
+    for i in range(40):
+        cache.set("product:%d" % i, {"id": i, "name": "lamp %d" % i, "price": 19.9 + i})
+    for i in range(20):
+        cache.set("template.cache.sidebar.%032x" % (i * 7919), "<div>sidebar</div>" * 3)
+    for name in ("homepage", "menu", "footer"):
+        cache.set(name, ["a", "b", "c"], 600)
+
+
+def django_sessions(prefix):
+    django_setup(prefix)
+    from django.contrib.sessions.backends.cache import SessionStore
+    for i in range(30):
+        s = SessionStore()
+        s["_auth_user_id"] = str(i)
+        s["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        s["cart"] = [i, i + 1]
+        s.create()
+
+
+def rq_jobs():
+    need("rq")
+    from rq import Queue, SimpleWorker
+    from datetime import timedelta
+    r = redis.Redis(host=host, port=port, db=db)
+    q = Queue(connection=r)
+    hi = Queue("high", connection=r)
+    for i in range(12):
+        q.enqueue("os.getcwd")
+    for i in range(4):
+        hi.enqueue("os.path.getsize", "/nonexistent/%d" % i)  # fails: failed registry
+    w = SimpleWorker([q, hi], connection=r)
+    w.work(burst=True)
+    for i in range(8):
+        q.enqueue("os.getcwd")  # left pending
+    for i in range(3):
+        q.enqueue_in(timedelta(hours=1), "os.getcwd")
+
+
+def limits_windows():
+    need("limits")
+    from limits import storage, strategies, parse
+    st = storage.RedisStorage(url)
+    fixed = strategies.FixedWindowRateLimiter(st)
+    moving = strategies.MovingWindowRateLimiter(st)
+    per_min = parse("10/minute")
+    per_hour = parse("100/hour")
+    for i in range(20):
+        fixed.hit(per_min, "login", "10.0.%d.%d" % (i // 10, i))
+        moving.hit(per_hour, "api", "user%d" % i)
+
+
+def flask_sessions(prefix):
+    need("flask")
+    need("flask_session")
+    from flask import Flask, session
+    from flask_session import Session
+    app = Flask("shop")
+    app.config.update(SECRET_KEY="libtest", SESSION_TYPE="redis", SESSION_REDIS=redis.Redis(host=host, port=port, db=db))
+    if prefix:
+        app.config["SESSION_KEY_PREFIX"] = prefix
+    Session(app)
+
+    @app.route("/login/<int:uid>")
+    def login(uid):
+        # what Flask-Login and Flask-WTF put into a session
+        session["_user_id"] = str(uid)
+        session["_fresh"] = True
+        session["csrf_token"] = uuid.uuid4().hex
+        return "ok"
+
+    for i in range(20):
+        app.test_client().get("/login/%d" % i)
+
+
+def flask_caching():
+    need("flask")
+    need("flask_caching")
+    from flask import Flask
+    from flask_caching import Cache
+    app = Flask("shop")
+    cache = Cache(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": 300})
+
+    @cache.memoize(timeout=600)
+    def price(sku):
+        return {"sku": sku, "price": 9.5}
+
+    with app.app_context():
+        for i in range(30):
+            cache.set("user:%d" % i, {"id": i, "name": "user %d" % i})
+            price("SKU-%04d" % i)
+        cache.set("homepage", "<html>" * 20)
+
+
+def cacheops_cached():
+    django_setup_cacheops()
+    from cacheops import cached
+
+    @cached(timeout=600)
+    def recommendations(user_id):
+        return [user_id, user_id + 1]
+
+    for i in range(30):
+        recommendations(i)
+
+
+def django_setup_cacheops():
+    need("django")
+    import importlib.util
+    if importlib.util.find_spec("cacheops") is None:
+        sys.exit(77)
+    import django
+    from django.conf import settings
+    settings.configure(SECRET_KEY="libtest", INSTALLED_APPS=["cacheops"], CACHEOPS_REDIS=url,
+                       DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
+    django.setup()
+
+
+writers = {
+    "celery": lambda: celery_app(""),
+    "celery-prefix": lambda: celery_app("shop:"),
+    "django-cache": lambda: django_cache(""),
+    "django-cache-prefix": lambda: django_cache("shop"),
+    "django-sessions": lambda: django_sessions(""),
+    "django-sessions-prefix": lambda: django_sessions("shop"),
+    "rq": rq_jobs,
+    "limits": limits_windows,
+    "flask-session": lambda: flask_sessions(""),
+    "flask-session-prefix": lambda: flask_sessions("shop_auth:"),
+    "flask-caching": flask_caching,
+    "cacheops": cacheops_cached,
+}
+writers[writer]()

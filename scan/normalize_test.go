@@ -1,0 +1,66 @@
+package scan
+
+import "testing"
+
+// TestNormalizeIdentifierFamilies: key families that embed identifiers
+// collapse into one pattern whatever the identifier's value.
+func TestNormalizeIdentifierFamilies(t *testing.T) {
+	families := []struct {
+		want string
+		keys []string
+	}{
+		{"login:{email}_{ip}", []string{"login:alice@example.com_10.0.0.1", "login:bob.smith+x@mail.example.co.uk_192.168.7.200", "login:c_d-e@x.io_8.8.8.8"}},
+		{"rl:{ip}", []string{"rl:2001:db8::1", "rl:fe80::1ff:fe23:4567:890a", "rl:10.1.2.3", "rl:2001:0db8:0000:0000:0000:ff00:0042:8329"}},
+		{"throttle:{ip}:login", []string{"throttle:2001:db8::7:login", "throttle:10.0.0.9:login"}},
+		{"otp:{phone}", []string{"otp:+14155552671", "otp:+442071838750", "otp:+33612345678"}},
+		{"product:{code}:stock", []string{"product:SKU-12345-XL:stock", "product:AB12CD:stock", "product:4K-TV-55:stock"}},
+		{"short:{id}", []string{"short:dQw4w9WgXcQ", "short:aZ3kP9qRt2", "short:k3j2h4g5m1"}},
+		{"{id}", []string{"Xk3pQ9zR2mN8vB5cL1wT7yH4", "aB3dE5fG7hJ9kL1mN3pQ5rS7", "Z9y8X7w6V5u4T3s2R1q0P9o8"}},
+		{"{uuid}", []string{"550e8400-e29b-41d4-a716-446655440000", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}},
+		{"events:{ts}", []string{"events:2024-01-02T10:05:00Z", "events:2024-12-31", "events:1700000000", "events:1700000000123"}},
+		{"user:{email}:profile", []string{"user:alice@example.com:profile", "user:x.y@sub.example.org:profile"}},
+	}
+	for _, f := range families {
+		for _, k := range f.keys {
+			if got := Normalize(k).Text; got != f.want {
+				t.Errorf("Normalize(%q) = %q, want %q", k, got, f.want)
+			}
+		}
+	}
+}
+
+// TestNormalizeKeepsWords: shapes that look like identifiers but are words
+// stay literal.
+func TestNormalizeKeepsWords(t *testing.T) {
+	for key, want := range map[string]string{
+		"books::42":             "books::{n}",
+		"app:OAuth2Token":       "app:OAuth{n}Token",
+		"cfg:HTTP2Server":       "cfg:HTTP{n}Server",
+		"PHPREDIS_SESSION:abc":  "PHPREDIS_SESSION:abc",
+		"LIMITS:LIMITER/a/b":    "LIMITS:LIMITER/a/b",
+		"v1/products?page=2":    "v{n}/products?page={n}",
+		"stat:processed":        "stat:processed",
+		"mail@localhost":        "mail@localhost",
+		"Billing::InvoiceJob-1": "Billing::InvoiceJob-{n}",
+	} {
+		if got := Normalize(key).Text; got != want {
+			t.Errorf("Normalize(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestRegexOf(t *testing.T) {
+	for text, want := range map[string]string{
+		"{id}":         `^[A-Za-z0-9+/=_-]+$`,
+		"{n}":          `^[0-9]+$`,
+		"{uuid}":       `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`,
+		"{n}:{hex}":    `^[0-9]+:[0-9a-fA-F]+$`,
+		"user:{n}":     "",
+		"2::{hex}":     "",
+		"{email}_{ip}": `^[^@\s]+@[^@\s]+_[0-9a-fA-F.:]+$`,
+	} {
+		if got := regexOf(text); got != want {
+			t.Errorf("regexOf(%q) = %q, want %q", text, got, want)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package scan
+
+import (
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/redisplit/redisplit/classify"
+)
+
+// durableOracle says, independently of Propose, whether a pattern has any
+// evidence that fits session, queue or ratelimit: a durable word in its
+// name, an IP segment, or any durable value signature among the values read
+// (even a minority).
+func durableOracle(text string, s *Stats) bool {
+	ws, phs := patternWords(text)
+	for _, w := range ws {
+		if sessionWords[w] || queueWords[w] || rateWords[w] {
+			return true
+		}
+	}
+	if phs[PhIP] {
+		return true
+	}
+	for sig, n := range s.Signals {
+		if b := signatures[sig].bucket; n > 0 && b != "" && b != classify.Cache {
+			return true
+		}
+	}
+	return false
+}
+
+var fuzzNames = []string{"cache:{n}", "views:{hex}", "user:{n}:profile", "{id}", "{uuid}", "sess:{id}", "page:{n}",
+	"app:session:{id}", "jobs:{n}", "rl:{ip}", "x:{ip}", "cache:sess:{n}", "memo:{email}_{ip}", "tenant:acme:{n}",
+	"fragment:{n}:rl", "keyv:{n}", "{n}:{hex}", ":{n}:cart:{n}", "dash:{code}"}
+
+var fuzzTypes = []string{"string", "hash", "list", "set", "zset", "stream"}
+var fuzzTTLs = []int64{-1, 30 * 1000, 59 * minute, 2 * hour, day - minute, 3 * day, 20 * day, 400 * day}
+
+// randomStats builds a pattern's stats with a random shape and random value
+// signatures, durable and cache ones mixed.
+func randomStats(r *rand.Rand) *Stats {
+	s := &Stats{}
+	n := 1 + r.Intn(50)
+	typ := fuzzTypes[r.Intn(len(fuzzTypes))]
+	enc := "raw"
+	if typ == "string" && r.Intn(3) == 0 {
+		enc = "int"
+	}
+	for i := 0; i < n; i++ {
+		t := typ
+		if r.Intn(10) == 0 {
+			t = fuzzTypes[r.Intn(len(fuzzTypes))]
+		}
+		s.add(&KeyInfo{Key: "k", Type: t, PTTL: fuzzTTLs[r.Intn(len(fuzzTTLs))], Encoding: enc, Bytes: 100})
+	}
+	s.Sniffed = int64(r.Intn(4))
+	for k := int64(0); k < s.Sniffed; k++ {
+		if r.Intn(4) > 0 {
+			s.Signals[r.Intn(nSignals)]++
+		}
+	}
+	return s
+}
+
+// TestProposeNeverCacheWithDurableEvidenceRandom is the safety property over
+// names, types, TTLs, encodings and value signatures: whenever any evidence
+// fits session, queue or ratelimit, the proposal is never cache; when cache
+// evidence and durable evidence are both strong, the pattern is unknown and
+// the evidence shows both sides.
+func TestProposeNeverCacheWithDurableEvidenceRandom(t *testing.T) {
+	r := rand.New(rand.NewSource(13))
+	cacheSeen := 0
+	for i := 0; i < 20000; i++ {
+		name := fuzzNames[r.Intn(len(fuzzNames))]
+		s := randomStats(r)
+		p := Propose(Pattern{Text: name, Glob: strings.NewReplacer("{n}", "*", "{hex}", "*", "{id}", "*", "{uuid}", "*", "{ip}", "*", "{email}", "*", "{code}", "*").Replace(name)}, s)
+		if p.Bucket == classify.Cache {
+			cacheSeen++
+			if durableOracle(name, s) {
+				t.Fatalf("SAFETY: %s with signals %v, %s → cache: %q", name, s.Signals, typeMix(s), p.Evidence)
+			}
+		}
+		if p.Bucket != classify.Unknown && (p.Reason != "") == p.Accepted {
+			t.Fatalf("%s: accepted=%v but reason %q", name, p.Accepted, p.Reason)
+		}
+		if p.Bucket == classify.Unknown && p.Fix == "" && s.Keys > 0 {
+			t.Fatalf("%s unknown without a fix", name)
+		}
+		if strings.HasPrefix(strings.Join(p.Evidence, ""), "conflicting evidence") && p.Bucket != classify.Unknown {
+			t.Fatalf("%s: conflicting evidence but bucket %s", name, p.Bucket)
+		}
+	}
+	if cacheSeen == 0 {
+		t.Fatal("the generator never produced a cache proposal: the property checked nothing")
+	}
+}
+
+// TestMergedProposalsNeverCoverDurable: over random sets of similar
+// patterns, no accepted cache proposal (merged or not) routes a sample of a
+// pattern with durable evidence.
+func TestMergedProposalsNeverCoverDurable(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	tenants := []string{"acme", "globex", "initech", "umbrella", "hooli", "stark"}
+	shapes := []string{"tenant:%s:dashboard", "%s:profile:{n}", "store:%s:item:{n}", "feed:%s"}
+	for round := 0; round < 300; round++ {
+		var pats []*patternAgg
+		for _, sh := range shapes {
+			for _, tn := range tenants[:2+r.Intn(len(tenants)-1)] {
+				text := strings.Replace(sh, "%s", tn, 1)
+				glob := strings.ReplaceAll(text, "{n}", "*")
+				pa := &patternAgg{Pattern: Pattern{Text: text, Glob: glob}, Bucket: classify.Unknown, Stats: *randomStats(r)}
+				if r.Intn(2) == 0 { // a cache envelope on most values
+					pa.Stats.Sniffed, pa.Stats.Signals = 3, [nSignals]int64{}
+					pa.Stats.Signals[sigGoRedisCache] = 3
+					if r.Intn(5) == 0 {
+						pa.Stats.Signals[sigSessionJSON] = 1 // a minority session payload
+					}
+				}
+				pa.Samples = []string{strings.ReplaceAll(text, "{n}", "42")}
+				pats = append(pats, pa)
+			}
+		}
+		durable := map[string]bool{}
+		for _, p := range pats {
+			durable[p.Samples[0]] = durableOracle(p.Text, &p.Stats)
+		}
+		_, props := proposeUnknown(pats)
+		rules := proposalRules(props, true)
+		if len(rules) == 0 {
+			continue
+		}
+		cl, err := classify.New(rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, d := range durable {
+			if m := cl.Classify(k, ""); d && m.Bucket == classify.Cache {
+				t.Fatalf("SAFETY: %s has durable evidence but the accepted %v routes it to cache", k, m.Rule)
+			}
+		}
+	}
+}
+
+// FuzzPropose explores names and value signatures beyond the fixed
+// generator (`go test -fuzz FuzzPropose ./scan/`); the seeds run always.
+func FuzzPropose(f *testing.F) {
+	f.Add("cache:sess:1", byte(0), int64(60000), []byte{sigGoRedisCache, sigSessionJSON})
+	f.Add("views:42", byte(1), int64(-1), []byte{sigRailsCache})
+	f.Add("7f3a9c2e-aaaa-bbbb-cccc-0123456789ab", byte(1), int64(1200000), []byte{sigASPNetHash})
+	f.Fuzz(func(t *testing.T, key string, typ byte, pttl int64, sigs []byte) {
+		s := &Stats{}
+		for i := 0; i < 5; i++ {
+			s.add(&KeyInfo{Key: key, Type: fuzzTypes[int(typ)%len(fuzzTypes)], PTTL: pttl, Encoding: "raw", Bytes: 10})
+		}
+		for _, g := range sigs {
+			s.Signals[int(g)%nSignals]++
+			s.Sniffed++
+		}
+		pat := Normalize(key)
+		if p := Propose(pat, s); p.Bucket == classify.Cache && durableOracle(pat.Text, s) {
+			t.Fatalf("SAFETY: %q → cache with durable evidence: %q", key, p.Evidence)
+		}
+	})
+}
+
+// TestGuardCacheDemotesCoveringProposal: a cache proposal whose glob also
+// matches the keys of a pattern with durable evidence is not accepted.
+func TestGuardCacheDemotesCoveringProposal(t *testing.T) {
+	cacheLike := keys(40, "string", hour, "raw")
+	cacheLike.Sniffed, cacheLike.Signals[sigGoRedisCache] = 3, 3
+	sessionish := keys(10, "string", hour, "raw")
+	sessionish.Sniffed, sessionish.Signals[sigGoRedisCache], sessionish.Signals[sigSessionJSON] = 3, 2, 1
+	pats := []*patternAgg{
+		{Pattern: Normalize("feed:1"), Bucket: classify.Unknown, Stats: *cacheLike, Samples: []string{"feed:1"}},
+		{Pattern: Normalize("feed:1:x"), Bucket: classify.Unknown, Stats: *sessionish, Samples: []string{"feed:1:x"}},
+	}
+	_, props := proposeUnknown(pats)
+	for _, p := range props {
+		if p.Pattern == "feed:{n}" {
+			if p.Accepted || p.Reason == "" {
+				t.Fatalf("cache proposal covering feed:{n}:x (durable evidence) is accepted: %+v", p)
+			}
+			return
+		}
+	}
+	t.Fatalf("no proposal for feed:{n}: %+v", props)
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Regenerates the value fixtures of scan's signature tests, each written by
+# the format's reference (or the library's own) encoder:
+#   python3 (Debian's): pickle 2/4/5, a Django session (pickle), zlib, gzip, JSON, msgpack (msgpack-python)
+#   ruby: Marshal, an ActiveSupport::Cache::Entry (RedisCacheStore's value)
+#   php: serialize(), igbinary (php-igbinary), the PHP session encoding (session_encode), a Laravel session payload
+#   java/javac: Java serialization (ObjectOutputStream)
+#   lz4, zstd: the reference command-line compressors
+#   Go (gen/): gob, go-redis/cache's envelope, msgpack, snappy/s2 framing
+# Needs: python3-msgpack ruby ruby-activesupport php-cli default-jdk-headless lz4 zstd.
+set -euo pipefail
+cd "$(dirname "$0")"
+py=/usr/bin/python3
+$py - <<'PY'
+import pickle, zlib, gzip, json, msgpack
+w = lambda n, b: open(n, "wb").write(b)
+cart = {"items": [1, 2, 3], "total": 19.9}
+w("pickle-p2.bin", pickle.dumps(cart, protocol=2))
+w("pickle-p4.bin", pickle.dumps(cart, protocol=4))
+w("pickle-p5.bin", pickle.dumps(cart, protocol=5))
+w("pickle-django-session.bin", pickle.dumps({"_auth_user_id": "42", "_auth_user_backend": "django.contrib.auth.backends.ModelBackend", "_auth_user_hash": "ab" * 20}, protocol=5))
+doc = json.dumps({"id": 42, "name": "lamp", "tags": ["a", "b"] * 20}).encode()
+w("zlib.bin", zlib.compress(doc))
+w("gzip.bin", gzip.compress(doc, mtime=0))
+w("json-document.bin", doc)
+w("json-keyv.bin", json.dumps({"value": {"id": 42}, "expires": 1795000000000}).encode())
+w("json-express-session.bin", json.dumps({"cookie": {"originalMaxAge": 86400000, "expires": "2026-11-27T10:00:00.000Z", "httpOnly": True, "path": "/"}, "userId": 42}, separators=(",", ":")).encode())
+w("json-celery-message.bin", json.dumps({"body": "W10=", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"task": "shop.send_email", "id": "x"}, "properties": {"delivery_tag": "t"}}).encode())
+w("msgpack-python-map.bin", msgpack.packb({"_permanent": True, "user_id": 42}))
+w("msgpack-python-array.bin", msgpack.packb([1, 2, 3, "lamp"]))
+PY
+ruby -e 'require "active_support"; require "active_support/cache"
+File.binwrite("marshal-hash.bin", Marshal.dump({"id" => 42, "name" => "lamp"}))
+File.binwrite("marshal-rails-cache-entry.bin", Marshal.dump(ActiveSupport::Cache::Entry.new({"id" => 42}, expires_in: 3600)))'
+php -r 'file_put_contents("php-serialize-array.bin", serialize(["id" => 42, "name" => "lamp"]));
+file_put_contents("php-serialize-object.bin", serialize((object)["id" => 42]));
+file_put_contents("php-laravel-session.bin", serialize(serialize(["_token" => str_repeat("a", 40), "_previous" => ["url" => "http://localhost"], "_flash" => ["old" => [], "new" => []]])));
+if (function_exists("igbinary_serialize")) file_put_contents("php-igbinary.bin", igbinary_serialize(["id" => 42, "name" => "lamp"]));
+session_start(); $_SESSION["user_id"] = 42; $_SESSION["csrf"] = "abc"; file_put_contents("php-session-encoding.bin", session_encode());' 2>/dev/null
+tmp=$(mktemp -d)
+javac -d "$tmp" Serialize.java && java -cp "$tmp" Serialize java-serialization.bin
+rm -rf "$tmp"
+printf '%s' "$(cat json-document.bin)" | lz4 -q -c > lz4-frame.bin
+printf '%s' "$(cat json-document.bin)" | zstd -q -c > zstd-frame.bin
+(cd ../../.. && go run ./scan/testdata/values/gen "$OLDPWD")
