@@ -80,7 +80,7 @@ func (l *libWriter) item(seq uint64) goCacheItem {
 // step makes n library writes, one round trip each (two for redis_rate).
 func (l *libWriter) step(ctx context.Context, n int, t *tally) int {
 	var out []Write
-	for i := 0; i < n && ctx.Err() == nil; i++ {
+	for i := 0; i < n; i++ {
 		var w Write
 		var ok bool
 		l.turn++

@@ -176,6 +176,14 @@ func New(cfg Config) (*Generator, error) {
 	return g, nil
 }
 
+// SetRecorder replaces Config.Recorder for the next Run (not during one).
+func (g *Generator) SetRecorder(r Recorder) {
+	if g.running.Load() {
+		panic("loadgen: SetRecorder during Run")
+	}
+	g.cfg.Recorder = r
+}
+
 // Close closes the generator's connections.
 func (g *Generator) Close() error {
 	for _, l := range g.libs {
@@ -232,7 +240,7 @@ func (g *Generator) Run(ctx context.Context, d time.Duration, count int64) (Stat
 		t := newTally()
 		tallies = append(tallies, t)
 		wg.Add(1)
-		go func() { defer wg.Done(); pace(ctx, t0, plain/float64(len(g.workers)), budget, t, w.step) }()
+		go func() { defer wg.Done(); pace(ctx, t0, plain/float64(len(g.workers)), maxBatch, budget, t, w.step) }()
 	}
 	for _, l := range g.libs {
 		t := newTally()
@@ -240,7 +248,7 @@ func (g *Generator) Run(ctx context.Context, d time.Duration, count int64) (Stat
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pace(ctx, t0, g.cfg.Rate*2*g.cfg.LibShare/float64(len(g.libs)), budget, t, l.step)
+			pace(ctx, t0, g.cfg.Rate*2*g.cfg.LibShare/float64(len(g.libs)), libBatch, budget, t, l.step)
 		}()
 	}
 	wg.Wait()
@@ -291,17 +299,24 @@ func (t *tally) addTo(s *Stats) {
 	}
 }
 
-// maxBatch bounds the writes of one pipeline.
-const maxBatch = 256
+// maxBatch bounds the writes of one pipeline; libBatch the library calls
+// (one round trip each) made before the stop is checked again.
+const (
+	maxBatch = 256
+	libBatch = 16
+)
 
-// pace calls step with the number of writes due, so that the writes made
-// follow rate from t0; step returns how many it made (a write may count
-// more than one record). A writer that falls more than a second behind
-// forgets the excess (Stats.Behind) instead of bursting to catch up.
-func pace(ctx context.Context, t0 time.Time, rate float64, budget *atomic.Int64, t *tally, step func(ctx context.Context, n int, t *tally) int) {
+// pace calls step with the number of writes due (at most batch), so that
+// the writes made follow rate from t0; step returns how many it made (a
+// write may count more than one record). A writer that falls more than a
+// second behind forgets the excess (Stats.Behind) instead of bursting to
+// catch up. When ctx ends no step starts; the one under way completes (its
+// context is not cancelled), so that no write is left half-known.
+func pace(ctx context.Context, t0 time.Time, rate float64, batch int64, budget *atomic.Int64, t *tally, step func(ctx context.Context, n int, t *tally) int) {
 	if rate <= 0 {
 		return
 	}
+	opCtx := context.WithoutCancel(ctx)
 	var done int64
 	for ctx.Err() == nil {
 		elapsed := time.Since(t0)
@@ -316,14 +331,14 @@ func pace(ctx context.Context, t0 time.Time, rate float64, budget *atomic.Int64,
 			done += due - lag
 			due = lag
 		}
-		n := min(due, maxBatch)
+		n := min(due, batch)
 		if left := budget.Add(-n); left < 0 {
 			n += left // the part of the budget that was there
 			if n <= 0 {
 				return
 			}
 		}
-		made := int64(step(ctx, int(n), t))
+		made := int64(step(opCtx, int(n), t))
 		done += max(made, n)
 		if made < n {
 			budget.Add(n - made)

@@ -125,7 +125,7 @@ func TestDecodeVersion(t *testing.T) {
 
 // newTestWatcher is a Watcher with no targets, for the pure bookkeeping.
 func newTestWatcher() *Watcher {
-	return &Watcher{cfg: WatchConfig{ExpiryGrace: time.Second, MaxPending: 1000}, keys: map[string]*tracked{}}
+	return &Watcher{cfg: WatchConfig{MaxPending: 1000}, keys: map[string]*tracked{}}
 }
 
 func obs(w *Watcher, key string, st State, at time.Time) {
@@ -190,19 +190,26 @@ func TestCoverRules(t *testing.T) {
 			t.Fatalf("regressions %d, want 1", w.rep.Regressions)
 		}
 	})
-	t.Run("verdict: unseen writes are lost unless their key expired soon after", func(t *testing.T) {
+	t.Run("verdict: unseen writes are lost unless their key expired, then they count in Lag at the expiry", func(t *testing.T) {
 		w := newTestWatcher()
 		now := time.Now()
 		w.Record([]Write{
 			{Key: "keyv:lg:tmp:1-1", Version: 1, At: now.Add(-3 * time.Second), Expires: now.Add(-2500 * time.Millisecond)}, // TTL 500ms
 			{Key: "rl:lg:1:5", Version: 1, At: now.Add(-5 * time.Second), Expires: now.Add(-2 * time.Second)},               // TTL 3s
+			{Key: "rl:lg:1:6", Version: 1, At: now.Add(-time.Second), Expires: now.Add(2 * time.Second)},                    // not expired yet
 			{Key: k, Version: 1, At: now.Add(-time.Second)},
 			{Key: "sess:lg-h-1", Version: 2, At: now.Add(-time.Second)},
 			{Key: "sess:lg-h-1", Uncertain: true, At: now},
 		})
 		r := w.verdict()
-		if r.ExpiredUnseen != 1 || r.Lost != 2 || r.Uncertain != 2 || r.Writes != 4 {
-			t.Fatalf("verdict %+v, want 1 expired unseen, 2 lost, 2 uncertain, 4 writes", r)
+		if r.ExpiredUnseen != 2 || r.Lost != 2 || r.Uncertain != 2 || r.Writes != 5 {
+			t.Fatalf("verdict %+v, want 2 expired unseen, 2 lost, 2 uncertain, 5 writes", r)
+		}
+		if r.Lag.N != 2 || r.Lag.Max < 3*time.Second-time.Millisecond || r.Lag.P50 < 500*time.Millisecond-time.Millisecond {
+			t.Errorf("lag of the expired writes %v, want their TTLs 500ms and 3s", r.Lag)
+		}
+		if again := w.verdict(); again.Lag != r.Lag {
+			t.Errorf("a second verdict changed the lag: %v, then %v", r.Lag, again.Lag)
 		}
 	})
 	t.Run("final check: stale, expired and deleted keys", func(t *testing.T) {

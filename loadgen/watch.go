@@ -44,12 +44,6 @@ type WatchConfig struct {
 	// again after each resubscription. For test and benchmark targets: the
 	// watcher needs the events; a production target should not pay them.
 	SetNotify bool
-	// ExpiryGrace: a write never seen applied whose key's TTL was shorter
-	// than this when written, and has passed, is ExpiredUnseen (the mirror
-	// may rightly never copy a key that expires before it gets there), not
-	// lost. Default 1s; the final state check still requires such keys to
-	// be gone from the targets.
-	ExpiryGrace time.Duration
 	// MaxPending bounds the writes waiting to be seen (default 4,000,000);
 	// beyond it, writes are counted (Report.Overflow) and not tracked.
 	MaxPending int
@@ -185,9 +179,6 @@ func addSample(s *[]Sample, x Sample) {
 func Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
 	if len(cfg.Targets) == 0 {
 		return nil, errors.New("loadgen: Watch needs at least one target")
-	}
-	if cfg.ExpiryGrace <= 0 {
-		cfg.ExpiryGrace = time.Second
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 4_000_000
@@ -532,7 +523,7 @@ func expired(last pend, now time.Time) bool {
 }
 
 // Settle waits, for at most d, until every write recorded is seen applied
-// (or its key has expired), then reads every key it tracks on every target
+// or its key has expired, then reads every key it tracks on every target
 // (the final sweep) and returns the verdict. Stop the load first.
 func (w *Watcher) Settle(ctx context.Context, d time.Duration) (Report, error) {
 	deadline := time.Now().Add(d)
@@ -632,11 +623,13 @@ func (w *Watcher) verdict() Report {
 	defer w.mu.Unlock()
 	rep := w.rep
 	rep.LostSample = append([]Sample(nil), w.rep.LostSample...)
+	lag := w.lag // a copy: verdict may run again
 	var lost []Sample
 	for k, tr := range w.keys {
 		for _, p := range tr.pending {
-			if expired(tr.last, now) && tr.last.expires.Sub(p.at) < w.cfg.ExpiryGrace {
+			if expired(tr.last, now) {
 				rep.ExpiredUnseen++
+				lag.Add(tr.last.expires.Sub(p.at))
 				continue
 			}
 			rep.Lost++
@@ -647,7 +640,7 @@ func (w *Watcher) verdict() Report {
 	for _, s := range lost {
 		addSample(&rep.LostSample, s)
 	}
-	rep.Lag = w.lag.Summary()
+	rep.Lag = lag.Summary()
 	rep.WatcherDelay = w.delay.Summary()
 	rep.Events, rep.Reads, rep.FeedGaps, rep.ReadErrors = w.events.Load(), w.reads.Load(), w.gaps.Load(), w.readErrs.Load()
 	return rep
