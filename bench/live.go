@@ -525,39 +525,50 @@ func readStatus(ctx context.Context, binary, cfgPath string) (liveStatus, error)
 }
 
 func parseLiveStatus(b []byte) (liveStatus, error) {
-	var doc struct {
-		Buckets []map[string]any `json:"buckets"`
-	}
+	var doc map[string]any
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return liveStatus{}, err
 	}
 	st := liveStatus{phases: map[string]string{}}
-	for _, bk := range doc.Buckets {
+	buckets, _ := doc["buckets"].([]any)
+	for _, x := range buckets {
+		bk, _ := x.(map[string]any)
 		name, _ := bk["bucket"].(string)
 		phase, _ := bk["phase"].(string)
 		st.phases[name] = phase
-		if v, ok := findNumber(bk, backlogFields); ok {
+	}
+	// The figures may sit in each bucket or in a section of their own: take
+	// the peak wherever they are.
+	walk(doc, func(m map[string]any) {
+		if v, ok := firstNumber(m, backlogFields); ok {
 			st.backlog, st.hasBacklog = max(st.backlog, int64(v)), true
 		}
-		if v, ok := findNumber(bk, lagFields); ok {
+		if v, ok := firstNumber(m, lagFields); ok {
 			st.lagMs, st.hasLag = max(st.lagMs, v), true
 		}
-	}
+	})
 	return st, nil
 }
 
-// findNumber looks for the first of names in m and in the objects m holds.
-func findNumber(m map[string]any, names []string) (float64, bool) {
+// walk calls f on every object in v, v included.
+func walk(v any, f func(map[string]any)) {
+	switch x := v.(type) {
+	case map[string]any:
+		f(x)
+		for _, y := range x {
+			walk(y, f)
+		}
+	case []any:
+		for _, y := range x {
+			walk(y, f)
+		}
+	}
+}
+
+func firstNumber(m map[string]any, names []string) (float64, bool) {
 	for _, n := range names {
 		if v, ok := m[n].(float64); ok {
 			return v, true
-		}
-	}
-	for _, v := range m {
-		if sub, ok := v.(map[string]any); ok {
-			if f, ok := findNumber(sub, names); ok {
-				return f, true
-			}
 		}
 	}
 	return 0, false

@@ -17,6 +17,8 @@ func TestParseLiveStatus(t *testing.T) {
 			true, 30, 4.5, true, 2},
 		{"live figures nested", `{"buckets":[{"bucket":"session","phase":"syncing","live":{"backlog":7,"lag_ms":9}}]}`,
 			true, 7, 9, true, 1},
+		{"live figures in a section of their own", `{"buckets":[{"bucket":"cache","phase":"syncing"}],"live":{"buckets":{"cache":{"lag_ms":3,"backlog":5}}}}`,
+			true, 5, 3, true, 1},
 		{"no buckets yet", `{"buckets":[]}`, false, 0, 0, false, 0},
 	} {
 		st, err := parseLiveStatus([]byte(c.doc))

@@ -169,8 +169,9 @@ func New(cfg Config) (*Generator, error) {
 		g.workers = append(g.workers, newWorker(g, i, nkeys))
 	}
 	if cfg.Libraries {
-		for i := 0; i < 2; i++ {
-			g.libs = append(g.libs, newLibWriter(g, i, 2, nkeys))
+		n := max(2, int(math.Ceil(cfg.Rate*2*cfg.LibShare/libRate)))
+		for i := 0; i < n; i++ {
+			g.libs = append(g.libs, newLibWriter(g, i, n, nkeys))
 		}
 	}
 	return g, nil
@@ -305,6 +306,11 @@ const (
 	maxBatch = 256
 	libBatch = 16
 )
+
+// libRate is the most library calls per second one library writer is
+// given (each takes one or two round trips): there are as many writers as
+// the rate needs, at least two.
+const libRate = 250
 
 // pace calls step with the number of writes due (at most batch), so that
 // the writes made follow rate from t0; step returns how many it made (a

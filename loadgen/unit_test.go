@@ -212,6 +212,19 @@ func TestCoverRules(t *testing.T) {
 			t.Errorf("a second verdict changed the lag: %v, then %v", r.Lag, again.Lag)
 		}
 	})
+	t.Run("pending leaves out what no event can show", func(t *testing.T) {
+		w := newTestWatcher()
+		now := time.Now()
+		w.Record([]Write{
+			{Key: "keyv:lg:stage:1-1", Version: 1, At: now}, {Key: "keyv:lg:stage:1-1", Version: 1, Absent: true, At: now}, // renamed away, never on a target
+			{Key: "keyv:lg:tmp:1-2", Version: 1, At: now.Add(-3 * time.Second), Expires: now.Add(-2 * time.Second)}, // expired
+			{Key: k, Version: 1, At: now}, {Key: "sess:lg-h-1", Version: 3, Absent: true, At: now}, // waiting
+		})
+		obs(w, "sess:lg-h-1", present(3), now) // held by a target: its DEL is awaited
+		if got := w.Pending(); got != 2 {
+			t.Fatalf("pending %d, want 2", got)
+		}
+	})
 	t.Run("final check: stale, expired and deleted keys", func(t *testing.T) {
 		w := newTestWatcher()
 		now := time.Now()

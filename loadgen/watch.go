@@ -499,15 +499,17 @@ func (w *Watcher) Record(ws []Write) {
 	}
 }
 
-// Pending returns the writes not yet seen applied, leaving out those whose
-// key has expired: the load's backlog as seen from outside.
+// Pending returns the writes not yet seen applied, leaving out those that
+// no event can show: of keys that have expired, and of keys whose last
+// write left them absent and that no target was ever seen holding (see
+// Report.Unchanged). It is the load's backlog as seen from outside.
 func (w *Watcher) Pending() int {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
 	for _, tr := range w.keys {
-		if len(tr.pending) > 0 && !expired(tr.last, now) {
+		if len(tr.pending) > 0 && !expired(tr.last, now) && !(tr.last.absent && !tr.seen) {
 			n += len(tr.pending)
 		}
 	}
