@@ -303,6 +303,12 @@ func mirroredLoad(ctx context.Context, legacyAddr string, gen *loadgen.Generator
 	for _, s := range rep.StaleSample {
 		fmt.Printf("    stale: %s: %s\n", s.Key, s.Detail)
 	}
+	for _, s := range rep.SweptSample {
+		fmt.Printf("    only by the sweep: %s %s version %d: %s\n", s.Key, s.Op, s.Version, s.Detail)
+	}
+	for _, s := range rep.OtherSample {
+		fmt.Printf("    %s: %s\n", s.Key, s.Detail)
+	}
 	fmt.Printf("  watcher's own delay (event → read answered): %s; %d events, %d feed gaps, %d read errors\n",
 		rep.WatcherDelay, rep.Events, rep.FeedGaps, rep.ReadErrors)
 	fmt.Printf("  backlog seen from outside (writes sent, not yet seen on a target): peak %d\n", r.pendPeak)

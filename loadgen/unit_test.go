@@ -225,6 +225,22 @@ func TestCoverRules(t *testing.T) {
 			t.Fatalf("pending %d, want 2", got)
 		}
 	})
+	t.Run("the sweep tells nothing to apply from a missed event", func(t *testing.T) {
+		w := newTestWatcher()
+		now := time.Now()
+		const gone, missed = "keyv:lg:item:2", "keyv:lg:item:3"
+		obs(w, gone, absent, now.Add(-time.Second)) // deleted on the targets, seen
+		obs(w, missed, absent, now.Add(-time.Second))
+		w.Record([]Write{{Key: gone, Version: 10, At: now}, {Key: gone, Version: 10, Absent: true, Op: OpDel, At: now},
+			{Key: missed, Version: 11, At: now}})
+		if got := w.Pending(); got != 1 {
+			t.Fatalf("pending %d, want 1 (the SET+DEL of a key the targets do not hold shows no event)", got)
+		}
+		w.observe([]string{gone, missed}, []State{absent, present(11)}, nil, now.Add(time.Second), now.Add(time.Second), nil, true)
+		if w.rep.Unchanged != 2 || w.rep.Swept != 1 || len(w.rep.SweptSample) != 1 || w.rep.SweptSample[0].Key != missed {
+			t.Fatalf("unchanged %d, swept %d %v; want 2 and 1 (%s)", w.rep.Unchanged, w.rep.Swept, w.rep.SweptSample, missed)
+		}
+	})
 	t.Run("final check: stale, expired and deleted keys", func(t *testing.T) {
 		w := newTestWatcher()
 		now := time.Now()

@@ -92,6 +92,7 @@ type watched struct {
 
 // tracked is what the watcher knows of one key.
 type tracked struct {
+	key       string
 	pending   []pend
 	has       bool // a write was recorded
 	last      pend // the last write recorded
@@ -100,7 +101,6 @@ type tracked struct {
 	obsDone   time.Time
 	hasObs    bool
 	maxSeen   uint64
-	seen      bool // a target was seen holding the key
 	uncertain bool
 }
 
@@ -128,11 +128,10 @@ type Report struct {
 	// Swept were seen applied only by the final sweep (the event read missed
 	// them: a gap of the watcher's own feed): applied, lag unknown.
 	Swept int64 `json:"swept"`
-	// Unchanged writes are of keys no target was ever seen holding, found
-	// absent at the end as legacy has them: a key created and deleted or
-	// renamed away before the mirror read it. A state-copying mirror has
-	// nothing to write for them and a target publishes no event; not in
-	// Lag.
+	// Unchanged writes left the key absent on legacy with the targets
+	// absent before and after them: a key created and deleted or renamed
+	// away before the mirror read it. A state-copying mirror has nothing to
+	// write for them and a target publishes no event; not in Lag.
 	Unchanged int64 `json:"unchanged"`
 	// Lost were never seen applied, also not by the final sweep.
 	Lost int64 `json:"lost"`
@@ -162,6 +161,7 @@ type Report struct {
 	FeedGaps    int64    `json:"feed_gaps"`
 	ReadErrors  int64    `json:"read_errors"`
 	LostSample  []Sample `json:"lost_sample,omitempty"`
+	SweptSample []Sample `json:"swept_sample,omitempty"`
 	StaleSample []Sample `json:"stale_sample,omitempty"`
 	OtherSample []Sample `json:"other_sample,omitempty"` // duplicates, regressions
 }
@@ -403,29 +403,32 @@ func (w *Watcher) observe(keys []string, states []State, errs []error, sent, don
 		if t, ok := firstEvent[k]; ok {
 			w.delay.Add(done.Sub(t))
 		}
-		tr := w.keys[k]
-		if tr == nil {
-			tr = &tracked{}
-			w.keys[k] = tr
-		}
+		tr := w.track(k)
 		st := states[i]
 		if st.Present {
 			if st.Version < tr.maxSeen {
 				w.rep.Regressions++
 				addSample(&w.rep.OtherSample, Sample{Key: k, Version: st.Version, Detail: fmt.Sprintf("regression: read version %d after %d", st.Version, tr.maxSeen)})
 			}
-			tr.maxSeen, tr.seen = max(tr.maxSeen, st.Version), true
+			tr.maxSeen = max(tr.maxSeen, st.Version)
 		}
+		wasAbsent := tr.absentSeen()
 		if !tr.hasObs || !done.Before(tr.obsDone) {
 			tr.obs, tr.obsSent, tr.obsDone, tr.hasObs = st, sent, done, true
 		}
-		w.cover(tr, st, sent, done, swept)
+		w.cover(tr, st, sent, done, swept, swept && wasAbsent && !st.Present)
 	}
 }
 
+// absentSeen: no target was seen holding the key at the last read (or it
+// was never read).
+func (tr *tracked) absentSeen() bool { return !tr.hasObs || !tr.obs.Present }
+
 // cover resolves the pending writes of tr that state st, read between sent
-// and done, shows applied.
-func (w *Watcher) cover(tr *tracked, st State, sent, done time.Time, swept bool) {
+// and done, shows applied. swept: the read is the final sweep's;
+// unchanged: the targets had the key absent before those writes and have
+// it absent after, so there was nothing to apply.
+func (w *Watcher) cover(tr *tracked, st State, sent, done time.Time, swept, unchanged bool) {
 	n := 0
 	if st.Present {
 		for _, p := range tr.pending {
@@ -447,10 +450,16 @@ func (w *Watcher) cover(tr *tracked, st State, sent, done time.Time, swept bool)
 	}
 	for _, p := range tr.pending[:n] {
 		switch {
-		case swept && !tr.seen:
+		case unchanged:
 			w.rep.Unchanged++
 		case swept:
 			w.rep.Swept++
+			detail := "no read on an event saw the key"
+			if tr.hasObs {
+				detail = fmt.Sprintf("the last read on an event found %s", describe(tr.obs))
+			}
+			addSample(&w.rep.SweptSample, Sample{Key: tr.key, Op: p.op.String(), Version: p.version, At: p.at,
+				Detail: fmt.Sprintf("%s; the sweep found %s", detail, describe(st))})
 		default:
 			w.rep.Applied++
 			w.lag.Add(done.Sub(p.at))
@@ -464,16 +473,28 @@ func (w *Watcher) cover(tr *tracked, st State, sent, done time.Time, swept bool)
 	}
 }
 
+func (w *Watcher) track(k string) *tracked {
+	tr := w.keys[k]
+	if tr == nil {
+		tr = &tracked{key: k}
+		w.keys[k] = tr
+	}
+	return tr
+}
+
+func describe(s State) string {
+	if !s.Present {
+		return "it absent"
+	}
+	return fmt.Sprintf("version %d", s.Version)
+}
+
 // Record implements Recorder.
 func (w *Watcher) Record(ws []Write) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, wr := range ws {
-		tr := w.keys[wr.Key]
-		if tr == nil {
-			tr = &tracked{}
-			w.keys[wr.Key] = tr
-		}
+		tr := w.track(wr.Key)
 		if tr.uncertain {
 			continue
 		}
@@ -494,22 +515,22 @@ func (w *Watcher) Record(ws []Write) {
 		tr.pending = append(tr.pending, p)
 		w.pending++
 		if tr.hasObs {
-			w.cover(tr, tr.obs, tr.obsSent, tr.obsDone, false)
+			w.cover(tr, tr.obs, tr.obsSent, tr.obsDone, false, false)
 		}
 	}
 }
 
 // Pending returns the writes not yet seen applied, leaving out those that
 // no event can show: of keys that have expired, and of keys whose last
-// write left them absent and that no target was ever seen holding (see
-// Report.Unchanged). It is the load's backlog as seen from outside.
+// write left them absent while the targets were last seen without them
+// (see Report.Unchanged). It is the load's backlog as seen from outside.
 func (w *Watcher) Pending() int {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
 	for _, tr := range w.keys {
-		if len(tr.pending) > 0 && !expired(tr.last, now) && !(tr.last.absent && !tr.seen) {
+		if len(tr.pending) > 0 && !expired(tr.last, now) && !(tr.last.absent && tr.absentSeen()) {
 			n += len(tr.pending)
 		}
 	}
@@ -675,6 +696,9 @@ func (r Report) String() string {
 	}
 	for _, s := range r.StaleSample {
 		fmt.Fprintf(&b, "\n  stale: %s: %s", s.Key, s.Detail)
+	}
+	for _, s := range r.SweptSample {
+		fmt.Fprintf(&b, "\n  only by the sweep: %s %s version %d: %s", s.Key, s.Op, s.Version, s.Detail)
 	}
 	for _, s := range r.OtherSample {
 		fmt.Fprintf(&b, "\n  %s: %s", s.Key, s.Detail)
