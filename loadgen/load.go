@@ -493,11 +493,7 @@ func (w *worker) finish(batch []*planned, at time.Time, t *tally) int {
 			err = errors.New("reply contradicts the model")
 		}
 		if err != nil {
-			if t.firstErr == "" || t.model > 0 {
-				t.fail(fmt.Errorf("%s: %w", pl.keys[0], err))
-			} else {
-				t.errors++
-			}
+			t.fail(fmt.Errorf("%s: %w", pl.keys[0], err))
 			for _, k := range pl.keys {
 				w.burn(k)
 				t.uncertain++

@@ -176,6 +176,7 @@ func addSample(s *[]Sample, x Sample) {
 
 // Watch connects to every target, subscribes, and returns once every
 // subscription is confirmed: from then on every change on a target is seen.
+// ctx bounds the connecting; the watcher runs until Close.
 func Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
 	if len(cfg.Targets) == 0 {
 		return nil, errors.New("loadgen: Watch needs at least one target")
