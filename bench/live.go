@@ -461,8 +461,10 @@ func (m *mirrorProc) stop() error {
 	return nil
 }
 
-// waitLive waits until every bucket is syncing (the backfill is done),
-// then, where status has --wait-caught-up, until catch-up is proven.
+// waitLive waits until every bucket is syncing (the backfill is done; a
+// resumed migration may say so at once, from its state), then, where
+// status has --wait-caught-up, until catch-up is proven (after a restart:
+// the rescan is done) — both within limit.
 func waitLive(ctx context.Context, m *mirrorProc, binary, cfgPath string, limit time.Duration) error {
 	t0 := time.Now()
 	steal := readCPU()
@@ -491,7 +493,8 @@ func waitLive(ctx context.Context, m *mirrorProc, binary, cfgPath string, limit 
 	}
 	fmt.Printf("live: backfill done, every bucket syncing, %s after migrate started\n", time.Since(t0).Round(time.Second))
 	fmt.Printf("  %s\n", machineLine(steal))
-	name, args := redisplitCommand(binary, cfgPath, "status", "--wait-caught-up", "--timeout", "2m")
+	left := max(limit-time.Since(t0), time.Minute)
+	name, args := redisplitCommand(binary, cfgPath, "status", "--wait-caught-up", "--timeout", left.Round(time.Second).String())
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	switch {
 	case err == nil:
