@@ -5,6 +5,7 @@
 //	go run ./bench scan    [-keys N]
 //	go run ./bench migrate [-keys N]
 //	go run ./bench verify  [-keys N]
+//	go run ./bench live    [-keys N] [-rate W] [-duration D] [-runs N] [-binary path/to/redisplit]
 //
 // Each mode lives in its own file and registers itself in init.
 package main

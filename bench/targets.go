@@ -89,10 +89,20 @@ func (t *benchTargets) DataAddrs() []string {
 // WriteConfig writes a redisplit.yaml routing the benchmark keyspace from
 // legacyAddr into the layout (presets off, benchRules) and returns its path.
 func (t *benchTargets) WriteConfig(legacyAddr string) (string, error) {
+	return t.writeConfig(legacyAddr, map[string]bool{"none": true})
+}
+
+// WriteLiveConfig is WriteConfig with the built-in presets on (benchRules
+// first): they route the live load's key families (package loadgen).
+func (t *benchTargets) WriteLiveConfig(legacyAddr string) (string, error) {
+	return t.writeConfig(legacyAddr, map[string]bool{})
+}
+
+func (t *benchTargets) writeConfig(legacyAddr string, presets map[string]bool) (string, error) {
 	doc := map[string]any{
 		"legacy":    map[string]string{"url": fmt.Sprintf("redis://%s/0", legacyAddr)},
 		"targets":   t.Config(),
-		"presets":   map[string]bool{"none": true},
+		"presets":   presets,
 		"rules":     benchRules,
 		"state_dir": filepath.Join(t.Dir, "state"),
 	}

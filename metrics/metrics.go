@@ -1,0 +1,178 @@
+// Package metrics exports the figures of a running migration to Prometheus
+// (`migrate --dual-write --metrics-addr HOST:PORT`, path /metrics), with a
+// bucket label on every series. It reads a Snapshot from a function the
+// caller passes, on every scrape: it holds no state of its own and depends
+// on no engine package. docs/metrics.md is the reference.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Snapshot is the migration's figures at one instant.
+type Snapshot struct {
+	Buckets []Bucket
+}
+
+// Bucket is one bucket's figures. Counters (the *Total fields and Keys)
+// only grow during a run; a rescan or a new run may start some afresh,
+// which Prometheus reads as a counter reset.
+type Bucket struct {
+	Name   string
+	Phase  string // planned, copying, syncing, verified, cutover, completed, rolled-back
+	Failed bool   // the bucket stopped on an error (beside its phase)
+
+	// Lag is the last catch-up round trip (marker written on legacy →
+	// applied to the target); LagKnown is false until one was measured.
+	Lag      time.Duration
+	LagKnown bool
+	// DirtyBacklog is the number of keys marked dirty and not yet copied.
+	DirtyBacklog int64
+	// LastCatchUp is when catch-up was last proven; zero: never.
+	LastCatchUp time.Time
+
+	EventsTotal  uint64 // change events received from legacy for the bucket
+	CopiesTotal  uint64 // key copies done (writes and deletes on the target)
+	GapsTotal    uint64 // gaps in the change feed that concerned the bucket
+	RescansTotal uint64 // rescans started to heal them
+
+	// Keys are the migration's key counts, as in `redisplit status`.
+	Keys Keys
+}
+
+// Keys are the outcomes of the keys of a bucket.
+type Keys struct {
+	Copied, Expired, Gone, Refused, Failed int64
+}
+
+const ns = "redisplit"
+
+var (
+	bucketLabel = []string{"bucket"}
+	descPhase   = prometheus.NewDesc(ns+"_bucket_phase", "The bucket's current phase: one series, value 1, labelled with the phase.",
+		[]string{"bucket", "phase"}, nil)
+	descFailed = prometheus.NewDesc(ns+"_bucket_failed", "1 when the bucket stopped on an error (its phase is kept beside it), else 0.",
+		bucketLabel, nil)
+	descLag = prometheus.NewDesc(ns+"_bucket_lag_seconds", "Last catch-up round trip: from a marker written on legacy to its application on the target. Absent until measured.",
+		bucketLabel, nil)
+	descBacklog = prometheus.NewDesc(ns+"_bucket_dirty_backlog_keys", "Keys marked dirty and not yet copied.",
+		bucketLabel, nil)
+	descCatchUp = prometheus.NewDesc(ns+"_bucket_last_catch_up_timestamp_seconds", "Unix time catch-up was last proven. Absent until it was.",
+		bucketLabel, nil)
+	descEvents = prometheus.NewDesc(ns+"_bucket_events_total", "Change events received from legacy for keys of the bucket.",
+		bucketLabel, nil)
+	descCopies = prometheus.NewDesc(ns+"_bucket_copies_total", "Key copies done: writes and deletes on the target.",
+		bucketLabel, nil)
+	descGaps = prometheus.NewDesc(ns+"_bucket_gaps_total", "Gaps in the change feed that concerned the bucket.",
+		bucketLabel, nil)
+	descRescans = prometheus.NewDesc(ns+"_bucket_rescans_total", "Rescans started to heal gaps.",
+		bucketLabel, nil)
+	descKeys = prometheus.NewDesc(ns+"_bucket_keys_total", "Keys of the migration by outcome: copied, expired (read with its expiry reached), gone (absent when read), refused (on the target, not written by redisplit), failed (not copied because the bucket stopped).",
+		[]string{"bucket", "outcome"}, nil)
+)
+
+// Collector is a prometheus.Collector of Snapshots. It is safe for
+// concurrent scrapes if snap is safe for concurrent calls.
+type Collector struct {
+	snap func() Snapshot
+}
+
+// NewCollector returns a Collector calling snap on every scrape.
+func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: snap} }
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPhase, descFailed, descLag, descBacklog, descCatchUp,
+		descEvents, descCopies, descGaps, descRescans, descKeys} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snap()
+	for _, b := range s.Buckets {
+		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{b.Name}, labels...)...)
+		}
+		counter := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, append([]string{b.Name}, labels...)...)
+		}
+		gauge(descPhase, 1, b.Phase)
+		gauge(descFailed, boolf(b.Failed))
+		if b.LagKnown {
+			gauge(descLag, b.Lag.Seconds())
+		}
+		gauge(descBacklog, float64(b.DirtyBacklog))
+		if !b.LastCatchUp.IsZero() {
+			gauge(descCatchUp, float64(b.LastCatchUp.UnixNano())/1e9)
+		}
+		counter(descEvents, float64(b.EventsTotal))
+		counter(descCopies, float64(b.CopiesTotal))
+		counter(descGaps, float64(b.GapsTotal))
+		counter(descRescans, float64(b.RescansTotal))
+		for _, o := range []struct {
+			name string
+			n    int64
+		}{{"copied", b.Keys.Copied}, {"expired", b.Keys.Expired}, {"gone", b.Keys.Gone}, {"refused", b.Keys.Refused}, {"failed", b.Keys.Failed}} {
+			counter(descKeys, float64(o.n), o.name)
+		}
+	}
+}
+
+func boolf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Handler serves the text exposition of c, with the process and Go runtime
+// collectors (process_resident_memory_bytes, go_goroutines, ...).
+func (c *Collector) Handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	return mux
+}
+
+// Serve listens on addr (HOST:PORT) and serves /metrics until ctx ends,
+// then returns nil. A listen error is returned at once.
+func (c *Collector) Serve(ctx context.Context, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.ServeListener(ctx, l)
+}
+
+// ServeListener is Serve on a listener the caller opened (so that it can
+// report a listen error before going on, or learn the port of ":0").
+func (c *Collector) ServeListener(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		case <-done:
+		}
+	}()
+	err := srv.Serve(l)
+	close(done)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
