@@ -70,7 +70,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -80,13 +80,13 @@ func ctxT(t *testing.T) context.Context {
 func qname() string { return "t" + strconv.FormatInt(seqNames.Add(1), 10) + "-{key}" }
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	rdb *redis.Client
 	svc *sqsstore.Client
 	cfg Config
 }
 
-func newEnv(t *testing.T, emu *sqsemu.Emulator, fifo bool, lists ...string) *env {
+func newEnv(t testing.TB, emu *sqsemu.Emulator, fifo bool, lists ...string) *env {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: legacy.Addr(), DisableIdentity: true})
 	t.Cleanup(func() { rdb.Close() })

@@ -55,7 +55,7 @@ func TestMoveUnderLoad(t *testing.T) {
 			}
 			q := res.Queues[0]
 			if !res.Stopped || q.Moved != initial+pushed || q.MovedRun != initial+pushed || q.Parked != 0 || q.InFlight != 0 || q.Remaining != 0 || q.Resent != 0 {
-				t.Fatalf("result %+v", res)
+				t.Fatalf("result %#v", res)
 			}
 			v, err := Verify(ctx, VerifyOptions{Config: e.cfg, Settle: 5 * time.Second})
 			if err != nil {
@@ -65,7 +65,7 @@ func TestMoveUnderLoad(t *testing.T) {
 			// Initial is the length when Run started: the producer was already pushing
 			if !v.Conserved || lc.Initial < initial || lc.Initial+lc.Pushed != initial+pushed || lc.Moved != initial+pushed ||
 				qc.Counts.Total() != initial+pushed || qc.Extra != 0 {
-				t.Fatalf("verify %+v %+v", lc, qc)
+				t.Fatalf("verify %#v %#v", lc, qc)
 			}
 			msgs := e.drainSQS(list)
 			var got []string
@@ -111,14 +111,14 @@ func TestRawEmulatorBatchFallback(t *testing.T) {
 	}
 	q := res.Queues[0]
 	if q.Moved != 45 || q.Resent != 10 || q.Remaining != 0 {
-		t.Fatalf("result %+v", q)
+		t.Fatalf("result %#v", q)
 	}
 	v, err := Verify(ctx, VerifyOptions{Config: e.cfg, Settle: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !v.Conserved || v.Queues[0].Extra != 10 || !v.Queues[0].Explained {
-		t.Fatalf("verify %+v", v)
+		t.Fatalf("verify %#v", v)
 	}
 	count := map[string]int{}
 	for _, m := range e.drainSQS(list) {
@@ -179,7 +179,7 @@ func TestCrashMidMove(t *testing.T) {
 				}
 				q := res.Queues[0]
 				if q.Moved != 35 || q.InFlight != 0 || q.Remaining != 0 || q.Anomalies != 0 {
-					t.Fatalf("after restart %+v", q)
+					t.Fatalf("after restart %#v", q)
 				}
 				wantResent := int64(0)
 				if stage == "journaled" || stage == "sent" {
@@ -193,7 +193,7 @@ func TestCrashMidMove(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !v.Conserved {
-					t.Fatalf("verify %+v", v)
+					t.Fatalf("verify %#v", v)
 				}
 				count := map[string]int{}
 				n := 0
