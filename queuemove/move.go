@@ -58,7 +58,9 @@ type item struct {
 	msgID  string
 	// recorded: its outcome is journaled already (recovery)
 	recorded bool
-	// resend: sent again after a crash; dup: the endpoint may hold it twice
+	// resend: sent again after a crash; dup: sent again after a send whose
+	// outcome is unknown (a timeout, an unreported batch entry), so the
+	// queue may hold it twice
 	resend, dup bool
 }
 
@@ -513,22 +515,33 @@ func (m *mover) send(ctx context.Context, s *source, items []*item) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				for _, it := range chunk {
+					it.dup = it.dup || sqsstore.MaybeDelivered(err)
+				}
 				if sqsstore.ClassOf(err) == sqsstore.Fatal {
 					return err
 				}
 				failure = err
 				break
 			}
+			var fatal error
 			for i, o := range outs {
 				it := chunk[i]
 				switch {
 				case o.Err == nil:
-					it.state, it.msgID, it.dup = recMoved, o.MessageID, o.Unreported
+					it.state, it.msgID, it.dup = recMoved, o.MessageID, it.dup || o.Unreported
 				case sqsstore.ClassOf(o.Err) == sqsstore.Reject:
 					it.state, it.reason = recParked, "rejected by SQS: "+o.Err.Error()
+				case sqsstore.ClassOf(o.Err) == sqsstore.Fatal:
+					fatal = o.Err
 				default:
+					it.dup = it.dup || sqsstore.MaybeDelivered(o.Err)
 					failure = o.Err
 				}
+			}
+			if fatal != nil {
+				// the acknowledged ones are sent again by the next run
+				return fatal
 			}
 			if err := m.hook("sent", s); err != nil {
 				return err

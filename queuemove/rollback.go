@@ -192,12 +192,6 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 		zs = append(zs, redis.Z{Score: float64(seq), Member: stageMember(seq, body)})
 	}
 	lr.FromParked = int64(len(parked))
-	if len(returned) > 0 {
-		if _, err := m.j.Append(returned...); err != nil {
-			return nil, err
-		}
-		returned = returned[:0]
-	}
 	var zback []redis.Z // delayed jobs back to their set
 	var zin []string
 	if z != nil {
@@ -231,6 +225,12 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 		return nil, o.legacyErr(err)
 	}
 	lr.Delayed += int64(len(zback))
+	if len(returned) > 0 {
+		if _, err := m.j.Append(returned...); err != nil {
+			return nil, err
+		}
+		returned = returned[:0]
+	}
 
 	// 2. Everything SQS holds.
 	start := time.Now()

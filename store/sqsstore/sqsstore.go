@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -326,9 +327,9 @@ func (q *queue) SendBatch(ctx context.Context, entries []Entry) ([]Outcome, erro
 	return res, nil
 }
 
-// sendEach sends entries with one SendMessage each. A whole-call failure
-// of Retry or Fatal class stops it: the outcomes so far are lost to the
-// caller, which sends every entry again (FIFO deduplicates them).
+// sendEach sends entries with one SendMessage each. A failure other than
+// a rejection stops it: that entry and the ones after it get the error as
+// their outcome, the ones before keep theirs.
 func (q *queue) sendEach(ctx context.Context, entries []Entry) ([]Outcome, error) {
 	res := make([]Outcome, len(entries))
 	for i, e := range entries {
@@ -341,7 +342,10 @@ func (q *queue) sendEach(ctx context.Context, entries []Entry) ([]Outcome, error
 		if err != nil {
 			err = q.c.explain("SendMessage", q.name, err)
 			if ClassOf(err) != Reject {
-				return nil, err
+				for j := i; j < len(res); j++ {
+					res[j] = Outcome{Err: err}
+				}
+				return res, nil
 			}
 			res[i] = Outcome{Err: err}
 			continue
@@ -518,6 +522,26 @@ func ClassOf(err error) Class {
 		return Fatal
 	}
 	return Retry
+}
+
+// MaybeDelivered reports whether a failed send may still have enqueued
+// the message: the request may have reached the service, and no answer
+// said it did not (a timeout, a connection cut mid-call). An error the
+// service answered, or a connection never made, did not enqueue anything.
+func MaybeDelivered(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Code != "" {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return true
 }
 
 // Code returns the error code of an SQS API error, without the legacy

@@ -44,3 +44,22 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// A send may have enqueued the message unless the service answered or the
+// connection was never made.
+func TestMaybeDelivered(t *testing.T) {
+	c := &Client{endpoint: "http://e"}
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{c.explain("SendMessage", "q", &smithy.GenericAPIError{Code: "RequestThrottled"}), false},
+		{c.explain("SendMessage", "q", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), false},
+		{c.explain("SendMessage", "q", &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}), true},
+		{c.explain("SendMessage", "q", context.DeadlineExceeded), true},
+	} {
+		if got := MaybeDelivered(tt.err); got != tt.want {
+			t.Errorf("%v: %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
