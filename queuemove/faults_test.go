@@ -339,3 +339,50 @@ func TestVerifyDetectsLoss(t *testing.T) {
 		t.Fatalf("consumers started: %#v %v", v, err)
 	}
 }
+
+// The legacy user of docs/permissions.md ("Queues moved to SQS") is enough
+// for the move, verify and rollback, delayed jobs included.
+func TestLeastPrivilege(t *testing.T) {
+	ctx := ctxT(t)
+	admin := redis.NewClient(&redis.Options{Addr: legacy.Addr(), DisableIdentity: true})
+	defer admin.Close()
+	rule := "on >pw resetkeys ~acljobs:* ~redisplit:* resetchannels -@all +lmove +lrange +llen +lrem +lpush +rpush +set +get +del +multi +exec +watch +zrangebyscore +zrem +zcard +zcount +zadd +zrevrange +zrange +ping +hello +auth +select"
+	if err := admin.Do(ctx, append([]any{"ACL", "SETUSER", "redisplit-queue"}, toAny(strings.Fields(rule))...)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Do(ctx, "ACL", "DELUSER", "redisplit-queue")
+	list := "acljobs:mail"
+	e := newEnv(t, faithful, false, list)
+	e.cfg.Target.DelayedSet = "{key}:later"
+	e.cfg.Legacy = redis.NewClient(&redis.Options{Addr: legacy.Addr(), Username: "redisplit-queue", Password: "pw", DisableIdentity: true})
+	defer e.cfg.Legacy.Close()
+	admin.Del(ctx, list, list+":later")
+	for i := range 25 {
+		admin.LPush(ctx, list, fmt.Sprintf("job-%d", i))
+	}
+	admin.LPush(ctx, list, "")
+	admin.ZAdd(ctx, list+":later", redis.Z{Score: float64(time.Now().Unix() - 1), Member: "due"}, redis.Z{Score: float64(time.Now().Unix() + 5000), Member: "later"})
+	o := e.opts()
+	o.Drain = true
+	if _, err := Run(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Verify(ctx, VerifyOptions{Config: e.cfg, Settle: 5 * time.Second}); err != nil || !v.Conserved {
+		t.Fatalf("verify %#v %v", v, err)
+	}
+	rb, err := Rollback(ctx, RollbackOptions{Config: e.cfg, Wait: time.Second, MaxWait: 10 * time.Second})
+	if err != nil || !rb.Complete {
+		t.Fatalf("rollback %#v %v", rb, err)
+	}
+	if n := admin.LLen(ctx, list).Val(); n != 26 {
+		t.Fatalf("%d items back, want 26", n)
+	}
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, x := range s {
+		out[i] = x
+	}
+	return out
+}

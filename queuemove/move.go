@@ -219,11 +219,11 @@ func (m *mover) takeDelayed(ctx context.Context, s *source) ([]*item, error) {
 				raws[i] = encodeDelayed(z.Score, member)
 				items = append(items, &item{raw: raws[i].(string), body: member, score: z.Score})
 			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			err = txErr(tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.ZRem(ctx, s.key, members...)
 				p.LPush(ctx, s.inflight, raws...) // ascending scores: the earliest ends up rightmost, as LMOVE leaves a list's
 				return nil
-			})
+			}))
 			return err
 		}, s.key)
 		if errors.Is(err, redis.TxFailedErr) {
@@ -394,7 +394,7 @@ func (m *mover) process(ctx context.Context, s *source, items []*item) error {
 		return err
 	}
 	var last uint64
-	_, err := m.o.Legacy.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	err := txErr(m.o.Legacy.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, it := range items {
 			if it.state == recParked {
 				if s.kind == kindDelayed {
@@ -408,7 +408,7 @@ func (m *mover) process(ctx context.Context, s *source, items []*item) error {
 		}
 		p.Set(ctx, s.movedKey, m.epoch+":"+seqString(last), 0)
 		return nil
-	})
+	}))
 	if err != nil {
 		return m.o.legacyErr(err)
 	}
@@ -631,4 +631,18 @@ func (m *mover) snapshot(ctx context.Context) Snapshot {
 		snap.Queues = append(snap.Queues, qs)
 	}
 	return snap
+}
+
+// txErr returns the error of a MULTI: the first queued command's own error
+// (a NOPERM names the command) rather than EXECABORT.
+func txErr(cmds []redis.Cmder, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, c := range cmds {
+		if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) && !strings.HasPrefix(e.Error(), "EXECABORT") {
+			return e
+		}
+	}
+	return err
 }

@@ -209,7 +209,7 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 		}
 		zback = append(zback, zp...)
 	}
-	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	if err := txErr(rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if len(zs) > 0 {
 			p.ZAdd(ctx, stage, zs...)
 		}
@@ -221,7 +221,7 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 			p.Del(ctx, z.inflight, z.parked)
 		}
 		return nil
-	}); err != nil {
+	})); err != nil {
 		return nil, o.legacyErr(err)
 	}
 	lr.Delayed += int64(len(zback))
@@ -273,7 +273,7 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 		}
 		var st []staged
 		receipts := make([]string, 0, len(msgs))
-		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if err := txErr(rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, msg := range msgs {
 				receipts = append(receipts, msg.ReceiptHandle)
 				if due, ok := msg.Attrs[AttrDue]; ok && z != nil {
@@ -299,7 +299,7 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 				st = append(st, staged{p.ZAdd(ctx, stageNew, redis.Z{Score: float64(at.UnixMilli()), Member: msg.MessageID + "\x00" + msg.Body}), false})
 			}
 			return nil
-		}); err != nil {
+		})); err != nil {
 			return nil, o.legacyErr(err)
 		}
 		for _, x := range st {
@@ -352,11 +352,11 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 					args = append(args, body)
 				}
 			}
-			if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if err := txErr(rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Do(ctx, args...)
 				p.ZRem(ctx, key, rm...)
 				return nil
-			}); err != nil {
+			})); err != nil {
 				return nil, o.legacyErr(err)
 			}
 			lr.Pushed += int64(len(members))
