@@ -110,6 +110,9 @@ func sanitize(s string, ok func(byte) bool) string {
 }
 
 func (s SQS) validate(field string) error {
+	if field != "targets.queue" {
+		return Errorf(field+".kind", "sqs holds queues: only the queue bucket can go to SQS")
+	}
 	if s.SQSEndpoint != "" {
 		u, err := url.Parse(s.SQSEndpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

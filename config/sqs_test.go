@@ -53,6 +53,8 @@ func TestSQSTarget(t *testing.T) {
 		{"delayed unit", "{delayed_set: 'd:{key}', delayed_score: minutes}", "targets.queue.delayed_score", "is not s or ms"},
 		{"typo", "queue_nme: x", "targets.queue.queue_nme", "did you mean queue_name?"},
 	}
+	_, err = load(t, "targets: {cache: {kind: sqs}}", nil)
+	assertConfigError(t, err, "targets.cache.kind", "only the queue bucket")
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			y := tt.yaml

@@ -107,14 +107,28 @@ func (m *mover) loop(ctx context.Context, s *source) error {
 	if err := m.recover(ctx, s); err != nil {
 		return err
 	}
+	idle := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		items, err := m.take(ctx, s)
+		// an idle list is polled with one LMOVE, not a batch of them
+		n := batchItems
+		if idle {
+			n = 1
+		}
+		items, err := m.take(ctx, s, n)
 		if err != nil {
 			return err
 		}
+		if idle && len(items) == 1 {
+			more, err := m.take(ctx, s, batchItems-1)
+			if err != nil {
+				return err
+			}
+			items = append(items, more...)
+		}
+		idle = len(items) == 0
 		if len(items) == 0 {
 			if m.o.Drain {
 				return nil
@@ -164,13 +178,13 @@ func decodeDelayed(raw string) (float64, string, bool) {
 	return math.Float64frombits(binary.BigEndian.Uint64([]byte(raw[:8]))), raw[8:], true
 }
 
-// take moves the next batch into the in-flight list.
-func (m *mover) take(ctx context.Context, s *source) ([]*item, error) {
+// take moves the next batch (up to n items) into the in-flight list.
+func (m *mover) take(ctx context.Context, s *source, n int) ([]*item, error) {
 	if s.kind == kindDelayed {
-		return m.takeDelayed(ctx, s)
+		return m.takeDelayed(ctx, s, n)
 	}
 	p := m.o.Legacy.Pipeline()
-	cmds := make([]*redis.StringCmd, batchItems)
+	cmds := make([]*redis.StringCmd, n)
 	for i := range cmds {
 		cmds[i] = p.LMove(ctx, s.key, s.inflight, m.popEnd(), "LEFT")
 	}
@@ -201,13 +215,13 @@ func (m *mover) dueLimit(s *source) float64 {
 	return float64(horizon.UnixNano()) / float64(m.o.scoreUnit())
 }
 
-func (m *mover) takeDelayed(ctx context.Context, s *source) ([]*item, error) {
+func (m *mover) takeDelayed(ctx context.Context, s *source, n int) ([]*item, error) {
 	var items []*item
 	for attempt := 0; attempt < 20; attempt++ {
 		items = nil
 		err := m.o.Legacy.Watch(ctx, func(tx *redis.Tx) error {
 			zs, err := tx.ZRangeByScoreWithScores(ctx, s.key, &redis.ZRangeBy{Min: "-inf",
-				Max: strconv.FormatFloat(m.dueLimit(s), 'f', -1, 64), Count: batchItems}).Result()
+				Max: strconv.FormatFloat(m.dueLimit(s), 'f', -1, 64), Count: int64(n)}).Result()
 			if err != nil || len(zs) == 0 {
 				return err
 			}
@@ -389,6 +403,11 @@ func (m *mover) process(ctx context.Context, s *source, items []*item) error {
 		if _, err := m.j.Append(recs...); err != nil {
 			return err
 		}
+	}
+	// the journal is on disk before legacy forgets the batch: after a
+	// machine crash too, a removed batch has its outcomes journaled
+	if err := m.j.Sync(); err != nil {
+		return err
 	}
 	if err := m.hook("recorded", s); err != nil {
 		return err
