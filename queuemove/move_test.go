@@ -57,6 +57,14 @@ func TestMoveUnderLoad(t *testing.T) {
 			if !res.Stopped || q.Moved != initial+pushed || q.MovedRun != initial+pushed || q.Parked != 0 || q.InFlight != 0 || q.Remaining != 0 || q.Resent != 0 {
 				t.Fatalf("result %#v", res)
 			}
+			if q.Rate <= 0 {
+				t.Errorf("rate %v", q.Rate)
+			}
+			// status reads what the mover last wrote
+			snap, ok, err := ReadStatus(e.cfg.State, "queue")
+			if err != nil || !ok || len(snap.Queues) != 1 || snap.Queues[0].Moved != initial+pushed || snap.Queues[0].Key != list || snap.Epoch != res.Epoch {
+				t.Fatalf("status %#v %v %v", snap, ok, err)
+			}
 			v, err := Verify(ctx, VerifyOptions{Config: e.cfg, Settle: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)

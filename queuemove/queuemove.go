@@ -48,6 +48,14 @@
 //
 // One Run per bucket at a time: the caller holds redisplit's lease. Memory
 // is bounded by the number of lists and the batch size, not by the items.
+//
+// Commands use it so (cmd renders the results):
+//   - migrate: Run with Drain for a one-pass move, or without it for the
+//     live phase (cancel ctx at complete, then Run with Drain once more);
+//   - verify: Verify, ConsumersStarted once consumers work on SQS,
+//     ProducersSwitched once producers send there;
+//   - rollback: Rollback, then state.Dir.ResetBucket when it is Complete;
+//   - status: ReadStatus (what the last Run wrote, every second).
 package queuemove
 
 import (
