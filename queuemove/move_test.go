@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redisplit/redisplit/store/sqsstore"
 )
 
 // A producer keeps pushing while the mover moves (the live phase), on a
@@ -225,5 +227,68 @@ func TestCrashMidMove(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Several lists move in parallel, each to its own queue; two lists whose
+// names map to one queue are refused before anything moves.
+func TestLists(t *testing.T) {
+	ctx := ctxT(t)
+	lists := []string{"jobs:multi:a", "jobs:multi:b", "jobs:multi:c"}
+	e := newEnv(t, faithful, false, lists...)
+	for i, l := range lists {
+		e.rdb.Del(ctx, l)
+		for j := range 15 + i {
+			e.rdb.LPush(ctx, l, fmt.Sprintf("%s/%d", l, j))
+		}
+	}
+	o := e.opts()
+	o.Drain = true
+	res, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range lists {
+		if q := res.Queues[i]; q.Key != l || q.Moved != int64(15+i) {
+			t.Fatalf("%s: %#v", l, q)
+		}
+		got := e.drainSQS(l)
+		if len(got) != 15+i {
+			t.Fatalf("%s: %d messages", l, len(got))
+		}
+		for _, m := range got {
+			if !strings.HasPrefix(m.Body, l+"/") {
+				t.Fatalf("%s's queue holds %q", l, m.Body)
+			}
+		}
+	}
+	e.rdb.LPush(ctx, "jobs:multi.a", "x")
+	o.Lists = []string{"jobs:multi:a", "jobs:multi.a"}
+	if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), "both map to queue") {
+		t.Fatalf("collision: %v", err)
+	}
+	if n := e.rdb.LLen(ctx, "jobs:multi.a").Val(); n != 1 {
+		t.Fatalf("moved despite the refusal: %d left", n)
+	}
+}
+
+// A batch the service refuses as a whole (longer than 256 KiB in total) is
+// sent again entry by entry, and each entry gets its own outcome.
+func TestBatchRefusedAsAWhole(t *testing.T) {
+	ctx := ctxT(t)
+	e := newEnv(t, faithful, false, "jobs:whole")
+	q := e.queue("jobs:whole")
+	big := strings.Repeat("y", 200<<10)
+	outs, err := q.SendBatch(ctx, []sqsstore.Entry{{ID: "1", Body: big}, {ID: "2", Body: big}, {ID: "3", Body: "small"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range outs {
+		if o.Err != nil || o.MessageID == "" || o.Unreported {
+			t.Fatalf("entry %d: %#v", i, o)
+		}
+	}
+	if got := e.drainSQS("jobs:whole"); len(got) != 3 {
+		t.Fatalf("%d messages", len(got))
 	}
 }
