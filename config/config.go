@@ -101,6 +101,7 @@ const (
 //	standalone: URL
 //	cluster:    Addrs (seed nodes)
 //	sentinel:   Master + Sentinels (+ DB)
+//	sqs:        SQS (region, endpoint, queue_name, ...)
 type Target struct {
 	Kind             string   `mapstructure:"kind" yaml:"kind"`
 	Addrs            []string `mapstructure:"addrs" yaml:"addrs,omitempty"`
@@ -110,6 +111,7 @@ type Target struct {
 	SentinelPassword string   `mapstructure:"sentinel_password" yaml:"-"`
 	DB               int      `mapstructure:"db" yaml:"db,omitempty"`
 	Endpoint         `mapstructure:",squash" yaml:",inline"`
+	SQS              `mapstructure:",squash" yaml:",inline"`
 }
 
 // Rule is a classification rule as written in the config or the plan. See
@@ -239,6 +241,7 @@ func (t Target) validate(field string) error {
 			return Errorf(field, "a sentinel target needs master: NAME and sentinels: [host:port, ...]")
 		}
 	case KindSQS:
+		return t.SQS.validate(field)
 	case "":
 		return Errorf(field+".kind", "missing; one of standalone, cluster, sentinel, sqs")
 	default:

@@ -9,6 +9,7 @@
 //	.lock                flock(2) taken by Update, so processes never lose updates
 //	journal/BUCKET.wal   the journal: length-prefixed key names, append-only
 //	journal/BUCKET.refused  keys redisplit refused to overwrite (same format)
+//	journal/BUCKET.queue    queue items moved to SQS (queue.go)
 package state
 
 import (
@@ -403,14 +404,14 @@ func writeAtomic(path string, data []byte) error {
 	return nil
 }
 
-// ResetBucket removes the bucket's journal, its refusal list and its
-// checkpoint (cursor, copied flag, counters), after a rollback: a later
-// migrate starts the bucket clean. The phase is left as the caller set it.
+// ResetBucket removes the bucket's journal, its refusal list, its queue
+// journal and status snapshot, and its checkpoint (cursor, copied flag,
+// counters), after a rollback: a later migrate starts the bucket clean. The phase is left as the caller set it.
 func (d *Dir) ResetBucket(bucket string) error {
 	if d.readOnly {
 		return ErrReadOnly
 	}
-	for _, p := range []string{d.JournalPath(bucket), d.RefusedPath(bucket)} {
+	for _, p := range []string{d.JournalPath(bucket), d.RefusedPath(bucket), d.QueueJournalPath(bucket), d.queueStatusPath(bucket)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("state: %w", err)
 		}
