@@ -363,29 +363,21 @@ func (c *Copier) observe(b *Bucket, e *store.Entry, o Outcome, n int64) {
 // once the sink rejected a payload, every present entry) page by page.
 func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 	now := nowMs()
-	var decided map[*store.Entry]bool // observed already
-	obs := func(e *store.Entry, o Outcome, n int64) {
-		if decided == nil {
-			decided = make(map[*store.Entry]bool, len(entries))
-		}
-		decided[e] = true
-		c.observe(b, e, o, n)
-	}
-	fail := func(err error) {
+	obs := func(e *store.Entry, o Outcome, n int64) { c.observe(b, e, o, n) }
+	// fail fails the bucket; undecided are the entries not observed yet
+	fail := func(err error, undecided []*store.Entry) {
 		if ctx.Err() != nil {
 			return // cancellation is no failure of the bucket; nothing observed
 		}
 		b.fail(err)
-		for _, e := range entries {
-			if !decided[e] {
-				obs(e, Failed, 0)
-			}
+		for _, e := range undecided {
+			obs(e, Failed, 0)
 		}
 	}
 	if b.Admit != nil {
 		kept, err := b.Admit(ctx, entries)
 		if err != nil {
-			fail(err)
+			fail(err, entries)
 			return
 		}
 		if len(kept) < len(entries) {
@@ -414,7 +406,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 		var bad map[string]bool
 		for _, f := range b.Sink.Apply(ctx, direct, b.Journal, b.Retry) {
 			if f.Class != redisconn.BadPayload {
-				fail(f)
+				fail(f, entries) // nothing of the call is observed yet
 				return
 			}
 			b.noDump.Store(true)
@@ -444,7 +436,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 	ps, ok2 := c.cfg.Source.(store.PagedSource)
 	if !ok1 || !ok2 {
 		fail(&store.KeyError{Key: logical[0].Key, Class: redisconn.Permanent,
-			Err: fmt.Errorf("needs a page-by-page copy (big key or unreadable payload), which %s → %s cannot do", c.cfg.Source.Describe(), b.Sink.Describe())})
+			Err: fmt.Errorf("needs a page-by-page copy (big key or unreadable payload), which %s → %s cannot do", c.cfg.Source.Describe(), b.Sink.Describe())}, logical)
 		return
 	}
 	if b.Journal != nil {
@@ -453,7 +445,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 			keys[i] = e.Key
 		}
 		if err := b.Journal(keys); err != nil {
-			fail(&store.KeyError{Key: keys[0], Class: redisconn.Permanent, Err: fmt.Errorf("cannot journal (nothing written): %w", err)})
+			fail(&store.KeyError{Key: keys[0], Class: redisconn.Permanent, Err: fmt.Errorf("cannot journal (nothing written): %w", err)}, logical)
 			return
 		}
 	}
@@ -463,7 +455,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 		}
 		return nil
 	}
-	for _, e := range logical {
+	for i, e := range logical {
 		n, err := ls.CopyLogical(ctx, ps.Pages(), e, b.Retry, wait)
 		for try := 0; store.SourceChanged(err) && try < 3; try++ {
 			e.Type = "" // replaced mid-copy: copy it again as what it is now
@@ -481,7 +473,7 @@ func (c *Copier) write(ctx context.Context, b *Bucket, entries []*store.Entry) {
 			return
 		}
 		if err != nil {
-			fail(&store.KeyError{Key: e.Key, Class: redisconn.Classify(err), Err: err})
+			fail(&store.KeyError{Key: e.Key, Class: redisconn.Classify(err), Err: err}, logical[i:])
 			return
 		}
 		b.written.Add(1)

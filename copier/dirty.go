@@ -64,10 +64,11 @@ type entry struct {
 	part   int
 	hint   int64
 	cost   int64
-	queued bool   // in its partition's queue
-	busy   bool   // taken, not yet Done
-	marks  []mark // covered by the next copy
-	taken  []mark // covered by the copy in flight
+	queued bool    // in its partition's queue
+	busy   bool    // taken, not yet Done
+	marks  []mark  // covered by the next copy
+	taken  []mark  // covered by the copy in flight
+	buf    [2]mark // marks and taken start here: no allocation for the usual one mark each
 }
 
 type mark struct {
@@ -129,13 +130,37 @@ func (p *Producer) Name() string { return p.name }
 // blocks while the set is full and key is not already in it; it returns
 // ctx's error if ctx ends first, or the close cause once the set is closed.
 func (p *Producer) Mark(ctx context.Context, key string, hint int64) (uint64, error) {
+	p.d.mu.Lock()
+	defer p.d.mu.Unlock()
+	return p.markLocked(ctx, key, hint)
+}
+
+// MarkAll marks keys (size hints 0) in order, as Mark would one by one, and
+// returns the sequence number of the last mark. It takes the set's lock
+// once for as many keys as fit, so that the workers find the keys queued
+// together and read them in batches: the backfill marks a SCAN page this
+// way. On an error, the keys before the failing one are marked.
+func (p *Producer) MarkAll(ctx context.Context, keys []string) (uint64, error) {
+	p.d.mu.Lock()
+	defer p.d.mu.Unlock()
+	seq := p.last
+	for _, k := range keys {
+		var err error
+		if seq, err = p.markLocked(ctx, k, 0); err != nil {
+			return p.last, err
+		}
+	}
+	return seq, nil
+}
+
+// markLocked is Mark with d.mu held (it is released while waiting for
+// room, and held again on return).
+func (p *Producer) markLocked(ctx context.Context, key string, hint int64) (uint64, error) {
 	d := p.d
-	d.mu.Lock()
 	var e *entry
 	for {
 		select {
 		case <-d.closed:
-			d.mu.Unlock()
 			return 0, d.closeErr()
 		default:
 		}
@@ -145,6 +170,7 @@ func (p *Producer) Mark(ctx context.Context, key string, hint int64) (uint64, er
 		cost := int64(len(key)) + max(hint, 0) + entryOverhead
 		if len(d.keys) == 0 || (len(d.keys) < d.maxKeys && d.bytes+cost <= d.maxBytes) {
 			e = &entry{key: key, part: Partition(key, len(d.parts)), hint: max(hint, 0), cost: cost}
+			e.marks, e.taken = e.buf[0:0:1], e.buf[1:1:2]
 			d.keys[key] = e
 			d.bytes += cost
 			break
@@ -155,6 +181,7 @@ func (p *Producer) Mark(ctx context.Context, key string, hint int64) (uint64, er
 		case <-space:
 		case <-d.closed:
 		case <-ctx.Done():
+			d.mu.Lock()
 			return 0, ctx.Err()
 		}
 		d.mu.Lock()
@@ -181,7 +208,6 @@ func (p *Producer) Mark(ctx context.Context, key string, hint int64) (uint64, er
 	if !e.queued && !e.busy {
 		d.enqueue(e)
 	}
-	d.mu.Unlock()
 	return seq, nil
 }
 

@@ -146,6 +146,8 @@ type live struct {
 	pid        int
 	host       string
 
+	saveMu sync.Mutex
+
 	mu           sync.Mutex
 	bk           map[string]*liveBucket
 	want         map[string]uint64 // rescans requested, not started
@@ -232,7 +234,7 @@ func (l *live) bucketsOfName(key string) []*bucketRun {
 	}
 	var out []*bucketRun
 	for _, cb := range r.route(key, store.TypeNone) {
-		out = append(out, r.byCB[cb])
+		out = append(out, r.byCB(cb))
 	}
 	return out
 }
@@ -445,28 +447,38 @@ func (l *live) rescan(ctx context.Context, set map[string]uint64) error {
 		if err != nil {
 			return err
 		}
+		var keys []string
 		for i, k := range pg.keys {
 			if name, _ := r.rt.route(k, types[i]); set[name] != 0 {
-				if _, err := p.Mark(ctx, k, 0); err != nil {
-					return err
-				}
+				keys = append(keys, k)
 			}
+		}
+		if _, err := p.MarkAll(ctx, keys); err != nil {
+			return err
 		}
 	}
 	if err := scanErr(); err != nil {
 		return err
 	}
-	for _, n := range slices.Sorted(maps.Keys(set)) {
-		i := 0
-		err := r.o.State.ReadJournal(n, func(k string) error {
-			if i++; i%1024 == 0 {
-				if err := bound(); err != nil {
-					return err
-				}
-			}
-			_, err := p.Mark(ctx, k, 0)
+	var keys []string
+	flush := func() error {
+		if err := bound(); err != nil {
 			return err
+		}
+		_, err := p.MarkAll(ctx, keys)
+		keys = keys[:0]
+		return err
+	}
+	for _, n := range slices.Sorted(maps.Keys(set)) {
+		err := r.o.State.ReadJournal(n, func(k string) error {
+			if keys = append(keys, k); len(keys) >= r.o.Batch {
+				return flush()
+			}
+			return nil
 		})
+		if err == nil {
+			err = flush()
+		}
 		if err != nil {
 			return err
 		}
@@ -541,6 +553,8 @@ func (l *live) snapshot(stopped bool) *LiveStats {
 // it fsyncs the journals first, so that what the state calls caught up is
 // journaled on disk.
 func (l *live) save(stopped bool) {
+	l.saveMu.Lock() // one save at a time, so that a later snapshot is never overwritten by an earlier one
+	defer l.saveMu.Unlock()
 	s := l.snapshot(stopped)
 	for _, b := range l.r.buckets {
 		_ = b.syncJournals()

@@ -762,3 +762,47 @@ func TestDualWriteKill9AndRerun(t *testing.T) {
 	}
 	e.stopped(m, old)
 }
+
+// Legacy's own evictions of keys that must not be lost (here sessions,
+// legacy being full with allkeys-lru) during the live phase are reported:
+// a note while it runs, a warning in the summary.
+func TestDualWriteReportsLegacyEvictions(t *testing.T) {
+	tg := targets(t)
+	flush(t, tg)
+	ctx := ctxT(t)
+	leg := topotest.Standalone(t, "--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
+	lc := topotest.Client(t, leg.Addr())
+	lc.Set(ctx, "sess:first", "v", 0)
+	cfg, _ := writeConfig(t, leg.Addr(), "", nil)
+	e := &liveEnv{t: t, leg: leg, lc: lc, tg: tg, cfg: cfg}
+	m := e.startMigrate()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(m.errb.String(), "caught up") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	val := strings.Repeat("s", 8<<10)
+	for i := 0; time.Now().Before(deadline); i++ {
+		lc.Set(ctx, fmt.Sprint("sess:big:", i), val, 0)
+		if i%100 == 99 && !strings.Contains(lc.Info(ctx, "stats").Val(), "evicted_keys:0\r") {
+			break
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(m.errb.String(), "legacy evicted session key") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := m.stop(t)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.out, r.errs)
+	}
+	if !strings.Contains(r.errs, "WARNING") || !strings.Contains(r.errs, "legacy evicted session key") {
+		t.Errorf("no eviction note while it ran:\n%s", r.errs)
+	}
+	var res struct{ Live struct{ Warnings []string } }
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(res.Live.Warnings, "\n"); !strings.Contains(w, "session keys during the live phase") {
+		t.Errorf("no eviction warning in the summary: %q", res.Live.Warnings)
+	}
+}

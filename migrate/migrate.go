@@ -74,8 +74,9 @@ type Options struct {
 	// Progress is called about every 200ms during the copy, from one goroutine.
 	Progress func(Progress)
 	// Live is called with the live figures about once a second during the
-	// live phase, from one goroutine; LiveEvent with its notes (gaps,
-	// rescans, catch-up, evictions), from any goroutine.
+	// live phase (and when a bucket first catches up), one call at a time;
+	// LiveEvent with its notes (gaps, rescans, catch-up, evictions), from
+	// any goroutine.
 	Live      func(LiveStats)
 	LiveEvent func(LiveEvent)
 

@@ -244,7 +244,7 @@ type run struct {
 	src     *legacySource
 	cp      *copier.Copier
 	buckets map[string]*bucketRun
-	byCB    map[*copier.Bucket]*bucketRun // fixed before the copier starts
+	list    []*bucketRun // the same, fixed before the copier starts (byCB looks up here)
 	rt      router
 	noTouch bool // the copier's reads leave legacy's LRU/LFU clocks alone
 	pages   *redis.Client
@@ -254,30 +254,31 @@ type run struct {
 	throttle     atomic.Int64
 
 	mu      sync.Mutex
-	scanned map[string]*scanRef // keys marked by a backfill SCAN whose outcome is not heard yet
+	scanned map[string]scanRef // keys marked by a backfill SCAN whose outcome is not heard yet
 
 	done    atomic.Int64 // backfill keys with an outcome in this run
 	planned int64        // keys the backfill of this run covers (pre-pass)
 	passes  []*pass
 }
 
-// scanRef is a key marked by a backfill SCAN: its bucket and the pages
-// (more than one when SCAN returned it again before it was copied).
+// scanRef is a key marked by a backfill SCAN: its bucket and page, and the
+// pages of later marks when SCAN returned it again before it was copied.
 type scanRef struct {
 	b     *bucketRun
-	pages []int
+	page  int
+	again []int
 }
 
 // newRun opens the journals of the buckets and starts the copier. The
 // copier runs until close; ctx ends it early (its batches in flight are
 // abandoned, their marks never applied).
 func newRun(ctx context.Context, legacy *redis.Client, o Options, runs []*bucketRun) (*run, error) {
-	r := &run{o: o, legacy: legacy, buckets: map[string]*bucketRun{}, byCB: map[*copier.Bucket]*bucketRun{},
-		rt: router{c: o.Classifier, unknown: o.Config.Unknown}, scanned: map[string]*scanRef{}}
+	r := &run{o: o, legacy: legacy, buckets: map[string]*bucketRun{},
+		rt: router{c: o.Classifier, unknown: o.Config.Unknown}, scanned: map[string]scanRef{}}
 	r.o.Retry = r.legacyHealth.wrap(o.Retry) // SCAN and reads report to legacy's health
 	for _, b := range runs {
 		r.buckets[b.name] = b
-		r.byCB[b.cb] = b
+		r.list = append(r.list, b)
 	}
 	ok, err := store.SupportsNoTouch(ctx, legacy)
 	if err != nil {
@@ -415,7 +416,7 @@ func containsBucket(bs []*copier.Bucket, b *copier.Bucket) bool {
 // live figures, and counts the outcome of a key a backfill SCAN marked for
 // that key's bucket and page (contract 4).
 func (r *run) observe(cb *copier.Bucket, e *store.Entry, o copier.Outcome, n int64) {
-	b := r.byCB[cb] // nil for Dropped
+	b := r.byCB(cb) // nil for Dropped
 	if b != nil {
 		switch o {
 		case copier.Written, copier.WrittenLogical, copier.Deleted:
@@ -424,8 +425,8 @@ func (r *run) observe(cb *copier.Bucket, e *store.Entry, o copier.Outcome, n int
 		}
 	}
 	r.mu.Lock()
-	ref := r.scanned[e.Key]
-	if ref == nil || (b != ref.b && b != nil && e.Absent()) {
+	ref, ok := r.scanned[e.Key]
+	if !ok || (b != ref.b && b != nil && e.Absent()) {
 		// not the backfill's, or the tombstone of another bucket the
 		// absent key could have been in (its own bucket is observed too)
 		r.mu.Unlock()
@@ -452,22 +453,39 @@ func (r *run) observe(cb *copier.Bucket, e *store.Entry, o copier.Outcome, n int
 	default: // Skipped, Failed
 		c.Failed = 1
 	}
-	for _, pg := range ref.pages {
+	ref.b.count(ref.page, c)
+	r.done.Add(1)
+	for _, pg := range ref.again {
 		ref.b.count(pg, c)
 		r.done.Add(1)
 	}
 }
 
-// markScanned registers key as marked by the backfill for b on page pg;
-// call it before the mark, so that the copy covering it finds it.
-func (r *run) markScanned(key string, b *bucketRun, pg int) {
+// byCB returns the bucket of a copier bucket (nil for nil): a scan of at
+// most four, cheaper than a map on the copier's hot path.
+func (r *run) byCB(cb *copier.Bucket) *bucketRun {
+	for _, b := range r.list {
+		if b.cb == cb {
+			return b
+		}
+	}
+	return nil
+}
+
+// markScanned registers keys[i] as marked by the backfill for owners[i]
+// on page pg; call it before the marks, so that the copy covering a mark
+// finds its key.
+func (r *run) markScanned(keys []string, owners []*bucketRun, pg int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if ref := r.scanned[key]; ref != nil && ref.b == b {
-		ref.pages = append(ref.pages, pg) // SCAN returned it again: counted twice
-		return
+	for i, k := range keys {
+		if ref, ok := r.scanned[k]; ok && ref.b == owners[i] {
+			ref.again = append(ref.again, pg) // SCAN returned it again: counted twice
+			r.scanned[k] = ref
+			continue
+		}
+		r.scanned[k] = scanRef{b: owners[i], page: pg}
 	}
-	r.scanned[key] = &scanRef{b: b, pages: []int{pg}}
 }
 
 // copyAll prepares the buckets (phase copying), starts the run's copier
@@ -671,13 +689,55 @@ func (p *pass) complete() bool {
 func (p *pass) ahead() uint64 { return uint64(4 * p.r.o.Workers * max(p.r.o.Batch, p.r.o.ScanCount)) }
 
 // scan is the backfill producer: it SCANs legacy, routes every key by the
-// plan and marks those of the pass's buckets dirty.
+// plan and marks those of the pass's buckets dirty. Pages are marked
+// together while more are waiting (up to Workers × Batch keys), so that
+// every worker finds a full batch queued; each page still gets its own
+// resume point.
 func (p *pass) scan(ctx context.Context) error {
 	r := p.r
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pages, scanErr := scanPages(ctx, r.legacy, p.start, r.o)
-	page := 0
+	type routed struct {
+		page int
+		next uint64
+		n    int // keys of the page marked
+	}
+	var (
+		group  []routed
+		keys   []string
+		owners []*bucketRun
+		page   int
+	)
+	target := r.o.Workers * r.o.Batch
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		// registered before they are marked, so that the copy covering a
+		// mark finds its key
+		base := p.prod.Marked()
+		off := 0
+		for _, g := range group {
+			r.markScanned(keys[off:off+g.n], owners[off:off+g.n], g.page)
+			off += g.n
+		}
+		if _, err := p.prod.MarkAll(ctx, keys); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		seq := base
+		for _, g := range group {
+			seq += uint64(g.n)
+			p.ck.Add(seq, point{cursor: g.next, page: g.page})
+			if g.next == 0 {
+				p.scanDone, p.lastPage = true, g.page
+			}
+		}
+		p.mu.Unlock()
+		group, keys, owners = group[:0], keys[:0], owners[:0]
+		return nil
+	}
 	for pg := range pages {
 		if p.allFailed() {
 			return nil
@@ -693,6 +753,7 @@ func (p *pass) scan(ctx context.Context) error {
 		}
 		page++
 		stopped := map[*bucketRun]int64{} // keys of buckets that failed
+		n := 0
 		for i, k := range pg.keys {
 			name, _ := r.rt.route(k, types[i])
 			b := p.buckets[name]
@@ -702,23 +763,25 @@ func (p *pass) scan(ctx context.Context) error {
 				stopped[b]++
 				r.done.Add(1)
 			default:
-				r.markScanned(k, b, page)
-				if _, err := p.prod.Mark(ctx, k, 0); err != nil {
-					return err
-				}
+				keys = append(keys, k)
+				owners = append(owners, b)
+				n++
 			}
 		}
-		for b, n := range stopped {
-			b.count(page, Counts{Failed: n})
+		for b, c := range stopped { // before the page's resume point is recorded
+			b.count(page, Counts{Failed: c})
 		}
-		p.mu.Lock()
-		p.ck.Add(p.prod.Marked(), point{cursor: pg.next, page: page})
-		if pg.next == 0 {
-			p.scanDone, p.lastPage = true, page
+		group = append(group, routed{page: page, next: pg.next, n: n})
+		if len(keys) >= target || len(pages) == 0 || pg.next == 0 {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		p.mu.Unlock()
 	}
-	return scanErr()
+	if err := scanErr(); err != nil {
+		return err
+	}
+	return flush()
 }
 
 func (p *pass) allFailed() bool {
