@@ -199,7 +199,11 @@ func renderStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(w, "no migration state in %s (nothing migrated yet)\n", r.StateDir)
 		return
 	}
-	fmt.Fprintf(w, "state %s; plan %.12s; updated %s\n", r.StateDir, r.PlanHash, r.UpdatedAt.Format(time.RFC3339))
+	plan := fmt.Sprintf("%.12s", r.PlanHash)
+	if plan == "" {
+		plan = "none (no bucket holds a copy: every bucket is rolled back or planned)"
+	}
+	fmt.Fprintf(w, "state %s; plan %s; updated %s\n", r.StateDir, plan, r.UpdatedAt.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUCKET\tPHASE\tTARGET\tKEYS\tCOPIED\tEXPIRED\tGONE\tREFUSED\tFAILED\tPENDING\tPAYLOAD\tERRORS\tCHECKPOINT")
 	for _, b := range r.Buckets {
@@ -244,8 +248,12 @@ func renderStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(w, "last verify: %s (%s ago)\n", verdict, time.Since(v.At).Round(time.Second))
 		for _, b := range sortedBuckets(v.Buckets) {
 			c := v.Buckets[b]
-			fmt.Fprintf(w, "  %s: compared %d, missing %d, extra %d, type %d, value %d, ttl %d, in flux %d, evicted %d\n",
-				b, c.Compared, c.Missing, c.Extra, c.Type, c.Value, c.TTL, c.InFlux, c.Evicted)
+			if c.RolledBack {
+				fmt.Fprintf(w, "  %s: rolled back: %d of redisplit's keys left behind, %d foreign keys kept\n", b, c.LeftBehind, c.Foreign)
+				continue
+			}
+			fmt.Fprintf(w, "  %s: compared %d, missing %d, extra %d, type %d, value %d, ttl %d, in flux %d, evicted %d, foreign %d\n",
+				b, c.Compared, c.Missing, c.Extra, c.Type, c.Value, c.TTL, c.InFlux, c.Evicted, c.Foreign)
 		}
 	} else {
 		fmt.Fprintln(w, "last verify: never")

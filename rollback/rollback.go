@@ -311,6 +311,14 @@ func finish(sd *state.Dir, bucket string) error {
 		}
 		sb.Phase = state.RolledBack
 		sb.LastError = ""
+		// the last verify described a target that no longer holds the
+		// copy: it says nothing about the bucket any more
+		if v := s.LastVerify; v != nil {
+			delete(v.Buckets, bucket)
+			if len(v.Buckets) == 0 {
+				s.LastVerify = nil
+			}
+		}
 		return nil
 	})
 	if err != nil {

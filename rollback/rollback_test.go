@@ -139,12 +139,21 @@ func TestRollbackRestoresTargetsExactly(t *testing.T) {
 		t.Errorf("text dry run exit %d:\n%s", code, out)
 	}
 
+	// a verify before the rollback: its result must not outlive it
+	verifytest.Run(t, "verify", "--config", cfg, "--rounds", "1")
+
 	// The rollback: targets hold exactly what they held before, legacy is unchanged.
 	code, out, errs = verifytest.Run(t, "rollback", "--config", cfg, "--yes", "-o", "json")
 	if code != 0 {
 		t.Fatalf("rollback exit %d: %s %s", code, out, errs)
 	}
 	snapshotAll(t).diff(t, before, "after rollback")
+
+	// status shows the rolled-back state, not the verify from before it
+	code, out, errs = verifytest.Run(t, "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "rolled-back") || strings.Contains(out, "plan ;") || !strings.Contains(out, "last verify: never") {
+		t.Errorf("status after rollback: exit %d\n%s%s", code, out, errs)
+	}
 
 	sd, err := state.Open(verifytest.StateDir(cfg))
 	if err != nil {
