@@ -55,7 +55,7 @@ executed before that moment is then on the targets), then shows the status and e
 	}
 	c.Flags().BoolVar(&o.waitCaughtUp, "wait-caught-up", false, "wait until the running migrate --dual-write has proven catch-up for every bucket with a marker written after this call began (exit 0), or --timeout (exit 1)")
 	c.Flags().DurationVar(&o.timeout, "timeout", 60*time.Second, "with --wait-caught-up: how long to wait")
-	limit(c.Flags(), "timeout", time.Second, 24*time.Hour)
+	limit(c.Flags(), "timeout", 100*time.Millisecond, 24*time.Hour)
 	return c
 }
 
