@@ -8,9 +8,11 @@
 //     *safety.Refusal naming the holder (command, host, pid, state dir,
 //     since). Nothing is written before a command holds the lease.
 //   - The holder renews the TTL every TTL/3 with a compare-and-set script;
-//     when a renewal fails or finds the key held by someone else, the
+//     when a renewal finds the key held by someone else, or legacy has not
+//     answered the renewals until shortly before the key may expire, the
 //     command's context is cancelled with the cause: a command never goes
-//     on writing without the lease. A renewal that finds the key gone
+//     on writing without the lease. (A renewal without an answer — legacy
+//     restarting, a network blip — is tried again every TTL/15 meanwhile.) A renewal that finds the key gone
 //     (FLUSHDB or FLUSHALL on legacy, a restart without persistence, or a
 //     renewal so late that the key expired) takes it again in the same
 //     script, as SET NX would: nobody else held it at that instant
@@ -111,6 +113,8 @@ type Lease struct {
 	stop    chan struct{}
 	done    chan struct{}
 	retaken atomic.Int64
+	// renewals that got no answer and were tried again
+	failedRenewals atomic.Int64
 }
 
 // Retaken counts the renewals that found the key gone (a flush or restart
@@ -247,7 +251,11 @@ func deadReason(me, h Holder) string {
 
 func (l *Lease) renew(ttl time.Duration, lost context.CancelCauseFunc) {
 	defer close(l.done)
-	t := time.NewTicker(ttl / 3)
+	every, again := ttl/3, max(ttl/15, 10*time.Millisecond)
+	// a renewal that gets no answer is tried again until the key may have
+	// expired (minus a margin): until then nobody else can hold it
+	deadline := time.Now().Add(ttl - ttl/6)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -255,22 +263,31 @@ func (l *Lease) renew(ttl time.Duration, lost context.CancelCauseFunc) {
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		rctx, rc := context.WithTimeout(context.Background(), ttl/3)
 		n, err := renewScript.Run(rctx, l.c, []string{Key}, l.token, ttl.Milliseconds()).Int()
 		rc()
-		if err == nil && n == 2 {
-			l.retaken.Add(1)
+		switch {
+		case err == nil && (n == 1 || n == 2):
+			if n == 2 {
+				l.retaken.Add(1)
+			}
+			deadline = start.Add(ttl - ttl/6)
+			t.Reset(every)
 			continue
+		case err != nil && time.Now().Add(again).Before(deadline):
+			l.failedRenewals.Add(1)
+			t.Reset(again)
+			continue
+		case err == nil:
+			err = fmt.Errorf("the lock was taken by someone else")
+		default:
+			err = fmt.Errorf("legacy did not answer the renewals for %s: %w", time.Since(deadline.Add(-(ttl - ttl/6))).Round(time.Millisecond), err)
 		}
-		if err != nil || n != 1 {
-			if err == nil {
-				err = fmt.Errorf("the lock was taken by someone else or expired")
-			}
-			if lost != nil {
-				lost(fmt.Errorf("lost the lease lock %s on legacy (%v): stopped writing; rerun the command to resume", Key, err))
-			}
-			return
+		if lost != nil {
+			lost(fmt.Errorf("lost the lease lock %s on legacy (%v): stopped writing; rerun the command to resume", Key, err))
 		}
+		return
 	}
 }
 

@@ -239,3 +239,37 @@ func TestLeaseRetakenAfterFlush(t *testing.T) {
 		t.Fatalf("the lease was not taken again: %q, retaken %d", c.Get(ctx, Key).Val(), l.Retaken())
 	}
 }
+
+// Legacy down for a moment (a restart, a network blip) while the lease is
+// held: the renewals are tried again until the key could expire, and the
+// holder goes on (the key is taken again if the restart lost it).
+func TestLeaseSurvivesABriefOutage(t *testing.T) {
+	srv := topotest.Standalone(t)
+	// no retries inside the client: a renewal during the outage fails
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithCancelCause(ctxT(t))
+	defer cancel(nil)
+	l, err := Acquire(ctx, c, Options{Command: "migrate", TTL: 4 * time.Second}, cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// down until a renewal got no answer (or the lease was given up)
+	for end := time.Now().Add(3 * time.Second); l.failedRenewals.Load() == 0 && ctx.Err() == nil && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if ctx.Err() != nil {
+		t.Fatalf("the holder lost its lease to a brief outage: %v", context.Cause(ctx))
+	}
+	if c.Get(ctx, Key).Val() != l.token || l.failedRenewals.Load() == 0 {
+		t.Fatalf("lease %q after the outage, %d renewals tried again", c.Get(ctx, Key).Val(), l.failedRenewals.Load())
+	}
+}
