@@ -2,11 +2,13 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +19,9 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/metrics"
 	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/state"
 )
 
 func init() { register(newMigrateCmd) }
@@ -31,6 +35,7 @@ type migrateOptions struct {
 	workers       int
 	batch         int
 	bigBytes      int64
+	metricsAddr   string
 }
 
 func newMigrateCmd(app *App) *cobra.Command {
@@ -95,6 +100,7 @@ MEM.USAGE is MEMORY USAGE on legacy (pre-pass); PAYLOAD is the bytes written.`,
 	f.IntVar(&o.workers, "workers", 4, "copy workers (keys are partitioned onto them by hash)")
 	f.IntVar(&o.batch, "batch", 1024, "keys per pipelined read and write batch")
 	f.Int64Var(&o.bigBytes, "big-bytes", 8<<20, "keys larger than this are copied in chunks, never held whole in memory")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics of the running migration at http://`HOST:PORT`/metrics (docs/metrics.md)")
 	atLeast(f, "max-ops", 0)
 	limit(f, "workers", 1, 1024)
 	limit(f, "batch", 1, 100_000)
@@ -128,11 +134,19 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	if err != nil {
 		return err
 	}
+	var ml net.Listener // opened before anything is written: a taken port fails at once
+	if o.metricsAddr != "" {
+		if ml, err = net.Listen("tcp", o.metricsAddr); err != nil {
+			return &config.Error{Msg: fmt.Sprintf("--metrics-addr %s: cannot listen (%v): pick a free HOST:PORT", o.metricsAddr, err)}
+		}
+		defer ml.Close()
+	}
 	sd, err := openState(cfg.StateDir, o.dryRun)
 	if err != nil {
 		return err
 	}
-	var mu sync.Mutex // the callbacks come from the engine's goroutines
+	var mu sync.Mutex           // the callbacks come from the engine's goroutines
+	var live *migrate.LiveStats // the latest, for the metrics
 	var bar *Progress
 	var line *StatusLine                      // the live line, once every backfill is done
 	degraded := map[string]migrate.Retrying{} // announced, not yet recovered
@@ -143,6 +157,7 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 		Live: func(s migrate.LiveStats) {
 			mu.Lock()
 			defer mu.Unlock()
+			live = &s
 			if line == nil {
 				for _, b := range s.Buckets {
 					if !b.BackfillDone {
@@ -192,6 +207,25 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	}
 	if !app.Yes {
 		opts.Confirm = func(r *migrate.Result) error { return confirmMigrate(app, r) }
+	}
+	if ml != nil {
+		col := metrics.NewCollector(func() metrics.Snapshot {
+			mu.Lock()
+			l := live
+			mu.Unlock()
+			st, err := sd.Load()
+			if err != nil {
+				st = nil // a scrape shows the live figures alone
+			}
+			return metricsSnapshot(st, l)
+		})
+		mctx, stop := context.WithCancel(c.Context())
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = col.ServeListener(mctx, ml)
+		}()
+		defer func() { stop(); <-served }()
 	}
 	defer collectLessOften()()
 	res, err := migrate.Run(c.Context(), opts)
@@ -482,4 +516,40 @@ func renderLive(w io.Writer, l *migrate.LiveResult) {
 	for _, x := range l.Warnings {
 		fmt.Fprintln(w, "WARNING "+x)
 	}
+}
+
+// metricsSnapshot is the running migration's figures for --metrics-addr:
+// phase, failure and key counts from the state st (nil: unknown), the live
+// figures from l (nil before the live phase reports). A bucket is shown
+// when either knows it.
+func metricsSnapshot(st *state.State, l *migrate.LiveStats) metrics.Snapshot {
+	var s metrics.Snapshot
+	for _, name := range config.Buckets {
+		var sb *state.Bucket
+		if st != nil {
+			sb = st.Buckets[name]
+		}
+		var lb *state.LiveBucket
+		if l != nil {
+			lb = l.Buckets[name]
+		}
+		if sb == nil && lb == nil {
+			continue
+		}
+		b := metrics.Bucket{Name: name, Phase: string(state.Planned)}
+		if sb != nil {
+			b.Phase, b.Failed = string(sb.Phase), sb.Failed
+			t := migrate.TotalOf(sb)
+			b.Keys = metrics.Keys{Copied: t.Copied, Expired: t.Expired, Gone: t.Gone, Refused: t.Refused, Failed: t.Failed}
+		}
+		if lb != nil {
+			b.Lag, b.LagKnown = time.Duration(lb.LagMs)*time.Millisecond, !lb.CaughtUpAt.IsZero()
+			b.DirtyBacklog = int64(lb.Backlog)
+			b.LastCatchUp = lb.CaughtUpAt
+			b.EventsTotal, b.CopiesTotal = uint64(lb.Events), uint64(lb.Copies)
+			b.GapsTotal, b.RescansTotal = uint64(lb.Gaps), uint64(lb.Rescans)
+		}
+		s.Buckets = append(s.Buckets, b)
+	}
+	return s
 }
