@@ -20,6 +20,15 @@ import (
 // DefaultFile is the configuration file read when --config is not given.
 const DefaultFile = "redisplit.yaml"
 
+// EvictingPolicy reports whether a maxmemory-policy evicts keys when memory
+// is full (anything but noeviction; "" is unknown, not evicting).
+func EvictingPolicy(policy string) bool { return policy != "" && policy != "noeviction" }
+
+// MustNotEvict reports whether a bucket's store must never evict: every
+// bucket but cache, whose lost key costs only a slower response. The one
+// rule behind migrate's refusal, verify's and targets check's verdicts.
+func MustNotEvict(bucket string) bool { return bucket != "cache" }
+
 // Error is a configuration or usage error: the command exits with code 2.
 type Error struct {
 	Field string // dotted path of the setting, e.g. "targets.cache.kind"

@@ -354,7 +354,7 @@ func (ch *checker) policy(s *server) {
 	case ch.prof.evicts:
 		ch.add(CheckPolicy, s.addr, StatusFail, p+": when the cache is full, writes fail (OOM) or only keys with a TTL are evicted",
 			"CONFIG SET maxmemory-policy allkeys-lru (and in its config)")
-	case evictingPolicy(p):
+	case config.EvictingPolicy(p):
 		ch.add(CheckPolicy, s.addr, StatusFail, fmt.Sprintf("%s: a full store deletes %s keys", p, ch.p.Bucket),
 			"CONFIG SET maxmemory-policy noeviction (and in its config): a full store must refuse writes, never drop keys")
 	default:

@@ -58,9 +58,6 @@ var profiles = map[string]profile{
 		description: "losing a key lifts a security limit: never evicts; counters rebuild within one window, so persistence is optional"},
 }
 
-// evictingPolicy reports whether p may delete keys to make room.
-func evictingPolicy(p string) bool { return p != "" && p != "noeviction" }
-
 // hasKeyevents reports whether notify-keyspace-events flags publish keyevent
 // notifications for every class (E plus A, or every class letter): what
 // the reverse mirror after cutover subscribes to.

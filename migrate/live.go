@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/copier"
 	"github.com/redisplit/redisplit/dualwrite"
 	"github.com/redisplit/redisplit/lease"
@@ -289,7 +290,7 @@ func (l *live) sink(ctx context.Context, e dualwrite.Event) error {
 // evicted records legacy's eviction of key, a key of b.
 func (l *live) evicted(b *bucketRun, key string) {
 	b.liveEvicted.Add(1)
-	if !mustNotEvict(b.name) {
+	if !config.MustNotEvict(b.name) {
 		return
 	}
 	l.mu.Lock()
@@ -636,7 +637,7 @@ func (l *live) evictionWarnings() []string {
 	by := map[string]*agg{}
 	for k, n := range perKey {
 		for _, b := range l.bucketsOfName(k) {
-			if !mustNotEvict(b.name) {
+			if !config.MustNotEvict(b.name) {
 				continue
 			}
 			a := by[b.name]

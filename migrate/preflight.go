@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/scan"
@@ -188,14 +189,6 @@ func dropOwn(keys []string) []string {
 	return out
 }
 
-// evicts reports whether a maxmemory-policy may delete keys when the server
-// is full ("" is unknown: not taken as evicting).
-func evicts(policy string) bool { return policy != "" && policy != "noeviction" }
-
-// mustNotEvict reports whether bucket's keys are lost when its target
-// evicts: every bucket but cache.
-func mustNotEvict(bucket string) bool { return bucket != "cache" }
-
 // cacheWarning is the warning, if any, for a cache target with the given
 // maxmemory-policy.
 func cacheWarning(policy string) string {
@@ -248,11 +241,11 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 		sb := st.Buckets[b]
 		resumed := sb != nil && !sb.StartedAt.IsZero() && sb.Phase != state.RolledBack
 		switch {
-		case !mustNotEvict(b):
+		case !config.MustNotEvict(b):
 			if w := cacheWarning(info.MaxMemoryPolicy); w != "" {
 				br.Warnings = append(br.Warnings, w)
 			}
-		case !evicts(info.MaxMemoryPolicy):
+		case !config.EvictingPolicy(info.MaxMemoryPolicy):
 		case allowEvicting[b]:
 			br.AllowEvicting = true
 			br.Warnings = append(br.Warnings, fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full (--allow-evicting-target %s: accepted, recorded in the state)", b, info.MaxMemoryPolicy, b, b))

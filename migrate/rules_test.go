@@ -1,6 +1,10 @@
 package migrate
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/redisplit/redisplit/config"
+)
 
 // Which policies are refused (session, queue, ratelimit on a target that
 // may evict) and which are warned about (cache when it cannot evict).
@@ -15,8 +19,8 @@ func TestEvictionRules(t *testing.T) {
 		{"cache", "allkeys-lru", false, false}, {"cache", "noeviction", false, true},
 		{"cache", "volatile-lru", false, true},
 	} {
-		refuse := mustNotEvict(c.bucket) && evicts(c.policy)
-		warn := !mustNotEvict(c.bucket) && cacheWarning(c.policy) != ""
+		refuse := config.MustNotEvict(c.bucket) && config.EvictingPolicy(c.policy)
+		warn := !config.MustNotEvict(c.bucket) && cacheWarning(c.policy) != ""
 		if refuse != c.refuse || warn != c.warn {
 			t.Errorf("%s on %q: refuse %v warn %v", c.bucket, c.policy, refuse, warn)
 		}

@@ -45,6 +45,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
@@ -1020,7 +1021,7 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 // cache must lose no key, so its target must not evict (noeviction). An
 // unknown policy ("": INFO did not say) is not judged.
 func evictionRefusal(bucket, target, policy string) string {
-	if bucket == string(classify.Cache) || policy == "" || policy == "noeviction" {
+	if !config.MustNotEvict(bucket) || !config.EvictingPolicy(policy) {
 		return ""
 	}
 	return fmt.Sprintf("bucket %s: target %s has maxmemory-policy %s, which evicts %s keys when memory is full: not marked verified; set maxmemory-policy noeviction on it (CONFIG SET and its config file), or accept the risk with migrate --allow-evicting-target %s",
