@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/dualwrite"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/scan"
 	"github.com/redisplit/redisplit/store"
@@ -412,7 +413,7 @@ func (ch *checker) notify(s *server) {
 	switch {
 	case !ok:
 		ch.add(CheckNotify, s.addr, StatusWarn, "cannot read notify-keyspace-events", "grant +config|get")
-	case hasKeyevents(v):
+	case dualwrite.NotifySufficient(v):
 		ch.add(CheckNotify, s.addr, StatusOK, fmt.Sprintf("%q publishes every key event", v), "")
 	default:
 		ch.add(CheckNotify, s.addr, StatusWarn, fmt.Sprintf("%q: after cutover the reverse mirror cannot follow this store's writes", v),

@@ -11,8 +11,6 @@
 // Generate wrote passes Check by construction.
 package layout
 
-import "strings"
-
 // profile is what a bucket's store must be, per DESIGN.md §1.
 type profile struct {
 	// policy is the maxmemory-policy the layout sets.
@@ -56,22 +54,4 @@ var profiles = map[string]profile{
 		description: "losing a key loses a job: never evicts, AOF everysec"},
 	"ratelimit": {policy: "noeviction", aof: persistOptional, headroom: headroomDurable,
 		description: "losing a key lifts a security limit: never evicts; counters rebuild within one window, so persistence is optional"},
-}
-
-// hasKeyevents reports whether notify-keyspace-events flags publish keyevent
-// notifications for every class (E plus A, or every class letter): what
-// the reverse mirror after cutover subscribes to.
-func hasKeyevents(flags string) bool {
-	if !strings.Contains(flags, "E") {
-		return false
-	}
-	if strings.Contains(flags, "A") {
-		return true
-	}
-	for _, c := range "g$lshzxet" {
-		if !strings.ContainsRune(flags, c) {
-			return false
-		}
-	}
-	return true
 }

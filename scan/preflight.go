@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisplit/redisplit/dualwrite"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
 )
@@ -220,30 +221,13 @@ func preflight(ctx context.Context, c *redis.Client) (*preflightResult, error) {
 		}
 	default:
 		v := nke["notify-keyspace-events"]
-		if hasKeyevents(v) {
+		if dualwrite.NotifySufficient(v) {
 			add("notify-keyspace-events", StatusOK, "%q already publishes every key event", v)
 		} else {
 			add("notify-keyspace-events", StatusInfo, "%q: migrate --dual-write needs E and all classes (EA; K is not needed); it sets it when CONFIG SET is allowed and restores %q afterwards", v, v)
 		}
 	}
 	return r, nil
-}
-
-// hasKeyevents reports whether flags enable keyevent notifications for all
-// classes (E plus A, or every class letter).
-func hasKeyevents(flags string) bool {
-	if !strings.Contains(flags, "E") {
-		return false
-	}
-	if strings.Contains(flags, "A") {
-		return true
-	}
-	for _, c := range "g$lshzxet" {
-		if !strings.ContainsRune(flags, c) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkPermissions asks ACL DRYRUN (Redis ≥ 7.0) whether the connected user
