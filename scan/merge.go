@@ -2,7 +2,6 @@ package scan
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -226,28 +225,8 @@ func bucketOrAny(p Proposal) string {
 // mergedRegex is the anchored regex of a merged pattern: literals quoted,
 // placeholders their classes, {var} one segment.
 func mergedRegex(text string) string {
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(text); {
-		if text[i] == '{' {
-			if j := strings.IndexByte(text[i:], '}'); j > 0 {
-				if re, ok := placeholderRe[text[i:i+j+1]]; ok {
-					b.WriteString(re)
-					i += j + 1
-					continue
-				}
-			}
-		}
-		if text[i] == '*' && i == len(text)-1 {
-			b.WriteString("(?s:.*)")
-			i++
-			continue
-		}
-		b.WriteString(regexp.QuoteMeta(text[i : i+1]))
-		i++
-	}
-	b.WriteString("$")
-	return b.String()
+	re, _ := patternRegex(text, true)
+	return re
 }
 
 // guardCache demotes accepted cache proposals whose matcher covers a sample

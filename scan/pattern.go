@@ -721,6 +721,15 @@ func regexOf(text string) string {
 	if text == "" || strings.HasSuffix(text, "*") {
 		return ""
 	}
+	re, _ := patternRegex(text, false)
+	return re
+}
+
+// patternRegex is the anchored regex of a pattern's text: placeholders
+// their classes ({var} one segment), a final "*" anything, other bytes
+// quoted. Without literals it gives up ("", false) at the first letter or
+// digit outside a placeholder.
+func patternRegex(text string, literals bool) (string, bool) {
 	var b strings.Builder
 	b.WriteString("^")
 	for i := 0; i < len(text); {
@@ -733,13 +742,16 @@ func regexOf(text string) string {
 				}
 			}
 		}
-		c := text[i]
-		if isAlnum(c) {
-			return "" // a literal word: the glob will do
+		switch c := text[i]; {
+		case c == '*' && i == len(text)-1:
+			b.WriteString("(?s:.*)")
+		case !literals && isAlnum(c):
+			return "", false
+		default:
+			b.WriteString(regexp.QuoteMeta(text[i : i+1]))
 		}
-		b.WriteString(regexp.QuoteMeta(string(c)))
 		i++
 	}
 	b.WriteString("$")
-	return b.String()
+	return b.String(), true
 }
