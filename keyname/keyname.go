@@ -3,7 +3,8 @@
 // as "key_b64" (standard base64) instead, so that every byte survives a
 // JSON report (encoding/json would replace invalid bytes with U+FFFD).
 // Every JSON field holding a key name uses it: scan's report and
-// --keys-out, classify, migrate's unknown patterns, rollback's dry run.
+// --keys-out, classify, migrate's unknown patterns, rollback's dry run,
+// verify's differences.
 package keyname
 
 import (

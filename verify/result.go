@@ -1,12 +1,12 @@
 package verify
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
 	"time"
-	"unicode/utf8"
+
+	"github.com/redisplit/redisplit/keyname"
 )
 
 // Category is the kind of a difference between legacy and a target.
@@ -67,8 +67,7 @@ type Difference struct {
 
 // differenceJSON is the JSON form of a Difference.
 type differenceJSON struct {
-	Key      string   `json:"key,omitempty"`
-	KeyB64   string   `json:"key_b64,omitempty"`
+	keyname.JSON
 	Bucket   string   `json:"bucket"`
 	Category Category `json:"category"`
 	Legacy   Facts    `json:"legacy"`
@@ -83,26 +82,17 @@ func (d *Difference) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &o); err != nil {
 		return err
 	}
-	*d = Difference{Key: o.Key, Bucket: o.Bucket, Category: o.Category, Legacy: o.Legacy, Target: o.Target, Detail: o.Detail, Rounds: o.Rounds}
-	if o.KeyB64 != "" {
-		k, err := base64.StdEncoding.DecodeString(o.KeyB64)
-		if err != nil {
-			return fmt.Errorf("key_b64: %w", err)
-		}
-		d.Key = string(k)
+	key, err := o.Name()
+	if err != nil {
+		return err
 	}
+	*d = Difference{Key: key, Bucket: o.Bucket, Category: o.Category, Legacy: o.Legacy, Target: o.Target, Detail: o.Detail, Rounds: o.Rounds}
 	return nil
 }
 
-// MarshalJSON writes key as "key" when it is valid UTF-8, else as "key_b64".
+// MarshalJSON writes the key by the keyname rule ("key" or "key_b64").
 func (d Difference) MarshalJSON() ([]byte, error) {
-	o := differenceJSON{Bucket: d.Bucket, Category: d.Category, Legacy: d.Legacy, Target: d.Target, Detail: d.Detail, Rounds: d.Rounds}
-	if utf8.ValidString(d.Key) {
-		o.Key = d.Key
-	} else {
-		o.KeyB64 = base64.StdEncoding.EncodeToString([]byte(d.Key))
-	}
-	return json.Marshal(o)
+	return json.Marshal(differenceJSON{JSON: keyname.Of(d.Key), Bucket: d.Bucket, Category: d.Category, Legacy: d.Legacy, Target: d.Target, Detail: d.Detail, Rounds: d.Rounds})
 }
 
 // Counts are the per-bucket counts of a verify. Compared counts legacy keys
