@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +19,11 @@ import (
 	"time"
 
 	scsredis "github.com/alexedwards/scs/redisstore"
+	"github.com/boj/redistore"
 	"github.com/go-redis/cache/v9"
 	"github.com/go-redis/redis_rate/v10"
 	redigo "github.com/gomodule/redigo/redis"
+	"github.com/gorilla/sessions"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
@@ -258,6 +262,8 @@ func (f *figures) String() string {
 // a few goroutines, and four libraries writing their own keys.
 type load struct {
 	tolerant bool // errors are expected (legacy restarts): not reported
+	start    time.Time
+	stopped  time.Time
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	ops      atomic.Int64
@@ -278,7 +284,7 @@ func (l *load) fail(err error) {
 // a second (the libraries add a few hundred).
 func startLoad(t *testing.T, addr string, perSec int) *load {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel}
+	l := &load{cancel: cancel, start: time.Now()}
 	const writers = 4
 	for w := 0; w < writers; w++ {
 		l.wg.Add(1)
@@ -342,7 +348,8 @@ func (l *load) plain(ctx context.Context, addr string, w, perSec int) {
 }
 
 // libraries: asynq (a client enqueueing and a server processing), scs
-// sessions committed and deleted, redis_rate limiting, go-redis/cache.
+// sessions committed and deleted, gorilla sessions saved, updated and
+// deleted through boj/redistore, redis_rate limiting, go-redis/cache.
 func (l *load) libraries(ctx context.Context, t *testing.T, addr string) {
 	opt := asynq.RedisClientOpt{Addr: addr}
 	client := asynq.NewClient(opt)
@@ -358,7 +365,13 @@ func (l *load) libraries(ctx context.Context, t *testing.T, addr string) {
 	gc := cache.New(&cache.Options{Redis: rdb})
 	pool := &redigo.Pool{Dial: func() (redigo.Conn, error) { return redigo.Dial("tcp", addr) }}
 	scs := scsredis.New(pool)
+	rs, err := redistore.NewRediStore(4, "tcp", addr, "", "", []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gorilla []*http.Cookie // cookies of sessions saved through redistore, to update and delete them
 	l.stopFn = append(l.stopFn, func() {
+		rs.Close()
 		srv.Shutdown()
 		client.Close()
 		pool.Close()
@@ -377,7 +390,23 @@ func (l *load) libraries(ctx context.Context, t *testing.T, addr string) {
 			case <-tk.C:
 			}
 			var err error
-			switch i % 5 {
+			switch i % 6 {
+			case 5: // gorilla sessions through boj/redistore: saved, updated, deleted
+				req := httptest.NewRequest("GET", "/", nil)
+				if len(gorilla) > 20 {
+					req.AddCookie(gorilla[rnd.IntN(len(gorilla))])
+				}
+				rec := httptest.NewRecorder()
+				var sess *sessions.Session
+				if sess, err = rs.Get(req, "app"); err == nil {
+					sess.Values["n"] = i
+					if i%11 == 0 && !sess.IsNew {
+						sess.Options.MaxAge = -1 // logout: redistore deletes the key
+					}
+					if err = rs.Save(req, rec, sess); err == nil && sess.IsNew {
+						gorilla = append(gorilla, rec.Result().Cookies()...)
+					}
+				}
 			case 0:
 				var o []asynq.Option
 				if i%3 == 0 {
@@ -408,11 +437,17 @@ func (l *load) libraries(ctx context.Context, t *testing.T, addr string) {
 	}()
 }
 
+// rate is the load's writes per second, from its start until stop.
+func (l *load) rate() float64 {
+	return float64(l.ops.Load()) / l.stopped.Sub(l.start).Seconds()
+}
+
 // stop stops every writer and the libraries' background work.
 func (l *load) stop(t *testing.T) {
 	t.Helper()
 	l.cancel()
 	l.wg.Wait()
+	l.stopped = time.Now()
 	for _, f := range l.stopFn {
 		f()
 	}
@@ -630,14 +665,14 @@ func TestDualWriteConvergesUnderLiveLoad(t *testing.T) {
 	e := newLiveEnv(t)
 	ctx, stopWatch := context.WithCancel(ctxT(t))
 	defer stopWatch()
-	l := startLoad(t, e.leg.Addr(), 3000)
+	l := startLoad(t, e.leg.Addr(), 5000)
 	m := e.startMigrate()
 	f := e.watchFigures(ctx)
 	e.waitFor("every bucket syncing", 60*time.Second, m, allSyncing)
 	time.Sleep(10 * time.Second)
 	l.stop(t)
 	stopWatch()
-	t.Logf("load: %d writes in all; live figures under it: %s", l.ops.Load(), f)
+	t.Logf("load: %d writes in all, %.0f writes/s; live figures under it: %s", l.ops.Load(), l.rate(), f)
 	e.converged(m) // verify marks every bucket verified
 	if code, out, _ := run(t, "--config", e.cfg, "status"); code != 0 || !strings.Contains(out, "live phase: running") ||
 		!strings.Contains(out, "CAUGHT UP") || !strings.Contains(out, "verified") {
