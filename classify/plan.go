@@ -52,6 +52,10 @@ func LoadPlan(path string) (*Plan, error) {
 	return parsePlan(path, data)
 }
 
+// ParsePlan parses a plan file's contents; name stands for the file in
+// errors ("name:12: rules[3]: ..."). LoadPlan is ParsePlan of a file.
+func ParsePlan(name string, data []byte) (*Plan, error) { return parsePlan(name, data) }
+
 func parsePlan(path string, data []byte) (*Plan, error) {
 	bad := func(line int, format string, args ...any) error {
 		where := path

@@ -12,7 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redisplit/redisplit/dualwrite/client/internal/plan"
+	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
 )
 
 // Defaults.
@@ -98,7 +99,7 @@ type Client struct {
 	*redis.Client // the router
 
 	opts    Options
-	plan    *plan.Router
+	plan    *planRouter
 	unknown string
 	legacy  *store
 	targets map[string]*store
@@ -148,16 +149,16 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("redisplit client: Options.Legacy is required")
 	}
 	var (
-		p   *plan.Router
+		p   *planRouter
 		err error
 	)
 	switch {
 	case opts.Plan != "" && opts.PlanYAML != nil:
 		return nil, fmt.Errorf("redisplit client: set Options.Plan or Options.PlanYAML, not both")
 	case opts.Plan != "":
-		p, err = plan.Load(opts.Plan)
+		p, err = loadPlan(classify.LoadPlan(opts.Plan))
 	case opts.PlanYAML != nil:
-		p, err = plan.Parse("Options.PlanYAML", opts.PlanYAML)
+		p, err = loadPlan(classify.ParsePlan("Options.PlanYAML", opts.PlanYAML))
 	default:
 		return nil, fmt.Errorf("redisplit client: Options.Plan (the plan file redisplit migrates with) is required")
 	}
@@ -189,13 +190,13 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	switch opts.Unknown {
 	case "", "block", "skip":
 	default:
-		if !plan.IsBucket(opts.Unknown) {
+		if !config.IsBucket(opts.Unknown) {
 			return nil, fmt.Errorf("redisplit client: Options.Unknown %q is not one of block, skip, cache, session, queue, ratelimit", opts.Unknown)
 		}
 		c.unknown = opts.Unknown
 	}
 	for b, t := range opts.Targets {
-		if !plan.IsBucket(b) {
+		if !config.IsBucket(b) {
 			return nil, fmt.Errorf("redisplit client: Options.Targets[%q]: not a bucket (cache, session, queue, ratelimit)", b)
 		}
 		if t == nil {
@@ -499,7 +500,7 @@ func (c *Client) broadcast(ctx context.Context, cmd redis.Cmder) error {
 // stores returns legacy and the targets, in bucket order.
 func (c *Client) stores() []*store {
 	out := []*store{c.legacy}
-	for _, b := range plan.Buckets {
+	for _, b := range config.Buckets {
 		if t := c.targets[b]; t != nil {
 			out = append(out, t)
 		}
@@ -678,7 +679,7 @@ func (c *Client) Stats() Stats {
 	c.ctlMu.Lock()
 	s.LastControlError = c.lastErr
 	s.PlanMismatch = c.planWarn
-	for _, b := range plan.Buckets {
+	for _, b := range config.Buckets {
 		bs := BucketStats{Store: c.legacy.name, Switches: c.switches[b]}
 		if st, ok := snap.buckets[b]; ok {
 			bs.ControlValue = st.ControlValue

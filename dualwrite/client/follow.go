@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redisplit/redisplit/dualwrite/client/internal/plan"
+	"github.com/redisplit/redisplit/config"
 )
 
 // Following the control key. One goroutine reads it (poll), so reads apply
@@ -80,7 +80,7 @@ func (c *Client) refresh(ctx context.Context) error {
 	for b, s := range old.buckets {
 		next.buckets[b] = s
 	}
-	for _, b := range plan.Buckets {
+	for _, b := range config.Buckets {
 		if e, ok := bad[b]; ok {
 			c.controlError(fmt.Errorf("redisplit client: control key %s field %s: %w; bucket %s stays where it was", ControlKey, b, e, b))
 		}

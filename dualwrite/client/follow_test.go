@@ -230,7 +230,7 @@ func TestDependencies(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.SplitN(line, "\t", 3)
 		pkg := f[0]
-		for _, bad := range []string{"github.com/spf13/cobra", "github.com/spf13/viper", "github.com/redisplit/redisplit/redisconn", "github.com/redisplit/redisplit/config"} {
+		for _, bad := range []string{"github.com/spf13/cobra", "github.com/spf13/viper", "github.com/redisplit/redisplit/redisconn", "github.com/redisplit/redisplit/config/configfile"} {
 			if pkg == bad || strings.HasPrefix(pkg, bad+"/") {
 				t.Errorf("the client imports %s", pkg)
 			}

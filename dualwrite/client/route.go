@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redisplit/redisplit/dualwrite/client/internal/plan"
+	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/state"
 )
 
@@ -47,7 +47,7 @@ type routing struct {
 
 // storeOf returns where bucket's commands go.
 func (r *routing) storeOf(c *Client, bucket string) (st, shadow *store, err error) {
-	if bucket == ownBucket || bucket == plan.Unknown {
+	if bucket == ownBucket || bucket == unknownBucket {
 		return c.legacy, nil, nil
 	}
 	s, ok := r.buckets[bucket]
@@ -92,7 +92,7 @@ func (c *Client) classify(key, typ string) (bucket string, ok bool) {
 }
 
 func (c *Client) unknownTo(b string) string {
-	if b == plan.Unknown && c.unknown != "" {
+	if b == unknownBucket && c.unknown != "" {
 		return c.unknown
 	}
 	return b
@@ -229,4 +229,49 @@ func (c *Client) typeOf(ctx context.Context, snap *routing, key string) (string,
 		}
 	}
 	return "", nil
+}
+
+// unknownBucket is the bucket of a key no rule of the plan matches.
+const unknownBucket = string(classify.Unknown)
+
+// planRouter is the plan the client routes with: package classify's
+// classifier itself (the tool's routing, not a copy) and the plan's hash,
+// which the control key's Plan field is compared with.
+type planRouter struct {
+	c    *classify.Classifier
+	hash string
+}
+
+// loadPlan compiles a plan loaded or parsed by package classify.
+func loadPlan(p *classify.Plan, err error) (*planRouter, error) {
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.Classifier()
+	if err != nil {
+		return nil, err
+	}
+	return &planRouter{c: c, hash: p.Hash()}, nil
+}
+
+// Hash is the plan's hash (classify.Plan.Hash).
+func (r *planRouter) Hash() string { return r.hash }
+
+// Classify returns the bucket of key with Redis type typ.
+func (r *planRouter) Classify(key, typ string) string { return string(r.c.Classify(key, typ).Bucket) }
+
+// ClassifyName returns the bucket of key by its name alone; ok is false
+// when a typed rule could match, i.e. the bucket depends on the type.
+func (r *planRouter) ClassifyName(key string) (string, bool) {
+	m, ok := r.c.ClassifyName(key)
+	return string(m.Bucket), ok
+}
+
+// PossibleBuckets returns every bucket key may belong to, whatever its type.
+func (r *planRouter) PossibleBuckets(key string) []string {
+	var out []string
+	for _, b := range r.c.PossibleBuckets(key) {
+		out = append(out, string(b))
+	}
+	return out
 }
