@@ -37,11 +37,37 @@ func init() {
 			}
 			defer pprof.StopCPUProfile()
 		}
+		if f := os.Getenv("BENCH_HEAPPROFILE"); f != "" {
+			go writeHeapProfiles(ctx, f)
+		}
 		app := &cmd.App{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
 		if code := cmd.Run(ctx, app, args); code != 0 {
 			return fmt.Errorf("redisplit migrate exited %d", code)
 		}
 		return nil
+	}
+}
+
+// writeHeapProfiles rewrites a heap profile to path every 5 s until ctx
+// ends (BENCH_HEAPPROFILE: where a long-running migrate's memory goes).
+func writeHeapProfiles(ctx context.Context, path string) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f, err := os.Create(path + ".tmp")
+		if err != nil {
+			return
+		}
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err == nil {
+			os.Rename(path+".tmp", path)
+		}
 	}
 }
 
