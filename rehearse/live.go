@@ -161,12 +161,19 @@ func (lr *liveRun) live(ctx context.Context) error {
 	}
 	full, record := lr.start("migrate", args...)
 	mctx, stopMigrate := context.WithCancel(ctx)
-	defer stopMigrate()
 	var mout Output
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
 		mout = lr.o.Run(mctx, full)
+	}()
+	recorded := false
+	defer func() { // also on an early return: migrate never outlives the rehearsal's servers
+		stopMigrate()
+		<-exited
+		if !recorded {
+			record(mout)
+		}
 	}()
 
 	lctx, stopLoad := context.WithCancel(ctx)
@@ -202,6 +209,7 @@ func (lr *liveRun) live(ctx context.Context) error {
 	if early {
 		<-exited
 		record(mout)
+		recorded = true
 		res.add(Case{Phase: PhaseLiveStop, OK: false, Duration: mout.Duration,
 			Detail: fmt.Sprintf("redisplit migrate --dual-write exited %d while the load was running", mout.Code), Output: tail(mout.Stderr+"\n"+mout.Stdout, 4000)})
 		return nil
@@ -274,6 +282,7 @@ func (lr *liveRun) live(ctx context.Context) error {
 	stopMigrate()
 	<-exited
 	record(mout)
+	recorded = true
 	sc := Case{Phase: PhaseLiveStop, OK: mout.Code == 0, Duration: mout.Duration}
 	var mres migrate.Result
 	jerr := json.Unmarshal([]byte(mout.Stdout), &mres)
