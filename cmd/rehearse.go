@@ -90,8 +90,8 @@ still gets the Markdown.
 --fault lose-key deletes one migrated key (a session when there is one) from its target right
 after migrate (in the live flow: after catch-up, while migrate mirrors), to prove that the rehearsal
 fails when a key is lost; --fault no-capture runs the live phase's migrate without --dual-write (a
-one-pass backfill while the load writes), to prove that the comparison catches writes the mirror
-never copied.
+one-pass backfill, the load after it), to prove that the comparison catches writes the mirror never
+copied.
 
 Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 		Example: `  redisplit rehearse --synthetic 100000 --report rehearsal.md --junit rehearsal.xml

@@ -214,3 +214,31 @@ func TestRehearseLiveFlags(t *testing.T) {
 		}
 	}
 }
+
+// --no-live is the one-pass flow: migrate --yes, its presence check and
+// verify, no live case.
+func TestRehearseNoLive(t *testing.T) {
+	code, res, errs := rehearseJSON(t, "--synthetic", "300", "--no-live")
+	if code != ExitOK || !res.OK {
+		t.Fatalf("one-pass rehearsal: exit %d\n%s", code, errs)
+	}
+	cs := casesOf(res)
+	for _, b := range allBuckets {
+		if !cs[rehearse.PhaseMigrate][b].OK || !cs[rehearse.PhaseVerify][b].OK {
+			t.Errorf("%s: migrate %+v, verify %+v", b, cs[rehearse.PhaseMigrate][b], cs[rehearse.PhaseVerify][b])
+		}
+	}
+	for ph := range cs {
+		if strings.HasPrefix(ph, "live") {
+			t.Errorf("live case in the one-pass flow: %s", ph)
+		}
+	}
+	for _, c := range res.Commands {
+		if a := strings.Join(c.Args, " "); strings.Contains(a, "--dual-write") {
+			t.Errorf("one-pass flow ran %s", a)
+		}
+	}
+	if res.Live != nil {
+		t.Errorf("live figures in the one-pass flow: %+v", res.Live)
+	}
+}

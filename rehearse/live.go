@@ -176,6 +176,11 @@ func (lr *liveRun) live(ctx context.Context) error {
 		}
 	}()
 
+	if lr.o.Fault == FaultNoCapture {
+		// the one pass first, the load after it: every write of the load is
+		// one the targets never get
+		<-exited
+	}
 	lctx, stopLoad := context.WithCancel(ctx)
 	loaded := make(chan struct{})
 	var lerr error

@@ -66,10 +66,10 @@ const (
 	// still mirrors: the copier does not see it (legacy did not change),
 	// and the comparison must report it too.
 	FaultLoseKey = "lose-key"
-	// FaultNoCapture breaks the mirror at its root (live flow only): the
-	// load runs while migrate runs without --dual-write, a one-pass
-	// backfill that follows no change: the writes after its SCAN never
-	// reach the targets, and the comparison must find them.
+	// FaultNoCapture breaks the mirror at its root (live flow only):
+	// migrate runs without --dual-write, a one-pass backfill that follows
+	// no change, and the load runs after it: its writes never reach the
+	// targets, and the comparison must find them.
 	FaultNoCapture = "no-capture"
 )
 
