@@ -132,20 +132,18 @@ func routeOf(router *classify.Classifier, cfg *config.Config) func(k, typ string
 
 // liveRun is what the live flow needs of Run.
 type liveRun struct {
-	o         Options
-	res       *Result
-	legacy    *redis.Client
-	router    *classify.Classifier
-	targets   map[string]redis.UniversalClient
-	stateDir  string
-	gen       *loadgen.Generator
-	snap      *Snapshot // before the migration
-	phase     func(name string) func(ok bool) time.Duration
-	start     func(name string, args ...string) (full []string, record func(Output))
-	run       func(name string, args ...string) Output
-	perBucket func(ph string, out *Output, checks map[string]Check, d time.Duration) bool
-	verify    func(ph string, out Output)
-	loseKey   func() error // FaultLoseKey: delete a migrated key from its target
+	o        Options
+	res      *Result
+	legacy   *redis.Client
+	router   *classify.Classifier
+	targets  map[string]redis.UniversalClient
+	stateDir string
+	gen      *loadgen.Generator
+	phase    func(name string) func(ok bool) time.Duration
+	start    func(name string, args ...string) (full []string, record func(Output))
+	run      func(name string, args ...string) Output
+	verify   func(ph string, out Output)
+	loseKey  func() error // FaultLoseKey: delete a migrated key from its target
 }
 
 // live runs the live flow from migrate to its stop (contracts 2 to 4).

@@ -395,6 +395,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
+	// loseKeyFault injects FaultLoseKey; when says when.
+	loseKeyFault := func(when string) error {
+		k, b, err := loseKey(ctx, snap, targets)
+		if err != nil {
+			return fmt.Errorf("fault lose-key: %w", err)
+		}
+		res.add(Case{Phase: "fault", Bucket: b, OK: true, Skipped: true, Detail: fmt.Sprintf("injected %s: deleted %q from the %s target", when, k, b)})
+		return nil
+	}
+
 	// before is legacy as rollback must leave it
 	before := snap
 	if o.Live != nil {
@@ -402,18 +412,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		for b, t := range targets {
 			clients[b] = t.Client
 		}
-		lr := &liveRun{o: o, res: res, legacy: legacy, router: router, targets: clients, stateDir: filepath.Join(o.Dir, "state"),
-			gen: gen, snap: snap, phase: phase, start: start, run: run, perBucket: perBucket,
+		lr := &liveRun{o: o, res: res, legacy: legacy, router: router, targets: clients, stateDir: StateDir(o.Dir),
+			gen: gen, phase: phase, start: start, run: run,
 			verify: func(ph string, out Output) { verifyCases(ph, out, verifyChecks(out)) }}
 		if o.Fault == FaultLoseKey {
-			lr.loseKey = func() error {
-				k, b, err := loseKey(ctx, snap, targets)
-				if err != nil {
-					return fmt.Errorf("fault lose-key: %w", err)
-				}
-				res.add(Case{Phase: "fault", Bucket: b, OK: true, Skipped: true, Detail: fmt.Sprintf("injected after catch-up: deleted %q from the %s target", k, b)})
-				return nil
-			}
+			lr.loseKey = func() error { return loseKeyFault("after catch-up") }
 		}
 		if err := lr.live(ctx); err != nil {
 			return nil, err
@@ -433,11 +436,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		end(perBucket(PhaseMigrate, &out, presence, out.Duration))
 
 		if o.Fault == FaultLoseKey {
-			k, b, err := loseKey(ctx, snap, targets)
-			if err != nil {
-				return nil, fmt.Errorf("fault lose-key: %w", err)
+			if err := loseKeyFault("after migrate"); err != nil {
+				return nil, err
 			}
-			res.add(Case{Phase: "fault", Bucket: b, OK: true, Skipped: true, Detail: fmt.Sprintf("injected: deleted %q from the %s target", k, b)})
 		}
 
 		// verify
@@ -461,7 +462,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		verifyCases(PhaseVerify, out, checks)
 		end(out.Code == 0)
-
 	}
 
 	// rollback
