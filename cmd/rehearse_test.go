@@ -126,7 +126,7 @@ func TestRehearseLive(t *testing.T) {
 			t.Errorf("the load made no %s: %v", op, lv.Load.ByOp)
 		}
 	}
-	if lv.Load.Writes < 1000 || lv.Migrate.Events == 0 || lv.Migrate.Copies == 0 || len(lv.Migrate.Gaps) != 0 {
+	if lv.Load.Writes < 500 || lv.Migrate.Events == 0 || lv.Migrate.Copies == 0 || len(lv.Migrate.Gaps) != 0 {
 		t.Errorf("figures: %d writes, %d events, %d copies, gaps %q", lv.Load.Writes, lv.Migrate.Events, lv.Migrate.Copies, lv.Migrate.Gaps)
 	}
 	for _, b := range allBuckets {
