@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,6 +18,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/config/configfile"
 	"github.com/redisplit/redisplit/rehearse"
+	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/topology/containers"
 )
@@ -34,13 +36,17 @@ type rehearseOptions struct {
 	backend   string
 	fault     string
 	workDir   string
+	noLive    bool
+	liveFor   time.Duration
+	liveRate  float64
+	liveWait  time.Duration
 }
 
 func newRehearseCmd(app *App) *cobra.Command {
 	o := &rehearseOptions{}
 	c := &cobra.Command{
 		Use:   "rehearse",
-		Short: "Run scan → migrate → verify → rollback → verify on throw-away containers, for CI",
+		Short: "Run scan → migrate --dual-write under a live load → verify → rollback → verify on throw-away containers, for CI",
 		Long: `rehearse starts an ephemeral copy of the configured topology in Docker containers — the same
 target kinds and node counts as the config's targets (a cluster gets at least 3 masters; a sentinel
 target is a master, a replica and 3 sentinels); without --config the default layout (docs/rehearse.md): a 3-master
@@ -49,10 +55,20 @@ plus an ephemeral legacy loaded from an RDB snapshot (--from-rdb) or with a synt
 framework-style keys of every bucket (--synthetic N). It then runs, through the same code as the
 commands themselves,
 
-  redisplit scan → migrate --yes → verify → rollback --yes
+  redisplit scan → migrate --dual-write --yes (under a live load) → verify → rollback --yes
 
-and checks directly on the servers that after migrate every legacy key is on its target (or expired
-by its TTL), and that after rollback every target is empty and legacy is exactly as before.
+The migrate phase is the live phase: migrate --dual-write runs in this process while a live write
+load hits legacy (every Redis type; sessions touched, counters incremented, jobs pushed and popped,
+keys deleted, renamed across buckets and expiring; go-redis/cache and redis_rate writing their own
+keys) for --live-for at --live-rate writes/s, during the backfill and after it. Once the load stops,
+the rehearsal waits until migrate has proven catch-up (what status --wait-caught-up waits for; at
+most --live-timeout), runs verify (it must report parity) and compares every key of legacy and of
+every target, both ways (type, value digest, expiry), while migrate still mirrors; then it stops
+migrate as SIGINT does (it must drain and exit 0). After rollback every target must be empty and
+legacy exactly as it was before rollback. --no-live runs the one-pass flow instead (migrate --yes,
+then verify; checked directly on the servers that every legacy key is on its target or expired by
+its TTL, and after rollback that legacy is exactly as before the migration). The live load writes
+database 0: a config whose legacy URL names another database needs --no-live.
 
 It prints a Markdown summary (also written to --report) and writes JUnit XML (--junit) with one test
 case per phase and bucket. Containers are always removed: on success, on failure and on Ctrl-C.
@@ -72,7 +88,10 @@ the result (every case, every command's exit code) as JSON instead of the Markdo
 still gets the Markdown.
 
 --fault lose-key deletes one migrated key (a session when there is one) from its target right
-after migrate, to prove that the rehearsal fails when a key is lost.
+after migrate (in the live flow: after catch-up, while migrate mirrors), to prove that the rehearsal
+fails when a key is lost; --fault no-capture runs the live phase's migrate without --dual-write (a
+one-pass backfill, the load after it), to prove that the comparison catches writes the mirror never
+copied.
 
 Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 		Example: `  redisplit rehearse --synthetic 100000 --report rehearsal.md --junit rehearsal.xml
@@ -89,9 +108,16 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 	f.StringVar(&o.image, "image", containers.DefaultImage, "Redis image of every container")
 	f.StringVar(&o.build, "build", containers.BuildAuto, "build "+containers.LocalRepo+" from the host's redis-server: auto (when --image is unavailable), never, always")
 	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
-	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key")
+	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key, no-capture")
+	f.BoolVar(&o.noLive, "no-live", false, "the one-pass flow: migrate --yes without a live load (no --dual-write phase)")
+	f.DurationVar(&o.liveFor, "live-for", 10*time.Second, "how long the live load writes to legacy while migrate --dual-write runs")
+	f.Float64Var(&o.liveRate, "live-rate", 1000, "writes per second of the live load")
+	f.DurationVar(&o.liveWait, "live-timeout", 60*time.Second, "how long to wait for catch-up after the live load stops")
 	f.StringVar(&o.workDir, "work-dir", "", "keep the generated config, state and every command's output here (default: a temp dir, removed)")
 	limit(f, "synthetic", 0, 10_000_000)
+	limit(f, "live-for", 100*time.Millisecond, 24*time.Hour)
+	limit(f, "live-rate", 1.0, 1e6)
+	limit(f, "live-timeout", 100*time.Millisecond, 24*time.Hour)
 	atLeast(f, "seed", uint64(0))
 	return c
 }
@@ -115,7 +141,7 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 			return config.Errorf("--from-rdb", "loading an RDB snapshot needs --backend containers (the process backend cannot place it in the server's data directory)")
 		}
 	}
-	if err := rehearse.CheckFault(o.fault); err != nil {
+	if err := rehearse.CheckFault(o.fault, !o.noLive); err != nil {
 		return err
 	}
 	if o.backend != "containers" && o.backend != "process" {
@@ -132,6 +158,11 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 			return err
 		}
 		user = cfg
+	}
+	if !o.noLive {
+		if err := rehearse.CheckLive(user); err != nil {
+			return err
+		}
 	}
 	dir, err := filepath.Abs(o.workDir)
 	if err != nil {
@@ -190,6 +221,9 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 	opts := rehearse.Options{
 		Backend: backend, Layout: layout, Config: user, FromRDB: o.fromRDB, Fault: o.fault, Dir: dir,
 		Run: inProcessRunner(app),
+	}
+	if !o.noLive {
+		opts.Live = &rehearse.Live{For: o.liveFor, Rate: o.liveRate, CaughtUpTimeout: o.liveWait, WaitCaughtUp: waitCaughtUpIn}
 	}
 	if o.synthetic > 0 {
 		opts.Synthetic = &rehearse.Synthetic{Keys: o.synthetic, Seed: o.seed}
@@ -290,6 +324,40 @@ func failedPhases(r *rehearse.Result) string {
 	return "failed phases: " + strings.Join(out, ", ")
 }
 
+// waitCaughtUpIn is status --wait-caught-up's wait on the state directory
+// dir, for rehearse's live phase.
+func waitCaughtUpIn(ctx context.Context, dir string, timeout time.Duration) (*state.State, error) {
+	sd, err := state.OpenReadOnly(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sd.Load()
+	if err != nil {
+		return nil, err
+	}
+	return waitCaughtUp(ctx, sd, st, timeout)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use: the live phase's
+// migrate runs while other commands do, and the default slog logger, which
+// each run points at its own stderr, may write to another run's buffer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // inProcessRunner runs redisplit command lines in this process through Run,
 // with in-memory streams and their own viper instance, which reads the
 // generated config and flags but not the REDISPLIT_* environment (meant for
@@ -299,7 +367,7 @@ func failedPhases(r *rehearse.Result) string {
 // is restored afterwards.
 func inProcessRunner(parent *App) rehearse.Runner {
 	return func(ctx context.Context, args []string) rehearse.Output {
-		var out, errb bytes.Buffer
+		var out, errb syncBuffer
 		sub := &App{V: configfile.NewFileViper(), In: strings.NewReader(""), Out: &out, Err: &errb, Verbose: parent.Verbose}
 		prev := slog.Default()
 		t0 := time.Now()

@@ -137,6 +137,32 @@ func caughtUpSince(st *state.State, since, now time.Time) (bool, string) {
 	return true, ""
 }
 
+// waitCaughtUp waits until caughtUpSince the call holds for the state in
+// sd (st is its state as just loaded) and returns that state; after timeout
+// it returns an exit-1 error saying what is not caught up.
+func waitCaughtUp(ctx context.Context, sd *state.Dir, st *state.State, timeout time.Duration) (*state.State, error) {
+	since := time.Now()
+	deadline := since.Add(timeout)
+	for {
+		ok, why := caughtUpSince(st, since, time.Now())
+		if ok {
+			return st, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, &ExitError{Code: ExitRuntime, Err: fmt.Errorf("not caught up after %s: %s", timeout, why)}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		var err error
+		if st, err = sd.Load(); err != nil {
+			return nil, err
+		}
+	}
+}
+
 func runStatus(ctx context.Context, app *App, o statusOptions) error {
 	cfg, err := app.Config()
 	if err != nil {
@@ -151,24 +177,8 @@ func runStatus(ctx context.Context, app *App, o statusOptions) error {
 		return err
 	}
 	if o.waitCaughtUp {
-		since := time.Now()
-		deadline := since.Add(o.timeout)
-		for {
-			ok, why := caughtUpSince(st, since, time.Now())
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				return &ExitError{Code: ExitRuntime, Err: fmt.Errorf("not caught up after %s: %s", o.timeout, why)}
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-			if st, err = sd.Load(); err != nil {
-				return err
-			}
+		if st, err = waitCaughtUp(ctx, sd, st, o.timeout); err != nil {
+			return err
 		}
 	}
 	now := time.Now()

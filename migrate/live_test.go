@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +29,7 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/cmd"
 	"github.com/redisplit/redisplit/config/configfile"
+	"github.com/redisplit/redisplit/converge"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/topology"
 	"github.com/redisplit/redisplit/topology/topotest"
@@ -456,123 +456,20 @@ func (l *load) stop(t *testing.T) {
 	}
 }
 
-// digest is a key's state as compared: type, DEBUG DIGEST-VALUE (encoding
-// independent) and absolute expiry; "" when the key does not exist (PTTL
-// -2 first: a key expired but not reclaimed still has a digest).
-func digest(ctx context.Context, c cmdDoer, k string) (string, int64, error) {
-	pttl, err := c.PTTL(ctx, k).Result()
-	if err != nil {
-		return "", 0, err
-	}
-	if pttl == -2 { // go-redis passes the special values through as they are
-		return "", 0, nil
-	}
-	typ, err := c.Type(ctx, k).Result()
-	if err != nil || typ == "none" {
-		return "", 0, err
-	}
-	d, err := c.Do(ctx, "debug", "digest-value", k).Slice()
-	if err != nil {
-		return "", 0, err
-	}
-	exp, err := c.PExpireTime(ctx, k).Result()
-	if err != nil {
-		return "", 0, err
-	}
-	return fmt.Sprintf("%s:%v", typ, d), exp.Milliseconds(), nil
-}
-
-// cmdDoer is a client that also sends arbitrary commands.
-type cmdDoer interface {
-	redis.Cmdable
-	Do(ctx context.Context, args ...any) *redis.Cmd
-}
-
-// onTarget is the client of the server that holds k on bucket b's target.
-func (e *liveEnv) onTarget(ctx context.Context, b, k string) (cmdDoer, error) {
-	if cc, ok := e.tg[b].(*redis.ClusterClient); ok {
-		return cc.MasterForKey(ctx, k)
-	}
-	return e.tg[b], nil
-}
-
 // differences compares every key of legacy with its bucket's target and
-// every key of every target with legacy (type, value digest, absolute
-// expiry within 1 s; a key on a target whose bucket is not the key's is a
-// difference too). A difference must hold for five rounds a second apart
-// (keys expiring at the comparison's instant converge).
+// every key of every target with legacy (package converge: type, value
+// digest, absolute expiry within 1 s; a key on a target whose bucket is not
+// the key's is a difference too; a difference must hold for five rounds a
+// second apart).
 func (e *liveEnv) differences() []string {
 	t := e.t
-	ctx := ctxT(t)
-	check := func(k string) string {
-		ld, lexp, err := digest(ctx, e.lc, k)
-		if err != nil {
-			return "legacy: " + err.Error()
-		}
-		typ := ""
-		if ld != "" {
-			typ, _, _ = strings.Cut(ld, ":")
-		}
-		want := ""
-		if ld != "" {
-			want = e.bucketOf(k, typ)
-		}
-		for _, b := range []string{"cache", "session", "queue", "ratelimit"} {
-			c, err := e.onTarget(ctx, b, k)
-			if err != nil {
-				return err.Error()
-			}
-			td, texp, err := digest(ctx, c, k)
-			if err != nil {
-				return "target " + b + ": " + err.Error()
-			}
-			switch {
-			case b != want && td != "":
-				return fmt.Sprintf("on target %s, but legacy %s", b, map[bool]string{true: "has none", false: "routes it to " + want}[want == ""])
-			case b != want:
-			case td == "":
-				return "missing on target " + b
-			case td != ld:
-				return fmt.Sprintf("value on %s: legacy %.80s, target %.80s", b, ld, td)
-			case lexp-texp > 1000 || texp-lexp > 1000:
-				return fmt.Sprintf("expiry on %s: legacy %d, target %d", b, lexp, texp)
-			}
-		}
-		return ""
+	res, err := converge.Compare(ctxT(t), converge.Options{Legacy: e.lc, Targets: e.tg, Route: e.bucketOf,
+		Skip: func(k string) bool { return strings.HasPrefix(k, "redisplit:") }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	keys := map[string]bool{}
-	for _, k := range scanAll(ctx, e.lc) {
-		if !strings.HasPrefix(k, "redisplit:") {
-			keys[k] = true
-		}
-	}
-	for _, c := range e.tg {
-		for _, k := range scanAll(ctx, c) {
-			keys[k] = true
-		}
-	}
-	diff := map[string]string{}
-	for k := range keys {
-		if d := check(k); d != "" {
-			diff[k] = d
-		}
-	}
-	for round := 1; round < 5 && len(diff) > 0; round++ {
-		time.Sleep(time.Second)
-		for k := range diff {
-			if d := check(k); d == "" {
-				delete(diff, k)
-			} else {
-				diff[k] = d
-			}
-		}
-	}
-	var out []string
-	for k, d := range diff {
-		out = append(out, fmt.Sprintf("%q: %s", k, d))
-	}
-	sort.Strings(out)
-	t.Logf("compared %d keys (legacy and targets, both ways): %d differences", len(keys), len(out))
+	out := res.Strings()
+	t.Logf("compared %d legacy and %d target keys (both ways): %d differences", res.LegacyKeys, res.TargetKeys, len(out))
 	return out
 }
 

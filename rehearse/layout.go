@@ -155,6 +155,10 @@ func LegacyDB(user *config.Config) int {
 	return o.DB
 }
 
+// StateDir is the state directory of the rehearsal's commands, inside the
+// rehearsal's directory dir.
+func StateDir(dir string) string { return filepath.Join(dir, "state") }
+
 // WriteConfig writes the configuration the rehearsal's commands run with to
 // dir/redisplit.yaml: the user's routing settings (rules, presets, unknown,
 // plan, scan and rate options) with legacy (same database number) and
@@ -163,7 +167,7 @@ func LegacyDB(user *config.Config) int {
 func (t *Topology) WriteConfig(dir string, user *config.Config) (string, error) {
 	doc := map[string]any{
 		"legacy":    map[string]any{"url": fmt.Sprintf("redis://%s/%d", t.Legacy.Addr(), LegacyDB(user))},
-		"state_dir": filepath.Join(dir, "state"),
+		"state_dir": StateDir(dir),
 	}
 	targets := map[string]any{}
 	for b, tg := range t.Targets {

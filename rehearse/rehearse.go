@@ -4,15 +4,20 @@
 // snapshot or a synthetic keyspace into legacy, runs scan → migrate → verify
 // → rollback through the real command line, checks after each phase that
 // nothing was lost, and returns a Result that renders as Markdown and JUnit
-// XML.
+// XML. With Options.Live the migrate phase is the live phase (live.go):
+// migrate --dual-write under a live write load against legacy, then
+// catch-up, verify and an independent comparison both ways while it still
+// mirrors, then its stop.
 //
 // The commands are run by a Runner that the caller supplies (cmd passes its
 // in-process command line), so a rehearsal exercises exactly the code paths
 // an operator runs; this package has no second implementation of any phase.
 // Besides the commands' own verdicts, the rehearsal checks its own
 // postconditions directly on the servers: after migrate every legacy key is
-// on its target (or expired by its TTL); after rollback every target is
-// empty and legacy is exactly as it was.
+// on its target (or expired by its TTL; in the live flow: every key of
+// legacy and of the targets compared both ways); after rollback every
+// target is empty and legacy is exactly as it was before rollback (before
+// the migration, in the one-pass flow: nothing but the load writes legacy).
 package rehearse
 
 import (
@@ -30,6 +35,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/loadgen"
 	"github.com/redisplit/redisplit/scan"
 	"github.com/redisplit/redisplit/store"
 	"github.com/redisplit/redisplit/topology"
@@ -56,14 +62,26 @@ const (
 	// FaultLoseKey deletes one key from a target right after migrate (a
 	// session key when there is one): verify and the rehearsal's own
 	// presence check must both report it, and the rehearsal must fail.
+	// In the live flow the key is deleted after catch-up, while migrate
+	// still mirrors: the copier does not see it (legacy did not change),
+	// and the comparison must report it too.
 	FaultLoseKey = "lose-key"
+	// FaultNoCapture breaks the mirror at its root (live flow only):
+	// migrate runs without --dual-write, a one-pass backfill that follows
+	// no change, and the load runs after it: its writes never reach the
+	// targets, and the comparison must find them.
+	FaultNoCapture = "no-capture"
 )
 
 // CheckFault returns a *config.Error unless f is "" or a fault rehearse
-// knows.
-func CheckFault(f string) error {
-	if f != "" && f != FaultLoseKey {
-		return config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key)", f)
+// knows for the flow (live or not).
+func CheckFault(f string, live bool) error {
+	switch {
+	case f == "" || f == FaultLoseKey:
+	case f == FaultNoCapture && !live:
+		return config.Errorf("--fault", "no-capture breaks the live phase: it cannot be combined with --no-live")
+	case f != FaultNoCapture:
+		return config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key, no-capture)", f)
 	}
 	return nil
 }
@@ -79,8 +97,12 @@ type Options struct {
 	FromRDB   string
 	Synthetic *Synthetic
 
+	// Live, when set, makes the migrate phase the live phase (live.go);
+	// nil is the one-pass flow (migrate --yes, then verify).
+	Live *Live
+
 	Run   Runner
-	Fault string // "" or FaultLoseKey
+	Fault string // "", FaultLoseKey or FaultNoCapture
 	// Dir receives the generated configuration, the state directory and
 	// every command's output; it must exist.
 	Dir string
@@ -126,6 +148,7 @@ type Result struct {
 	Legacy    map[string]int `json:"legacy_keys"` // legacy keys per bucket at the start (unknown included)
 	Cases     []Case         `json:"cases"`
 	Commands  []Output       `json:"commands"`
+	Live      *LiveFigures   `json:"live,omitempty"` // the live flow's figures
 }
 
 func (r *Result) add(c Case) {
@@ -146,8 +169,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if (o.FromRDB == "") == (o.Synthetic == nil) {
 		return nil, config.Errorf("--from-rdb/--synthetic", "give exactly one data source: --from-rdb FILE or --synthetic N")
 	}
-	if err := CheckFault(o.Fault); err != nil {
+	if err := CheckFault(o.Fault, o.Live != nil); err != nil {
 		return nil, err
+	}
+	if o.Live != nil {
+		if o.Live.WaitCaughtUp == nil {
+			return nil, errors.New("rehearse: Live.WaitCaughtUp is required")
+		}
+		if err := CheckLive(o.Config); err != nil {
+			return nil, err
+		}
+		lv := *o.Live
+		lv.defaults()
+		o.Live = &lv
 	}
 	if o.Layout == nil {
 		o.Layout = DefaultLayout()
@@ -207,6 +241,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	var gen *loadgen.Generator
+	if o.Live != nil {
+		seed := uint64(1)
+		if o.Synthetic != nil {
+			seed = o.Synthetic.Seed
+		}
+		gen, err = loadgen.New(loadgen.Config{Addr: topo.Legacy.Addr(), Rate: o.Live.Rate, Keys: o.Live.Keys, Libraries: true, Seed: seed})
+		if err != nil {
+			end(false)
+			return nil, err
+		}
+		defer gen.Close()
+		if err := gen.Prefill(ctx); err != nil {
+			end(false)
+			return nil, fmt.Errorf("write the live load's keys: %w", err)
+		}
+		res.Source += fmt.Sprintf(", plus the live load's keys (%d long-lived)", o.Live.Keys)
+	}
 	snap, err := TakeSnapshot(ctx, legacy, router)
 	if err != nil {
 		end(false)
@@ -227,13 +279,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer targets.Close()
-	run := func(name string, args ...string) Output {
+	// start reserves a command's place in the report; record fills it in
+	// (a command that runs in the background is recorded when it ends).
+	start := func(name string, args ...string) ([]string, func(Output)) {
 		full := append([]string{"--config", cfgPath, "--no-progress"}, args...)
+		i := len(res.Commands)
+		res.Commands = append(res.Commands, Output{Args: full})
+		return full, func(out Output) {
+			out.Args = full
+			res.Commands[i] = out
+			_ = os.WriteFile(filepath.Join(o.Dir, name+".out"), []byte(out.Stdout), 0o600)
+			_ = os.WriteFile(filepath.Join(o.Dir, name+".err"), []byte(out.Stderr), 0o600)
+		}
+	}
+	run := func(name string, args ...string) Output {
+		full, record := start(name, args...)
 		out := o.Run(ctx, full)
+		record(out)
 		out.Args = full
-		res.Commands = append(res.Commands, out)
-		_ = os.WriteFile(filepath.Join(o.Dir, name+".out"), []byte(out.Stdout), 0o600)
-		_ = os.WriteFile(filepath.Join(o.Dir, name+".err"), []byte(out.Stderr), 0o600)
 		return out
 	}
 	// migrated is whether migrate claimed success: keys missing after a
@@ -311,60 +374,95 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	end(perBucket(PhaseScan, &out, scanChecks, out.Duration))
 
-	// migrate
-	end = phase(PhaseMigrate)
-	out = run("migrate", "migrate", "--yes")
-	migrated = out.Code == 0
-	presence, err := Presence(ctx, snap, targets)
-	if err != nil {
-		return nil, err
+	// verifyCases adds verify's cases of phase ph from its output and the
+	// checks read from it (and the rehearsal's own).
+	verifyCases := func(ph string, out Output, checks map[string]Check) {
+		if out.Code == 3 && migrated {
+			res.Lost = true
+		}
+		if len(checks) > 0 && (out.Code == 0 || out.Code == 3) {
+			perBucket(ph, nil, checks, out.Duration)
+			if out.Code != 0 {
+				// Keep verify's own words on the failed cases.
+				for i := range res.Cases {
+					if c := &res.Cases[i]; c.Phase == ph && !c.OK {
+						c.Output = tail(out.Stderr, 2000)
+					}
+				}
+			}
+		} else {
+			perBucket(ph, &out, checks, out.Duration)
+		}
 	}
-	end(perBucket(PhaseMigrate, &out, presence, out.Duration))
 
-	if o.Fault == FaultLoseKey {
+	// loseKeyFault injects FaultLoseKey; when says when.
+	loseKeyFault := func(when string) error {
 		k, b, err := loseKey(ctx, snap, targets)
 		if err != nil {
-			return nil, fmt.Errorf("fault lose-key: %w", err)
+			return fmt.Errorf("fault lose-key: %w", err)
 		}
-		res.add(Case{Phase: "fault", Bucket: b, OK: true, Skipped: true, Detail: fmt.Sprintf("injected: deleted %q from the %s target", k, b)})
+		res.add(Case{Phase: "fault", Bucket: b, OK: true, Skipped: true, Detail: fmt.Sprintf("injected %s: deleted %q from the %s target", when, k, b)})
+		return nil
 	}
 
-	// verify
-	end = phase(PhaseVerify)
-	out = run("verify", "verify", "-o", "json")
-	checks := verifyChecks(out)
-	if o.Fault == FaultLoseKey {
-		// The rehearsal's own presence check must see the injected loss too.
+	// before is legacy as rollback must leave it
+	before := snap
+	if o.Live != nil {
+		clients := map[string]redis.UniversalClient{}
+		for b, t := range targets {
+			clients[b] = t.Client
+		}
+		lr := &liveRun{o: o, res: res, legacy: legacy, router: router, targets: clients, stateDir: StateDir(o.Dir),
+			gen: gen, phase: phase, start: start, run: run,
+			verify: func(ph string, out Output) { verifyCases(ph, out, verifyChecks(out)) }}
+		if o.Fault == FaultLoseKey {
+			lr.loseKey = func() error { return loseKeyFault("after catch-up") }
+		}
+		if err := lr.live(ctx); err != nil {
+			return nil, err
+		}
+		if before, err = TakeSnapshot(ctx, legacy, router); err != nil {
+			return nil, fmt.Errorf("snapshot legacy before rollback: %w", err)
+		}
+	} else {
+		// migrate
+		end = phase(PhaseMigrate)
+		out = run("migrate", "migrate", "--yes")
+		migrated = out.Code == 0
 		presence, err := Presence(ctx, snap, targets)
 		if err != nil {
 			return nil, err
 		}
-		for b, p := range presence {
-			c := checks[b]
-			c.OK = c.OK && p.OK
-			c.Loss = c.Loss || p.Loss
-			c.Detail += "; own check: " + p.Detail
-			c.Keys = append(c.Keys, p.Keys...)
-			checks[b] = c
-		}
-	}
-	if out.Code == 3 && migrated {
-		res.Lost = true
-	}
-	if len(checks) > 0 && (out.Code == 0 || out.Code == 3) {
-		perBucket(PhaseVerify, nil, checks, out.Duration)
-		if out.Code != 0 {
-			// Keep verify's own words on the failed cases.
-			for i := range res.Cases {
-				if c := &res.Cases[i]; c.Phase == PhaseVerify && !c.OK {
-					c.Output = tail(out.Stderr, 2000)
-				}
+		end(perBucket(PhaseMigrate, &out, presence, out.Duration))
+
+		if o.Fault == FaultLoseKey {
+			if err := loseKeyFault("after migrate"); err != nil {
+				return nil, err
 			}
 		}
-	} else {
-		perBucket(PhaseVerify, &out, checks, out.Duration)
+
+		// verify
+		end = phase(PhaseVerify)
+		out = run("verify", "verify", "-o", "json")
+		checks := verifyChecks(out)
+		if o.Fault == FaultLoseKey {
+			// The rehearsal's own presence check must see the injected loss too.
+			presence, err := Presence(ctx, snap, targets)
+			if err != nil {
+				return nil, err
+			}
+			for b, p := range presence {
+				c := checks[b]
+				c.OK = c.OK && p.OK
+				c.Loss = c.Loss || p.Loss
+				c.Detail += "; own check: " + p.Detail
+				c.Keys = append(c.Keys, p.Keys...)
+				checks[b] = c
+			}
+		}
+		verifyCases(PhaseVerify, out, checks)
+		end(out.Code == 0)
 	}
-	end(out.Code == 0)
 
 	// rollback
 	end = phase(PhaseRollback)
@@ -375,9 +473,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	end(perBucket(PhaseRollback, &out, empty, out.Duration))
 
-	// final verify: legacy exactly as before, targets empty
+	// final verify: legacy exactly as before rollback, targets empty
 	end = phase(PhaseFinal)
-	unchanged, err := Unchanged(ctx, snap, legacy, router)
+	unchanged, err := Unchanged(ctx, before, legacy, router)
 	if err != nil {
 		return nil, err
 	}

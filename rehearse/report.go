@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/redisplit/redisplit/config"
 )
 
 // Markdown writes the human summary of r: verdict, topology, dataset and one
@@ -39,6 +41,9 @@ func (r *Result) Markdown(w io.Writer) error {
 	if g := r.Generated; g != nil {
 		fmt.Fprintf(&b, "- generated %d keys in %s (%d binary names, %d big keys, short TTLs: %s)\n",
 			g.Total, g.Duration.Round(time.Millisecond), g.Binary, len(g.Big), counts(g.ShortTTL))
+	}
+	if l := r.Live; l != nil {
+		fmt.Fprintf(&b, "- live phase: %s\n", l.summary())
 	}
 	b.WriteString("\n| phase | bucket | result | detail |\n|---|---|---|---|\n")
 	for _, c := range r.Cases {
@@ -209,4 +214,26 @@ func sanitizeXML(s string) string {
 		}
 		return -1
 	}, s)
+}
+
+// summary is the live phase's figures on one line.
+func (l *LiveFigures) summary() string {
+	parts := []string{fmt.Sprintf("%d writes applied to legacy in %s (%.0f/s) during migrate --dual-write",
+		l.Load.Writes, l.Load.Elapsed.Round(10*time.Millisecond), l.Load.Rate)}
+	if len(l.CaughtUp) > 0 {
+		var lags []string
+		for _, bk := range config.Buckets {
+			if lb := l.CaughtUp[bk]; lb != nil {
+				lags = append(lags, fmt.Sprintf("%s %d ms", bk, lb.LagMs))
+			}
+		}
+		parts = append(parts, "caught up, lag "+strings.Join(lags, ", "))
+	}
+	if m := l.Migrate; m != nil {
+		parts = append(parts, fmt.Sprintf("mirror: %d change events, %d copies, %d gaps, %d rescans", m.Events, m.Copies, len(m.Gaps), m.Rescans))
+	}
+	if c := l.Compare; c != nil {
+		parts = append(parts, fmt.Sprintf("compared %d legacy and %d target keys both ways: %d differences", c.LegacyKeys, c.TargetKeys, len(c.Differences)+int(c.Dropped)))
+	}
+	return strings.Join(parts, "; ")
 }

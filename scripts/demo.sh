@@ -5,10 +5,12 @@
 #     preset knows: go run ./scan/sample), runs `redisplit scan` against it
 #     with --plan-out, shows the report and the plan's proposals;
 #  2. the main job on the built-in sample: `redisplit rehearse --synthetic
-#     20000`, the whole scan → migrate → verify → rollback → verify flow on
-#     throw-away containers (legacy, a 3-master cache cluster, sessions behind
-#     Sentinel, queue and ratelimit stores), with its Markdown report. Without
-#     a Docker daemon it rehearses on local redis-server processes instead.
+#     20000`, the whole flow on throw-away containers (legacy, a 3-master cache
+#     cluster, sessions behind Sentinel, queue and ratelimit stores): scan →
+#     migrate --dual-write under a live write load (10 s) → caught up → verify
+#     → key-by-key comparison → stop → rollback → verify, with its Markdown
+#     report. Without a Docker daemon it rehearses on local redis-server
+#     processes instead.
 # Everything it starts is removed at the end; nothing else is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
