@@ -183,8 +183,9 @@ func TestVerifyDuringTheLivePhaseWaitsForTheLag(t *testing.T) {
 		t.Fatalf("verify under the live load: exit %d\n%s\n%s", code, out, errs)
 	}
 	var rep struct {
-		OK      bool
-		Recheck *struct {
+		OK         bool
+		IntervalMs int64 `json:"interval_ms"` // what verify used
+		Recheck    *struct {
 			Live        bool  `json:"live"`
 			Raised      bool  `json:"raised"`
 			LagMs       int64 `json:"lag_ms"`
@@ -197,8 +198,8 @@ func TestVerifyDuringTheLivePhaseWaitsForTheLag(t *testing.T) {
 	}
 	rc := rep.Recheck
 	t.Logf("re-check interval %d ms for a measured lag of %d ms (asked %d ms)", rc.IntervalMs, rc.LagMs, rc.RequestedMs)
-	if !rep.OK || !rc.Live || !rc.Raised || rc.IntervalMs < 2*rc.LagMs+100 || rc.RequestedMs != 1 {
-		t.Errorf("verify's re-check: ok %v, %+v", rep.OK, rc)
+	if !rep.OK || !rc.Live || !rc.Raised || rc.IntervalMs < 2*rc.LagMs+100 || rc.RequestedMs != 1 || rep.IntervalMs != rc.IntervalMs {
+		t.Errorf("verify's re-check: ok %v, used %d ms, %+v", rep.OK, rep.IntervalMs, rc)
 	}
 	code, text, errs := run(t, "--config", e.cfg, "verify", "--interval", "1ms")
 	if code != 0 || !strings.Contains(text, "live phase running: re-checking after 2× the measured lag of ") {
