@@ -1,10 +1,8 @@
 package copier
 
 import (
-	"container/heap"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,10 +62,15 @@ type Figures struct {
 }
 
 // hotCounter is a bucket's Space-Saving counter and coalescing figures;
-// its zero value is ready (Bucket embeds one).
+// its zero value is ready (Bucket embeds one). The entries sit in fixed
+// slots (idx maps a key to its slot); heap orders the slots by count, and
+// pos is each slot's place in it, so that moving a slot touches no map.
 type hotCounter struct {
 	hotMu sync.Mutex
-	hotH  hotHeap // min-heap by count, with its key → index map
+	slots []hotEntry
+	idx   map[string]int32
+	heap  []int32 // slots, a min-heap by count
+	pos   []int32 // slot → index in heap
 	hotN  int64   // copies counted
 	reads int64
 	marks int64
@@ -79,56 +82,79 @@ type hotEntry struct {
 	since      time.Time
 }
 
-type hotHeap struct {
-	e   []hotEntry
-	idx map[string]int
+// siftDown moves the slot at heap index i down to its place.
+func (h *hotCounter) siftDown(i int) {
+	n := len(h.heap)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		c := l
+		if r := l + 1; r < n && h.slots[h.heap[r]].count < h.slots[h.heap[l]].count {
+			c = r
+		}
+		if h.slots[h.heap[c]].count >= h.slots[h.heap[i]].count {
+			return
+		}
+		h.swap(i, c)
+		i = c
+	}
 }
 
-func (h *hotHeap) Len() int           { return len(h.e) }
-func (h *hotHeap) Less(i, j int) bool { return h.e[i].count < h.e[j].count }
-func (h *hotHeap) Swap(i, j int) {
-	h.e[i], h.e[j] = h.e[j], h.e[i]
-	h.idx[h.e[i].key], h.idx[h.e[j].key] = i, j
+// siftUp moves the slot at heap index i up to its place.
+func (h *hotCounter) siftUp(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h.slots[h.heap[p]].count <= h.slots[h.heap[i]].count {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
 }
-func (h *hotHeap) Push(x any) {
-	h.e = append(h.e, x.(hotEntry))
-	h.idx[h.e[len(h.e)-1].key] = len(h.e) - 1
-}
-func (h *hotHeap) Pop() any {
-	x := h.e[len(h.e)-1]
-	h.e = h.e[:len(h.e)-1]
-	delete(h.idx, x.key)
-	return x
+
+func (h *hotCounter) swap(i, j int) {
+	h.heap[i], h.heap[j] = h.heap[j], h.heap[i]
+	h.pos[h.heap[i]], h.pos[h.heap[j]] = int32(i), int32(j)
 }
 
 // counted records that entries were read for b and handed to its sink;
 // cov holds the marks each key's read covered (Batch.covered).
 func (b *Bucket) counted(entries []*store.Entry, cov map[string]int64) {
 	now := time.Now()
-	b.hotMu.Lock()
-	defer b.hotMu.Unlock()
-	if b.hotH.idx == nil {
-		b.hotH.idx = make(map[string]int, HotCapacity)
+	h := &b.hotCounter
+	h.hotMu.Lock()
+	defer h.hotMu.Unlock()
+	if h.idx == nil {
+		h.idx = make(map[string]int32, HotCapacity)
 	}
 	for _, e := range entries {
-		b.reads++
-		b.marks += cov[e.Key]
-		b.hotN++
-		if i, ok := b.hotH.idx[e.Key]; ok {
-			b.hotH.e[i].count++
-			heap.Fix(&b.hotH, i)
+		h.reads++
+		h.marks += cov[e.Key]
+		h.hotN++
+		if s, ok := h.idx[e.Key]; ok {
+			h.slots[s].count++
+			h.siftDown(int(h.pos[s]))
 			continue
 		}
-		if len(b.hotH.e) < HotCapacity {
-			heap.Push(&b.hotH, hotEntry{key: strings.Clone(e.Key), count: 1, since: now})
+		if len(h.slots) < HotCapacity {
+			s := int32(len(h.slots))
+			h.slots = append(h.slots, hotEntry{key: e.Key, count: 1, since: now})
+			h.idx[e.Key] = s
+			h.heap = append(h.heap, s)
+			h.pos = append(h.pos, int32(len(h.heap)-1))
+			h.siftUp(len(h.heap) - 1)
 			continue
 		}
-		// replace the least counted: it may have had its count before
-		least := b.hotH.e[0]
-		delete(b.hotH.idx, least.key)
-		b.hotH.e[0] = hotEntry{key: strings.Clone(e.Key), count: least.count + 1, err: least.count, since: now}
-		b.hotH.idx[b.hotH.e[0].key] = 0
-		heap.Fix(&b.hotH, 0)
+		// replace the least counted: the new key may have had its count
+		// before (the error bound)
+		s := h.heap[0]
+		least := h.slots[s].count
+		delete(h.idx, h.slots[s].key)
+		h.slots[s] = hotEntry{key: e.Key, count: least + 1, err: least, since: now}
+		h.idx[e.Key] = s
+		h.siftDown(0)
 	}
 }
 
@@ -136,15 +162,15 @@ func (b *Bucket) counted(entries []*store.Entry, cov map[string]int64) {
 func (b *Bucket) Figures() Figures {
 	b.hotMu.Lock()
 	defer b.hotMu.Unlock()
-	return Figures{Reads: b.reads, Marks: b.marks, Tracked: len(b.hotH.e), Total: b.hotN}
+	return Figures{Reads: b.reads, Marks: b.marks, Tracked: len(b.slots), Total: b.hotN}
 }
 
 // HotKeys returns up to n keys of the bucket's counter, most copied first
 // (by Copies, then by name), with the hot rule applied; rates are as of now.
 func (b *Bucket) HotKeys(n int, now time.Time) []HotKey {
 	b.hotMu.Lock()
-	all := make([]HotKey, len(b.hotH.e))
-	for i, e := range b.hotH.e {
+	all := make([]HotKey, len(b.slots))
+	for i, e := range b.slots {
 		all[i] = HotKey{Key: e.key, Copies: e.count - e.err, Over: e.err, Since: e.since}
 	}
 	b.hotMu.Unlock()
