@@ -28,9 +28,17 @@ func TestCopierCountsHotKeysAndCoalescing(t *testing.T) {
 	defer cp.Close()
 	const hotMarks, cold = 2000, 200
 	p := cp.Producer("capture")
+	// as change capture would: each write, then its mark; the writes go
+	// ten to a pipeline, as an application's would
 	for i := 0; i < hotMarks; i++ {
-		if err := legacy.Set(ctx, "s:hot", i, 0).Err(); err != nil {
-			t.Fatal(err)
+		if i%10 == 0 {
+			pl := legacy.Pipeline()
+			for j := i; j < i+10; j++ {
+				pl.Set(ctx, "s:hot", j, 0)
+			}
+			if _, err := pl.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := p.Mark(ctx, "s:hot", 0); err != nil {
 			t.Fatal(err)
