@@ -493,7 +493,7 @@ func renderLive(w io.Writer, l *migrate.LiveResult) {
 	}
 	if s := l.Stats; s != nil {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "BUCKET\tBACKFILL\tLAST CATCH-UP\tMARKER WRITTEN\tLAG\tEVENTS\tCOPIES\tGAPS\tRESCANS")
+		fmt.Fprintln(tw, "BUCKET\tBACKFILL\tLAST CATCH-UP\tMARKER WRITTEN\tLAG\tEVENTS\tCOPIES\tGAPS\tRESCANS\tMARKS/READS")
 		for _, b := range config.Buckets {
 			lb, ok := s.Buckets[b]
 			if !ok {
@@ -506,9 +506,16 @@ func renderLive(w io.Writer, l *migrate.LiveResult) {
 			if !lb.CaughtUpAt.IsZero() {
 				at, mk = lb.CaughtUpAt.Format("15:04:05.000"), lb.MarkerWrittenAt.Format("15:04:05.000")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%d\t%d\t%d\t%d\n", b, bf, at, mk, lb.LagMs, lb.Events, lb.Copies, lb.Gaps, lb.Rescans)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%d\t%d\t%d\t%d\t%s\n", b, bf, at, mk, lb.LagMs, lb.Events, lb.Copies, lb.Gaps, lb.Rescans, coalescingText(lb))
 		}
 		tw.Flush()
+		for _, b := range config.Buckets {
+			if lb, ok := s.Buckets[b]; ok {
+				if line := hotKeysLine(b, lb); line != "" {
+					fmt.Fprintln(w, "  "+line)
+				}
+			}
+		}
 	}
 	if l.Notify != "" {
 		fmt.Fprintln(w, l.Notify)
@@ -524,6 +531,9 @@ func renderLive(w io.Writer, l *migrate.LiveResult) {
 // when either knows it.
 func metricsSnapshot(st *state.State, l *migrate.LiveStats) metrics.Snapshot {
 	var s metrics.Snapshot
+	if l != nil {
+		s.DirtyBacklog, s.DirtyBacklogKnown = int64(l.Backlog), true
+	}
 	for _, name := range config.Buckets {
 		var sb *state.Bucket
 		if st != nil {
@@ -548,6 +558,15 @@ func metricsSnapshot(st *state.State, l *migrate.LiveStats) metrics.Snapshot {
 			b.LastCatchUp = lb.CaughtUpAt
 			b.EventsTotal, b.CopiesTotal = uint64(lb.Events), uint64(lb.Copies)
 			b.GapsTotal, b.RescansTotal = uint64(lb.Gaps), uint64(lb.Rescans)
+			b.MarksTotal, b.ReadsTotal = uint64(lb.Marks), uint64(lb.Reads)
+			if len(lb.HotKeys) > 0 { // most copied first
+				b.HottestKnown, b.HottestCopies, b.HottestPerSec = true, uint64(lb.HotKeys[0].Copies), lb.HotKeys[0].PerSec
+			}
+			for _, h := range lb.HotKeys {
+				if h.Hot {
+					b.HotKeys++
+				}
+			}
 		}
 		s.Buckets = append(s.Buckets, b)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -38,10 +39,14 @@ talks to no server.
 
 While migrate --dual-write runs (it saves its figures about once a second) status also shows the
 live phase, per bucket: whether it is caught up, the lag (LAG: the last marker's round trip, from
-its write on legacy to every change before it applied on the targets), the copier's backlog (keys
-dirty, shared by every bucket), change events and copies per second, gaps and rescans so far, and
-the last catch-up (with when the marker that proved it was written). A live phase whose figures
-are older than 5 s is shown as not running (killed?). JSON has them under "live".
+its write on legacy to every change before it applied on the targets), the backlog (BACKLOG: keys
+waiting in the copier that may belong to the bucket by their name; "~" when estimated from a
+sample of 1024, the total line has every key waiting), change events and copies per second, gaps
+and rescans so far, the last catch-up (with when the marker that proved it was written), and what
+coalescing saved (MARKS/READS: dirty marks, and the reads of the bucket's keys that covered them).
+A "hot keys" line names a bucket's keys copied unusually often (at least 10 copies and 10x the
+median of its busiest keys). A live phase whose figures are older than 5 s is shown as not
+running (killed?). JSON has them under "live" (hot_keys: the 10 most copied keys per bucket).
 
 --wait-caught-up waits until a migrate --dual-write is running and every bucket it mirrors is
 syncing and has proven catch-up with a marker written after status started (every write legacy
@@ -84,17 +89,15 @@ type statusReport struct {
 	Notify *state.Notify `json:"notify,omitempty"`
 }
 
-// liveStale: live figures older than this are from a migrate that no
-// longer runs (it saves them about once a second).
-const liveStale = 5 * time.Second
-
+// liveState names the live phase's state: running (state.Live.Fresh),
+// stopped, or not-running (figures older than state.LiveStale: killed).
 func liveState(l *migrate.LiveStats, now time.Time) string {
 	switch {
 	case l == nil:
 		return ""
 	case !l.Running:
 		return "stopped"
-	case now.Sub(l.UpdatedAt) > liveStale:
+	case !l.Fresh(now):
 		return "not-running"
 	}
 	return "running"
@@ -295,8 +298,9 @@ func renderLiveStatus(w io.Writer, l *migrate.LiveStats, ls string) {
 	if l.FeedDown != "" {
 		fmt.Fprintf(w, "change feed DOWN: %s\n", l.FeedDown)
 	}
+	fmt.Fprintf(w, "copier backlog: %d keys waiting (every bucket)\n", l.Backlog)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUCKET\tCAUGHT UP\tLAG\tBACKLOG\tEVENTS/S\tCOPIES/S\tGAPS\tRESCANS\tLAST CATCH-UP\tMARKER WRITTEN")
+	fmt.Fprintln(tw, "BUCKET\tCAUGHT UP\tLAG\tBACKLOG\tEVENTS/S\tCOPIES/S\tGAPS\tRESCANS\tLAST CATCH-UP\tMARKER WRITTEN\tMARKS/READS")
 	for _, b := range config.Buckets {
 		lb, ok := l.Buckets[b]
 		if !ok {
@@ -315,10 +319,17 @@ func renderLiveStatus(w io.Writer, l *migrate.LiveStats, ls string) {
 		if !lb.CaughtUpAt.IsZero() {
 			at, mk = lb.CaughtUpAt.Format("15:04:05.000"), lb.MarkerWrittenAt.Format("15:04:05.000")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%dms\t%d\t%.0f\t%.0f\t%d\t%d\t%s\t%s\n", b, cu, lb.LagMs, lb.Backlog,
-			lb.EventsPerSec, lb.CopiesPerSec, lb.Gaps, lb.Rescans, at, mk)
+		fmt.Fprintf(tw, "%s\t%s\t%dms\t%s\t%.0f\t%.0f\t%d\t%d\t%s\t%s\t%s\n", b, cu, lb.LagMs, backlogText(lb),
+			lb.EventsPerSec, lb.CopiesPerSec, lb.Gaps, lb.Rescans, at, mk, coalescingText(lb))
 	}
 	tw.Flush()
+	for _, b := range config.Buckets {
+		if lb, ok := l.Buckets[b]; ok {
+			if line := hotKeysLine(b, lb); line != "" {
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
 	if !l.NoTouch {
 		fmt.Fprintln(w, "(legacy has no CLIENT NO-TOUCH: the copier's reads reorder its LRU/LFU eviction)")
 	}
@@ -327,4 +338,36 @@ func renderLiveStatus(w io.Writer, l *migrate.LiveStats, ls string) {
 			fmt.Fprintf(w, "WARNING %s: legacy evicted %d %s keys during the live phase: it is still losing them\n", b, lb.Evicted, b)
 		}
 	}
+}
+
+// backlogText is a bucket's backlog, "~" before an estimate.
+func backlogText(lb *state.LiveBucket) string {
+	if lb.BacklogEstimated {
+		return fmt.Sprintf("~%d", lb.Backlog)
+	}
+	return fmt.Sprint(lb.Backlog)
+}
+
+// coalescingText is a bucket's marks against the reads that covered them,
+// with the share coalescing saved.
+func coalescingText(lb *state.LiveBucket) string {
+	if lb.Marks == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d (%.0f%% saved)", lb.Marks, lb.Reads, 100*float64(lb.Marks-lb.Reads)/float64(lb.Marks))
+}
+
+// hotKeysLine names a bucket's hot keys (HotKey.Hot), "" when it has none:
+// status and migrate's summary print it.
+func hotKeysLine(bucket string, lb *state.LiveBucket) string {
+	var parts []string
+	for _, h := range lb.HotKeys {
+		if h.Hot {
+			parts = append(parts, fmt.Sprintf("%s (%d copies, %.1f/s)", h.JSON.String(), h.Copies, h.PerSec))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("hot keys %s: %s", bucket, strings.Join(parts, ", "))
 }

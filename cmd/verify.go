@@ -52,7 +52,9 @@ and hashes unordered, sorted sets with scores, streams entry by entry, lists in 
 page.
 
 Under live writes, differing keys are re-checked after --interval, for --rounds rounds; only
-differences that persist are reported. Keys whose legacy value changed between rounds are
+differences that persist are reported. While a migrate --dual-write runs (its live figures in the
+state are fresh), the interval is at least 2x the worst measured lag of the buckets verified plus
+100ms, and the report says so. Keys whose legacy value changed between rounds are
 reported as in_flux (not proven either way, not a failure); keys that expired are no
 difference. Cache keys missing on a target whose evicted_keys accounts for them are reported as
 evicted, not lost.
@@ -82,7 +84,7 @@ shows it) and marks a bucket verified when it is in full parity (no sample, noth
 	f.StringSliceVar(&o.buckets, "bucket", nil, "verify only this bucket (repeatable): cache, session, queue, ratelimit")
 	f.DurationVar(&o.ttlTolerance, "ttl-tolerance", time.Second, "TTLs within this much of each other are equal")
 	f.IntVar(&o.rounds, "rounds", 3, "rounds: differing keys are re-checked rounds-1 times; 1 = no re-check")
-	f.DurationVar(&o.interval, "interval", time.Second, "wait between rounds (at least the replication lag)")
+	f.DurationVar(&o.interval, "interval", time.Second, "wait between rounds (at least the replication lag; while migrate --dual-write runs, at least 2x its measured lag + 100ms)")
 	f.Float64Var(&o.sample, "sample", 100, "verify this percent of keys, chosen by a hash of the key name (deterministic)")
 	f.Int("max-ops", 0, "commands per second against legacy; 0 = unlimited")
 	f.IntVar(&o.maxDiffs, "max-diffs", 100_000, "differing keys kept for re-checks and listed; beyond it keys are only counted (and parity fails)")
@@ -156,11 +158,14 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	if len(rolledBack) == len(buckets) {
 		total = 0 // no legacy pass: nothing to count in advance
 	}
+	// while a migrate --dual-write runs, differing keys are re-checked
+	// after the mirror's measured lag (verify.RecheckInterval)
+	rc := verify.RecheckInterval(o.interval, st.Live, buckets, time.Now())
 	prog := app.NewProgress("verify", int64(float64(total)*o.sample/100))
 	defer collectLessOften()()
 	res, err := verify.Run(ctx, verify.Options{
 		Legacy: legacy, Targets: targets, Router: router, Unknown: cfg.Unknown,
-		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: o.interval, Sample: o.sample,
+		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: rc.Interval, Sample: o.sample,
 		MaxOps: cfg.MaxOps, MaxDiffs: o.maxDiffs, Batch: o.batch, Workers: o.workers,
 		Progress: prog.Set, Refused: sd.ReadRefused, RolledBack: rolledBack, AllowEvicting: allowEvicting,
 	})
@@ -179,11 +184,18 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	if app.Output == "json" {
 		enc := json.NewEncoder(app.Out)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(verifyJSON{res, keysPerSecond(res)}); err != nil {
+		var recheck *verify.Recheck
+		if rc.Live && o.rounds > 1 {
+			recheck = &rc
+		}
+		if err := enc.Encode(verifyJSON{res, keysPerSecond(res), recheck}); err != nil {
 			return err
 		}
 	} else {
 		renderVerify(app.Out, res)
+		if line := rc.String(); line != "" && o.rounds > 1 {
+			fmt.Fprintln(app.Out, line)
+		}
 	}
 	return verifyExit(res)
 }
@@ -231,6 +243,9 @@ func verifyExit(res *verify.Result) error {
 type verifyJSON struct {
 	*verify.Result
 	KeysPerSecond float64 `json:"keys_per_second"`
+	// Recheck is the re-check interval's live-phase rule, while a migrate
+	// --dual-write runs (verify.RecheckInterval).
+	Recheck *verify.Recheck `json:"recheck,omitempty"`
 }
 
 func keysPerSecond(r *verify.Result) float64 {

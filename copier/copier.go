@@ -84,6 +84,8 @@ type Bucket struct {
 	err    error
 
 	written, deleted, logical, bytes, skipped atomic.Int64
+
+	hotCounter // hot keys and coalescing (hot.go)
 }
 
 // BucketStats are a bucket's figures since the copier started.
@@ -286,12 +288,14 @@ func (c *Copier) Stats() Stats {
 
 func (c *Copier) worker(w int) {
 	ctx := c.ctx
+	cov := map[string]int64{} // marks covered per key of the batch (hot.go)
 	for {
 		b, err := c.dirty.Take(ctx, w, c.cfg.Batch, c.cfg.BatchBytes)
 		if err != nil {
 			return
 		}
 		keys := b.Keys()
+		b.covered(cov)
 		if c.cfg.Throttle != nil {
 			if err := c.cfg.Throttle(ctx, len(keys)); err != nil {
 				if ctx.Err() == nil {
@@ -302,7 +306,7 @@ func (c *Copier) worker(w int) {
 		}
 		err = c.cfg.Source.Read(ctx, keys, func(entries []*store.Entry) error {
 			c.copies.Add(int64(len(entries)))
-			c.apply(ctx, entries)
+			c.apply(ctx, entries, cov)
 			return ctx.Err()
 		})
 		if err != nil {
@@ -316,8 +320,9 @@ func (c *Copier) worker(w int) {
 }
 
 // apply writes one chunk of entries to their buckets, one goroutine per
-// bucket when there are several.
-func (c *Copier) apply(ctx context.Context, entries []*store.Entry) {
+// bucket when there are several; cov holds the marks each key's read
+// covered.
+func (c *Copier) apply(ctx context.Context, entries []*store.Entry, cov map[string]int64) {
 	per := map[*Bucket][]*store.Entry{}
 	for _, e := range entries {
 		bs := c.cfg.Route(e.Key, e.Type)
@@ -334,6 +339,9 @@ func (c *Copier) apply(ctx context.Context, entries []*store.Entry) {
 			}
 			per[b] = append(per[b], e)
 		}
+	}
+	for b, es := range per {
+		b.counted(es, cov)
 	}
 	if len(per) == 1 {
 		for b, es := range per {

@@ -3,6 +3,7 @@ package copier
 import (
 	"context"
 	"errors"
+	"math"
 	"sort"
 	"sync"
 )
@@ -66,6 +67,8 @@ type entry struct {
 	cost   int64
 	queued bool    // in its partition's queue
 	busy   bool    // taken, not yet Done
+	n      uint32  // marks since it was last taken (saturating; hot.go)
+	takenN uint32  // marks covered by the copy in flight
 	marks  []mark  // covered by the next copy
 	taken  []mark  // covered by the copy in flight
 	buf    [2]mark // marks and taken start here: no allocation for the usual one mark each
@@ -189,6 +192,9 @@ func (p *Producer) markLocked(ctx context.Context, key string, hint int64) (uint
 	p.last++
 	seq := p.last
 	d.st.marks++
+	if e.n < math.MaxUint32 {
+		e.n++
+	}
 	covered := false
 	for _, m := range e.marks {
 		if m.p == p {
@@ -308,6 +314,16 @@ func (b *Batch) Keys() []string {
 	return out
 }
 
+// covered fills m (cleared first) with the number of marks the copy of
+// each key of the batch covers: every mark since the key's previous copy
+// was taken.
+func (b *Batch) covered(m map[string]int64) {
+	clear(m)
+	for _, e := range b.entries {
+		m[e.key] = int64(e.takenN)
+	}
+}
+
 // Len returns the number of keys in the batch.
 func (b *Batch) Len() int { return len(b.entries) }
 
@@ -339,6 +355,7 @@ func (d *DirtySet) Take(ctx context.Context, w, maxKeys int, maxBytes int64) (*B
 				bytes += e.hint
 				e.queued, e.busy = false, true
 				e.taken, e.marks = e.marks, e.taken[:0]
+				e.takenN, e.n = e.n, 0
 				b.entries = append(b.entries, e)
 			}
 			if pt.head == len(pt.q) {
@@ -414,6 +431,22 @@ func (d *DirtySet) closeErr() error {
 		return d.cause
 	}
 	return ErrClosed
+}
+
+// Sample returns up to n names of keys in the set (queued or in flight),
+// in no particular order (Go's map order: a random start), and the number
+// of keys in the set. It holds the set's lock while it copies the names.
+func (d *DirtySet) Sample(n int) ([]string, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, min(n, len(d.keys)))
+	for k := range d.keys {
+		if len(out) >= n {
+			break
+		}
+		out = append(out, k)
+	}
+	return out, len(d.keys)
 }
 
 // SetStats are the dirty set's figures at one instant.

@@ -19,7 +19,11 @@ import (
 
 // Snapshot is the migration's figures at one instant.
 type Snapshot struct {
-	Buckets []Bucket
+	// DirtyBacklog is every key waiting in the copier (shared by the
+	// buckets); DirtyBacklogKnown is false before the live phase reports.
+	DirtyBacklog      int64
+	DirtyBacklogKnown bool
+	Buckets           []Bucket
 }
 
 // Bucket is one bucket's figures. Counters (the *Total fields and Keys)
@@ -34,7 +38,9 @@ type Bucket struct {
 	// applied to the target); LagKnown is false until one was measured.
 	Lag      time.Duration
 	LagKnown bool
-	// DirtyBacklog is the number of keys marked dirty and not yet copied.
+	// DirtyBacklog is the number of keys marked dirty and not yet copied
+	// that may belong to the bucket by their name (estimated from a sample
+	// beyond 1024 keys waiting).
 	DirtyBacklog int64
 	// LastCatchUp is when catch-up was last proven; zero: never.
 	LastCatchUp time.Time
@@ -43,6 +49,18 @@ type Bucket struct {
 	CopiesTotal  uint64 // key copies done (writes and deletes on the target)
 	GapsTotal    uint64 // gaps in the change feed that concerned the bucket
 	RescansTotal uint64 // rescans started to heal them
+
+	// MarksTotal are the dirty marks covered by ReadsTotal, the reads of
+	// the bucket's keys: MarksTotal − ReadsTotal is what coalescing saved.
+	MarksTotal, ReadsTotal uint64
+	// The bucket's most copied key, never named (one series per bucket):
+	// its copies (a lower bound) and copies per second since it was
+	// tracked; HottestKnown is false until a key was copied. HotKeys is
+	// how many keys of the top list are hot (copied unusually often).
+	HottestKnown  bool
+	HottestCopies uint64
+	HottestPerSec float64
+	HotKeys       int
 
 	// Keys are the migration's key counts, as in `redisplit status`.
 	Keys Keys
@@ -63,7 +81,7 @@ var (
 		bucketLabel, nil)
 	descLag = prometheus.NewDesc(ns+"_bucket_lag_seconds", "Last catch-up round trip: from a marker written on legacy to its application on the target. Absent until measured.",
 		bucketLabel, nil)
-	descBacklog = prometheus.NewDesc(ns+"_bucket_dirty_backlog_keys", "Keys marked dirty and not yet copied.",
+	descBacklog = prometheus.NewDesc(ns+"_bucket_dirty_backlog_keys", "Keys waiting in the copier that may belong to the bucket by their name (estimated from a sample of 1024 when more are waiting).",
 		bucketLabel, nil)
 	descCatchUp = prometheus.NewDesc(ns+"_bucket_last_catch_up_timestamp_seconds", "Unix time catch-up was last proven. Absent until it was.",
 		bucketLabel, nil)
@@ -75,6 +93,18 @@ var (
 		bucketLabel, nil)
 	descRescans = prometheus.NewDesc(ns+"_bucket_rescans_total", "Rescans started to heal gaps.",
 		bucketLabel, nil)
+	descMarks = prometheus.NewDesc(ns+"_bucket_marks_total", "Dirty marks covered by the reads of the bucket's keys (marks_total - reads_total: what coalescing saved).",
+		bucketLabel, nil)
+	descReads = prometheus.NewDesc(ns+"_bucket_reads_total", "Keys of the bucket read from legacy and handed to its target.",
+		bucketLabel, nil)
+	descHottestCopies = prometheus.NewDesc(ns+"_bucket_hottest_key_copies", "Copies of the bucket's most copied key since it was tracked (a lower bound; the key is not a label). Absent until a key was copied.",
+		bucketLabel, nil)
+	descHottestRate = prometheus.NewDesc(ns+"_bucket_hottest_key_copies_per_second", "Copies per second of the bucket's most copied key since it was tracked. Absent until a key was copied.",
+		bucketLabel, nil)
+	descHotKeys = prometheus.NewDesc(ns+"_bucket_hot_keys", "Keys of the bucket's top 10 copied unusually often (at least 10 copies and 10x the median of its busiest keys).",
+		bucketLabel, nil)
+	descDirty = prometheus.NewDesc(ns+"_dirty_backlog_keys", "Every key waiting in the copier's dirty set (shared by the buckets). Absent before the live phase reports.",
+		nil, nil)
 	descKeys = prometheus.NewDesc(ns+"_bucket_keys_total", "Keys of the migration by outcome: copied, expired (read with its expiry reached), gone (absent when read), refused (on the target, not written by redisplit), failed (not copied because the bucket stopped).",
 		[]string{"bucket", "outcome"}, nil)
 )
@@ -91,7 +121,8 @@ func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: sna
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPhase, descFailed, descLag, descBacklog, descCatchUp,
-		descEvents, descCopies, descGaps, descRescans, descKeys} {
+		descEvents, descCopies, descGaps, descRescans, descKeys, descMarks, descReads, descHottestCopies, descHottestRate,
+		descHotKeys, descDirty} {
 		ch <- d
 	}
 }
@@ -99,6 +130,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.snap()
+	if s.DirtyBacklogKnown {
+		ch <- prometheus.MustNewConstMetric(descDirty, prometheus.GaugeValue, float64(s.DirtyBacklog))
+	}
 	for _, b := range s.Buckets {
 		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{b.Name}, labels...)...)
@@ -119,6 +153,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCopies, float64(b.CopiesTotal))
 		counter(descGaps, float64(b.GapsTotal))
 		counter(descRescans, float64(b.RescansTotal))
+		counter(descMarks, float64(b.MarksTotal))
+		counter(descReads, float64(b.ReadsTotal))
+		if b.HottestKnown {
+			gauge(descHottestCopies, float64(b.HottestCopies))
+			gauge(descHottestRate, b.HottestPerSec)
+		}
+		gauge(descHotKeys, float64(b.HotKeys))
 		for _, o := range []struct {
 			name string
 			n    int64

@@ -19,6 +19,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/copier"
 	"github.com/redisplit/redisplit/dualwrite"
+	"github.com/redisplit/redisplit/keyname"
 	"github.com/redisplit/redisplit/lease"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/state"
@@ -514,11 +515,25 @@ func (l *live) allFailed() bool {
 	return true
 }
 
+// hotTop is the number of hot keys LiveStats keeps per bucket.
+const hotTop = 10
+
 // snapshot returns the live figures now (rates over the time since the
-// previous snapshot).
+// previous snapshot). The backlog per bucket is copier.Backlog by the
+// keys' names (bucketsOfName), taken before l.mu.
 func (l *live) snapshot(stopped bool) *LiveStats {
 	now := time.Now()
 	cs := l.r.cp.Stats()
+	bl := l.r.cp.Backlog(func(k string) []string {
+		if strings.HasPrefix(k, OwnPrefix) {
+			return nil // redisplit's own keys (markers) go nowhere
+		}
+		var out []string
+		for _, b := range l.bucketsOfName(k) {
+			out = append(out, b.name)
+		}
+		return out
+	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	el := now.Sub(l.prevAt).Seconds()
@@ -538,10 +553,16 @@ func (l *live) snapshot(stopped bool) *LiveStats {
 		ev, cp := b.liveEvents.Load(), b.liveCopies.Load()
 		s.Copies += cp
 		prev := l.prevBucket[n]
+		fig := b.cb.Figures()
 		s.Buckets[n] = &state.LiveBucket{BackfillDone: lb.backfillDone, CaughtUp: lb.caughtUp && !stopped, LagMs: lb.lagMs,
-			Backlog: cs.Dirty, Events: ev, EventsPerSec: float64(ev-prev[0]) / el, Copies: cp, CopiesPerSec: float64(cp-prev[1]) / el,
+			Backlog: bl.PerBucket[n], BacklogEstimated: bl.Estimated, Events: ev, EventsPerSec: float64(ev-prev[0]) / el,
+			Copies: cp, CopiesPerSec: float64(cp-prev[1]) / el,
 			Gaps: lb.gaps, Rescans: lb.rescans, RescanPending: lb.done < lb.gen, Evicted: b.liveEvicted.Load(),
-			CaughtUpAt: lb.caughtUpAt, MarkerWrittenAt: lb.markerAt}
+			CaughtUpAt: lb.caughtUpAt, MarkerWrittenAt: lb.markerAt, Reads: fig.Reads, Marks: fig.Marks}
+		for _, h := range b.cb.HotKeys(hotTop, now) {
+			s.Buckets[n].HotKeys = append(s.Buckets[n].HotKeys, state.HotKey{JSON: keyname.Of(h.Key), Copies: h.Copies,
+				Over: h.Over, Since: h.Since.UTC(), PerSec: h.PerSec, Hot: h.Hot})
+		}
 		l.prevBucket[n] = [2]int64{ev, cp}
 	}
 	s.CopiesPerSec = float64(s.Copies-l.prevCopies) / el

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redisplit/redisplit/keyname"
 	"github.com/redisplit/redisplit/safety"
 )
 
@@ -117,14 +118,20 @@ type LiveBucket struct {
 	// LagMs is the last marker's round trip: from its write on legacy to
 	// the moment every change delivered before it was applied to the
 	// targets.
-	LagMs        int64   `json:"lag_ms"`
-	Backlog      int     `json:"backlog"` // the copier's dirty set (shared by every bucket)
-	Events       int64   `json:"events"`  // change events for keys of the bucket (by name)
-	EventsPerSec float64 `json:"events_per_sec"`
-	Copies       int64   `json:"copies"` // keys of the bucket written or deleted, by every producer
-	CopiesPerSec float64 `json:"copies_per_sec"`
-	Gaps         int64   `json:"gaps"`    // gaps in the change feed so far
-	Rescans      int64   `json:"rescans"` // rescans started so far
+	LagMs int64 `json:"lag_ms"`
+	// Backlog is the keys waiting in the copier's dirty set that may
+	// belong to the bucket by their name (copier.Backlog: the set is
+	// shared, and a key waiting has no type yet); BacklogEstimated when it
+	// is estimated from a sample (more than copier.BacklogSample keys
+	// waiting). Live.Backlog is every key waiting.
+	Backlog          int     `json:"backlog"`
+	BacklogEstimated bool    `json:"backlog_estimated,omitempty"`
+	Events           int64   `json:"events"` // change events for keys of the bucket (by name)
+	EventsPerSec     float64 `json:"events_per_sec"`
+	Copies           int64   `json:"copies"` // keys of the bucket written or deleted, by every producer
+	CopiesPerSec     float64 `json:"copies_per_sec"`
+	Gaps             int64   `json:"gaps"`    // gaps in the change feed so far
+	Rescans          int64   `json:"rescans"` // rescans started so far
 	// RescanPending: a gap (or a restart of migrate) is not healed yet.
 	RescanPending bool `json:"rescan_pending"`
 	// Evicted counts legacy's own evictions of the bucket's keys during the
@@ -135,6 +142,28 @@ type LiveBucket struct {
 	// executed before it is on the target.
 	CaughtUpAt      time.Time `json:"caught_up_at,omitzero"`
 	MarkerWrittenAt time.Time `json:"marker_written_at,omitzero"`
+	// Reads counts the bucket's keys read and handed to its target since
+	// the copier started (every producer: backfill, change capture,
+	// rescans); Marks the dirty marks those reads covered. Marks − Reads
+	// is what coalescing saved (copier.Figures).
+	Reads int64 `json:"reads,omitempty"`
+	Marks int64 `json:"marks,omitempty"`
+	// HotKeys are the keys of the bucket copied most often, most first
+	// (copier.HotKeys: a bounded counter; Hot marks the keys copied
+	// unusually often).
+	HotKeys []HotKey `json:"hot_keys,omitempty"`
+}
+
+// HotKey is one of a bucket's most copied keys (copier.HotKey).
+type HotKey struct {
+	keyname.JSON
+	// Copies is the copies counted since Since, a lower bound for the run;
+	// the key may have had up to Over more before Since.
+	Copies int64     `json:"copies"`
+	Over   int64     `json:"over,omitempty"`
+	Since  time.Time `json:"since"`
+	PerSec float64   `json:"copies_per_sec"` // Copies over the time since Since (at least 1 s)
+	Hot    bool      `json:"hot"`            // copied unusually often (copier.IsHot)
 }
 
 // Bucket is the state of one bucket.

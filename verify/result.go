@@ -260,6 +260,7 @@ type Result struct {
 	Unrouted   int64         `json:"unrouted_keys"`
 	Rounds     int           `json:"rounds"`
 	Interval   time.Duration `json:"-"`
+	IntervalMs int64         `json:"interval_ms"` // Interval, as used between rounds
 	Sample     float64       `json:"sample_percent"`
 	Started    time.Time     `json:"started"`
 	Duration   time.Duration `json:"-"`

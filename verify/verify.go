@@ -216,7 +216,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			e.foreign[b] = set
 		}
 	}
-	res := &Result{Rounds: o.Rounds, Interval: o.Interval, Sample: o.Sample, MaxDiffs: o.MaxDiffs, Started: time.Now().UTC()}
+	res := &Result{Rounds: o.Rounds, Interval: o.Interval, IntervalMs: o.Interval.Milliseconds(), Sample: o.Sample, MaxDiffs: o.MaxDiffs, Started: time.Now().UTC()}
 
 	// Round 1: legacy → targets, then targets → legacy. The target pass
 	// runs second so that it can look keys up in the set of legacy keys the
