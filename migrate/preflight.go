@@ -350,7 +350,7 @@ func judge(b string, t *store.Redis, cfg config.Target, policy string, vs []layo
 			}
 			r := refusal{reason: fmt.Sprintf("target %s (%s)%s has %s", b, t.Describe(), where, v.Found), fix: v.Fix}
 			if v.Check == layout.CheckPolicy {
-				r.reason = fmt.Sprintf("target %s (%s)%s has maxmemory-policy %s", b, t.Describe(), where, v.Found)
+				r.reason = fmt.Sprintf("target %s (%s)%s has maxmemory-policy %s: it evicts %s keys when full", b, t.Describe(), where, policy, b)
 				r.fix += fmt.Sprintf("; or pass --allow-evicting-target %s to accept losing keys", b)
 			}
 			blocked[v.Check] = len(j.refusals)
