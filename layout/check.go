@@ -381,31 +381,46 @@ func suggest(bytes int64, headroom float64) string {
 // a TTL: the bucket's keys would not fit, and the verdict blocks.
 func (ch *checker) room(s *server, writing int64) {
 	v, ok := s.value("maxmemory")
-	if !ok || writing <= 0 {
+	if !ok {
 		return
 	}
 	mm, _ := strconv.ParseInt(v, 10, 64)
-	if mm <= 0 {
-		return
-	}
 	policy, _ := s.value("maxmemory-policy")
+	if r, ok := Room(ch.p.Bucket, policy, mm, s.int("used_memory"), writing); ok {
+		r.Node = s.addr
+		ch.addV(r)
+	}
+}
+
+// Room is the room check on one master's figures (the checker runs it on
+// each master; migrate also on store.Info's sums when the target's servers
+// could not be read one by one). ok is false when it does not apply: no
+// maxmemory (no limit to run into) or nothing to write.
+func Room(bucket, policy string, maxmemory, used, writing int64) (v Verdict, ok bool) {
+	if writing <= 0 || maxmemory <= 0 {
+		return Verdict{}, false
+	}
+	v = Verdict{Bucket: bucket, Check: CheckRoom}
 	need := int64(float64(writing) * RoomMargin)
-	left := mm - s.int("used_memory")
-	have := fmt.Sprintf("%s left (maxmemory %s, used_memory %s)", mibs(left), mibs(mm), mibs(s.int("used_memory")))
+	left := maxmemory - used
+	have := fmt.Sprintf("%s left (maxmemory %s, used_memory %s)", mibs(left), mibs(maxmemory), mibs(used))
 	if left <= 0 {
-		have = fmt.Sprintf("no room left (used_memory %s, maxmemory %s)", mibs(s.int("used_memory")), mibs(mm))
+		have = fmt.Sprintf("no room left (used_memory %s, maxmemory %s)", mibs(used), mibs(maxmemory))
 	}
 	switch {
 	case left >= need:
-		ch.add(CheckRoom, s.addr, StatusOK, fmt.Sprintf("room for about %s to write: %s", mibs(need), have), "")
+		v.Status, v.Found = StatusOK, fmt.Sprintf("room for about %s to write: %s", mibs(need), have)
 	case strings.HasPrefix(policy, "allkeys-"):
-		ch.add(CheckRoom, s.addr, StatusWarn, fmt.Sprintf("the bucket needs about %s (the bytes to write × %.1f) but the target has %s: with maxmemory-policy %s it will evict %s keys from the start",
-			mibs(need), RoomMargin, have, policy, ch.p.Bucket), "raise its maxmemory (CONFIG SET maxmemory) or add capacity")
+		v.Status = StatusWarn
+		v.Found = fmt.Sprintf("the bucket needs about %s (the bytes to write × %.1f) but the target has %s: with maxmemory-policy %s it will evict %s keys from the start",
+			mibs(need), RoomMargin, have, policy, bucket)
+		v.Fix = "raise its maxmemory (CONFIG SET maxmemory) or add capacity"
 	default:
-		ch.addV(Verdict{Check: CheckRoom, Node: s.addr, Status: StatusFail, Blocks: true,
-			Found: fmt.Sprintf("no room for the bucket: it needs about %s (the bytes to write × %.1f) and has %s", mibs(need), RoomMargin, have),
-			Fix:   "raise its maxmemory (CONFIG SET maxmemory) or add capacity, then rerun"})
+		v.Status, v.Blocks = StatusFail, true
+		v.Found = fmt.Sprintf("no room for the bucket: it needs about %s (the bytes to write × %.1f) and has %s", mibs(need), RoomMargin, have)
+		v.Fix = "raise its maxmemory (CONFIG SET maxmemory) or add capacity, then rerun"
 	}
+	return v, true
 }
 
 // mibs formats bytes as MiB with one decimal (room figures are compared

@@ -245,7 +245,8 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 		sb := st.Buckets[b]
 		resumed := sb != nil && !sb.StartedAt.IsZero() && sb.Phase != state.RolledBack
 		p := layout.Profile{Bucket: b, DataBytes: br.PlannedBytes, LegacyVersion: legacyVersion, Writing: toWrite(br, sb, resumed)}
-		j := judge(b, t, o.Config.Targets[b], info.MaxMemoryPolicy, layout.Check(ctx, t, o.Config.Targets[b], p), allowEvicting[b])
+		vs := withFacts(layout.Check(ctx, t, o.Config.Targets[b], p), p, info)
+		j := judge(b, t, o.Config.Targets[b], info.MaxMemoryPolicy, vs, allowEvicting[b])
 		refusals = append(refusals, j.refusals...)
 		br.Warnings = append(br.Warnings, j.warnings...)
 		br.AllowEvicting = j.acceptedEvicting
@@ -306,6 +307,26 @@ func toWrite(br *BucketResult, sb *state.Bucket, resumed bool) int64 {
 		need *= float64(max(0, br.PlannedKeys-done)) / float64(br.PlannedKeys)
 	}
 	return int64(need)
+}
+
+// withFacts adds the two blocking checks, judged on store.Info's facts
+// (INFO of every master, which migrate needs anyway), when layout.Check
+// could not run them on the servers one by one (a server it could not
+// read, CLUSTER NODES refused to redisplit's user): a refusal never
+// depends on the extra permissions of `targets check`.
+func withFacts(vs []layout.Verdict, p layout.Profile, info store.Info) []layout.Verdict {
+	var policy, room bool
+	for _, v := range vs {
+		policy = policy || v.Check == layout.CheckPolicy
+		room = room || v.Check == layout.CheckRoom
+	}
+	if !policy {
+		vs = append(vs, layout.Policy(p.Bucket, info.MaxMemoryPolicy))
+	}
+	if r, ok := layout.Room(p.Bucket, info.MaxMemoryPolicy, info.MaxMemory, info.UsedMemory, p.Writing); ok && !room {
+		vs = append(vs, r)
+	}
+	return vs
 }
 
 // judgement is what migrate makes of one target's verdicts.
