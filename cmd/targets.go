@@ -274,7 +274,9 @@ each check with a verdict and, unless it passed, the fix:
 
 Checks only read (INFO, CONFIG GET, CLUSTER INFO/NODES/SLOTS, SENTINEL). --scan gives the bucket's bytes
 (for headroom) and legacy's version; without it legacy's version is read from legacy.url when set.
-It exits 0 when no check fails (warnings do not fail it) and 5 otherwise; -o json gives every verdict.` +
+It exits 0 when no check fails (warnings do not fail it) and 5 otherwise; -o json gives every verdict.
+migrate's preflight runs these same checks, plus room for what it is about to copy: it refuses (exit 4)
+on an evicting policy of session, queue or ratelimit and on no room, and warns about every other finding.` +
 			exitStatusOf("targets check"),
 		Example: `  redisplit targets check --config layout/redisplit.yaml
   redisplit targets check --scan report.json -o json`,

@@ -32,6 +32,7 @@ const (
 	CheckReachable      = "reachable"
 	CheckVersion        = "version"
 	CheckMaxMemory      = "maxmemory"
+	CheckRoom           = "room"
 	CheckPolicy         = "maxmemory-policy"
 	CheckPersistence    = "persistence"
 	CheckReplication    = "replication"
@@ -54,6 +55,14 @@ type Verdict struct {
 	Status Status `json:"status"`
 	Found  string `json:"found"`
 	Fix    string `json:"fix,omitempty"`
+	// Blocks: with this finding the target would lose or refuse the
+	// bucket's keys, so nothing may be written to it for the bucket: an
+	// evicting policy on a bucket that must not evict, no room for what is
+	// about to be written. migrate refuses (exit 4; the policy only unless
+	// --allow-evicting-target), verify does not mark the bucket verified.
+	// Every other finding is a failure of `targets check` and a warning of
+	// migrate.
+	Blocks bool `json:"blocks,omitempty"`
 }
 
 func (v Verdict) String() string {
@@ -89,7 +98,18 @@ type Profile struct {
 	// LegacyVersion is legacy's redis_version ("" unknown): a target older
 	// than legacy rejects its DUMP payloads.
 	LegacyVersion string
+	// Writing is what the caller is about to write for the bucket (migrate:
+	// the bytes still to copy). When > 0 the room check runs on every
+	// master: maxmemory − used_memory must hold its share × RoomMargin.
+	// `targets check` leaves it 0: a target that already holds the bucket
+	// needs no room for it again.
+	Writing int64
 }
+
+// RoomMargin is the room asked of a target beyond the bytes about to be
+// written (Profile.Writing): the copy's own allocations, fragmentation and
+// the estimate's error (migrate samples MEMORY USAGE outside --dry-run).
+const RoomMargin = 1.2
 
 // ReplicaLagWarn is the replica lag (seconds since its last ack) above which
 // replication is reported as lagging.
@@ -104,8 +124,9 @@ const ReplicaLagWarn = 10
 // Verdicts come in a stable order; a check that passes on every server with
 // the same finding is one verdict with Node "".
 //
-// The caller (migrate's and cutover's preflight, `targets check`) decides
-// what a failure means for it.
+// This is the one implementation of the target profile: `targets check`
+// fails on any StatusFail; migrate's preflight refuses on Verdict.Blocks and
+// turns every other failure or warning into a warning; verify asks Policy.
 func Check(ctx context.Context, t *store.Redis, cfg config.Target, p Profile) []Verdict {
 	ch := &checker{p: p, prof: profiles[p.Bucket]}
 	switch c := t.Client.(type) {
@@ -131,12 +152,17 @@ type checker struct {
 }
 
 func (ch *checker) add(check, node string, st Status, found, fix string) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	ch.vs = append(ch.vs, Verdict{Bucket: ch.p.Bucket, Check: check, Node: node, Status: st, Found: found, Fix: fix})
+	ch.addV(Verdict{Check: check, Node: node, Status: st, Found: found, Fix: fix})
 }
 
-var checkOrder = []string{CheckReachable, CheckVersion, CheckMaxMemory, CheckPolicy, CheckPersistence, CheckNotify,
+func (ch *checker) addV(v Verdict) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	v.Bucket = ch.p.Bucket
+	ch.vs = append(ch.vs, v)
+}
+
+var checkOrder = []string{CheckReachable, CheckVersion, CheckMaxMemory, CheckRoom, CheckPolicy, CheckPersistence, CheckNotify,
 	CheckReplication, CheckSentinelCount, CheckSentinelQuorum, CheckSentinelMaster,
 	CheckClusterState, CheckClusterSlots, CheckClusterMasters, CheckClusterMemory}
 
@@ -239,10 +265,14 @@ func (s *server) int(k string) int64 {
 }
 
 // serverChecks are the checks every data server gets; share is the part of
-// the bucket's bytes it must hold.
-func (ch *checker) serverChecks(s *server, share int64) {
+// the bucket's bytes it must hold, writing the part of Profile.Writing
+// (masters only: a replica takes its master's writes and does not evict).
+func (ch *checker) serverChecks(s *server, share, writing int64) {
 	ch.version(s)
 	ch.maxmemory(s, share)
+	if s.master {
+		ch.room(s, writing)
+	}
 	ch.policy(s)
 	ch.persistence(s)
 	ch.notify(s)
@@ -343,24 +373,98 @@ func suggest(bytes int64, headroom float64) string {
 	return mb(roundMiB(int64(float64(bytes) * headroom)))
 }
 
+// room: the master s has room (maxmemory − used_memory) for writing ×
+// RoomMargin. Without maxmemory there is no limit to run into (the
+// maxmemory check judges that); writing <= 0 is not checked. A store that
+// evicts any key when full (allkeys-*) only evicts from the start: a
+// warning; any other refuses writes (noeviction) or evicts only keys with
+// a TTL: the bucket's keys would not fit, and the verdict blocks.
+func (ch *checker) room(s *server, writing int64) {
+	v, ok := s.value("maxmemory")
+	if !ok {
+		return
+	}
+	mm, _ := strconv.ParseInt(v, 10, 64)
+	policy, _ := s.value("maxmemory-policy")
+	if r, ok := Room(ch.p.Bucket, policy, mm, s.int("used_memory"), writing); ok {
+		r.Node = s.addr
+		ch.addV(r)
+	}
+}
+
+// Room is the room check on one master's figures (the checker runs it on
+// each master; migrate also on store.Info's sums when the target's servers
+// could not be read one by one). ok is false when it does not apply: no
+// maxmemory (no limit to run into) or nothing to write.
+func Room(bucket, policy string, maxmemory, used, writing int64) (v Verdict, ok bool) {
+	if writing <= 0 || maxmemory <= 0 {
+		return Verdict{}, false
+	}
+	v = Verdict{Bucket: bucket, Check: CheckRoom}
+	need := int64(float64(writing) * RoomMargin)
+	left := maxmemory - used
+	have := fmt.Sprintf("%s left (maxmemory %s, used_memory %s)", mibs(left), mibs(maxmemory), mibs(used))
+	if left <= 0 {
+		have = fmt.Sprintf("no room left (used_memory %s, maxmemory %s)", mibs(used), mibs(maxmemory))
+	}
+	switch {
+	case left >= need:
+		v.Status, v.Found = StatusOK, fmt.Sprintf("room for about %s to write: %s", mibs(need), have)
+	case strings.HasPrefix(policy, "allkeys-"):
+		v.Status = StatusWarn
+		v.Found = fmt.Sprintf("the bucket needs about %s (the bytes to write × %.1f) but the target has %s: with maxmemory-policy %s it will evict %s keys from the start",
+			mibs(need), RoomMargin, have, policy, bucket)
+		v.Fix = "raise its maxmemory (CONFIG SET maxmemory) or add capacity"
+	default:
+		v.Status, v.Blocks = StatusFail, true
+		v.Found = fmt.Sprintf("no room for the bucket: it needs about %s (the bytes to write × %.1f) and has %s", mibs(need), RoomMargin, have)
+		v.Fix = "raise its maxmemory (CONFIG SET maxmemory) or add capacity, then rerun"
+	}
+	return v, true
+}
+
+// mibs formats bytes as MiB with one decimal (room figures are compared
+// with each other, so they share one unit).
+func mibs(n int64) string {
+	if n < 0 {
+		return "-" + mibs(-n)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
 func (ch *checker) policy(s *server) {
 	p, ok := s.value("maxmemory-policy")
 	if !ok {
 		ch.add(CheckPolicy, s.addr, StatusWarn, "cannot read maxmemory-policy", "grant +info +config|get")
 		return
 	}
+	v := Policy(ch.p.Bucket, p)
+	v.Node = s.addr
+	ch.addV(v)
+}
+
+// Policy is the maxmemory-policy check of bucket's profile on a policy
+// read from a target (`targets check`, migrate and verify all judge the
+// policy with it): the cache must evict any key (allkeys-*); every other
+// bucket must not evict (config.MustNotEvict), and an evicting policy
+// there blocks. An empty policy (not read) is not judged: StatusInfo.
+func Policy(bucket, policy string) Verdict {
+	v := Verdict{Bucket: bucket, Check: CheckPolicy, Status: StatusOK, Found: policy}
+	evicts := profiles[bucket].evicts
 	switch {
-	case ch.prof.evicts && strings.HasPrefix(p, "allkeys-"):
-		ch.add(CheckPolicy, s.addr, StatusOK, p, "")
-	case ch.prof.evicts:
-		ch.add(CheckPolicy, s.addr, StatusFail, p+": when the cache is full, writes fail (OOM) or only keys with a TTL are evicted",
-			"CONFIG SET maxmemory-policy allkeys-lru (and in its config)")
-	case config.EvictingPolicy(p):
-		ch.add(CheckPolicy, s.addr, StatusFail, fmt.Sprintf("%s: a full store deletes %s keys", p, ch.p.Bucket),
-			"CONFIG SET maxmemory-policy noeviction (and in its config): a full store must refuse writes, never drop keys")
-	default:
-		ch.add(CheckPolicy, s.addr, StatusOK, p, "")
+	case policy == "":
+		v.Status, v.Found = StatusInfo, "maxmemory-policy unknown"
+	case evicts && strings.HasPrefix(policy, "allkeys-"):
+	case evicts:
+		v.Status = StatusFail
+		v.Found = policy + ": when the cache is full, writes fail (OOM) or only keys with a TTL are evicted"
+		v.Fix = "CONFIG SET maxmemory-policy allkeys-lru (and in its config)"
+	case config.MustNotEvict(bucket) && config.EvictingPolicy(policy):
+		v.Status, v.Blocks = StatusFail, true
+		v.Found = fmt.Sprintf("%s: a full store deletes %s keys", policy, bucket)
+		v.Fix = "CONFIG SET maxmemory-policy noeviction (and in its config): a full store must refuse writes, never drop keys"
 	}
+	return v
 }
 
 func (ch *checker) persistence(s *server) {
@@ -500,7 +604,7 @@ func (ch *checker) standalone(ctx context.Context, c *redis.Client) {
 		return
 	}
 	ch.add(CheckReachable, s.addr, StatusOK, "answers", "")
-	ch.serverChecks(s, ch.p.DataBytes)
+	ch.serverChecks(s, ch.p.DataBytes, ch.p.Writing)
 	if s.info["role"] == "slave" {
 		ch.add(CheckReplication, s.addr, StatusFail, fmt.Sprintf("a replica of %s:%s: writes are refused (READONLY)", s.info["master_host"], s.info["master_port"]),
 			"point the target at the master")
@@ -651,7 +755,7 @@ func (ch *checker) sentinel(ctx context.Context, fc *redis.Client, cfg config.Ta
 		servers = append(servers, rs)
 	}
 	for _, s := range servers {
-		ch.serverChecks(s, ch.p.DataBytes)
+		ch.serverChecks(s, ch.p.DataBytes, ch.p.Writing)
 	}
 }
 
@@ -764,12 +868,13 @@ func (ch *checker) cluster(ctx context.Context, cc *redis.ClusterClient) {
 			s.c.Close()
 		}
 	}()
-	share := int64(0)
-	if ch.p.DataBytes > 0 && len(masters) > 0 {
-		share = ch.p.DataBytes / int64(len(masters))
+	share, writing := int64(0), int64(0)
+	if len(masters) > 0 {
+		share = max(0, ch.p.DataBytes) / int64(len(masters))
+		writing = max(0, ch.p.Writing) / int64(len(masters))
 	}
 	for _, s := range servers {
-		ch.serverChecks(s, share)
+		ch.serverChecks(s, share, writing)
 		if st := s.info["cluster_state"]; st != "ok" {
 			ch.add(CheckClusterState, s.addr, StatusFail, "cluster_state:"+st, "see CLUSTER INFO on that node: a slot without a live master, or a partition")
 		} else {

@@ -91,3 +91,48 @@ func TestServerChecks(t *testing.T) {
 		t.Errorf("AOF off read from INFO: %s", v)
 	}
 }
+
+// The room check (Profile.Writing > 0: migrate's preflight) and which
+// verdicts block a writer: an evicting policy on a bucket that must not
+// evict, no room on a store that does not evict every key.
+func TestRoomAndBlocks(t *testing.T) {
+	for _, c := range []struct {
+		name, bucket, policy string
+		max, used, writing   int64
+		want                 Status
+		blocks, none         bool
+	}{
+		{"fits", "queue", "noeviction", 100 << 20, 1 << 20, 10 << 20, StatusOK, false, false},
+		{"no room", "queue", "noeviction", 10 << 20, 1 << 20, 10 << 20, StatusFail, true, false},
+		{"margin counts", "session", "noeviction", 12 << 20, 1 << 20, 10 << 20, StatusFail, true, false},
+		{"full", "ratelimit", "noeviction", 10 << 20, 11 << 20, 1 << 20, StatusFail, true, false},
+		{"volatile evicts only keys with a TTL", "cache", "volatile-lru", 10 << 20, 1 << 20, 50 << 20, StatusFail, true, false},
+		{"allkeys evicts from the start", "cache", "allkeys-lru", 10 << 20, 1 << 20, 50 << 20, StatusWarn, false, false},
+		{"no maxmemory: no limit", "queue", "noeviction", 0, 1 << 20, 50 << 20, "", false, true},
+		{"nothing to write", "queue", "noeviction", 10 << 20, 1 << 20, 0, "", false, true},
+	} {
+		ch := &checker{p: Profile{Bucket: c.bucket, Writing: c.writing}, prof: profiles[c.bucket]}
+		ch.room(&server{addr: "h:1", master: true, info: map[string]string{"used_memory": fmt.Sprint(c.used)},
+			conf: map[string]string{"maxmemory": fmt.Sprint(c.max), "maxmemory-policy": c.policy}}, c.writing)
+		if c.none {
+			if len(ch.vs) != 0 {
+				t.Errorf("%s: %+v, want no verdict", c.name, ch.vs)
+			}
+			continue
+		}
+		if len(ch.vs) != 1 || ch.vs[0].Status != c.want || ch.vs[0].Blocks != c.blocks || ch.vs[0].Check != CheckRoom {
+			t.Errorf("%s: %+v, want %s blocks=%v", c.name, ch.vs, c.want, c.blocks)
+		}
+	}
+	for _, c := range []struct {
+		bucket, policy string
+		status         Status
+		blocks         bool
+	}{{"session", "allkeys-lru", StatusFail, true}, {"queue", "volatile-ttl", StatusFail, true}, {"ratelimit", "allkeys-random", StatusFail, true},
+		{"session", "noeviction", StatusOK, false}, {"queue", "", StatusInfo, false},
+		{"cache", "noeviction", StatusFail, false}, {"cache", "volatile-lru", StatusFail, false}, {"cache", "allkeys-lfu", StatusOK, false}} {
+		if v := Policy(c.bucket, c.policy); v.Status != c.status || v.Blocks != c.blocks || v.Bucket != c.bucket || v.Check != CheckPolicy {
+			t.Errorf("Policy(%s, %q) = %+v, want %s blocks=%v", c.bucket, c.policy, v, c.status, c.blocks)
+		}
+	}
+}

@@ -50,10 +50,11 @@ func mb(n int64) string { return fmt.Sprintf("%dmb", n/mib) }
 // workload's profile.
 func (l *Layout) header(w *confWriter, s Server, what string) {
 	w.c(fmt.Sprintf("redisplit targets init: %s, %s.", what, s.Addr()))
+	start := strings.Replace(s.StartCommand(), s.Conf, "THIS_FILE", 1)
 	if s.Sentinel() {
-		w.c("Start: redis-server THIS_FILE --sentinel --dir DATA_DIR. A sentinel rewrites this file to record what it learns (epochs, replicas, other sentinels): it must stay writable.")
+		w.c("Start: " + start + ". A sentinel rewrites this file to record what it learns (epochs, replicas, other sentinels): it must stay writable.")
 	} else {
-		w.c("Start: redis-server THIS_FILE --dir DATA_DIR (one data directory per server).")
+		w.c("Start: " + start + " (one data directory per server).")
 	}
 	w.c(s.Bucket + ": " + profiles[s.Bucket].description + ".")
 	w.nl()
@@ -143,9 +144,14 @@ func (l *Layout) events(w *confWriter) {
 	w.nl()
 }
 
-// auth writes the ACL file reference and, for servers that replicate, the
-// include of the snippet holding masterauth.
-func (l *Layout) auth(w *confWriter, s Server, replicates bool) {
+// rewriteNote is written into every config that includes a secrets
+// snippet (Server.Private).
+const rewriteNote = "This file includes a secret snippet: when the server rewrites it (a sentinel at start, a data server at the CONFIG REWRITE a failover sends) the password lands here in clear, in a file Redis creates with mode 0644 minus its umask. Start it under umask 077 (as the Start line says), and keep the running copy out of version control."
+
+// auth writes the ACL file reference and, for the servers that replicate
+// with a password (Server.Private), the include of the snippet holding
+// masterauth.
+func (l *Layout) auth(w *confWriter, s Server) {
 	o := l.opts
 	if o.NoAuth {
 		w.c("--no-auth: no password; for a local trial only. acl/" + s.Bucket + ".acl shows the users a real layout gets.")
@@ -155,8 +161,9 @@ func (l *Layout) auth(w *confWriter, s Server, replicates bool) {
 	users := strings.Join(usersOf(s.Bucket, o), ", ")
 	w.c(fmt.Sprintf("Users %s: rules and SHA-256 password hashes in the ACL file (default = the application; redisplit = only the commands redisplit runs here, docs/permissions.md; replication = replicas and sentinels). Redis allows no comments in an ACL file, so they are here.", users))
 	w.d("aclfile", filepath.Join(l.installDir(), "acl", s.Bucket+".acl"))
-	if replicates {
+	if s.Private {
 		w.c("masteruser/masterauth hold a password in clear, so they live in the secrets directory (install-secrets.sh writes them from the password files), never in this layout.")
+		w.c(rewriteNote)
 		w.d("include", l.snippet(s.Bucket+"-replication.conf"))
 	}
 	w.nl()
@@ -198,7 +205,7 @@ func (l *Layout) cacheFiles() []File {
 		l.memory(w, s)
 		l.persistence(w, s)
 		l.events(w)
-		l.auth(w, s, o.CacheReplicas > 0)
+		l.auth(w, s)
 		files = append(files, File{Path: fmt.Sprintf("cache/node-%d.conf", i+1), Mode: 0o644, Content: w.bytes()})
 	}
 	files = append(files, l.createCluster(nodes))
@@ -262,7 +269,7 @@ func (l *Layout) sessionFiles() []File {
 		l.memory(w, s)
 		l.persistence(w, s)
 		l.events(w)
-		l.auth(w, s, true)
+		l.auth(w, s)
 		name := "session/master.conf"
 		if s.Role == "replica" {
 			name = "session/" + strings.TrimPrefix(s.Name, "session-") + ".conf"
@@ -292,8 +299,9 @@ func (l *Layout) sessionFiles() []File {
 		w.d("sentinel", "failover-timeout", o.MasterName, "60000")
 		w.c("One replica resyncs with the new master at a time: the others keep serving.")
 		w.d("sentinel", "parallel-syncs", o.MasterName, "1")
-		if !o.NoAuth {
+		if s.Private {
 			w.c("auth-user/auth-pass (the replication user) hold a password in clear: they live in the secrets directory (install-secrets.sh), never in this layout.")
+			w.c(rewriteNote)
 			w.d("include", l.snippet("session-sentinel.conf"))
 		}
 		files = append(files, File{Path: fmt.Sprintf("session/sentinel-%d.conf", i+1), Mode: 0o644, Content: w.bytes()})
@@ -308,7 +316,7 @@ func (l *Layout) standalone(s Server, what string) []byte {
 	l.memory(w, s)
 	l.persistence(w, s)
 	l.events(w)
-	l.auth(w, s, false)
+	l.auth(w, s)
 	return w.bytes()
 }
 

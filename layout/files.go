@@ -258,18 +258,14 @@ func (l *Layout) readme() File {
 	}
 	b.WriteString("\n| server | role | address | start |\n|---|---|---|---|\n")
 	for _, s := range l.Servers {
-		start := "redis-server " + s.Conf + " --dir DATA_DIR"
-		if s.Sentinel() {
-			start = "redis-server " + s.Conf + " --sentinel --dir DATA_DIR"
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | `%s` |\n", s.Name, s.Role, s.Addr(), start)
+		fmt.Fprintf(&b, "| %s | %s | %s | `%s` |\n", s.Name, s.Role, s.Addr(), s.StartCommand())
 	}
 	b.WriteString("\nThen:\n\n")
 	var steps []string
 	if !o.NoAuth {
 		steps = append(steps, fmt.Sprintf("put the password files in %s (%s) and run `install-secrets.sh` on each server", o.Secrets, strings.Join(l.passwordFileNames(), ", ")))
 	}
-	steps = append(steps, "start every server (one data directory each; sentinels rewrite their config file, so start them from a copy you may change)",
+	steps = append(steps, "start every server (one data directory each; sentinels rewrite their config file, so start them from a copy you may change; the servers started under `umask 077` write passwords into their config when they rewrite it)",
 		"`sh cache/create-cluster.sh` once")
 	if o.Queue == "sqs" {
 		steps = append(steps, "`sh queue/create-queues.sh` once")

@@ -185,6 +185,44 @@ type Server struct {
 	Host string `json:"host"`
 	Port int    `json:"port"`
 	Conf string `json:"conf"` // config file, relative to the layout directory
+	// Private: the config includes a secrets snippet (masterauth, a
+	// sentinel's auth-pass), which the server writes into the config in
+	// clear whenever it rewrites it (a sentinel at start, a data server at
+	// the CONFIG REWRITE a failover sends), in a new file of mode 0644
+	// minus its umask. Such a server must start under umask 077
+	// (StartCommand) or the password becomes readable by every local user.
+	Private bool `json:"private,omitempty"`
+}
+
+// StartCommand is how the server starts from its config, as the README and
+// each config's header give it (DATA_DIR: its own data directory).
+func (s Server) StartCommand() string {
+	c := "redis-server " + s.Conf
+	if s.Sentinel() {
+		c += " --sentinel"
+	}
+	c += " --dir DATA_DIR"
+	if s.Private {
+		c = "umask 077 && " + c
+	}
+	return c
+}
+
+// private reports whether s's config includes a secrets snippet: every
+// server that authenticates to another one (replicas of the session master
+// and of cache masters; their masters, which a failover turns into
+// replicas; the sentinels), unless --no-auth.
+func (l *Layout) private(s Server) bool {
+	if l.opts.NoAuth {
+		return false
+	}
+	switch s.Bucket {
+	case "session":
+		return true
+	case "cache":
+		return l.opts.CacheReplicas > 0
+	}
+	return false
 }
 
 // Addr is host:port.
@@ -234,6 +272,9 @@ func Generate(rep *scan.Report, o Options) (*Layout, error) {
 	l := &Layout{Version: o.RedisVersion, opts: o, rep: rep, Forecast: o.Forecast, Warnings: []string{}}
 	if err := l.servers(); err != nil {
 		return nil, err
+	}
+	for i := range l.Servers {
+		l.Servers[i].Private = l.private(l.Servers[i])
 	}
 	l.size()
 	l.Files = append(l.Files, l.cacheFiles()...)

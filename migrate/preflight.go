@@ -13,6 +13,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/layout"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/scan"
@@ -189,19 +190,15 @@ func dropOwn(keys []string) []string {
 	return out
 }
 
-// cacheWarning is the warning, if any, for a cache target with the given
-// maxmemory-policy.
+// cacheWarning is migrate's warning, if any, for a cache target with the
+// given maxmemory-policy: layout's policy rule (layout.Policy) as judge
+// words it for any bucket.
 func cacheWarning(policy string) string {
-	if policy == "noeviction" || strings.HasPrefix(policy, "volatile-") {
-		return fmt.Sprintf("cache target has maxmemory-policy %s: when it is full, writes fail (OOM) instead of evicting; allkeys-lru is the usual setting", policy)
+	if v := layout.Policy("cache", policy); v.Status == layout.StatusFail || v.Status == layout.StatusWarn {
+		return warningOf(v, "")
 	}
 	return ""
 }
-
-// roomMargin is the headroom asked of a target beyond the bucket's bytes
-// (MEMORY USAGE on legacy): the copy's own allocations, fragmentation and
-// the estimate's error (sampled outside --dry-run).
-const roomMargin = 1.2
 
 // maxForeignSamples bounds the non-empty check's sample list; maxForeign
 // bounds its count (the message then says "at least").
@@ -213,22 +210,29 @@ const (
 // refusal is one reason to refuse, with its fix.
 type refusal struct{ reason, fix string }
 
-// checkTargets reads every target's facts (version, policy, memory) into
-// the result with warnings, and refuses (every reason at once, each with
-// its fix) when:
+// checkTargets reads every target's facts (version, policy) into the result
+// and runs the bucket's profile checks on it (layout.Check: the same
+// implementation as `redisplit targets check`), with the bucket's bytes
+// (headroom) and the bytes still to copy (room). It refuses (every reason
+// at once, each with its fix) on every verdict that blocks:
 //   - a bucket other than cache has a target that evicts, unless
-//     o.AllowEvicting names it;
+//     o.AllowEvicting names it (then a warning, and the state records it);
 //   - a target whose policy does not evict every key (anything but
-//     allkeys-*) has less room (maxmemory − used_memory, summed over a
-//     cluster's masters) than the bucket's remaining bytes × roomMargin;
-//   - a bucket that has not started yet has a target already holding keys
-//     the plan routes to it (unless o.AllowNonEmpty).
+//     allkeys-*) has less room (maxmemory − used_memory on each master)
+//     than its share of the bucket's remaining bytes × layout.RoomMargin;
+//
+// and when a bucket that has not started yet has a target already holding
+// keys the plan routes to it (unless o.AllowNonEmpty). Every other failed
+// or warned check (persistence, maxmemory unset, replicas, sentinels,
+// cluster coverage, version, keyspace notifications...) is a warning of the
+// bucket: `targets check` fails on them, migrate goes on.
 func checkTargets(ctx context.Context, o Options, st *state.State, targets map[string]*store.Redis, res *Result) error {
 	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
 	allowEvicting := map[string]bool{}
 	for _, b := range o.AllowEvicting {
 		allowEvicting[b] = true
 	}
+	legacyVersion := legacyVersionOf(ctx, o.Config.Legacy)
 	var refusals []refusal
 	for _, b := range sortedKeys(targets) {
 		t := targets[b]
@@ -240,26 +244,12 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 		br.Version, br.Policy = info.Version, info.MaxMemoryPolicy
 		sb := st.Buckets[b]
 		resumed := sb != nil && !sb.StartedAt.IsZero() && sb.Phase != state.RolledBack
-		switch {
-		case !config.MustNotEvict(b):
-			if w := cacheWarning(info.MaxMemoryPolicy); w != "" {
-				br.Warnings = append(br.Warnings, w)
-			}
-		case !config.EvictingPolicy(info.MaxMemoryPolicy):
-		case allowEvicting[b]:
-			br.AllowEvicting = true
-			br.Warnings = append(br.Warnings, fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full (--allow-evicting-target %s: accepted, recorded in the state)", b, info.MaxMemoryPolicy, b, b))
-		default:
-			refusals = append(refusals, refusal{
-				reason: fmt.Sprintf("target %s (%s) has maxmemory-policy %s: it evicts %s keys when full", b, t.Describe(), info.MaxMemoryPolicy, b),
-				fix:    fmt.Sprintf("run CONFIG SET maxmemory-policy noeviction on it (and set it in its config file), or pass --allow-evicting-target %s to accept losing keys", b),
-			})
-		}
-		if r, w := checkRoom(b, t, info, br, sb, resumed); r != nil {
-			refusals = append(refusals, *r)
-		} else if w != "" {
-			br.Warnings = append(br.Warnings, w)
-		}
+		p := layout.Profile{Bucket: b, DataBytes: br.PlannedBytes, LegacyVersion: legacyVersion, Writing: toWrite(br, sb, resumed)}
+		vs := withFacts(layout.Check(ctx, t, o.Config.Targets[b], p), p, info)
+		j := judge(b, t, o.Config.Targets[b], info.MaxMemoryPolicy, vs, allowEvicting[b])
+		refusals = append(refusals, j.refusals...)
+		br.Warnings = append(br.Warnings, j.warnings...)
+		br.AllowEvicting = j.acceptedEvicting
 		if resumed {
 			br.Resumed = true
 			continue // its own keys are there: resuming
@@ -308,43 +298,131 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 	return nil
 }
 
-// checkRoom compares a target's room with the bytes the bucket still has to
-// copy: its bytes on legacy, scaled by the share of keys not yet counted
-// when resuming, times roomMargin. A target that evicts every key when full
-// (allkeys-*) is warned about; any other is refused.
-func checkRoom(b string, t *store.Redis, info store.Info, br *BucketResult, sb *state.Bucket, resumed bool) (*refusal, string) {
-	if info.MaxMemory <= 0 {
-		return nil, ""
-	}
+// toWrite is the bytes the bucket still has to copy: its bytes on legacy,
+// scaled by the share of keys not yet counted when resuming.
+func toWrite(br *BucketResult, sb *state.Bucket, resumed bool) int64 {
 	need := float64(br.PlannedBytes)
 	if resumed && br.PlannedKeys > 0 {
 		done := sb.KeysCopied + sb.KeysExpired + sb.KeysGone + sb.KeysRefused
 		need *= float64(max(0, br.PlannedKeys-done)) / float64(br.PlannedKeys)
 	}
-	need *= roomMargin
-	left := info.MaxMemory - info.UsedMemory
-	if float64(left) >= need {
-		return nil, ""
-	}
-	have := fmt.Sprintf("%s left (maxmemory %s, used_memory %s)", mib(left), mib(info.MaxMemory), mib(info.UsedMemory))
-	if left <= 0 {
-		have = fmt.Sprintf("no room left (used_memory %s, maxmemory %s)", mib(info.UsedMemory), mib(info.MaxMemory))
-	}
-	if strings.HasPrefix(info.MaxMemoryPolicy, "allkeys-") {
-		return nil, fmt.Sprintf("the bucket needs about %s (MEMORY USAGE on legacy × %.1f) but the target has %s: with maxmemory-policy %s it will evict %s keys from the start", mib(int64(need)), roomMargin, have, info.MaxMemoryPolicy, b)
-	}
-	return &refusal{
-		reason: fmt.Sprintf("target %s (%s) has no room for the bucket: it needs about %s (MEMORY USAGE on legacy × %.1f) and has %s", b, t.Describe(), mib(int64(need)), roomMargin, have),
-		fix:    "raise its maxmemory (CONFIG SET maxmemory) or add capacity, then rerun",
-	}, ""
+	return int64(need)
 }
 
-// mib formats bytes for messages.
-func mib(n int64) string {
-	if n < 0 {
-		return fmt.Sprintf("-%s", mib(-n))
+// withFacts adds the two blocking checks, judged on store.Info's facts
+// (INFO of every master, which migrate needs anyway), when layout.Check
+// could not run them on the servers one by one (a server it could not
+// read, CLUSTER NODES refused to redisplit's user): a refusal never
+// depends on the extra permissions of `targets check`.
+func withFacts(vs []layout.Verdict, p layout.Profile, info store.Info) []layout.Verdict {
+	var policy, room bool
+	for _, v := range vs {
+		policy = policy || v.Check == layout.CheckPolicy
+		room = room || v.Check == layout.CheckRoom
 	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	if !policy {
+		vs = append(vs, layout.Policy(p.Bucket, info.MaxMemoryPolicy))
+	}
+	if r, ok := layout.Room(p.Bucket, info.MaxMemoryPolicy, info.MaxMemory, info.UsedMemory, p.Writing); ok && !room {
+		vs = append(vs, r)
+	}
+	return vs
+}
+
+// judgement is what migrate makes of one target's verdicts.
+type judgement struct {
+	refusals []refusal
+	warnings []string
+	// acceptedEvicting: the policy blocked and --allow-evicting-target let
+	// the bucket through.
+	acceptedEvicting bool
+}
+
+// judge turns one target's verdicts (policy: its maxmemory-policy, for the
+// messages) into migrate's refusals (the verdicts that block; an evicting
+// policy not when allowEvicting) and warnings (every other failure or
+// warning). A check blocking on several servers of the target is one
+// refusal naming them; one finding on several servers is one warning
+// naming them.
+func judge(b string, t *store.Redis, cfg config.Target, policy string, vs []layout.Verdict, allowEvicting bool) judgement {
+	var j judgement
+	blocked := map[string]int{} // check -> index in j.refusals
+	type warned struct {
+		v     layout.Verdict
+		nodes []string
+	}
+	var ws []*warned
+	byFinding := map[[3]string]*warned{}
+	for _, v := range vs {
+		where := ""
+		if v.Node != "" && cfg.Kind != config.KindStandalone {
+			where = " (" + v.Node + ")"
+		}
+		switch {
+		case v.Blocks && v.Check == layout.CheckPolicy && allowEvicting:
+			if !j.acceptedEvicting {
+				j.acceptedEvicting = true
+				j.warnings = append(j.warnings, fmt.Sprintf("%s target has maxmemory-policy %s: it may evict %s keys when full (--allow-evicting-target %s: accepted, recorded in the state)", b, policy, b, b))
+			}
+		case v.Blocks:
+			if i, seen := blocked[v.Check]; seen {
+				j.refusals[i].reason += ", also on " + v.Node
+				continue
+			}
+			r := refusal{reason: fmt.Sprintf("target %s (%s)%s has %s", b, t.Describe(), where, v.Found), fix: v.Fix}
+			if v.Check == layout.CheckPolicy {
+				r.reason = fmt.Sprintf("target %s (%s)%s has maxmemory-policy %s: it evicts %s keys when full", b, t.Describe(), where, policy, b)
+				r.fix += fmt.Sprintf("; or pass --allow-evicting-target %s to accept losing keys", b)
+			}
+			blocked[v.Check] = len(j.refusals)
+			j.refusals = append(j.refusals, r)
+		case v.Status == layout.StatusFail || v.Status == layout.StatusWarn:
+			k := [3]string{v.Check, v.Found, v.Fix}
+			if w := byFinding[k]; w != nil {
+				w.nodes = append(w.nodes, v.Node)
+				continue
+			}
+			w := &warned{v: v}
+			if where != "" {
+				w.nodes = []string{v.Node}
+			}
+			byFinding[k] = w
+			ws = append(ws, w)
+		}
+	}
+	for _, w := range ws {
+		where := ""
+		if len(w.nodes) > 0 {
+			where = " (" + strings.Join(w.nodes, ", ") + ")"
+		}
+		j.warnings = append(j.warnings, warningOf(w.v, where))
+	}
+	return j
+}
+
+// warningOf is a verdict as one of migrate's warnings: the check, where,
+// the finding and the fix.
+func warningOf(v layout.Verdict, where string) string {
+	w := v.Check + where + ": " + v.Found
+	if v.Fix != "" {
+		w += " -> " + v.Fix
+	}
+	return w
+}
+
+// legacyVersionOf reads legacy's redis_version for the version check ("" when
+// it cannot: the check then says so, and the copy falls back by itself).
+func legacyVersionOf(ctx context.Context, e config.Endpoint) string {
+	c, err := redisconn.Legacy(ctx, e)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	s, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return ""
+	}
+	return store.ParseInfo(s)["redis_version"]
 }
 
 // routedOnTarget counts the keys on t that the plan routes to bucket (up to

@@ -26,7 +26,12 @@ type RollbackOptions struct {
 	// MaxWait bounds the wait for messages SQS still holds but does not
 	// hand out: delayed ones, or ones received by a consumer and neither
 	// deleted nor visible again yet (default 2m). What is left then is
-	// reported (LeftInSQS) and a later Rollback fetches it.
+	// reported (LeftInSQS) and a later Rollback fetches it. One wait goes
+	// beyond MaxWait: after a receive of rollback's own that failed once
+	// its request may have reached SQS (the answer lost), the messages it
+	// made in flight are rollback's, not a consumer's, and come back when
+	// its Visibility ends; rollback waits for them until then (plus Wait
+	// and a second) before it reports anything as left.
 	MaxWait time.Duration
 }
 
@@ -57,7 +62,10 @@ type ListRollback struct {
 	// Pushed is what went onto the list.
 	Pushed int64 `json:"pushed"`
 	// Consumed counts items moved to SQS that did not come back: a
-	// consumer took and deleted them (they ran), they are not lost.
+	// consumer took and deleted them (they ran), they are not lost. When
+	// LeftInSQS is not zero, what SQS still holds is not counted as
+	// consumed: Consumed is then a lower bound (exact when every message
+	// left is one of redisplit's items).
 	Consumed int64 `json:"consumed"`
 	// LeftInSQS is what the queue still held when MaxWait ran out.
 	LeftInSQS sqsstore.Counts `json:"left_in_sqs"`
@@ -235,11 +243,17 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 	// 2. Everything SQS holds.
 	start := time.Now()
 	backoff := 200 * time.Millisecond
+	// ownUntil: a receive of ours failed after it may have reached SQS;
+	// the messages it made in flight reappear by then.
+	var ownUntil time.Time
 	for {
 		msgs, err := s.queue.Receive(ctx, sqsstore.MaxBatchEntries, o.Wait, o.Visibility)
 		if err != nil {
 			if ctx.Err() != nil || sqsstore.ClassOf(err) != sqsstore.Retry {
 				return nil, err
+			}
+			if sqsstore.MaybeDelivered(err) {
+				ownUntil = time.Now().Add(o.Visibility + o.Wait + time.Second)
 			}
 			if time.Since(start) > o.MaxWait {
 				return nil, err
@@ -261,7 +275,9 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 			if c.Total() == 0 {
 				break
 			}
-			if time.Since(start) > o.MaxWait {
+			// Messages in flight may be ours until ownUntil: wait for them
+			// rather than report them left (and their items consumed).
+			if time.Since(start) > o.MaxWait && time.Now().After(ownUntil) {
 				lr.LeftInSQS = c
 				break
 			}
@@ -376,6 +392,8 @@ func (m *mover) rollbackList(ctx context.Context, o *RollbackOptions, s, z *sour
 	if z != nil {
 		lr.Consumed += max(0, z.sum.moved-delayedBack)
 	}
+	// what SQS still holds was not consumed (not yet, at least)
+	lr.Consumed = max(0, lr.Consumed-lr.LeftInSQS.Total())
 	return lr, nil
 }
 

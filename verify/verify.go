@@ -45,7 +45,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/redisplit/redisplit/classify"
-	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/layout"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
@@ -1017,11 +1017,13 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 }
 
 // evictionRefusal says why bucket may not be marked verified on a target
-// whose maxmemory-policy is policy ("" when it may): every bucket but the
-// cache must lose no key, so its target must not evict (noeviction). An
-// unknown policy ("": INFO did not say) is not judged.
+// whose maxmemory-policy is policy ("" when it may): the profile's policy
+// check (layout.Policy, the one `targets check` and migrate's preflight
+// run) blocks it — every bucket but the cache must lose no key, so its
+// target must not evict. An unknown policy ("": INFO did not say) is not
+// judged.
 func evictionRefusal(bucket, target, policy string) string {
-	if !config.MustNotEvict(bucket) || !config.EvictingPolicy(policy) {
+	if !layout.Policy(bucket, policy).Blocks {
 		return ""
 	}
 	return fmt.Sprintf("bucket %s: target %s has maxmemory-policy %s, which evicts %s keys when memory is full: not marked verified; set maxmemory-policy noeviction on it (CONFIG SET and its config file), or accept the risk with migrate --allow-evicting-target %s",

@@ -117,7 +117,11 @@ type Queue interface {
 	// or an error (and no outcome) when the call as a whole failed.
 	SendBatch(ctx context.Context, entries []Entry) ([]Outcome, error)
 	// Receive long-polls for up to max messages (1 to 10), waiting up to
-	// wait, and hides them from other receivers for visibility.
+	// wait, and hides them from other receivers for visibility. It is one
+	// attempt, never retried inside: a Receive that fails after its request
+	// may have reached the service (MaybeDelivered) may have made messages
+	// in flight that nobody got, and they stay invisible for visibility.
+	// The caller must know that to tell them from messages a consumer holds.
 	Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]Message, error)
 	// Delete deletes received messages by receipt handle (a handle of a
 	// message already deleted is not an error).
@@ -363,6 +367,10 @@ func (q *queue) Receive(ctx context.Context, max int, wait, visibility time.Dura
 		WaitTimeSeconds: int32(wait / time.Second), VisibilityTimeout: int32(visibility / time.Second),
 		MessageAttributeNames:       []string{"All"},
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameSentTimestamp},
+	}, func(so *sqs.Options) {
+		// The SDK's own retry would hide an attempt whose answer was lost
+		// after SQS had made its messages in flight (see Queue.Receive).
+		so.Retryer = aws.NopRetryer{}
 	})
 	if err != nil {
 		return nil, q.c.explain("ReceiveMessage", q.name, err)
