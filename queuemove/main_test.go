@@ -90,8 +90,12 @@ func newEnv(t testing.TB, emu *sqsemu.Emulator, fifo bool, lists ...string) *env
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: legacy.Addr(), DisableIdentity: true})
 	t.Cleanup(func() { rdb.Close() })
-	svc, err := sqsstore.New(context.Background(), sqsstore.Options{Endpoint: emu.URL, Credentials: sqsemu.Credentials,
-		CallTimeout: 5 * time.Second})
+	// The default call timeout (30 s): on a loaded machine the emulator can
+	// take seconds to answer, and a call cut by its timeout while the answer
+	// is read ("use of closed network connection") is a lost receive, whose
+	// messages stay in flight — what the product handles, not what a test
+	// of something else should trip over.
+	svc, err := sqsstore.New(context.Background(), sqsstore.Options{Endpoint: emu.URL, Credentials: sqsemu.Credentials})
 	if err != nil {
 		t.Fatal(err)
 	}
