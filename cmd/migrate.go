@@ -21,6 +21,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/metrics"
 	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/queuemove"
 	"github.com/redisplit/redisplit/state"
 )
 
@@ -150,6 +151,17 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	var bar *Progress
 	var line *StatusLine                      // the live line, once every backfill is done
 	degraded := map[string]migrate.Retrying{} // announced, not yet recovered
+	var qnotes queueNotes
+	note := func(msg string) { // a line that must be seen, above the bar or the live line
+		switch {
+		case line != nil:
+			line.Notef("%s", msg)
+		case bar != nil:
+			bar.Notef("%s", msg)
+		default:
+			fmt.Fprintln(app.Err, msg)
+		}
+	}
 	opts := migrate.Options{
 		Config: cfg, Classifier: cl, PlanHash: hash, State: sd,
 		DryRun: o.dryRun, DualWrite: o.dualWrite, AllowNonEmpty: o.allowNonEmpty, AllowEvicting: o.allowEvicting, ForceLogical: o.logical,
@@ -176,14 +188,12 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 			if e.Kind == migrate.LiveEvicted {
 				msg = "WARNING " + msg
 			}
-			switch {
-			case line != nil:
-				line.Notef("%s", msg)
-			case bar != nil:
-				bar.Notef("%s", msg)
-			default:
-				fmt.Fprintln(app.Err, msg)
-			}
+			note(msg)
+		},
+		Queue: func(s queuemove.Snapshot) {
+			mu.Lock()
+			defer mu.Unlock()
+			qnotes.update(s, note)
 		},
 		Progress: func(p migrate.Progress) {
 			mu.Lock()
@@ -324,6 +334,7 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		sample = "every key"
 	}
 	fmt.Fprintf(w, "(KEYS and MEM.USAGE: the pre-pass over legacy; MEM.USAGE is MEMORY USAGE of %s)\n", sample)
+	renderQueueMove(w, r.Queue, r.DryRun)
 	if !r.DryRun {
 		fmt.Fprintln(w, "\nwhole migration (keys; the same as redisplit status):")
 		renderCounts(w, r.Buckets, true, func(b *migrate.BucketResult) (migrate.Counts, int64) {

@@ -83,7 +83,8 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(buckets) == 0 {
+	queues := rollbackQueueBuckets(cfg, sd, o.buckets) // moved back from SQS (rollback_queue.go)
+	if len(buckets) == 0 && len(queues) == 0 {
 		fmt.Fprintf(app.Err, "rollback: state %s records nothing written to any target: nothing to roll back\n", sd.Path())
 		return nil
 	}
@@ -122,8 +123,15 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	}
 	prog := app.NewProgress("rollback", 0)
 	opts.Progress = prog.Set
-	res, err := rollback.Run(ctx, opts, buckets)
+	res := &rollback.Result{DryRun: o.dryRun}
+	if len(buckets) > 0 {
+		res, err = rollback.Run(ctx, opts, buckets)
+	}
 	prog.Finish()
+	var qres []*rollback.QueueResult
+	if err == nil {
+		qres, err = rollbackQueues(ctx, app, cfg, sd, legacy, queues, planHash, o.dryRun)
+	}
 	if err != nil {
 		if stream != nil {
 			fmt.Fprintln(app.Out, "]}")
@@ -136,15 +144,27 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(app.Out, "\n], \"buckets\": %s}\n", b)
+		q, err := json.Marshal(qres)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Out, "\n], \"buckets\": %s, \"queues\": %s}\n", b, q)
 	case app.Output == "json":
 		enc := json.NewEncoder(app.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		if err := enc.Encode(struct {
+			*rollback.Result
+			Queues []*rollback.QueueResult `json:"queues,omitempty"`
+		}{res, qres}); err != nil {
+			return err
+		}
 	default:
-		renderRollback(app.Out, res)
+		if len(buckets) > 0 {
+			renderRollback(app.Out, res)
+		}
+		renderQueueRollback(app.Out, qres)
 	}
-	return nil
+	return queueRollbackIncomplete(qres)
 }
 
 // rollbackBuckets returns the buckets to roll back: the requested ones, or
@@ -169,8 +189,8 @@ func rollbackBuckets(cfg *config.Config, sd *state.Dir, st *state.State, want []
 		if len(want) == 0 && !known && jerr != nil {
 			continue
 		}
-		if t.Kind == config.KindSQS {
-			return nil, config.Errorf("targets."+b, "bucket %s goes to SQS: moving queue items back from SQS is not supported by this version of rollback", b)
+		if t.Kind == config.KindSQS { // items moved back from SQS: rollbackQueues
+			continue
 		}
 		out = append(out, b)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/queuemove"
 	"github.com/redisplit/redisplit/state"
 )
 
@@ -82,6 +83,9 @@ type statusReport struct {
 	// Notify is legacy's notify-keyspace-events as redisplit found it,
 	// while it may still hold redisplit's value.
 	Notify *state.Notify `json:"notify,omitempty"`
+	// Queues are the figures of the buckets moved to SQS, by bucket
+	// (status_queue.go).
+	Queues map[string]*queuemove.Snapshot `json:"queues,omitempty"`
 }
 
 // liveStale: live figures older than this are from a migrate that no
@@ -185,6 +189,9 @@ func runStatus(ctx context.Context, app *App, o statusOptions) error {
 		}
 		rep.Buckets = append(rep.Buckets, x)
 	}
+	if rep.Queues, err = queueStatuses(sd); err != nil {
+		return err
+	}
 	if app.Output == "json" {
 		enc := json.NewEncoder(app.Out)
 		enc.SetIndent("", "  ")
@@ -227,6 +234,7 @@ func renderStatus(w io.Writer, r statusReport) {
 	if l := r.Live; l != nil {
 		renderLiveStatus(w, l, r.LiveState)
 	}
+	renderQueueStatus(w, r.Queues, time.Now())
 	if n := r.Notify; n != nil && n.Set != "" {
 		fmt.Fprintf(w, "legacy's notify-keyspace-events: redisplit set %q (it was %q); put back when the live phase ends, or by the next migrate\n", n.Set, n.Old)
 	}

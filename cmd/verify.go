@@ -35,6 +35,9 @@ type verifyOptions struct {
 	junit        string
 	batch        int
 	workers      int
+	// queue buckets on SQS (verify_queue.go)
+	consumersStarted, producersSwitched bool
+	queueSettle                         time.Duration
 }
 
 func init() { register(newVerifyCmd) }
@@ -97,6 +100,8 @@ shows it) and marks a bucket verified when it is in full parity (no sample, noth
 	limit(f, "max-diffs", 1, 100_000_000)
 	limit(f, "batch", 1, 100_000)
 	limit(f, "workers", 1, 1024)
+	o.queueFlags(f)
+	atLeast(f, "queue-settle", time.Duration(0))
 	_ = f.MarkHidden("batch")
 	_ = f.MarkHidden("workers")
 	// bound when verify runs: migrate binds its own --max-ops to the same
@@ -141,6 +146,10 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	for _, s := range skipped {
 		fmt.Fprintf(app.Err, "verify: %s\n", s)
 	}
+	queues := sqsBuckets(cfg, o.buckets) // conservation, not parity (verify_queue.go)
+	if len(buckets) == 0 {
+		return runVerifyQueues(ctx, app, cfg, sd, queues, o)
+	}
 	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
 	if err != nil {
 		return err
@@ -168,6 +177,10 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	if err != nil {
 		return err
 	}
+	qres, err := verifyQueues(ctx, cfg, sd, legacy, queues, o)
+	if err != nil {
+		return err
+	}
 	if err := recordVerify(sd, res); err != nil {
 		return err
 	}
@@ -179,13 +192,17 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	if app.Output == "json" {
 		enc := json.NewEncoder(app.Out)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(verifyJSON{res, keysPerSecond(res)}); err != nil {
+		if err := enc.Encode(verifyJSON{res, keysPerSecond(res), qres}); err != nil {
 			return err
 		}
 	} else {
 		renderVerify(app.Out, res)
+		renderQueueVerify(app.Out, qres)
 	}
-	return verifyExit(res)
+	if err := verifyExit(res); err != nil {
+		return err
+	}
+	return queueVerifyExit(qres)
 }
 
 // checksOf returns, from the state, the set of buckets that were rolled
@@ -231,6 +248,8 @@ func verifyExit(res *verify.Result) error {
 type verifyJSON struct {
 	*verify.Result
 	KeysPerSecond float64 `json:"keys_per_second"`
+	// Queues: the conservation of the queue buckets on SQS.
+	Queues []queueVerify `json:"queues,omitempty"`
 }
 
 func keysPerSecond(r *verify.Result) float64 {
@@ -240,19 +259,16 @@ func keysPerSecond(r *verify.Result) float64 {
 	return float64(r.LegacyKeys) / r.Seconds
 }
 
-// verifyBuckets returns the buckets to verify (those with a Redis target,
-// or the requested ones) and messages about the configured ones it skips.
+// verifyBuckets returns the buckets to verify for parity (those with a
+// Redis target, or the requested ones; SQS buckets are sqsBuckets') and
+// messages about the configured ones it skips.
 func verifyBuckets(cfg *config.Config, want []string) (buckets, skipped []string, err error) {
 	for _, b := range want {
 		if !config.IsBucket(b) {
 			return nil, nil, config.Errorf("--bucket", "%q is not one of cache, session, queue, ratelimit", b)
 		}
-		t, ok := cfg.Targets[b]
-		if !ok {
+		if _, ok := cfg.Targets[b]; !ok {
 			return nil, nil, config.Errorf("--bucket", "bucket %s has no target in the configuration (targets.%s)", b, b)
-		}
-		if t.Kind == config.KindSQS {
-			return nil, nil, config.Errorf("--bucket", "bucket %s goes to SQS: its items are moved, not copied, so there is no key-level parity to verify", b)
 		}
 	}
 	for _, b := range config.Buckets {
@@ -260,14 +276,13 @@ func verifyBuckets(cfg *config.Config, want []string) (buckets, skipped []string
 		if !ok || (len(want) > 0 && !contains(want, b)) {
 			continue
 		}
-		if t.Kind == config.KindSQS {
-			skipped = append(skipped, "bucket "+b+" skipped: its target is SQS (items are moved, not copied)")
+		if t.Kind == config.KindSQS { // items are moved, not copied: conservation (verify_queue.go)
 			continue
 		}
 		buckets = append(buckets, b)
 	}
-	if len(buckets) == 0 {
-		return nil, nil, config.Errorf("targets", "no bucket has a Redis target to verify")
+	if len(buckets) == 0 && len(sqsBuckets(cfg, want)) == 0 {
+		return nil, nil, config.Errorf("targets", "no bucket has a target to verify")
 	}
 	return buckets, skipped, nil
 }
