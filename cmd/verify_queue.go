@@ -176,6 +176,11 @@ func renderQueueVerify(w io.Writer, qs []queueVerify) {
 				fmt.Fprintf(w, "  queue %s: %s\n", c.Queue, p)
 			}
 		}
+		if q.Conserved {
+			fmt.Fprintf(w, "%s: CONSERVED\n", q.Bucket)
+		} else {
+			fmt.Fprintf(w, "%s: NOT CONSERVED (exit 3)\n", q.Bucket)
+		}
 	}
 }
 

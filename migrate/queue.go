@@ -338,7 +338,7 @@ func (q *QueueMove) run(ctx, wctx context.Context, legacy *redis.Client, o Optio
 	case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
 		q.fail(o, err)
 	case q.Drained:
-		q.br.Status = StatusCopied
+		q.br.Status, q.br.ThisRun.Copied = StatusCopied, int64(len(lists))
 		if o.DualWrite {
 			q.br.Status = StatusSyncing
 		}
@@ -364,6 +364,13 @@ func (q *QueueMove) mover(ctx context.Context, mo queuemove.Options) error {
 		r, err := queuemove.Run(ctx, mo)
 		if r != nil {
 			q.absorb(r)
+			if mo.Progress != nil { // the last figures (a recovery within the last second too)
+				snap := queuemove.Snapshot{At: time.Now().UTC(), Bucket: q.Bucket, Epoch: r.Epoch}
+				for _, x := range r.Queues {
+					snap.Queues = append(snap.Queues, x.QueueStatus)
+				}
+				mo.Progress(snap)
+			}
 		}
 		var se *sqsstore.Error
 		if r != nil || err == nil || !errors.As(err, &se) || se.Class != sqsstore.Retry || ctx.Err() != nil {
