@@ -66,6 +66,13 @@ again. A bucket whose target fails (e.g. OOM on a noeviction target) stops with 
 target and how far it got; its phase is kept and it is marked failed; the other buckets go on and
 migrate exits 1 at the end. A bucket without a target is not migrated, and the output says so.
 
+A queue bucket with kind: sqs is moved, not copied (docs/queues-sqs.md): its lists' items go to SQS
+(LMOVE to an in-flight list, SendMessageBatch, LREM once acknowledged), beside the copier of the other
+buckets. migrate refuses (exit 4) while the bucket holds keys that are not lists, or a queue is
+missing without create_queues. One pass moves everything due and ends; --dual-write keeps moving what
+producers still push until stopped, then drains once more (at most 30s). SQS unreachable: the list
+waits with back-off and resumes, and migrate says so; nothing is lost.
+
 --dual-write runs the live phase: it subscribes to legacy's keyspace notifications (setting
 notify-keyspace-events to "EA" plus the flags it already has, with CONFIG SET; the old value is
 saved in the state first and put back when the live phase ends, or by the next migrate after a

@@ -41,6 +41,10 @@ run, so no migration can start meanwhile. Deletes are retried on transient error
 target, acknowledged by the replica (WAIT) before a bucket counts as rolled back. Each bucket is then
 marked rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
 
+A queue bucket on SQS has its items moved back onto its legacy lists in their original order
+(receive, stage on legacy, delete from SQS once legacy acknowledged); items consumers took from SQS
+are reported as consumed, not lost. Stop migrate --dual-write and the consumers on SQS first.
+
 It refuses (exit 4) while another redisplit command holds the lease, when the plan (--plan, or the
 config's rules) differs from the one the migration recorded, and a bucket at or past cutover. It
 asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing and

@@ -71,10 +71,15 @@ A session, queue or ratelimit bucket whose target's maxmemory-policy evicts (any
 noeviction) is never marked verified, even in parity, unless the migration accepted it
 (migrate --allow-evicting-target BUCKET): verify names the target and the fix, and exits 4.
 
+A queue bucket on SQS is checked for conservation instead (its items are moved, not copied):
+initial + pushed = remaining + in flight + parked + moved per list, and what SQS holds against what
+was moved (docs/queues-sqs.md); --consumers-started and --producers-switched say how far the live
+move is. It is in the same report, and a failure exits 3.
+
 verify writes nothing to Redis. It records its result in the state directory (redisplit status
 shows it) and marks a bucket verified when it is in full parity (no sample, nothing in flux).
 
-  redisplit verify                       every bucket with a Redis target
+  redisplit verify                       every bucket with a target
   redisplit verify --bucket session -o json > diff.json
   redisplit verify --sample 5            5% of keys, with the confidence it gives
   redisplit verify --junit verify.xml    JUnit XML for CI`,

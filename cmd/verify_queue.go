@@ -53,6 +53,8 @@ func queueConfig(ctx context.Context, cfg *config.Config, sd *state.Dir, legacy 
 type queueVerify struct {
 	Bucket string `json:"bucket"`
 	Target string `json:"target"`
+	// Note says why nothing could be checked (nothing moved yet).
+	Note string `json:"note,omitempty"`
 	*queuemove.VerifyResult
 }
 
@@ -66,8 +68,9 @@ func verifyQueues(ctx context.Context, cfg *config.Config, sd *state.Dir, legacy
 			return nil, err
 		}
 		if len(qc.Lists) == 0 {
-			return nil, &ExitError{Code: ExitDifferences, Err: fmt.Errorf("bucket %s (%s): nothing was moved yet (no queue journal in %s): run migrate first",
-				b, cfg.Targets[b].SQS.Describe(), sd.Path())}
+			out = append(out, queueVerify{Bucket: b, Target: cfg.Targets[b].SQS.Describe(), VerifyResult: &queuemove.VerifyResult{},
+				Note: "nothing was moved yet (no queue journal in " + sd.Path() + "): run migrate first"})
+			continue
 		}
 		r, err := queuemove.Verify(ctx, queuemove.VerifyOptions{Config: qc, ConsumersStarted: o.consumersStarted,
 			ProducersSwitched: o.producersSwitched, Settle: o.queueSettle})
@@ -132,6 +135,10 @@ func queueVerifyExit(qs []queueVerify) error {
 // renderQueueVerify writes the conservation part of verify's text report.
 func renderQueueVerify(w io.Writer, qs []queueVerify) {
 	for _, q := range qs {
+		if q.Note != "" {
+			fmt.Fprintf(w, "\n%s on %s: NOT CONSERVED (exit 3): %s\n", q.Bucket, q.Target, q.Note)
+			continue
+		}
 		fmt.Fprintf(w, "\n%s on %s: conservation (initial + pushed = remaining + in flight + parked + moved, per source):\n", q.Bucket, q.Target)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "SOURCE\tQUEUE\tINITIAL\tPUSHED\tREMAINING\tIN FLIGHT\tPARKED\tMOVED\tRESENT\tRESULT")
