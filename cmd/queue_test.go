@@ -418,6 +418,34 @@ func TestQueueMigrateRefusals(t *testing.T) {
 		t.Fatalf("items moved despite the refusal")
 	}
 
+	// a queue that already holds messages redisplit did not move
+	e = newQueueEnv(t, faithful, false, true, "")
+	e.legacy.LPush(ctx, "jobs:c", "x")
+	if code, out, errs = e.run("migrate", "--dry-run"); code != 0 { // creates nothing, refuses nothing: the queue does not exist
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errs)
+	}
+	svc, err := sqsstore.New(ctx, sqsstore.Options{Endpoint: faithful.URL, Credentials: sqsemu.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq, err := svc.Queue(ctx, strings.ReplaceAll(e.queueTpl, "{key}", "jobs-c"), false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sq.SendBatch(ctx, []sqsstore.Entry{{ID: "1", Body: "sent by a producer"}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = e.run("migrate", "--yes")
+	if code != 4 || !strings.Contains(errs, "already hold messages") || !strings.Contains(errs, faithful.URL) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Fatalf("non-empty queue: exit %d, want 4 with one line\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs = e.run("migrate", "--yes", "--allow-nonempty"); code != 0 || e.legacy.LLen(ctx, "jobs:c").Val() != 0 {
+		t.Fatalf("--allow-nonempty: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs = e.run("verify", "--producers-switched", "--queue-settle", "1s"); code != 0 {
+		t.Fatalf("verify --producers-switched: exit %d\n%s\n%s", code, out, errs)
+	}
+
 	e = newQueueEnv(t, faithful, false, false, "")
 	e.legacy.LPush(ctx, "jobs:b", "x")
 	code, out, errs = e.run("migrate", "--yes")

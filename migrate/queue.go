@@ -17,7 +17,9 @@ package migrate
 //     the bucket's journal knows (Redis deletes an emptied list, but what a
 //     killed run left in flight must still be sent); resolves every queue
 //     (SQS unreachable here is an error naming the endpoint: nothing was
-//     written). A dry run stops here with what would move.
+//     written); refuses a queue that holds messages before its list's first
+//     move, unless --allow-nonempty (verify could not tell them from moved
+//     ones). A dry run stops here with what would move.
 //  4. QueueMove.start, beside the copier and under the run's lease: one
 //     pass (queuemove's Drain) moves everything due and ends; with
 //     --dual-write the mover keeps moving what producers still push to
@@ -210,8 +212,9 @@ func (q *QueueMove) check(ctx context.Context, legacy *redis.Client, o Options) 
 	if err != nil {
 		return err
 	}
+	moving := map[string]bool{}
 	for _, l := range known {
-		q.lists[l] = true
+		q.lists[l], moving[l] = true, true
 	}
 	delayed := map[string]bool{}
 	for l := range q.lists {
@@ -247,7 +250,7 @@ func (q *QueueMove) check(ctx context.Context, legacy *redis.Client, o Options) 
 			return redisconn.Explain(err, "legacy", legacy.Options().Addr)
 		}
 	}
-	var missing []string
+	var missing, nonEmpty []string
 	for i, l := range lists {
 		name, err := q.target.QueueFor(l)
 		if err != nil {
@@ -257,7 +260,16 @@ func (q *QueueMove) check(ctx context.Context, legacy *redis.Client, o Options) 
 		if zlens[i] != nil {
 			ql.DelayedSet, ql.Delayed = q.target.DelayedFor(l), zlens[i].Val()
 		}
-		if _, err := q.svc.Queue(ctx, name, q.FIFO, false); err != nil {
+		sq, err := q.svc.Queue(ctx, name, q.FIFO, false)
+		if err == nil && !moving[l] && !o.AllowNonEmpty {
+			// a queue holding messages before its first move: verify
+			// could not tell them from moved ones
+			var c sqsstore.Counts
+			if c, err = sq.Counts(ctx); err == nil && c.Total() > 0 {
+				nonEmpty = append(nonEmpty, fmt.Sprintf("%s (%d messages)", name, c.Total()))
+			}
+		}
+		if err != nil {
 			switch c := sqsstore.Code(err); {
 			case (c == "NonExistentQueue" || c == "QueueDoesNotExist") && q.target.CreateQueues:
 				ql.Create = true
@@ -269,6 +281,10 @@ func (q *QueueMove) check(ctx context.Context, legacy *redis.Client, o Options) 
 		}
 		q.Lists = append(q.Lists, ql)
 		q.names = append(q.names, l)
+	}
+	if len(nonEmpty) > 0 {
+		return safety.Refusef("--allow-nonempty moves into them anyway (producers already sending to SQS: then verify --producers-switched)",
+			"bucket %s: %d queues on %s already hold messages redisplit did not move: %s", q.Bucket, len(nonEmpty), q.Endpoint, strings.Join(nonEmpty, ", "))
 	}
 	if len(missing) > 0 {
 		return safety.Refusef("create them (targets init writes queue/sqs-queues.json) or set create_queues: true in targets."+q.Bucket,
