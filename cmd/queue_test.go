@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -593,4 +594,80 @@ func TestQueueBesideCopier(t *testing.T) {
 	if code, out, errs = e.run("verify", "--queue-settle", "1s"); code != 3 {
 		t.Fatalf("verify after a consumer took a message: exit %d, want 3\n%s\n%s", code, out, errs)
 	}
+}
+
+// migrate --dual-write (the built binary) killed with SIGKILL while a
+// batch is in flight (SQS unreachable, so the batch cannot leave legacy's
+// in-flight list), then a one-pass migrate: the batch is sent first,
+// nothing is lost, and the FIFO queue holds every item exactly once.
+func TestQueueKilledAndRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	emulators(t)
+	flaky, err := sqsemu.Start(sqsemu.Options{Faithful: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flaky.Close()
+	e := newQueueEnv(t, flaky, true, true, "")
+	bin := filepath.Join(t.TempDir(), "redisplit")
+	build := exec.Command("go", "build", "-o", bin, "github.com/redisplit/redisplit")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	const n = 300
+	for i := 0; i < n; i++ {
+		e.legacy.LPush(ctx, "jobs:k", job(i))
+	}
+	var out bytes.Buffer
+	c := exec.Command(bin, "--no-progress", "--config", e.cfg, "migrate", "--dual-write", "--yes")
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill() //nolint:errcheck
+	for deadline := time.Now().Add(30 * time.Second); e.legacy.Exists(ctx, "redisplit:moved:jobs:k").Val() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing moved after 30s\n%s", out.String())
+		}
+	}
+	flaky.Down()
+	for deadline := time.Now().Add(30 * time.Second); e.legacy.LLen(ctx, "redisplit:inflight:jobs:k").Val() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no batch in flight while SQS is down (list: %d)\n%s", e.legacy.LLen(ctx, "jobs:k").Val(), out.String())
+		}
+	}
+	if err := c.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Wait()
+	inflight := e.legacy.LLen(ctx, "redisplit:inflight:jobs:k").Val()
+	if err := flaky.Up(); err != nil {
+		t.Fatal(err)
+	}
+	code, mout, merr := e.run("migrate", "--yes", "-o", "json")
+	if code != 0 {
+		t.Fatalf("rerun: exit %d\n%s\n%s", code, mout, merr)
+	}
+	for _, k := range []string{"jobs:k", "redisplit:inflight:jobs:k"} {
+		if l := e.legacy.LLen(ctx, k).Val(); l != 0 {
+			t.Fatalf("%s holds %d items after the rerun", k, l)
+		}
+	}
+	if code, vout, verr := e.run("verify", "--queue-settle", "5s"); code != 0 {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, vout, verr)
+	}
+	seen := map[string]int{}
+	for _, b := range e.consume("jobs:k", -1) {
+		seen[b]++
+	}
+	for i := 0; i < n; i++ {
+		if seen[job(i)] != 1 {
+			t.Fatalf("job %d is %d times in the FIFO queue", i, seen[job(i)])
+		}
+	}
+	t.Logf("killed with %d items in flight; after the rerun every one of %d items is in SQS once", inflight, n)
 }

@@ -286,6 +286,9 @@ func (q *QueueMove) check(ctx context.Context, legacy *redis.Client, o Options) 
 		return safety.Refusef("--allow-nonempty moves into them anyway (producers already sending to SQS: then verify --producers-switched)",
 			"bucket %s: %d queues on %s already hold messages redisplit did not move: %s", q.Bucket, len(nonEmpty), q.Endpoint, strings.Join(nonEmpty, ", "))
 	}
+	if len(lists) == 0 {
+		q.br.Warnings = append(q.br.Warnings, "no list of the bucket on legacy: nothing to move (lists created after migrate started are moved by the next migrate)")
+	}
 	if len(missing) > 0 {
 		return safety.Refusef("create them (targets init writes queue/sqs-queues.json) or set create_queues: true in targets."+q.Bucket,
 			"bucket %s: %d queues do not exist on %s: %s", q.Bucket, len(missing), q.Endpoint, strings.Join(missing, ", "))
@@ -460,14 +463,14 @@ func (q *QueueMove) absorb(r *queuemove.Result) {
 }
 
 // drained reports whether every list and in-flight list is empty (delayed
-// jobs due later may wait in their sets).
+// jobs due later may wait in their sets); no list at all is drained.
 func drained(qs []queuemove.QueueStatus) bool {
 	for _, s := range qs {
 		if s.Waiting || s.InFlight > 0 || s.Kind == "list" && s.Remaining > 0 || s.Kind == "delayed" && s.Remaining > s.Later {
 			return false
 		}
 	}
-	return len(qs) > 0
+	return true
 }
 
 // copied marks the bucket's backfill done (every list moved once); in the
