@@ -589,10 +589,18 @@ func TestQueueBesideCopier(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &vj) != nil || !vj.OK || len(vj.Queues) != 1 || !vj.Queues[0].Conserved {
 		t.Fatalf("verify -o json: exit %d\n%s\n%s", code, out, errs)
 	}
-	// consumers take a message: the queue's conservation fails, the exit is 3
+	// both proven: both verified
+	if _, out, _ = e.run("status", "-o", "json"); strings.Count(out, `"phase": "verified"`) != 2 {
+		t.Fatalf("after verify, want cache and queue verified:\n%s", out)
+	}
+	// consumers take a message: the queue's conservation fails, the exit is
+	// 3, and the queue is no longer verified
 	e.consume("jobs:a", 1)
-	if code, out, errs = e.run("verify", "--queue-settle", "1s"); code != 3 {
+	if code, out, errs = e.run("verify", "--queue-settle", "1s"); code != 3 || !strings.Contains(out, "queue: NOT CONSERVED (exit 3)") {
 		t.Fatalf("verify after a consumer took a message: exit %d, want 3\n%s\n%s", code, out, errs)
+	}
+	if _, out, _ = e.run("status", "-o", "json"); strings.Count(out, `"phase": "verified"`) != 1 || !strings.Contains(out, `"phase": "syncing"`) {
+		t.Fatalf("after a failed verify, want the queue back to syncing:\n%s", out)
 	}
 }
 

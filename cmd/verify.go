@@ -186,6 +186,9 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := recordQueueVerify(sd, qres); err != nil {
+		return err
+	}
 	if err := recordVerify(sd, res); err != nil {
 		return err
 	}
@@ -317,17 +320,23 @@ func recordVerify(sd *state.Dir, res *verify.Result) error {
 			if sb == nil || b.Check != verify.ParityCheck {
 				continue
 			}
-			proven := b.OK && c.InFlux == 0 && res.Sample >= 100 && !res.CapHit
-			switch {
-			case proven && sb.Copied && (sb.Phase == state.Copying || sb.Phase == state.Syncing):
-				sb.Phase = state.Verified
-			case !b.OK && sb.Phase == state.Verified:
-				sb.Phase = state.Syncing
-			}
+			verifiedPhase(sb, b.OK && c.InFlux == 0 && res.Sample >= 100 && !res.CapHit, b.OK)
 		}
 		s.LastVerify = rec
 		return nil
 	})
+}
+
+// verifiedPhase is the one rule of a verify's effect on a bucket's phase:
+// a copied bucket proven (in full) goes from copying or syncing to
+// verified; a verified bucket that no longer passes goes back to syncing.
+func verifiedPhase(sb *state.Bucket, proven, ok bool) {
+	switch {
+	case proven && sb.Copied && (sb.Phase == state.Copying || sb.Phase == state.Syncing):
+		sb.Phase = state.Verified
+	case !ok && sb.Phase == state.Verified:
+		sb.Phase = state.Syncing
+	}
 }
 
 // renderVerify writes the text report.

@@ -82,6 +82,29 @@ func verifyQueues(ctx context.Context, cfg *config.Config, sd *state.Dir, legacy
 	return out, nil
 }
 
+// recordQueueVerify applies verifiedPhase to the SQS buckets: proven when
+// conservation holds and nothing remains on legacy or in flight (the whole
+// queue is in SQS).
+func recordQueueVerify(sd *state.Dir, qs []queueVerify) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	return sd.Update(func(s *state.State) error {
+		for _, q := range qs {
+			sb := s.Buckets[q.Bucket]
+			if sb == nil || q.Note != "" {
+				continue
+			}
+			empty := true
+			for _, l := range q.Lists {
+				empty = empty && l.Remaining == 0 && l.InFlight == 0
+			}
+			verifiedPhase(sb, q.Conserved && empty, q.Conserved)
+		}
+		return nil
+	})
+}
+
 // queuesConserved reports whether every queue bucket's conservation holds.
 func queuesConserved(qs []queueVerify) bool {
 	for _, q := range qs {
@@ -102,6 +125,9 @@ func runVerifyQueues(ctx context.Context, app *App, cfg *config.Config, sd *stat
 	defer legacy.Close()
 	qs, err := verifyQueues(ctx, cfg, sd, legacy, buckets, o)
 	if err != nil {
+		return err
+	}
+	if err := recordQueueVerify(sd, qs); err != nil {
 		return err
 	}
 	if app.Output == "json" {
