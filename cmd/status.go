@@ -44,6 +44,10 @@ dirty, shared by every bucket), change events and copies per second, gaps and re
 the last catch-up (with when the marker that proved it was written). A live phase whose figures
 are older than 5 s is shown as not running (killed?). JSON has them under "live".
 
+For a queue bucket moved to SQS (kind: sqs) it shows, per list and delayed set, what the mover last
+saved (every second while it runs, and when it stops): moved, in flight, parked, remaining on legacy,
+re-sent, the rate and whether SQS is failing. JSON has them under "queues".
+
 --wait-caught-up waits until a migrate --dual-write is running and every bucket it mirrors is
 syncing and has proven catch-up with a marker written after status started (every write legacy
 executed before that moment is then on the targets), then shows the status and exits 0; after
