@@ -447,6 +447,19 @@ func TestQueueMigrateRefusals(t *testing.T) {
 		t.Fatalf("verify --producers-switched: exit %d\n%s\n%s", code, out, errs)
 	}
 
+	// SQS unreachable before anything moved: exit 1, one line naming the
+	// bucket and the endpoint
+	down := &sqsemu.Emulator{URL: "http://" + freeAddr(t)}
+	e = newQueueEnv(t, down, false, true, "")
+	e.legacy.LPush(ctx, "jobs:d", "x")
+	code, out, errs = e.run("migrate", "--yes")
+	if code != 1 || !strings.Contains(errs, "bucket queue") || !strings.Contains(errs, down.URL) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Fatalf("SQS unreachable: exit %d, want 1 with one line naming the bucket and %s\n%s\n%s", code, down.URL, out, errs)
+	}
+	if l := e.legacy.LLen(ctx, "jobs:d").Val(); l != 1 {
+		t.Fatalf("items moved while SQS was unreachable")
+	}
+
 	e = newQueueEnv(t, faithful, false, false, "")
 	e.legacy.LPush(ctx, "jobs:b", "x")
 	code, out, errs = e.run("migrate", "--yes")

@@ -364,6 +364,8 @@ func (q *QueueMove) run(ctx, wctx context.Context, legacy *redis.Client, o Optio
 		if serr := q.save(o, q.copied(o.DualWrite)); serr != nil {
 			q.fail(o, serr)
 		}
+	case q.Queues == nil: // stopped while SQS failed before the move began
+		q.br.Status, q.br.Reason = StatusPending, "stopped before the move began (SQS failing): rerun migrate to move the lists"
 	default: // stopped before everything was moved
 		q.br.Status = StatusPending
 		q.br.Reason = fmt.Sprintf("%d items remain on legacy and %d in flight: rerun migrate to move them", q.Remaining, q.InFlight)
