@@ -11,9 +11,11 @@
 // is state.State.CheckPlan); pipeline.go is the run's copier, the backfill
 // producer, the counts and the checkpointer; own.go the set of keys this
 // migration wrote and the filter that keeps foreign keys alone
-// (--allow-nonempty). The lease (package lease) is taken before anything
-// is written and held for the whole run. All writes to targets go through
-// package store.
+// (--allow-nonempty); queue.go moves a queue bucket whose target is kind:
+// sqs with package queuemove, beside the copier. The lease (package lease)
+// is taken before anything is written and held for the whole run. All
+// writes to Redis targets go through package store, all sends to SQS
+// through package queuemove.
 //
 // The engine never prints: it returns a Result and reports progress through
 // a callback.
@@ -119,7 +121,7 @@ const (
 	StatusNoTarget = "no-target" // no target configured: not migrated
 	StatusDryRun   = "dry-run"   // would be copied
 	StatusPending  = "pending"   // not finished (interrupted)
-	StatusSkipped  = "skipped"   // not migrated by policy
+	StatusSkipped  = "skipped"   // not set any more (kind sqs was skipped before queue.go); kept for readers of old results
 )
 
 // BucketResult is the outcome for one bucket.
