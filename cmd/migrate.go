@@ -21,6 +21,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/metrics"
 	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/queuemove"
 	"github.com/redisplit/redisplit/state"
 )
 
@@ -64,6 +65,13 @@ exactly those). Interrupted or killed at any moment, migrate resumes from its ch
 again. A bucket whose target fails (e.g. OOM on a noeviction target) stops with an error naming the
 target and how far it got; its phase is kept and it is marked failed; the other buckets go on and
 migrate exits 1 at the end. A bucket without a target is not migrated, and the output says so.
+
+A queue bucket with kind: sqs is moved, not copied (docs/queues-sqs.md): its lists' items go to SQS
+(LMOVE to an in-flight list, SendMessageBatch, LREM once acknowledged), beside the copier of the other
+buckets. migrate refuses (exit 4) while the bucket holds keys that are not lists, or a queue is
+missing without create_queues. One pass moves everything due and ends; --dual-write keeps moving what
+producers still push until stopped, then drains once more (at most 30s). SQS unreachable: the list
+waits with back-off and resumes, and migrate says so; nothing is lost.
 
 --dual-write runs the live phase: it subscribes to legacy's keyspace notifications (setting
 notify-keyspace-events to "EA" plus the flags it already has, with CONFIG SET; the old value is
@@ -150,6 +158,17 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 	var bar *Progress
 	var line *StatusLine                      // the live line, once every backfill is done
 	degraded := map[string]migrate.Retrying{} // announced, not yet recovered
+	var qnotes queueNotes
+	note := func(msg string) { // a line that must be seen, above the bar or the live line
+		switch {
+		case line != nil:
+			line.Notef("%s", msg)
+		case bar != nil:
+			bar.Notef("%s", msg)
+		default:
+			fmt.Fprintln(app.Err, msg)
+		}
+	}
 	opts := migrate.Options{
 		Config: cfg, Classifier: cl, PlanHash: hash, State: sd,
 		DryRun: o.dryRun, DualWrite: o.dualWrite, AllowNonEmpty: o.allowNonEmpty, AllowEvicting: o.allowEvicting, ForceLogical: o.logical,
@@ -176,14 +195,12 @@ func runMigrate(c *cobra.Command, app *App, o migrateOptions) error {
 			if e.Kind == migrate.LiveEvicted {
 				msg = "WARNING " + msg
 			}
-			switch {
-			case line != nil:
-				line.Notef("%s", msg)
-			case bar != nil:
-				bar.Notef("%s", msg)
-			default:
-				fmt.Fprintln(app.Err, msg)
-			}
+			note(msg)
+		},
+		Queue: func(s queuemove.Snapshot) {
+			mu.Lock()
+			defer mu.Unlock()
+			qnotes.update(s, note)
 		},
 		Progress: func(p migrate.Progress) {
 			mu.Lock()
@@ -324,6 +341,7 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		sample = "every key"
 	}
 	fmt.Fprintf(w, "(KEYS and MEM.USAGE: the pre-pass over legacy; MEM.USAGE is MEMORY USAGE of %s)\n", sample)
+	renderQueueMove(w, r.Queue, r.DryRun)
 	if !r.DryRun {
 		fmt.Fprintln(w, "\nwhole migration (keys; the same as redisplit status):")
 		renderCounts(w, r.Buckets, true, func(b *migrate.BucketResult) (migrate.Counts, int64) {

@@ -41,6 +41,10 @@ run, so no migration can start meanwhile. Deletes are retried on transient error
 target, acknowledged by the replica (WAIT) before a bucket counts as rolled back. Each bucket is then
 marked rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
 
+A queue bucket on SQS has its items moved back onto its legacy lists in their original order
+(receive, stage on legacy, delete from SQS once legacy acknowledged); items consumers took from SQS
+are reported as consumed, not lost. Stop migrate --dual-write and the consumers on SQS first.
+
 It refuses (exit 4) while another redisplit command holds the lease, when the plan (--plan, or the
 config's rules) differs from the one the migration recorded, and a bucket at or past cutover. It
 asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing and
@@ -83,7 +87,8 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(buckets) == 0 {
+	queues := rollbackQueueBuckets(cfg, sd, o.buckets) // moved back from SQS (rollback_queue.go)
+	if len(buckets) == 0 && len(queues) == 0 {
 		fmt.Fprintf(app.Err, "rollback: state %s records nothing written to any target: nothing to roll back\n", sd.Path())
 		return nil
 	}
@@ -122,8 +127,15 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	}
 	prog := app.NewProgress("rollback", 0)
 	opts.Progress = prog.Set
-	res, err := rollback.Run(ctx, opts, buckets)
+	res := &rollback.Result{DryRun: o.dryRun}
+	if len(buckets) > 0 {
+		res, err = rollback.Run(ctx, opts, buckets)
+	}
 	prog.Finish()
+	var qres []*rollback.QueueResult
+	if err == nil {
+		qres, err = rollbackQueues(ctx, app, cfg, sd, legacy, queues, planHash, o.dryRun)
+	}
 	if err != nil {
 		if stream != nil {
 			fmt.Fprintln(app.Out, "]}")
@@ -136,15 +148,27 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(app.Out, "\n], \"buckets\": %s}\n", b)
+		q, err := json.Marshal(qres)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Out, "\n], \"buckets\": %s, \"queues\": %s}\n", b, q)
 	case app.Output == "json":
 		enc := json.NewEncoder(app.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		if err := enc.Encode(struct {
+			*rollback.Result
+			Queues []*rollback.QueueResult `json:"queues,omitempty"`
+		}{res, qres}); err != nil {
+			return err
+		}
 	default:
-		renderRollback(app.Out, res)
+		if len(buckets) > 0 {
+			renderRollback(app.Out, res)
+		}
+		renderQueueRollback(app.Out, qres)
 	}
-	return nil
+	return queueRollbackIncomplete(qres)
 }
 
 // rollbackBuckets returns the buckets to roll back: the requested ones, or
@@ -169,8 +193,8 @@ func rollbackBuckets(cfg *config.Config, sd *state.Dir, st *state.State, want []
 		if len(want) == 0 && !known && jerr != nil {
 			continue
 		}
-		if t.Kind == config.KindSQS {
-			return nil, config.Errorf("targets."+b, "bucket %s goes to SQS: moving queue items back from SQS is not supported by this version of rollback", b)
+		if t.Kind == config.KindSQS { // items moved back from SQS: rollbackQueues
+			continue
 		}
 		out = append(out, b)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/queuemove"
 	"github.com/redisplit/redisplit/state"
 )
 
@@ -47,6 +48,10 @@ coalescing saved (MARKS/READS: dirty marks, and the reads of the bucket's keys t
 A "hot keys" line names a bucket's keys copied unusually often (at least 10 copies and 10x the
 median of its busiest keys). A live phase whose figures are older than 5 s is shown as not
 running (killed?). JSON has them under "live" (hot_keys: the 10 most copied keys per bucket).
+
+For a queue bucket moved to SQS (kind: sqs) it shows, per list and delayed set, what the mover last
+saved (every second while it runs, and when it stops): moved, in flight, parked, remaining on legacy,
+re-sent, the rate and whether SQS is failing. JSON has them under "queues".
 
 --wait-caught-up waits until a migrate --dual-write is running and every bucket it mirrors is
 syncing and has proven catch-up with a marker written after status started (every write legacy
@@ -87,6 +92,9 @@ type statusReport struct {
 	// Notify is legacy's notify-keyspace-events as redisplit found it,
 	// while it may still hold redisplit's value.
 	Notify *state.Notify `json:"notify,omitempty"`
+	// Queues are the figures of the buckets moved to SQS, by bucket
+	// (status_queue.go).
+	Queues map[string]*queuemove.Snapshot `json:"queues,omitempty"`
 }
 
 // liveState names the live phase's state: running (state.Live.Fresh),
@@ -198,6 +206,9 @@ func runStatus(ctx context.Context, app *App, o statusOptions) error {
 		}
 		rep.Buckets = append(rep.Buckets, x)
 	}
+	if rep.Queues, err = queueStatuses(sd); err != nil {
+		return err
+	}
 	if app.Output == "json" {
 		enc := json.NewEncoder(app.Out)
 		enc.SetIndent("", "  ")
@@ -240,6 +251,7 @@ func renderStatus(w io.Writer, r statusReport) {
 	if l := r.Live; l != nil {
 		renderLiveStatus(w, l, r.LiveState)
 	}
+	renderQueueStatus(w, r.Queues, time.Now())
 	if n := r.Notify; n != nil && n.Set != "" {
 		fmt.Fprintf(w, "legacy's notify-keyspace-events: redisplit set %q (it was %q); put back when the live phase ends, or by the next migrate\n", n.Set, n.Old)
 	}

@@ -35,6 +35,9 @@ type verifyOptions struct {
 	junit        string
 	batch        int
 	workers      int
+	// queue buckets on SQS (verify_queue.go)
+	consumersStarted, producersSwitched bool
+	queueSettle                         time.Duration
 }
 
 func init() { register(newVerifyCmd) }
@@ -70,10 +73,15 @@ A session, queue or ratelimit bucket whose target's maxmemory-policy evicts (any
 noeviction) is never marked verified, even in parity, unless the migration accepted it
 (migrate --allow-evicting-target BUCKET): verify names the target and the fix, and exits 4.
 
+A queue bucket on SQS is checked for conservation instead (its items are moved, not copied):
+initial + pushed = remaining + in flight + parked + moved per list, and what SQS holds against what
+was moved (docs/queues-sqs.md); --consumers-started and --producers-switched say how far the live
+move is. It is in the same report, and a failure exits 3.
+
 verify writes nothing to Redis. It records its result in the state directory (redisplit status
 shows it) and marks a bucket verified when it is in full parity (no sample, nothing in flux).
 
-  redisplit verify                       every bucket with a Redis target
+  redisplit verify                       every bucket with a target
   redisplit verify --bucket session -o json > diff.json
   redisplit verify --sample 5            5% of keys, with the confidence it gives
   redisplit verify --junit verify.xml    JUnit XML for CI`,
@@ -99,6 +107,8 @@ shows it) and marks a bucket verified when it is in full parity (no sample, noth
 	limit(f, "max-diffs", 1, 100_000_000)
 	limit(f, "batch", 1, 100_000)
 	limit(f, "workers", 1, 1024)
+	o.queueFlags(f)
+	atLeast(f, "queue-settle", time.Duration(0))
 	_ = f.MarkHidden("batch")
 	_ = f.MarkHidden("workers")
 	// bound when verify runs: migrate binds its own --max-ops to the same
@@ -143,6 +153,10 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	for _, s := range skipped {
 		fmt.Fprintf(app.Err, "verify: %s\n", s)
 	}
+	queues := sqsBuckets(cfg, o.buckets) // conservation, not parity (verify_queue.go)
+	if len(buckets) == 0 {
+		return runVerifyQueues(ctx, app, cfg, sd, queues, o)
+	}
 	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
 	if err != nil {
 		return err
@@ -173,6 +187,13 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	if err != nil {
 		return err
 	}
+	qres, err := verifyQueues(ctx, cfg, sd, legacy, queues, o)
+	if err != nil {
+		return err
+	}
+	if err := recordQueueVerify(sd, qres); err != nil {
+		return err
+	}
 	if err := recordVerify(sd, res); err != nil {
 		return err
 	}
@@ -188,7 +209,7 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		if rc.Live && o.rounds > 1 {
 			recheck = &rc
 		}
-		if err := enc.Encode(verifyJSON{res, keysPerSecond(res), recheck}); err != nil {
+		if err := enc.Encode(verifyJSON{res, keysPerSecond(res), recheck, qres}); err != nil {
 			return err
 		}
 	} else {
@@ -196,8 +217,12 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		if line := rc.String(); line != "" && o.rounds > 1 {
 			fmt.Fprintln(app.Out, line)
 		}
+		renderQueueVerify(app.Out, qres)
 	}
-	return verifyExit(res)
+	if err := verifyExit(res); err != nil {
+		return err
+	}
+	return queueVerifyExit(qres)
 }
 
 // checksOf returns, from the state, the set of buckets that were rolled
@@ -246,6 +271,8 @@ type verifyJSON struct {
 	// Recheck is the re-check interval's live-phase rule, while a migrate
 	// --dual-write runs (verify.RecheckInterval).
 	Recheck *verify.Recheck `json:"recheck,omitempty"`
+	// Queues: the conservation of the queue buckets on SQS.
+	Queues []queueVerify `json:"queues,omitempty"`
 }
 
 func keysPerSecond(r *verify.Result) float64 {
@@ -255,19 +282,16 @@ func keysPerSecond(r *verify.Result) float64 {
 	return float64(r.LegacyKeys) / r.Seconds
 }
 
-// verifyBuckets returns the buckets to verify (those with a Redis target,
-// or the requested ones) and messages about the configured ones it skips.
+// verifyBuckets returns the buckets to verify for parity (those with a
+// Redis target, or the requested ones; SQS buckets are sqsBuckets') and
+// messages about the configured ones it skips.
 func verifyBuckets(cfg *config.Config, want []string) (buckets, skipped []string, err error) {
 	for _, b := range want {
 		if !config.IsBucket(b) {
 			return nil, nil, config.Errorf("--bucket", "%q is not one of cache, session, queue, ratelimit", b)
 		}
-		t, ok := cfg.Targets[b]
-		if !ok {
+		if _, ok := cfg.Targets[b]; !ok {
 			return nil, nil, config.Errorf("--bucket", "bucket %s has no target in the configuration (targets.%s)", b, b)
-		}
-		if t.Kind == config.KindSQS {
-			return nil, nil, config.Errorf("--bucket", "bucket %s goes to SQS: its items are moved, not copied, so there is no key-level parity to verify", b)
 		}
 	}
 	for _, b := range config.Buckets {
@@ -275,14 +299,13 @@ func verifyBuckets(cfg *config.Config, want []string) (buckets, skipped []string
 		if !ok || (len(want) > 0 && !contains(want, b)) {
 			continue
 		}
-		if t.Kind == config.KindSQS {
-			skipped = append(skipped, "bucket "+b+" skipped: its target is SQS (items are moved, not copied)")
+		if t.Kind == config.KindSQS { // items are moved, not copied: conservation (verify_queue.go)
 			continue
 		}
 		buckets = append(buckets, b)
 	}
-	if len(buckets) == 0 {
-		return nil, nil, config.Errorf("targets", "no bucket has a Redis target to verify")
+	if len(buckets) == 0 && len(sqsBuckets(cfg, want)) == 0 {
+		return nil, nil, config.Errorf("targets", "no bucket has a target to verify")
 	}
 	return buckets, skipped, nil
 }
@@ -312,17 +335,23 @@ func recordVerify(sd *state.Dir, res *verify.Result) error {
 			if sb == nil || b.Check != verify.ParityCheck {
 				continue
 			}
-			proven := b.OK && c.InFlux == 0 && res.Sample >= 100 && !res.CapHit
-			switch {
-			case proven && sb.Copied && (sb.Phase == state.Copying || sb.Phase == state.Syncing):
-				sb.Phase = state.Verified
-			case !b.OK && sb.Phase == state.Verified:
-				sb.Phase = state.Syncing
-			}
+			verifiedPhase(sb, b.OK && c.InFlux == 0 && res.Sample >= 100 && !res.CapHit, b.OK)
 		}
 		s.LastVerify = rec
 		return nil
 	})
+}
+
+// verifiedPhase is the one rule of a verify's effect on a bucket's phase:
+// a copied bucket proven (in full) goes from copying or syncing to
+// verified; a verified bucket that no longer passes goes back to syncing.
+func verifiedPhase(sb *state.Bucket, proven, ok bool) {
+	switch {
+	case proven && sb.Copied && (sb.Phase == state.Copying || sb.Phase == state.Syncing):
+		sb.Phase = state.Verified
+	case !ok && sb.Phase == state.Verified:
+		sb.Phase = state.Syncing
+	}
 }
 
 // renderVerify writes the text report.

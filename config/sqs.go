@@ -39,6 +39,18 @@ type SQS struct {
 	DelayedScore string `mapstructure:"delayed_score" yaml:"delayed_score,omitempty"`
 }
 
+// Describe names the target for results and errors: its endpoint, else
+// its region.
+func (s SQS) Describe() string {
+	switch {
+	case s.SQSEndpoint != "":
+		return "sqs " + s.SQSEndpoint
+	case s.Region != "":
+		return "sqs." + s.Region + " (AWS)"
+	}
+	return "sqs (AWS, the default chain's region)"
+}
+
 // Limits of SQS names (AWS documentation of CreateQueue and SendMessage).
 const (
 	SQSMaxQueueName = 80  // including the .fifo suffix

@@ -11,9 +11,11 @@
 // is state.State.CheckPlan); pipeline.go is the run's copier, the backfill
 // producer, the counts and the checkpointer; own.go the set of keys this
 // migration wrote and the filter that keeps foreign keys alone
-// (--allow-nonempty). The lease (package lease) is taken before anything
-// is written and held for the whole run. All writes to targets go through
-// package store.
+// (--allow-nonempty); queue.go moves a queue bucket whose target is kind:
+// sqs with package queuemove, beside the copier. The lease (package lease)
+// is taken before anything is written and held for the whole run. All
+// writes to Redis targets go through package store, all sends to SQS
+// through package queuemove.
 //
 // The engine never prints: it returns a Result and reports progress through
 // a callback.
@@ -32,6 +34,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/keyname"
 	"github.com/redisplit/redisplit/lease"
+	"github.com/redisplit/redisplit/queuemove"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
@@ -79,6 +82,9 @@ type Options struct {
 	// any goroutine.
 	Live      func(LiveStats)
 	LiveEvent func(LiveEvent)
+	// Queue is called about every second with the move of a kind: sqs
+	// queue bucket (queue.go), from one goroutine.
+	Queue func(queuemove.Snapshot)
 
 	lim *rate.Limiter
 }
@@ -115,7 +121,7 @@ const (
 	StatusNoTarget = "no-target" // no target configured: not migrated
 	StatusDryRun   = "dry-run"   // would be copied
 	StatusPending  = "pending"   // not finished (interrupted)
-	StatusSkipped  = "skipped"   // target kind not supported yet (sqs)
+	StatusSkipped  = "skipped"   // not set any more (kind sqs was skipped before queue.go); kept for readers of old results
 )
 
 // BucketResult is the outcome for one bucket.
@@ -242,6 +248,8 @@ type Result struct {
 	LeaseTakeover *lease.Takeover `json:"lease_takeover,omitempty"`
 	// Live is the live phase (--dual-write).
 	Live *LiveResult `json:"live,omitempty"`
+	// Queue is the move of the queue bucket to SQS (kind: sqs, queue.go).
+	Queue *QueueMove `json:"queue,omitempty"`
 	// Notify says what became of legacy's notify-keyspace-events that an
 	// earlier --dual-write run left set (put back by this run).
 	Notify string `json:"notify,omitempty"`
@@ -386,14 +394,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := pre; err != nil { // unknown keys: refuse after the summary is complete
 		return res, err
 	}
+	if err := res.Queue.check(ctx, legacy, o); err != nil {
+		return res, err
+	}
 	if o.DryRun {
 		for b := range targets {
 			res.Bucket(b).Status = StatusDryRun
 		}
+		res.Queue.dryRun()
 		res.Elapsed = time.Since(start)
 		return res, nil
 	}
-	if len(targets) == 0 {
+	if len(targets) == 0 && res.Queue == nil {
 		res.Elapsed = time.Since(start)
 		return res, nil
 	}
@@ -403,7 +415,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	var notify *state.Notify
-	if o.DualWrite {
+	if o.DualWrite && len(targets) > 0 {
 		// put back when the run ends, after the live figures are saved and
 		// before the lease is released (the deferred Release runs later)
 		defer func() {
@@ -426,7 +438,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Notify = restoreNotify(ctx, legacy, o.State) // left by a killed --dual-write
 	}
 	copyStart := time.Now()
-	err = copyAll(ctx, wctx, legacy, o, targets, res, notify)
+	queueDone := res.Queue.start(ctx, wctx, legacy, o)
+	if len(targets) > 0 {
+		err = copyAll(ctx, wctx, legacy, o, targets, res, notify)
+	}
+	if qerr := queueDone(); err == nil {
+		err = qerr
+	}
 	res.CopyElapsed = time.Since(copyStart)
 	res.Elapsed = time.Since(start)
 	if err != nil {
@@ -490,8 +508,12 @@ func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *
 		case !ok:
 			br.Status, br.Reason = StatusNoTarget, "no target configured for this bucket: not migrated"
 			continue
-		case t.Kind == config.KindSQS:
-			br.Status, br.Reason = StatusSkipped, "kind sqs is not supported by migrate yet: not migrated"
+		case t.Kind == config.KindSQS: // moved by queuemove, not copied (queue.go)
+			q, err := openQueue(ctx, b, t, br)
+			if err != nil {
+				return targets, err
+			}
+			res.Queue = q
 			continue
 		}
 		if sb := st.Buckets[b]; sb != nil && sb.Copied && sb.Phase != state.RolledBack && !dualWrite {

@@ -61,10 +61,14 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 			}
 			br := res.Bucket(b)
 			br.PlannedKeys++
+			res.Queue.collect(b, k, types[i])
 			if targets[b] != nil && (o.DryRun || sampled(k)) {
 				sized = append(sized, k)
 				sizedB = append(sizedB, br)
 			}
+		}
+		if err := res.Queue.flush(ctx, legacy); err != nil {
+			return nil, err
 		}
 		if len(sized) > 0 {
 			if err := waitN(ctx, lim, len(sized)); err != nil {
