@@ -27,6 +27,8 @@ import (
 	redisv8 "github.com/go-redis/redis/v8"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
+	fibercache "github.com/gofiber/fiber/v2/middleware/cache"
+	fiberlimiter "github.com/gofiber/fiber/v2/middleware/limiter"
 	fibersession "github.com/gofiber/fiber/v2/middleware/session"
 	fiberredis "github.com/gofiber/storage/redis/v3"
 	redigo "github.com/gomodule/redigo/redis"
@@ -213,7 +215,7 @@ func TestScanAccuracy(t *testing.T) {
 	pct := func(ta tally) float64 { return 100 * float64(ta.right) / float64(max(ta.keys, 1)) }
 	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted, developed against: %d/%d (%.1f%%); name collisions skipped: %d\n",
 		listed.right, listed.keys, pct(listed), unlisted.right, unlisted.keys, pct(unlisted), collisions)
-	for round := 1; round <= 3; round++ {
+	for round := 1; round <= 4; round++ {
 		if h := holdouts[round]; h != nil {
 			fmt.Fprintf(&table, "holdout round %d (unlisted; see the writers' comments for the first, untuned measurement): now %d/%d right (%.1f%%), %d unknown, %d wrong\n", round, h.right, h.keys, pct(*h), h.unknown, h.wrong)
 		}
@@ -381,7 +383,6 @@ var writers = []writer{
 	{"python-rq", false, classify.Queue, script("python3", "python_libs.py", "rq"), 0},
 	{"ulule/limiter (default prefix)", false, classify.RateLimit, writeUlule(""), 0},
 	{"ulule/limiter (prefix api)", false, classify.RateLimit, writeUlule("api"), 0},
-	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},
 	// holdouts: added after the evidence layer was written and measured once,
 	// before any change they prompted. First measurement: Flask-Caching
 	// 62/62, cacheops 0/30, Symfony Cache 0/60 (the misses unknown, none wrong).
@@ -399,6 +400,21 @@ var writers = []writer{
 	// (unknown, none wrong).
 	{"gin-cache response cache (defaults)", false, classify.Cache, writeGinCache, 3},
 	{"Fiber session middleware + gofiber/storage redis (defaults)", false, classify.Session, writeFiberSession, 3},
+	// fourth holdouts: added after the third holdouts' failures were read
+	// but before any evidence changed (the proof that what round 3 prompted
+	// generalises), measured once, untouched since. First measurement:
+	// dogpile.cache 0/60, Beaker sessions 0/25 (session 0.30, below
+	// confidence), Beaker cache 30/30, Fiber limiter 0/25 (ratelimit 0.40,
+	// below confidence), Fiber cache 0/30: 30/170 (17.6%), the misses
+	// unknown, none wrong.
+	{"dogpile.cache redis backend (defaults)", false, classify.Cache, script("python3", "python_libs.py", "dogpile"), 4},
+	{"Beaker sessions, ext:redis (defaults)", false, classify.Session, script("python3", "python_libs.py", "beaker-sessions"), 4},
+	{"Beaker cache regions, ext:redis (defaults)", false, classify.Cache, script("python3", "python_libs.py", "beaker-cache"), 4},
+	{"Fiber limiter middleware + gofiber/storage redis (defaults)", false, classify.RateLimit, writeFiberLimiter, 4},
+	{"Fiber cache middleware + gofiber/storage redis (defaults)", false, classify.Cache, writeFiberCache, 4},
+	// last: throttled's GCRA state lives about 18 s, less than the writers
+	// above take; written earlier, it expired before the scan read it
+	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},
 }
 
 func writeAsynq(t *testing.T, ctx context.Context, addr string, db int) error {
@@ -611,6 +627,45 @@ func writeFiberSession(t *testing.T, ctx context.Context, addr string, db int) e
 	})
 	for i := 0; i < 25; i++ {
 		resp, err := app.Test(httptest.NewRequest("GET", fmt.Sprintf("/login/%d", i), nil))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+	}
+	return nil
+}
+
+// writeFiberLimiter: Fiber's limiter middleware over gofiber/storage's Redis
+// storage, with their defaults (the client's IP is the key; the app trusts
+// X-Forwarded-For so that each simulated client has its own).
+func writeFiberLimiter(t *testing.T, ctx context.Context, addr string, db int) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db, DisableIdentity: true})
+	defer rdb.Close()
+	app := fiber.New(fiber.Config{ProxyHeader: fiber.HeaderXForwardedFor})
+	app.Use(fiberlimiter.New(fiberlimiter.Config{Storage: fiberredis.NewFromConnection(rdb)}))
+	app.Get("/api/orders", func(c *fiber.Ctx) error { return c.SendString("[]") })
+	for i := 0; i < 25; i++ {
+		req := httptest.NewRequest("GET", "/api/orders", nil)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+		resp, err := app.Test(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+	}
+	return nil
+}
+
+// writeFiberCache: Fiber's cache middleware over gofiber/storage's Redis
+// storage, with their defaults, serving a shop's pages.
+func writeFiberCache(t *testing.T, ctx context.Context, addr string, db int) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db, DisableIdentity: true})
+	defer rdb.Close()
+	app := fiber.New()
+	app.Use(fibercache.New(fibercache.Config{Storage: fiberredis.NewFromConnection(rdb)}))
+	app.Get("/shop/:id", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"id": c.Params("id"), "name": "lamp"}) })
+	for i := 0; i < 15; i++ {
+		resp, err := app.Test(httptest.NewRequest("GET", fmt.Sprintf("/shop/%d", i), nil))
 		if err != nil {
 			return err
 		}
