@@ -1,6 +1,10 @@
 package scan
 
-import "testing"
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
 
 // TestNormalizeIdentifierFamilies: key families that embed identifiers
 // collapse into one pattern whatever the identifier's value.
@@ -57,10 +61,30 @@ func TestRegexOf(t *testing.T) {
 		"{n}:{hex}":    `^[0-9]+:[0-9a-fA-F]+$`,
 		"user:{n}":     "",
 		"2::{hex}":     "",
-		"{email}_{ip}": `^[^@\s]+@[^@\s]+_[0-9a-fA-F.:]+$`,
+		"{email}_{ip}": `^[^@\s]+@[^@\s]+_` + placeholderRe[PhIP] + `$`,
 	} {
 		if got := regexOf(text); got != want {
 			t.Errorf("regexOf(%q) = %q, want %q", text, got, want)
+		}
+	}
+}
+
+// TestIPRegexMatchesAddressesOnly: a {ip} proposal's regex matches IPv4 and
+// IPv6 addresses, never a hex digest behind a short prefix (it once matched
+// cacheops' c:{md5} and routed a cache to ratelimit).
+func TestIPRegexMatchesAddressesOnly(t *testing.T) {
+	re := regexp.MustCompile(regexOf("{ip}"))
+	for _, k := range []string{"198.51.100.7", "2001:db8::1", "::1", "::ffff:10.0.0.1", "fe80:0:0:0:200:f8ff:fe21:67cf"} {
+		if !re.MatchString(k) {
+			t.Errorf("%s: not matched by %s", k, re)
+		}
+		if got := Normalize(k).Text; got != PhIP && !strings.HasPrefix(k, "::") {
+			t.Errorf("Normalize(%q) = %q, want %s", k, got, PhIP)
+		}
+	}
+	for _, k := range []string{"c:055ea5c18327aaa63d8e86254e3efda5", "deadbeef", "a:b", "1234", "ab:cd:ef01234567"} {
+		if re.MatchString(k) {
+			t.Errorf("%s matched by %s", k, re)
 		}
 	}
 }
