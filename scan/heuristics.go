@@ -388,12 +388,13 @@ func Propose(p Pattern, s *Stats) Proposal {
 // Response caches key by the URI; sessions, queues and rate limiters key by
 // ids and clients (a per-path limiter also names its client, or counts).
 func requestURI(text string) bool {
+	if strings.Contains(text, "://") {
+		return true
+	}
 	if i := strings.IndexByte(text, ':'); i > 0 && i+1 < len(text) && text[i+1] == '/' && !strings.ContainsAny(text[:i], "{}/") {
 		text = text[i+1:] // one literal prefix segment
 	}
 	switch {
-	case strings.Contains(text, "://"):
-		return true
 	case strings.HasPrefix(text, "/") && len(text) > 1 && text[1] != '/' && strings.Count(text, "/") >= 2:
 		return true
 	case strings.HasPrefix(text, "/") && strings.Contains(text, "?") && strings.Contains(text, "="):
