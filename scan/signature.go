@@ -461,7 +461,7 @@ var (
 		[]byte("_auth_user_hash"), []byte("_permanent"), []byte("_user_id"), []byte("_fresh"), []byte("session_id"),
 		[]byte("warden.user"), []byte("passport"), []byte("_flashes"), []byte("flash"),
 		// a session record's own bookkeeping (Beaker; Spring's hash fields are sniffFields')
-		[]byte("_accessed_time"), []byte("_creation_time"), []byte("lastAccessedTime"), []byte("last_accessed")}
+		[]byte("_accessed_time"), []byte("_creation_time"), []byte("lastAccessedTime")}
 )
 
 // jsonish: a JSON object starts within the first bytes (JSON itself, or a
