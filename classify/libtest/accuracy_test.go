@@ -216,7 +216,7 @@ func TestScanAccuracy(t *testing.T) {
 	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted, developed against: %d/%d (%.1f%%); name collisions skipped: %d\n",
 		listed.right, listed.keys, pct(listed), unlisted.right, unlisted.keys, pct(unlisted), collisions)
 	all := unlisted
-	for round := 1; round <= 4; round++ {
+	for round := 1; round <= 5; round++ {
 		if h := holdouts[round]; h != nil {
 			fmt.Fprintf(&table, "holdout round %d (unlisted; see the writers' comments for the first, untuned measurement): now %d/%d right (%.1f%%), %d unknown, %d wrong\n", round, h.right, h.keys, pct(*h), h.unknown, h.wrong)
 			all.keys, all.right, all.unknown, all.wrong = all.keys+h.keys, all.right+h.right, all.unknown+h.unknown, all.wrong+h.wrong
@@ -415,6 +415,17 @@ var writers = []writer{
 	{"Beaker cache regions, ext:redis (defaults)", false, classify.Cache, script("python3", "python_libs.py", "beaker-cache"), 4},
 	{"Fiber limiter middleware + gofiber/storage redis (defaults)", false, classify.RateLimit, writeFiberLimiter, 4},
 	{"Fiber cache middleware + gofiber/storage redis (defaults)", false, classify.Cache, writeFiberCache, 4},
+	// fifth holdouts: added after every evidence change of this pass was
+	// made (round 4's values had been read while writing its writers, so
+	// round 4 is not a clean generalisation check), measured once, untouched
+	// since. First measurement: Predis sessions 25/25, redis-activesupport
+	// 46/46, cachelib 0/30 (unknown): 71/101 (70.3%), none wrong; but the
+	// Predis sessions' {id} proposal (regex ^[A-Za-z0-9+/=_-]+$) routed
+	// dogpile's front_page (round 4) to session: a placeholder regex wider
+	// than the placeholder, fixed after this measurement.
+	{"Predis session handler (defaults: no prefix)", false, classify.Session, script("php", "php_predis_sessions.php", "predis"), 5},
+	{"redis-activesupport ActiveSupport::Cache::RedisStore (defaults)", false, classify.Cache, script("ruby", "redis_activesupport.rb", "redis-store"), 5},
+	{"cachelib RedisCache (defaults: no prefix)", false, classify.Cache, script("python3", "python_libs.py", "cachelib"), 5},
 	// last: throttled's GCRA state lives about 18 s, less than the writers
 	// above take; written earlier, it expired before the scan read it
 	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},

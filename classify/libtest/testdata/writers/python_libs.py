@@ -226,6 +226,16 @@ def beaker_cache():
         menu(lang)
 
 
+def cachelib_cache():
+    need("cachelib")
+    from cachelib.redis import RedisCache
+    c = RedisCache(host=host, port=port, db=db, default_timeout=300)
+    for i in range(20):
+        c.set("forecast:%d" % (1000 + i * 13), {"city": i, "temp": 21.5})
+    for cur in ("EUR", "USD", "GBP", "CHF", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK"):
+        c.set("rates:" + cur, [1.0, 1.1], timeout=60)
+
+
 writers = {
     "celery": lambda: celery_app(""),
     "celery-prefix": lambda: celery_app("shop:"),
@@ -242,5 +252,6 @@ writers = {
     "dogpile": dogpile_cache,
     "beaker-sessions": beaker_sessions,
     "beaker-cache": beaker_cache,
+    "cachelib": cachelib_cache,
 }
 writers[writer]()
