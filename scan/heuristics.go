@@ -268,8 +268,10 @@ func Propose(p Pattern, s *Stats) Proposal {
 			case sigASPNetHash:
 				if phs[PhUUID] {
 					e.add(classify.Session, 0.6, "%s under a GUID-named key (ASP.NET Core Session), %d of %d read", sg.desc, n, s.Sniffed)
+					e.fromValues[classify.Session] = true
 				} else {
 					e.add(classify.Cache, 0.6, "%s under an application key (ASP.NET Core cache entry), %d of %d read", sg.desc, n, s.Sniffed)
+					e.fromValues[classify.Cache] = true
 				}
 				continue
 			case sigTimeZSet:
@@ -285,6 +287,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 			case sigPickle:
 				if djangoKey.MatchString(p.Text) && s.Types[tString] == s.Keys {
 					e.add(classify.Cache, 0.6, "Python pickle values under Django's {prefix}:{version}: key grammar (Django cache), %d of %d read", n, s.Sniffed)
+					e.fromValues[classify.Cache] = true
 					continue
 				}
 			}

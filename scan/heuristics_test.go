@@ -169,7 +169,9 @@ func TestSniff(t *testing.T) {
 	// formats whose field names say nothing: no bucket; a gob struct with a
 	// cache word in its type name but no response fields only says cache
 	for _, v := range []string{`{"score":1}`, "hello world", "42", `{"status":"ok","data":[1]}`, "\x82\xa2id\x01\xa4name\xa4lamp",
-		";\xff\x87\x03\x01\x01\x07Product\x01\xff\x88\x00\x01\x02\x01\x02ID\x01\x04\x00\x01\x04Name\x01\x0c\x00\x00\x00"} {
+		";\xff\x87\x03\x01\x01\x07Product\x01\xff\x88\x00\x01\x02\x01\x02ID\x01\x04\x00\x01\x04Name\x01\x0c\x00\x00\x00",
+		// field names are not type names: a Listing{Page, Limit} says nothing
+		";\xff\x87\x03\x01\x01\x07Listing\x01\xff\x88\x00\x01\x02\x01\x04Page\x01\x04\x00\x01\x05Limit\x01\x04\x00\x00\x00"} {
 		for _, typ := range []string{"list", "string"} {
 			for sig := range sigsOf(typ, []byte(v)) {
 				if signatures[sig].bucket != "" {

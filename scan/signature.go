@@ -163,7 +163,9 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 		default:
 			add(sigGob)
 		}
-		typeWords(delimitedIdents(v), add) // gob carries its Go type names
+		for _, name := range gobTypeNames(v) { // gob carries its Go type names
+			nameWords(name, add)
+		}
 	case isCompressed(v):
 		add(sigCompressed)
 	case goRedisCache(v, tail, whole):
@@ -252,6 +254,11 @@ func classWords(v []byte, add func(int)) {
 	}
 }
 
+// classCacheWords are the words by which a type name says cache: fewer than
+// a key's (cacheWords), since page, views, fragment are also what a record
+// holds (a paginated result, a view count).
+var classCacheWords = words("cache cached caches cachekey cacheitem cacheentry memo memoize memoized")
+
 // nameWords reports the workloads the words of one type name say: session,
 // queue, rate limit, or cache when it names none of those.
 func nameWords(name []byte, add func(int)) {
@@ -260,7 +267,7 @@ func nameWords(name []byte, add func(int)) {
 		sess = sess || sessionWords[w]
 		queue = queue || queueWords[w] || w == "message" || w == "messages"
 		rate = rate || rateWords[w] || w == "bucket" && rate
-		cache = cache || cacheWords[w]
+		cache = cache || classCacheWords[w]
 	}
 	if sess {
 		add(sigClassSession)
@@ -276,15 +283,22 @@ func nameWords(name []byte, add func(int)) {
 	}
 }
 
-// typeWords runs nameWords on the capitalised identifiers of a gob stream
-// (Go type and field names; a gob has no qualified names): ResponseCache,
-// SessionData...
-func typeWords(ids [][]byte, add func(int)) {
-	for _, id := range ids {
-		if len(id) >= 5 && id[0] >= 'A' && id[0] <= 'Z' {
-			nameWords(id, add)
+// gobTypeNames returns the names of the types a gob stream defines in v:
+// a wireType's ArrayT, SliceT, StructT or MapT (field delta 1 to 4), then
+// its CommonType (delta 1) and that one's Name (delta 1), a length-prefixed
+// string: "\x03\x01\x01\x0dResponseCache". Field names (Limit, Page...)
+// are not type names and are not returned.
+func gobTypeNames(v []byte) [][]byte {
+	var out [][]byte
+	for i := 0; i+4 < len(v) && len(out) < 8; i++ {
+		if v[i] >= 1 && v[i] <= 4 && v[i+1] == 1 && v[i+2] == 1 {
+			if n := int(v[i+3]); n >= 1 && n < 64 && i+4+n <= len(v) {
+				out = append(out, v[i+4:i+4+n])
+				i += 3 + n
+			}
 		}
 	}
+	return out
 }
 
 // delimitedIdents returns the identifiers (a letter or '_', then letters,
