@@ -219,3 +219,40 @@ func TestValueLayerNeverCacheWithDurableBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestSniffedSessionMarkerNeverCache: whatever bytes surround it (random,
+// or the start of a cache envelope, an HTTP response, a cache-named gob), a
+// session field name within the bytes read makes the real sniffer report a
+// durable signal, and Propose never proposes cache for it under any name.
+func TestSniffedSessionMarkerNeverCache(t *testing.T) {
+	r := rand.New(rand.NewSource(17))
+	prefixes := [][]byte{nil, []byte("\x04\bo: ActiveSupport::Cache::Entry"), []byte(`{"value":`), []byte("\x85\xa6status\xcc\xc8\xa7headers\x80\xa4body\xc4\x00"),
+		[]byte(";\xff\x87\x03\x01\x01\x0dResponseCache\x01"), []byte("\x80\x05\x95"), []byte("!\x80\x05")}
+	for i := 0; i < 5000; i++ {
+		v := append([]byte{}, prefixes[r.Intn(len(prefixes))]...)
+		for n := r.Intn(40); n > 0; n-- {
+			v = append(v, byte(r.Intn(256)))
+		}
+		marker := sessionNames[r.Intn(len(sessionNames))]
+		v = append(v, marker...)
+		for n := r.Intn(40); n > 0; n-- {
+			v = append(v, byte(r.Intn(256)))
+		}
+		if len(v) > sniffBytes {
+			continue // the marker may lie beyond the bytes read
+		}
+		s := keys(10, "string", 10*minute, "raw")
+		for k := 0; k < 3; k++ {
+			s.Sniffed++
+			sniffString(v, 0, true, func(sig int) { s.Signals[sig]++ })
+		}
+		for _, name := range []string{"cache:{n}", "/p/{n}?x=1", "{id}"} {
+			if p := Propose(Pattern{Text: name, Glob: "*"}, s); p.Bucket == classify.Cache {
+				t.Fatalf("SAFETY: %q (marker %s) under %s → cache: %q", v, marker, name, p.Evidence)
+			}
+		}
+		if !durableOracle("{id}", s) {
+			t.Fatalf("%q (marker %s): no durable signal (%v)", v, marker, s.Signals)
+		}
+	}
+}
