@@ -189,20 +189,26 @@ func (e *evidence) note(format string, args ...any) {
 // following the signals of key-patterns.md:
 //
 //   - name segments (sess/session, queue/jobs, rl/ratelimit/throttle, cache...),
-//     and identifier-shaped segments (IP, email, phone, UUID, hex, ids),
+//     identifier-shaped segments (IP, email, phone, UUID, hex, ids), and
+//     names that are request URIs (HTTP response caches),
 //   - TYPE (list, zset and stream are almost never cache or session),
 //   - TTL bands (sessions live 20 min to 31 days; rate-limit windows are short),
 //   - OBJECT ENCODING int (a counter: rate limit or stats),
 //   - value signatures (signature.go): library envelopes, session payloads,
-//     jobs, GCRA state, hash and stream field names, time-scored sets.
+//     jobs, GCRA state, hash and stream field names, field and type names
+//     inside serialised values (HTTP responses, rate-limit state, class
+//     names), time-scored sets.
 //
 // Guarantees: cache is proposed only on positive evidence (a cache-like name
 // or a cache library's envelope) and never when any session, queue or
 // rate-limit evidence exists, not even a minority value signal; when two
 // buckets both have strong evidence (≥ conflictScore, cache included), the
-// pattern is unknown and the evidence lists both sides; a pattern with no
-// convincing evidence gets bucket Unknown. The result carries the reason and
-// a one-line fix whenever it is not accepted.
+// pattern is unknown and the evidence lists both sides, except that values
+// which are evidence for the leading durable bucket decide against cache
+// evidence from the name alone (a session kept through a cache layer: only
+// ever the durable direction); a pattern with no convincing evidence gets
+// bucket Unknown. The result carries the reason and a one-line fix whenever
+// it is not accepted.
 func Propose(p Pattern, s *Stats) Proposal {
 	out := Proposal{Pattern: p.Text, Glob: p.Glob, Regex: regexOf(p.Text), Bucket: classify.Unknown, Keys: s.Keys, Bytes: s.EstimatedBytes(), Merged: 1}
 	if s.Keys == 0 {
