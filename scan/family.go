@@ -14,7 +14,9 @@ import (
 // application's or one framework's. When at least familyMin patterns of a
 // family are routed (by rules or accepted proposals) and all to one durable
 // bucket B, the family's patterns without an accepted proposal go to B too,
-// provided their own evidence fits no other bucket and no cache.
+// provided their own evidence fits no cache (evidence for another durable
+// bucket below acceptance gives way: both buckets keep their keys, and one
+// framework's keys are one bucket; the evidence says what gave way).
 //
 // Guarantees: a family never proposes cache; a family with patterns routed
 // to two buckets proposes nothing; it never overrides a rule or an accepted
@@ -84,12 +86,16 @@ func familyProposals(props map[string]*Proposal, routed map[string]classify.Buck
 		eg := strings.Join(members[:min(3, len(members))], ", ")
 		for _, text := range f.open {
 			p := props[text]
-			if p.cacheEv || p.Bucket != classify.Unknown && p.Bucket != b {
+			if p.cacheEv || p.Bucket == classify.Cache {
 				continue
+			}
+			was := ""
+			if p.Bucket != classify.Unknown && p.Bucket != b {
+				was = fmt.Sprintf(" (over weaker evidence for %s, %.2f)", p.Bucket, p.Confidence)
 			}
 			p.Bucket, p.Confidence, p.Accepted = b, familyConfidence, true
 			p.DecidedBy = fmt.Sprintf("family %s: %d other patterns under %s go to %s and none elsewhere (%s)", name, len(members), name, b, eg)
-			p.Evidence = append([]string{p.DecidedBy + ": one application's or framework's keys belong to one bucket"}, p.Evidence...)
+			p.Evidence = append([]string{p.DecidedBy + ": one application's or framework's keys belong to one bucket" + was}, p.Evidence...)
 			p.Reason, p.Fix = "", ""
 			p.durable = true
 		}

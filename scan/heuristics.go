@@ -151,10 +151,13 @@ type evidence struct {
 	// durableSeen: some positive evidence for session, queue or ratelimit
 	// was added, whatever evidence against it came later.
 	durableSeen bool
+	// fromValues: the buckets for which a majority of the values read is
+	// evidence (not the name, types or TTLs only).
+	fromValues map[classify.Bucket]bool
 }
 
 func newEvidence() *evidence {
-	return &evidence{score: map[classify.Bucket]float64{}, lines: map[classify.Bucket][]string{},
+	return &evidence{score: map[classify.Bucket]float64{}, lines: map[classify.Bucket][]string{}, fromValues: map[classify.Bucket]bool{},
 		best: map[classify.Bucket]struct {
 			w    float64
 			text string
@@ -186,20 +189,26 @@ func (e *evidence) note(format string, args ...any) {
 // following the signals of key-patterns.md:
 //
 //   - name segments (sess/session, queue/jobs, rl/ratelimit/throttle, cache...),
-//     and identifier-shaped segments (IP, email, phone, UUID, hex, ids),
+//     identifier-shaped segments (IP, email, phone, UUID, hex, ids), and
+//     names that are request URIs (HTTP response caches),
 //   - TYPE (list, zset and stream are almost never cache or session),
 //   - TTL bands (sessions live 20 min to 31 days; rate-limit windows are short),
 //   - OBJECT ENCODING int (a counter: rate limit or stats),
 //   - value signatures (signature.go): library envelopes, session payloads,
-//     jobs, GCRA state, hash and stream field names, time-scored sets.
+//     jobs, GCRA state, hash and stream field names, field and type names
+//     inside serialised values (HTTP responses, rate-limit state, class
+//     names), time-scored sets.
 //
 // Guarantees: cache is proposed only on positive evidence (a cache-like name
 // or a cache library's envelope) and never when any session, queue or
 // rate-limit evidence exists, not even a minority value signal; when two
 // buckets both have strong evidence (≥ conflictScore, cache included), the
-// pattern is unknown and the evidence lists both sides; a pattern with no
-// convincing evidence gets bucket Unknown. The result carries the reason and
-// a one-line fix whenever it is not accepted.
+// pattern is unknown and the evidence lists both sides, except that values
+// which are evidence for the leading durable bucket decide against cache
+// evidence from the name alone (a session kept through a cache layer: only
+// ever the durable direction); a pattern with no convincing evidence gets
+// bucket Unknown. The result carries the reason and a one-line fix whenever
+// it is not accepted.
 func Propose(p Pattern, s *Stats) Proposal {
 	out := Proposal{Pattern: p.Text, Glob: p.Glob, Regex: regexOf(p.Text), Bucket: classify.Unknown, Keys: s.Keys, Bytes: s.EstimatedBytes(), Merged: 1}
 	if s.Keys == 0 {
@@ -265,8 +274,10 @@ func Propose(p Pattern, s *Stats) Proposal {
 			case sigASPNetHash:
 				if phs[PhUUID] {
 					e.add(classify.Session, 0.6, "%s under a GUID-named key (ASP.NET Core Session), %d of %d read", sg.desc, n, s.Sniffed)
+					e.fromValues[classify.Session] = true
 				} else {
 					e.add(classify.Cache, 0.6, "%s under an application key (ASP.NET Core cache entry), %d of %d read", sg.desc, n, s.Sniffed)
+					e.fromValues[classify.Cache] = true
 				}
 				continue
 			case sigTimeZSet:
@@ -282,6 +293,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 			case sigPickle:
 				if djangoKey.MatchString(p.Text) && s.Types[tString] == s.Keys {
 					e.add(classify.Cache, 0.6, "Python pickle values under Django's {prefix}:{version}: key grammar (Django cache), %d of %d read", n, s.Sniffed)
+					e.fromValues[classify.Cache] = true
 					continue
 				}
 			}
@@ -293,6 +305,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 				continue
 			}
 			e.add(sg.bucket, w, "values: %s, %d of %d read", sg.desc, n, s.Sniffed)
+			e.fromValues[sg.bucket] = true
 			if sg.bucket == classify.Session {
 				sessVal = true
 			}
@@ -333,7 +346,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 	if phs[PhIP] {
 		e.add(classify.RateLimit, 0.4, "IP-shaped segment")
 	}
-	if e.score[classify.RateLimit] > 0 && shortTTL >= 0.9 && (s.Signals[sigRateHash] > 0 || s.Signals[sigCellTAT] > 0 || s.Signals[sigGCRAFloat] > 0 || s.Signals[sigClassRate] > 0) {
+	if e.score[classify.RateLimit] > 0 && shortTTL >= 0.9 && (s.Signals[sigRateHash] > 0 || s.Signals[sigCellTAT] > 0 || s.Signals[sigGCRAFloat] > 0 || s.Signals[sigClassRate] > 0 || s.Signals[sigRateFields] > 0) {
 		e.add(classify.RateLimit, 0.2, "short TTLs (%s)", ttlRange(s))
 	}
 	if strings_ > 0 && intShare >= 0.9 {
@@ -354,24 +367,49 @@ func Propose(p Pattern, s *Stats) Proposal {
 			e.add(classify.RateLimit, -0.3, "but long or no TTL: counters like these are usually statistics, not rate limits")
 		}
 	}
-	if cacheW != "" {
+	uri := requestURI(p.Text) && intShare < 0.5
+	switch {
+	case cacheW != "":
 		e.add(classify.Cache, 0.5, "name segment %q", cacheW)
-		if strHash >= 0.9 && noTTL < 0.5 {
-			e.add(classify.Cache, 0.2, "%s with TTLs", typeMix(s))
-		}
+	case uri:
+		e.add(classify.Cache, 0.5, "the name is a request URI (a path or a query string): HTTP response caches key by it")
 	}
-	if e.score[classify.Cache] > 0 {
-		if cacheW == "" && strHash >= 0.9 && noTTL < 0.5 {
+	if (cacheW != "" || uri) && strHash >= 0.9 && noTTL < 0.5 {
+		e.add(classify.Cache, 0.2, "%s with TTLs", typeMix(s))
+	}
+	if e.score[classify.Cache] > 0 && cacheW == "" && !uri {
+		if strHash >= 0.9 && noTTL < 0.5 {
 			e.add(classify.Cache, 0.1, "%s with TTLs", typeMix(s))
-		} else if cacheW == "" && strHash == 1 {
+		} else if strHash == 1 {
 			e.add(classify.Cache, 0.1, "%s (a cache entry's types)", typeMix(s))
 		}
-		if structural > 0.5 {
-			e.add(classify.Cache, -0.3, "but %s are rarely cache", typeMix(s))
-		}
+	}
+	if e.score[classify.Cache] > 0 && structural > 0.5 {
+		e.add(classify.Cache, -0.3, "but %s are rarely cache", typeMix(s))
 	}
 	out.durable = out.durable || e.durableSeen
 	return decide(out, e, s, lockW)
+}
+
+// requestURI reports a pattern text that is a request URI: a path of at
+// least two segments ("/products/{n}"), a query string ("?color=red"), or a
+// URL, optionally behind one literal prefix segment ("GET:/products/...").
+// Response caches key by the URI; sessions, queues and rate limiters key by
+// ids and clients (a per-path limiter also names its client, or counts).
+func requestURI(text string) bool {
+	if strings.Contains(text, "://") {
+		return true
+	}
+	if i := strings.IndexByte(text, ':'); i > 0 && i+1 < len(text) && text[i+1] == '/' && !strings.ContainsAny(text[:i], "{}/") {
+		text = text[i+1:] // one literal prefix segment
+	}
+	switch {
+	case strings.HasPrefix(text, "/") && len(text) > 1 && text[1] != '/' && strings.Count(text, "/") >= 2:
+		return true
+	case strings.HasPrefix(text, "/") && strings.Contains(text, "?") && strings.Contains(text, "="):
+		return true
+	}
+	return false
 }
 
 // countHits counts the distinct words of ws in set.
@@ -429,7 +467,15 @@ func decide(out Proposal, e *evidence, s *Stats, lockW string) Proposal {
 		}
 	}
 	if out.durable && cacheScore >= conflictScore && len(rivals) >= 1 {
-		rivals = append(rivals, classify.Cache)
+		if !e.fromValues[classify.Cache] && e.fromValues[rivals[0]] {
+			// the name says cache, the values say a durable workload: a
+			// session (job, limit) kept through a cache layer, as Django's
+			// cache sessions, Laravel's cache driver and Beaker keep them;
+			// routing it as cache is the outage, so the values decide
+			e.lines[classify.Cache] = append(e.lines[classify.Cache], fmt.Sprintf("the name says cache, the values say %s: a %s kept through a cache layer", rivals[0], rivals[0]))
+		} else {
+			rivals = append(rivals, classify.Cache)
+		}
 	}
 	if len(rivals) >= 2 {
 		var sides []string

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/redisplit/redisplit/classify"
@@ -145,17 +146,89 @@ func TestSniff(t *testing.T) {
 		{"string", `O:42:"Symfony\Component\RateLimiter\Policy\Window":3:{s:2:"id";`, sigClassRate},
 		{"string", "\xac\xed\x00\x05sr\x00\x1ecom.example.session.UserSession\x00", sigClassSession},
 		{"string", "\x80\x04\x95\x20\x00\x8c\x0fmyapp.jobs.Mail\x94", sigClassQueue},
+		// the bytes below are what the libraries wrote in classify/libtest
+		// gin-cache: gob of its ResponseCache{Status, Header, Data}
+		{"string", ";\xff\x87\x03\x01\x01\rResponseCache\x01\xff\x88\x00\x01\x03\x01\x06Status\x01\x04\x00\x01\x06Header\x01\xff\x8c\x00\x01\x04Data\x01\n\x00\x00\x00", sigHTTPResponse},
+		{"string", ";\xff\x87\x03\x01\x01\rResponseCache\x01\xff\x88\x00\x01\x03\x01\x06Status\x01\x04\x00\x01\x06Header\x01\xff\x8c\x00\x01\x04Data\x01\n\x00\x00\x00", sigClassCache},
+		// Fiber's cache middleware: msgpack item {body, ctype, cencoding, status, exp, headers}
+		{"string", "\x87\xa4body\xc4\x00\xa5ctype\xc4\x10application/json\xa9cencoding\xc4\x00\xa6status\xd1\x00\xc8\xa3exp\xcek\x11l\xae\xa7headers\x80\xa7heapidx\x00", sigHTTPResponse},
+		// Fiber's limiter middleware: msgpack {currHits, prevHits, exp}
+		{"string", "\x83\xa8currHits\x01\xa8prevHits\x00\xa3exp\xcek\x11l\xae", sigRateFields},
+		// Fiber's session data: gob of map[string]interface{}, unnamed and named
+		{"string", "\x0e\xff\x85\x04\x01\x02\xff\x86\x00\x01\x0c\x01\x10\x00\x00\x18\xff\x86\x00\x01\x07user_id\x06string\x0c\x03\x00\x013", sigGorillaGob},
+		{"string", "'\xff\x85\x04\x01\x01\x17map[string]interface {}\x01\xff\x86\x00\x01\x0c\x01\x10\x00\x00\x18\xff\x86\x00\x01\x07user_id\x06string\x0c\x03\x00\x013", sigGorillaGob},
+		// Beaker's session record (pickle of its dict)
+		{"string", "\x80\x04\x95\x68\x00\x00\x00\x00\x00\x00\x00\x7d\x94\x28\x8c\x07\x5f\x64\x6f\x6d\x61\x69\x6e\x94\x4e\x8c\x05\x5f\x70\x61\x74\x68\x94\x8c\x01\x2f\x94\x8c\x0e\x5f\x61\x63\x63\x65\x73\x73\x65\x64\x5f\x74\x69\x6d\x65\x94\x47\x41\xda\x4c\x0a\x12\x20\x00\x00", sigSessionFields},
+		{"string", `{"remaining":3,"reset":1764763720}`, sigRateFields},
 	}
 	for _, tt := range tests {
 		if got := sigsOf(tt.typ, []byte(tt.v)); !got[tt.sig] {
 			t.Errorf("signals of %s %q = %v, want %d", tt.typ, tt.v, got, tt.sig)
 		}
 	}
-	for _, v := range []string{`{"score":1}`, "hello world", "42"} {
-		for sig := range sigsOf("list", []byte(v)) {
-			if signatures[sig].bucket != "" {
-				t.Errorf("%q shows %s", v, signatures[sig].desc)
+	// formats whose field names say nothing: no bucket; a gob struct with a
+	// cache word in its type name but no response fields only says cache
+	for _, v := range []string{`{"score":1}`, "hello world", "42", `{"status":"ok","data":[1]}`, "\x82\xa2id\x01\xa4name\xa4lamp",
+		";\xff\x87\x03\x01\x01\x07Product\x01\xff\x88\x00\x01\x02\x01\x02ID\x01\x04\x00\x01\x04Name\x01\x0c\x00\x00\x00",
+		// field names are not type names: a Listing{Page, Limit} says nothing
+		";\xff\x87\x03\x01\x01\x07Listing\x01\xff\x88\x00\x01\x02\x01\x04Page\x01\x04\x00\x01\x05Limit\x01\x04\x00\x00\x00"} {
+		for _, typ := range []string{"list", "string"} {
+			for sig := range sigsOf(typ, []byte(v)) {
+				if signatures[sig].bucket != "" {
+					t.Errorf("%s %q shows %s", typ, v, signatures[sig].desc)
+				}
 			}
 		}
+	}
+}
+
+// TestProposeRequestURI: a key that is a request URI, with TTLs, is an HTTP
+// response cache; not when its values are counters or anything durable, and
+// not without TTLs.
+func TestProposeRequestURI(t *testing.T) {
+	for _, text := range []string{"/products/{n}?color=red", "/shop/{n}_GET_body", "GET:/api/v1/items/{n}", "https://example.com/{n}"} {
+		p := Propose(Normalize(strings.ReplaceAll(text, "{n}", "7")), keys(20, "string", 10*minute, "raw"))
+		if p.Bucket != classify.Cache || !p.Accepted {
+			t.Errorf("%s: %s %.2f accepted=%v, want accepted cache: %q", text, p.Bucket, p.Confidence, p.Accepted, p.Evidence)
+		}
+	}
+	counters := Propose(Normalize("/api/orders/7"), keys(20, "string", minute, "int"))
+	if counters.Bucket == classify.Cache {
+		t.Errorf("per-path counters → cache: %q", counters.Evidence)
+	}
+	limited := keys(20, "string", minute, "raw")
+	limited.Sniffed, limited.Signals[sigRateFields] = 3, 3
+	if p := Propose(Normalize("/api/orders/7"), limited); p.Bucket == classify.Cache {
+		t.Errorf("per-path rate-limit state → cache: %q", p.Evidence)
+	}
+	if p := Propose(Normalize("/products/7?color=red"), keys(20, "string", -1, "raw")); p.Accepted {
+		t.Errorf("request URIs without TTL accepted as %s: %q", p.Bucket, p.Evidence)
+	}
+	for _, text := range []string{"user:7", "a/b", "sess:/x", "/7"} {
+		if requestURI(Normalize(text).Text) {
+			t.Errorf("%s taken for a request URI", text)
+		}
+	}
+}
+
+// TestProposeDurableValuesUnderCacheName: a session kept through a cache
+// layer (Beaker's beaker_cache:{id}:session, no TTL) is a session: the
+// values decide over the name; a cache envelope under a session name stays
+// a conflict.
+func TestProposeDurableValuesUnderCacheName(t *testing.T) {
+	s := keys(25, "string", -1, "raw")
+	s.Sniffed, s.Signals[sigSessionFields], s.Signals[sigPickle] = 3, 3, 3
+	p := Propose(Normalize("beaker_cache:41c1b32ddd9f45658609e3d217b43104:session"), s)
+	if p.Bucket != classify.Session || !p.Accepted {
+		t.Fatalf("%s %.2f, want accepted session: %q", p.Bucket, p.Confidence, p.Evidence)
+	}
+	named := keys(25, "string", -1, "raw") // the name only: both sides are names
+	if p := Propose(Normalize("cache:sess:7"), named); p.Bucket != classify.Unknown {
+		t.Errorf("cache:sess with no values read: %s, want unknown", p.Bucket)
+	}
+	env := keys(25, "string", hour, "raw")
+	env.Sniffed, env.Signals[sigGoRedisCache] = 3, 3
+	if p := Propose(Normalize("sess:7"), env); p.Bucket == classify.Cache || p.Bucket == classify.Session && p.Accepted && p.Reason == "" && !strings.Contains(strings.Join(p.Evidence, " "), "cache") {
+		t.Errorf("cache envelope under a session name: %s %q", p.Bucket, p.Evidence)
 	}
 }

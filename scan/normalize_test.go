@@ -1,6 +1,10 @@
 package scan
 
-import "testing"
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
 
 // TestNormalizeIdentifierFamilies: key families that embed identifiers
 // collapse into one pattern whatever the identifier's value.
@@ -51,16 +55,67 @@ func TestNormalizeKeepsWords(t *testing.T) {
 
 func TestRegexOf(t *testing.T) {
 	for text, want := range map[string]string{
-		"{id}":         `^[A-Za-z0-9+/=_-]+$`,
+		"{id}":         "^" + idRe + "$",
 		"{n}":          `^[0-9]+$`,
 		"{uuid}":       `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`,
-		"{n}:{hex}":    `^[0-9]+:[0-9a-fA-F]+$`,
+		"{n}:{hex}":    `^[0-9]+:[0-9a-fA-F]{8,}$`,
 		"user:{n}":     "",
 		"2::{hex}":     "",
-		"{email}_{ip}": `^[^@\s]+@[^@\s]+_[0-9a-fA-F.:]+$`,
+		"{email}_{ip}": `^[^@\s]+@[^@\s]+_` + placeholderRe[PhIP] + `$`,
 	} {
 		if got := regexOf(text); got != want {
 			t.Errorf("regexOf(%q) = %q, want %q", text, got, want)
+		}
+	}
+}
+
+// TestIPRegexMatchesAddressesOnly: a {ip} proposal's regex matches IPv4 and
+// IPv6 addresses, never a hex digest behind a short prefix (it once matched
+// cacheops' c:{md5} and routed a cache to ratelimit).
+func TestIPRegexMatchesAddressesOnly(t *testing.T) {
+	re := regexp.MustCompile(regexOf("{ip}"))
+	for _, k := range []string{"198.51.100.7", "2001:db8::1", "::1", "::ffff:10.0.0.1", "fe80:0:0:0:200:f8ff:fe21:67cf"} {
+		if !re.MatchString(k) {
+			t.Errorf("%s: not matched by %s", k, re)
+		}
+		if got := Normalize(k).Text; got != PhIP && !strings.HasPrefix(k, "::") {
+			t.Errorf("Normalize(%q) = %q, want %s", k, got, PhIP)
+		}
+	}
+	for _, k := range []string{"c:055ea5c18327aaa63d8e86254e3efda5", "deadbeef", "a:b", "1234", "ab:cd:ef01234567"} {
+		if re.MatchString(k) {
+			t.Errorf("%s matched by %s", k, re)
+		}
+	}
+}
+
+// TestIDAndHexRegexes: a bare {id} or {hex} proposal's regex matches what
+// Normalize calls an id or a hex token, not one-word keys (a bare-{id}
+// session proposal once routed dogpile's front_page to session).
+func TestIDAndHexRegexes(t *testing.T) {
+	id := regexp.MustCompile(regexOf("{id}"))
+	hex := regexp.MustCompile(regexOf("{hex}"))
+	for _, k := range []string{"coskc5tdqbdb5ureh9pdsi0jfv", "Yq8wX2vN5kLmP0rT3sU6zA9bC1dE4fGhJ7iK0lMnO01", "aB3dE5fG7h", "k9Qz2XwP", "xWvUtSrQpOnMlKjIhGfEdCbA"} {
+		if Normalize(k).Text != PhID {
+			t.Errorf("Normalize(%q) = %q, want {id}", k, Normalize(k).Text)
+		}
+		if !id.MatchString(k) {
+			t.Errorf("%s: not matched by the {id} regex", k)
+		}
+	}
+	for _, k := range []string{"front_page", "settings", "homepage_banners", "feature-flags", "top10", "v2", "abc"} {
+		if id.MatchString(k) {
+			t.Errorf("%s matched by the {id} regex", k)
+		}
+	}
+	for _, k := range []string{"2bc208e24519082e6ea70d701af14c36", "b411d7b41b0be656c4fefae8d389cc34426ebbd2"} {
+		if !hex.MatchString(k) {
+			t.Errorf("%s: not matched by the {hex} regex", k)
+		}
+	}
+	for _, k := range []string{"cafe", "add", "beef"} {
+		if hex.MatchString(k) {
+			t.Errorf("%s matched by the {hex} regex", k)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -697,15 +698,36 @@ func isAlnum(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 }
 
+// idRe is {id}'s regex: what isRandomID and isShortID accept, as closely as
+// RE2 can say it: base64/url-safe characters, at least 8 with a digit, or
+// at least 24. A wider one (any run of those characters) would match every
+// one-word key (front_page, settings) and route it with a bare-{id}
+// proposal.
+var idRe = func() string {
+	const x = `[A-Za-z0-9+/=_-]`
+	alts := []string{x + `{24,}`, x + `{7,}[0-9]` + x + `*`}
+	for a := 0; a < 7; a++ { // a digit after a characters, 7-a or more after it
+		before := ""
+		switch {
+		case a == 1:
+			before = x
+		case a > 1:
+			before = fmt.Sprintf("%s{%d}", x, a)
+		}
+		alts = append(alts, fmt.Sprintf("%s[0-9]%s{%d,}", before, x, 7-a))
+	}
+	return "(?:" + strings.Join(alts, "|") + ")"
+}()
+
 // placeholderRe is the regular expression each placeholder stands for in a
 // proposal's regex (regexOf).
 var placeholderRe = map[string]string{
 	PhNumber: `[0-9]+`,
 	PhUUID:   `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`,
-	PhHex:    `[0-9a-fA-F]+`,
-	PhID:     `[A-Za-z0-9+/=_-]+`,
+	PhHex:    `[0-9a-fA-F]{8,}`,
+	PhID:     idRe,
 	PhTS:     `[0-9][0-9TZ:.+ -]*`,
-	PhIP:     `[0-9a-fA-F.:]+`,
+	PhIP:     `(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}(?::[0-9]{1,3}(?:\.[0-9]{1,3}){3})?)`,
 	PhEmail:  `[^@\s]+@[^@\s]+`,
 	PhPhone:  `\+[0-9]+`,
 	PhCode:   `[A-Z0-9-]+`,

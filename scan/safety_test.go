@@ -32,7 +32,8 @@ func durableOracle(text string, s *Stats) bool {
 
 var fuzzNames = []string{"cache:{n}", "views:{hex}", "user:{n}:profile", "{id}", "{uuid}", "sess:{id}", "page:{n}",
 	"app:session:{id}", "jobs:{n}", "rl:{ip}", "x:{ip}", "cache:sess:{n}", "memo:{email}_{ip}", "tenant:acme:{n}",
-	"fragment:{n}:rl", "keyv:{n}", "{n}:{hex}", ":{n}:cart:{n}", "dash:{code}"}
+	"fragment:{n}:rl", "keyv:{n}", "{n}:{hex}", ":{n}:cart:{n}", "dash:{code}",
+	"/products/{n}?color=red", "/api/{ip}", "/shop/{n}_GET", "GET:/sess/{n}", "beaker_cache:{hex}:session", "cache:{hex}:jobs"}
 
 var fuzzTypes = []string{"string", "hash", "list", "set", "zset", "stream"}
 var fuzzTTLs = []int64{-1, 30 * 1000, 59 * minute, 2 * hour, day - minute, 3 * day, 20 * day, 400 * day}
@@ -102,7 +103,7 @@ func TestProposeNeverCacheWithDurableEvidenceRandom(t *testing.T) {
 func TestMergedProposalsNeverCoverDurable(t *testing.T) {
 	r := rand.New(rand.NewSource(7))
 	tenants := []string{"acme", "globex", "initech", "umbrella", "hooli", "stark"}
-	shapes := []string{"tenant:%s:dashboard", "%s:profile:{n}", "store:%s:item:{n}", "feed:%s"}
+	shapes := []string{"tenant:%s:dashboard", "%s:profile:{n}", "store:%s:item:{n}", "feed:%s", "/%s/items/{n}"}
 	for round := 0; round < 300; round++ {
 		var pats []*patternAgg
 		for _, sh := range shapes {
@@ -148,6 +149,8 @@ func FuzzPropose(f *testing.F) {
 	f.Add("cache:sess:1", byte(0), int64(60000), []byte{sigGoRedisCache, sigSessionJSON})
 	f.Add("views:42", byte(1), int64(-1), []byte{sigRailsCache})
 	f.Add("7f3a9c2e-aaaa-bbbb-cccc-0123456789ab", byte(1), int64(1200000), []byte{sigASPNetHash})
+	f.Add("/products/1?color=red", byte(0), int64(600000), []byte{sigHTTPResponse, sigRateFields})
+	f.Add("beaker_cache:0a1b2c3d4e5f60718293a4b5c6d7e8f9:session", byte(0), int64(-1), []byte{sigSessionFields, sigClassCache})
 	f.Fuzz(func(t *testing.T, key string, typ byte, pttl int64, sigs []byte) {
 		s := &Stats{}
 		for i := 0; i < 5; i++ {
@@ -185,4 +188,71 @@ func TestGuardCacheDemotesCoveringProposal(t *testing.T) {
 		}
 	}
 	t.Fatalf("no proposal for feed:{n}: %+v", props)
+}
+
+// TestValueLayerNeverCacheWithDurableBytes: values that carry cache markers
+// (an HTTP response's fields, a cache-named type) and durable ones (session
+// fields, a job envelope, rate-limit state, a session-named type), read
+// through the real sniffer, never make a cache proposal, whatever the name.
+func TestValueLayerNeverCacheWithDurableBytes(t *testing.T) {
+	values := []string{
+		`{"status":200,"headers":{},"body":"x","_csrf_token":"t"}`,                                                                                          // a session holding a response
+		`{"job":"deliver","headers":{},"body":"x","status":"pending","attempts":0}`,                                                                         // a webhook delivery job
+		"\x85\xa6status\xcc\xc8\xa7headers\x80\xa4body\xc4\x00\xa6tokens\x05\xablast_refill\x01",                                                            // response fields and a token bucket
+		";\xff\x87\x03\x01\x01\x0cSessionCache\x01\xff\x88\x00\x01\x03\x01\x06Status\x01\x04\x00\x01\x06Header\x01\x04\x00\x01\x04Data\x01\x0a\x00\x00\x00", // a gob type named Session...
+		"\x80\x04\x95\x30\x00\x8c\x16myapp.cache.RateLimiter\x94\x8c\x06status\x8c\x06header\x8c\x04body",                                                   // cache and rate in one class name
+	}
+	for _, v := range values {
+		s := keys(20, "string", 10*minute, "raw")
+		for i := 0; i < 3; i++ {
+			s.Sniffed++
+			sniffString([]byte(v), 0, true, func(sig int) { s.Signals[sig]++ })
+		}
+		for _, name := range []string{"/products/{n}?color=red", "{id}", "cache:{n}", "views:{hex}"} {
+			p := Propose(Pattern{Text: name, Glob: "*"}, s)
+			if p.Bucket == classify.Cache {
+				t.Errorf("SAFETY: %q under %s → cache: %q", v, name, p.Evidence)
+			}
+			if !durableOracle(name, s) {
+				t.Errorf("%q under %s: the sniffer found no durable evidence (signals %v)", v, name, s.Signals)
+			}
+		}
+	}
+}
+
+// TestSniffedSessionMarkerNeverCache: whatever bytes surround it (random,
+// or the start of a cache envelope, an HTTP response, a cache-named gob), a
+// session field name within the bytes read makes the real sniffer report a
+// durable signal, and Propose never proposes cache for it under any name.
+func TestSniffedSessionMarkerNeverCache(t *testing.T) {
+	r := rand.New(rand.NewSource(17))
+	prefixes := [][]byte{nil, []byte("\x04\bo: ActiveSupport::Cache::Entry"), []byte(`{"value":`), []byte("\x85\xa6status\xcc\xc8\xa7headers\x80\xa4body\xc4\x00"),
+		[]byte(";\xff\x87\x03\x01\x01\x0dResponseCache\x01"), []byte("\x80\x05\x95"), []byte("!\x80\x05")}
+	for i := 0; i < 5000; i++ {
+		v := append([]byte{}, prefixes[r.Intn(len(prefixes))]...)
+		for n := r.Intn(40); n > 0; n-- {
+			v = append(v, byte(r.Intn(256)))
+		}
+		marker := sessionNames[r.Intn(len(sessionNames))]
+		v = append(v, marker...)
+		for n := r.Intn(40); n > 0; n-- {
+			v = append(v, byte(r.Intn(256)))
+		}
+		if len(v) > sniffBytes {
+			continue // the marker may lie beyond the bytes read
+		}
+		s := keys(10, "string", 10*minute, "raw")
+		for k := 0; k < 3; k++ {
+			s.Sniffed++
+			sniffString(v, 0, true, func(sig int) { s.Signals[sig]++ })
+		}
+		for _, name := range []string{"cache:{n}", "/p/{n}?x=1", "{id}"} {
+			if p := Propose(Pattern{Text: name, Glob: "*"}, s); p.Bucket == classify.Cache {
+				t.Fatalf("SAFETY: %q (marker %s) under %s → cache: %q", v, marker, name, p.Evidence)
+			}
+		}
+		if !durableOracle("{id}", s) {
+			t.Fatalf("%q (marker %s): no durable signal (%v)", v, marker, s.Signals)
+		}
+	}
 }

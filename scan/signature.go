@@ -25,7 +25,7 @@ const (
 	sigPHPSession           // PHP session encoding (name|s:..) or a Laravel session payload ("_token")
 	sigJobJSON              // a list item that is a JSON job (jid, class, args, displayName, ...)
 	sigSessionFields        // session-shaped names inside a serialised value (_csrf_token, _auth_user_id, _permanent...)
-	sigGorillaGob           // gob of map[interface{}]interface{}: gorilla/sessions values
+	sigGorillaGob           // gob of map[interface{}]interface{} or map[string]interface{}: a Go session's values
 	sigSCSGob               // gob of scs's {Deadline, Values} session record
 	sigRailsCache           // ActiveSupport::Cache::Entry (Marshal) or the Rails 7.1 coder header
 	sigGoRedisCache         // go-redis/cache: msgpack + 0x00, or s2 + 0x01
@@ -42,6 +42,9 @@ const (
 	sigClassSession         // a serialised object whose class name says session
 	sigClassQueue           // ... says job, queue, task, message
 	sigClassRate            // ... says rate limit, throttle, token bucket
+	sigClassCache           // ... says cache (and nothing durable)
+	sigHTTPResponse         // a serialised HTTP response: status, header and body fields
+	sigRateFields           // rate-limit state fields inside a serialised map (hits, tokens, tat...)
 	// formats only: never decide a bucket
 	sigPickle
 	sigMarshal
@@ -70,7 +73,7 @@ var signatures = [nSignals]signature{
 	sigPHPSession:    {"PHP session encoding (name|s:...) or a Laravel session payload (_token)", classify.Session, 0.5},
 	sigJobJSON:       {"JSON jobs (jid/class/args, body/headers/properties, displayName/job...)", classify.Queue, 0.5},
 	sigSessionFields: {"session fields in the serialised value (_csrf_token, _auth_user_id, _permanent, _user_id...)", classify.Session, 0.5},
-	sigGorillaGob:    {"gob of map[interface{}]interface{} (gorilla/sessions values)", classify.Session, 0.5},
+	sigGorillaGob:    {"gob of map[interface{}]interface{} or map[string]interface{} (a Go session's values: gorilla/sessions, Fiber)", classify.Session, 0.5},
 	sigSCSGob:        {"gob of a {Deadline, Values} record (alexedwards/scs session)", classify.Session, 0.6},
 	sigRailsCache:    {"ActiveSupport::Cache::Entry (Rails cache store)", classify.Cache, 0.6},
 	sigGoRedisCache:  {"go-redis/cache envelope (msgpack or s2 + trailing compression byte)", classify.Cache, 0.6},
@@ -87,6 +90,9 @@ var signatures = [nSignals]signature{
 	sigClassSession:  {"serialised objects whose class names say session", classify.Session, 0.5},
 	sigClassQueue:    {"serialised objects whose class names say job, queue or task", classify.Queue, 0.5},
 	sigClassRate:     {"serialised objects whose class names say rate limit or throttle", classify.RateLimit, 0.5},
+	sigClassCache:    {"serialised objects whose type names say cache and nothing durable (ResponseCache, CacheItem...)", classify.Cache, 0.4},
+	sigHTTPResponse:  {"a serialised HTTP response (status, header and body fields: a response cache entry)", classify.Cache, 0.5},
+	sigRateFields:    {"rate-limit state fields in the serialised value (hits, tokens, tat, remaining, allowance...)", classify.RateLimit, 0.5},
 	sigPickle:        {"Python pickle", "", 0},
 	sigMarshal:       {"Ruby Marshal", "", 0},
 	sigPHPSerialize:  {"PHP serialize", "", 0},
@@ -153,9 +159,12 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 		case bytes.Contains(v, []byte("Deadline")) && bytes.Contains(v, []byte("Values")):
 			add(sigSCSGob)
 		case gorillaGob(v):
-			add(sigGorillaGob) // map[interface{}]interface{}
+			add(sigGorillaGob) // map[interface{}|string]interface{}
 		default:
 			add(sigGob)
+		}
+		for _, name := range gobTypeNames(v) { // gob carries its Go type names
+			nameWords(name, add)
 		}
 	case isCompressed(v):
 		add(sigCompressed)
@@ -198,6 +207,9 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 	if serialised(v) {
 		classWords(v, add)
 	}
+	if !jobJSON(v) {
+		valueFieldSignals(valueFields(v), add)
+	}
 }
 
 // serialised reports a value in a format that carries class names (PHP
@@ -236,23 +248,176 @@ func classWords(v []byte, add func(int)) {
 		}
 	done:
 		if seps > 0 && j-i >= 6 {
-			sess, queue, rate := false, false, false
-			for _, w := range camelWords(string(v[i:j])) {
-				sess = sess || sessionWords[w]
-				queue = queue || queueWords[w] || w == "message" || w == "messages"
-				rate = rate || rateWords[w] || w == "bucket" && rate
-			}
-			if sess {
-				add(sigClassSession)
-			}
-			if queue {
-				add(sigClassQueue)
-			}
-			if rate {
-				add(sigClassRate)
-			}
+			nameWords(v[i:j], add)
 		}
 		i = j + 1
+	}
+}
+
+// classCacheWords are the words by which a type name says cache: fewer than
+// a key's (cacheWords), since page, views, fragment are also what a record
+// holds (a paginated result, a view count).
+var classCacheWords = words("cache cached caches cachekey cacheitem cacheentry memo memoize memoized")
+
+// nameWords reports the workloads the words of one type name say: session,
+// queue, rate limit, or cache when it names none of those.
+func nameWords(name []byte, add func(int)) {
+	sess, queue, rate, cache := false, false, false, false
+	for _, w := range camelWords(string(name)) {
+		sess = sess || sessionWords[w]
+		queue = queue || queueWords[w] || w == "message" || w == "messages"
+		rate = rate || rateWords[w] || w == "bucket" && rate
+		cache = cache || classCacheWords[w]
+	}
+	if sess {
+		add(sigClassSession)
+	}
+	if queue {
+		add(sigClassQueue)
+	}
+	if rate {
+		add(sigClassRate)
+	}
+	if cache && !sess && !queue && !rate {
+		add(sigClassCache)
+	}
+}
+
+// gobTypeNames returns the names of the types a gob stream defines in v:
+// a wireType's ArrayT, SliceT, StructT or MapT (field delta 1 to 4), then
+// its CommonType (delta 1) and that one's Name (delta 1), a length-prefixed
+// string: "\x03\x01\x01\x0dResponseCache". Field names (Limit, Page...)
+// are not type names and are not returned.
+func gobTypeNames(v []byte) [][]byte {
+	var out [][]byte
+	for i := 0; i+4 < len(v) && len(out) < 8; i++ {
+		if v[i] >= 1 && v[i] <= 4 && v[i+1] == 1 && v[i+2] == 1 {
+			if n := int(v[i+3]); n >= 1 && n < 64 && i+4+n <= len(v) {
+				out = append(out, v[i+4:i+4+n])
+				i += 3 + n
+			}
+		}
+	}
+	return out
+}
+
+// delimitedIdents returns the identifiers (a letter or '_', then letters,
+// digits, '_') that a serialisation delimits in v: length-prefixed by one
+// byte (gob, pickle's short strings, igbinary's string8, msgpack's fixstr
+// after masking) or quoted (JSON, PHP serialize). At most 32.
+func delimitedIdents(v []byte) [][]byte {
+	var out [][]byte
+	isStart := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }
+	ident := func(b []byte) bool {
+		if len(b) < 2 || !isStart(b[0]) {
+			return false
+		}
+		for _, c := range b {
+			if !isStart(c) && !isDigit(c) {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < len(v) && len(out) < 32; i++ {
+		c := v[i]
+		n := int(c)
+		if c >= 0xa0 && c <= 0xbf { // msgpack fixstr
+			n = int(c & 0x1f)
+		}
+		if n >= 2 && n <= 40 && i+1+n <= len(v) && ident(v[i+1:i+1+n]) {
+			out = append(out, v[i+1:i+1+n])
+			i += n
+			continue
+		}
+		if c == '"' {
+			if j := bytes.IndexByte(v[i+1:], '"'); j > 0 && ident(v[i+1:i+1+j]) {
+				out = append(out, v[i+1:i+1+j])
+				i += j + 1
+			}
+		}
+	}
+	return out
+}
+
+// valueFields returns the field names a value's first bytes carry when it
+// is a map or an object in a serialisation (msgpack, JSON, gob, pickle,
+// igbinary, PHP serialize), else nil. Keys and string values both appear:
+// the vocabularies below are of field names that values rarely spell.
+func valueFields(v []byte) [][]byte {
+	if len(v) < 2 {
+		return nil
+	}
+	switch c := v[0]; {
+	case c >= 0x80 && c <= 0x8f || c == 0xde || c == '{' || serialised(v) || len(v) > 4 && gobTypeDef(v):
+		return delimitedIdents(v)
+	}
+	return nil
+}
+
+// rateField says whether a field name (or one of its camel-case words)
+// belongs to rate-limit state: strongly (tokens, tat, hits, remaining,
+// allowance, refill...) or weakly (reset, count, window, limit, ts). One
+// vocabulary for hash fields and serialised maps.
+func rateField(f []byte) (strong, weak bool) {
+	isStrong := func(w string) bool {
+		switch w {
+		case "tokens", "tat", "allowance", "last_refill", "refill", "remaining", "refilled_at", "hits":
+			return true
+		}
+		return false
+	}
+	isWeak := func(w string) bool {
+		switch w {
+		case "reset", "count", "window", "limit", "ts":
+			return true
+		}
+		return false
+	}
+	if isStrong(string(f)) {
+		return true, false
+	}
+	if isWeak(string(f)) {
+		return false, true
+	}
+	for _, w := range camelWords(string(f)) {
+		if isStrong(w) {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+// valueFieldSignals reports what the field names of a serialised map say: an
+// HTTP response (a status, a header and a body field: what response caches
+// store), or rate-limit state (sniffFields' vocabulary).
+func valueFieldSignals(fields [][]byte, add func(int)) {
+	if len(fields) == 0 {
+		return
+	}
+	status, header, body, rate, rateStrong := false, false, false, 0, 0
+	for _, f := range fields {
+		switch strings.ToLower(string(f)) {
+		case "status", "statuscode", "status_code":
+			status = true
+		case "header", "headers", "ctype", "contenttype", "content_type":
+			header = true
+		case "body", "data", "content":
+			body = true
+		}
+		strong, weak := rateField(f)
+		if strong {
+			rateStrong++
+		}
+		if strong || weak {
+			rate++
+		}
+	}
+	if status && header && body {
+		add(sigHTTPResponse)
+	}
+	if rateStrong >= 1 && rate >= 2 || rateStrong >= 2 {
+		add(sigRateFields)
 	}
 }
 
@@ -308,7 +473,9 @@ var (
 	// names a session store or a login framework puts into a session
 	sessionNames = [][]byte{[]byte("_csrf_token"), []byte("csrf_token"), []byte("_token"), []byte("_auth_user_id"),
 		[]byte("_auth_user_hash"), []byte("_permanent"), []byte("_user_id"), []byte("_fresh"), []byte("session_id"),
-		[]byte("warden.user"), []byte("passport"), []byte("_flashes"), []byte("flash")}
+		[]byte("warden.user"), []byte("passport"), []byte("_flashes"), []byte("flash"),
+		// a session record's own bookkeeping (Beaker; Spring's hash fields are sniffFields')
+		[]byte("_accessed_time"), []byte("_creation_time"), []byte("lastAccessedTime")}
 )
 
 // jsonish: a JSON object starts within the first bytes (JSON itself, or a
@@ -355,10 +522,12 @@ func sniffFields(typ string, fields [][]byte, add func(int)) {
 			sess++
 		case "absexp", "sldexp":
 			asp++
-		case "tokens", "tat", "allowance", "last_refill", "refill", "remaining", "refilled_at":
+		}
+		switch strong, weak := rateField(f); {
+		case strong:
 			rate++
 			rateStrong++
-		case "reset", "count", "window", "limit", "ts":
+		case weak:
 			rate++
 		}
 		if bytes.HasPrefix(f, []byte("sessionAttr:")) {
@@ -387,11 +556,21 @@ func gobTypeDef(v []byte) bool {
 	return int(v[0]) > 2 && int(v[0]) < 0x80 && (v[1] == 0x7f || v[1] == 0xff && v[2] >= 0x81 && v[2] <= 0x9f)
 }
 
-// gorillaGob: the first type definition is map[interface{}]interface{}
-// (MapT, key and elem both interface, type id 8): gorilla/sessions' Values.
+// gorillaGob: the first type definition is a map with interface{} values
+// and interface{} or string keys (wireType field MapT; key type id 8 or 6,
+// elem 8; the map may carry its name, "map[string]interface {}", when the
+// encoding process named it): what Go session libraries keep (gorilla's
+// Values, Fiber's session data), not a cached record, which is a struct.
 func gorillaGob(v []byte) bool {
-	head := v[:min(len(v), 24)]
-	return bytes.Contains(head, []byte{0x04, 0x01, 0x02}) && bytes.Contains(head, []byte{0x01, 0x10, 0x01, 0x10, 0x00, 0x00})
+	i := 2 // length byte, then the (negative) type id: 0x7f, or 0xff 0x8N
+	if v[1] == 0xff {
+		i = 3
+	}
+	if i >= len(v) || v[i] != 0x04 { // MapT
+		return false
+	}
+	head := v[i:min(len(v), i+48)]
+	return bytes.Contains(head, []byte{0x01, 0x10, 0x01, 0x10, 0x00, 0x00}) || bytes.Contains(head, []byte{0x01, 0x0c, 0x01, 0x10, 0x00, 0x00})
 }
 
 func isCompressed(v []byte) bool {

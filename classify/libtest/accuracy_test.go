@@ -27,6 +27,8 @@ import (
 	redisv8 "github.com/go-redis/redis/v8"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
+	fibercache "github.com/gofiber/fiber/v2/middleware/cache"
+	fiberlimiter "github.com/gofiber/fiber/v2/middleware/limiter"
 	fibersession "github.com/gofiber/fiber/v2/middleware/session"
 	fiberredis "github.com/gofiber/storage/redis/v3"
 	redigo "github.com/gomodule/redigo/redis"
@@ -213,11 +215,14 @@ func TestScanAccuracy(t *testing.T) {
 	pct := func(ta tally) float64 { return 100 * float64(ta.right) / float64(max(ta.keys, 1)) }
 	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted, developed against: %d/%d (%.1f%%); name collisions skipped: %d\n",
 		listed.right, listed.keys, pct(listed), unlisted.right, unlisted.keys, pct(unlisted), collisions)
-	for round := 1; round <= 3; round++ {
+	all := unlisted
+	for round := 1; round <= 5; round++ {
 		if h := holdouts[round]; h != nil {
 			fmt.Fprintf(&table, "holdout round %d (unlisted; see the writers' comments for the first, untuned measurement): now %d/%d right (%.1f%%), %d unknown, %d wrong\n", round, h.right, h.keys, pct(*h), h.unknown, h.wrong)
+			all.keys, all.right, all.unknown, all.wrong = all.keys+h.keys, all.right+h.right, all.unknown+h.unknown, all.wrong+h.wrong
 		}
 	}
+	fmt.Fprintf(&table, "all unlisted libraries (developed against and holdouts): %d/%d right (%.1f%%), %d unknown, %d wrong\n", all.right, all.keys, pct(all), all.unknown, all.wrong)
 	review := len(r.Proposals)
 	fmt.Fprintf(&table, "patterns to review (proposals, accepted or not): %d; unknown patterns: %d\n", review, len(r.UnknownPatterns))
 	t.Log("\n" + table.String())
@@ -381,7 +386,6 @@ var writers = []writer{
 	{"python-rq", false, classify.Queue, script("python3", "python_libs.py", "rq"), 0},
 	{"ulule/limiter (default prefix)", false, classify.RateLimit, writeUlule(""), 0},
 	{"ulule/limiter (prefix api)", false, classify.RateLimit, writeUlule("api"), 0},
-	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},
 	// holdouts: added after the evidence layer was written and measured once,
 	// before any change they prompted. First measurement: Flask-Caching
 	// 62/62, cacheops 0/30, Symfony Cache 0/60 (the misses unknown, none wrong).
@@ -399,6 +403,35 @@ var writers = []writer{
 	// (unknown, none wrong).
 	{"gin-cache response cache (defaults)", false, classify.Cache, writeGinCache, 3},
 	{"Fiber session middleware + gofiber/storage redis (defaults)", false, classify.Session, writeFiberSession, 3},
+	// fourth holdouts: added after the third holdouts' failures were read
+	// but before any evidence changed (the proof that what round 3 prompted
+	// generalises), measured once, untouched since. First measurement:
+	// dogpile.cache 0/60, Beaker sessions 0/25 (session 0.30, below
+	// confidence), Beaker cache 30/30, Fiber limiter 0/25 (ratelimit 0.40,
+	// below confidence), Fiber cache 0/30: 30/170 (17.6%), the misses
+	// unknown, none wrong. Not a blind round: its values were read while
+	// the writers were written, and the changes that followed used them
+	// (hits, Beaker's _accessed_time, values over a cache name); without
+	// those it measures 60/171 (Fiber cache decided by round 3's changes).
+	{"dogpile.cache redis backend (defaults)", false, classify.Cache, script("python3", "python_libs.py", "dogpile"), 4},
+	{"Beaker sessions, ext:redis (defaults)", false, classify.Session, script("python3", "python_libs.py", "beaker-sessions"), 4},
+	{"Beaker cache regions, ext:redis (defaults)", false, classify.Cache, script("python3", "python_libs.py", "beaker-cache"), 4},
+	{"Fiber limiter middleware + gofiber/storage redis (defaults)", false, classify.RateLimit, writeFiberLimiter, 4},
+	{"Fiber cache middleware + gofiber/storage redis (defaults)", false, classify.Cache, writeFiberCache, 4},
+	// fifth holdouts: added after every evidence change of this pass was
+	// made (round 4's values had been read while writing its writers, so
+	// round 4 is not a clean generalisation check), measured once, untouched
+	// since. First measurement: Predis sessions 25/25, redis-activesupport
+	// 46/46, cachelib 0/30 (unknown): 71/101 (70.3%), none wrong; but the
+	// Predis sessions' {id} proposal (regex ^[A-Za-z0-9+/=_-]+$) routed
+	// dogpile's front_page (round 4) to session: a placeholder regex wider
+	// than the placeholder, fixed after this measurement.
+	{"Predis session handler (defaults: no prefix)", false, classify.Session, script("php", "php_predis_sessions.php", "predis"), 5},
+	{"redis-activesupport ActiveSupport::Cache::RedisStore (defaults)", false, classify.Cache, script("ruby", "redis_activesupport.rb", "redis-store"), 5},
+	{"cachelib RedisCache (defaults: no prefix)", false, classify.Cache, script("python3", "python_libs.py", "cachelib"), 5},
+	// last: throttled's GCRA state lives about 18 s, less than the writers
+	// above take; written earlier, it expired before the scan read it
+	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},
 }
 
 func writeAsynq(t *testing.T, ctx context.Context, addr string, db int) error {
@@ -611,6 +644,45 @@ func writeFiberSession(t *testing.T, ctx context.Context, addr string, db int) e
 	})
 	for i := 0; i < 25; i++ {
 		resp, err := app.Test(httptest.NewRequest("GET", fmt.Sprintf("/login/%d", i), nil))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+	}
+	return nil
+}
+
+// writeFiberLimiter: Fiber's limiter middleware over gofiber/storage's Redis
+// storage, with their defaults (the client's IP is the key; the app trusts
+// X-Forwarded-For so that each simulated client has its own).
+func writeFiberLimiter(t *testing.T, ctx context.Context, addr string, db int) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db, DisableIdentity: true})
+	defer rdb.Close()
+	app := fiber.New(fiber.Config{ProxyHeader: fiber.HeaderXForwardedFor})
+	app.Use(fiberlimiter.New(fiberlimiter.Config{Storage: fiberredis.NewFromConnection(rdb)}))
+	app.Get("/api/orders", func(c *fiber.Ctx) error { return c.SendString("[]") })
+	for i := 0; i < 25; i++ {
+		req := httptest.NewRequest("GET", "/api/orders", nil)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+		resp, err := app.Test(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+	}
+	return nil
+}
+
+// writeFiberCache: Fiber's cache middleware over gofiber/storage's Redis
+// storage, with their defaults, serving a shop's pages.
+func writeFiberCache(t *testing.T, ctx context.Context, addr string, db int) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db, DisableIdentity: true})
+	defer rdb.Close()
+	app := fiber.New()
+	app.Use(fibercache.New(fibercache.Config{Storage: fiberredis.NewFromConnection(rdb)}))
+	app.Get("/shop/:id", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"id": c.Params("id"), "name": "lamp"}) })
+	for i := 0; i < 15; i++ {
+		resp, err := app.Test(httptest.NewRequest("GET", fmt.Sprintf("/shop/%d", i), nil))
 		if err != nil {
 			return err
 		}

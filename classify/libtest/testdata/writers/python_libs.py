@@ -180,6 +180,62 @@ def django_setup_cacheops():
     django.setup()
 
 
+def dogpile_cache():
+    need("dogpile")
+    from dogpile.cache import make_region
+    region = make_region().configure("dogpile.cache.redis", expiration_time=600,
+                                     arguments={"host": host, "port": port, "db": db})
+
+    @region.cache_on_arguments()
+    def product(pid):
+        return {"id": pid, "name": "lamp %d" % pid, "price": 19.9}
+
+    @region.cache_on_arguments()
+    def recommendations(user_id, limit):
+        return [user_id, user_id + 1][:limit]
+
+    for i in range(30):
+        product(i)
+        recommendations(i, 2)
+    region.set("front_page", "<html>" * 20)
+
+
+def beaker_sessions():
+    need("beaker")
+    from beaker.session import Session
+    for i in range(25):
+        s = Session({}, type="ext:redis", url=url)
+        s["user_id"] = i
+        s["cart"] = [i]
+        s.save()
+
+
+def beaker_cache():
+    need("beaker")
+    from beaker.cache import CacheManager
+    cm = CacheManager(type="ext:redis", url=url)
+    products = cm.get_cache("products", expire=600)
+    for i in range(25):
+        products.put("product-%d" % i, {"id": i, "name": "lamp %d" % i})
+
+    @cm.cache("menu", expire=300)
+    def menu(lang):
+        return ["home", "shop", lang]
+
+    for lang in ("en", "de", "fr", "it", "es"):
+        menu(lang)
+
+
+def cachelib_cache():
+    need("cachelib")
+    from cachelib.redis import RedisCache
+    c = RedisCache(host=host, port=port, db=db, default_timeout=300)
+    for i in range(20):
+        c.set("forecast:%d" % (1000 + i * 13), {"city": i, "temp": 21.5})
+    for cur in ("EUR", "USD", "GBP", "CHF", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK"):
+        c.set("rates:" + cur, [1.0, 1.1], timeout=60)
+
+
 writers = {
     "celery": lambda: celery_app(""),
     "celery-prefix": lambda: celery_app("shop:"),
@@ -193,5 +249,9 @@ writers = {
     "flask-session-prefix": lambda: flask_sessions("shop_auth:"),
     "flask-caching": flask_caching,
     "cacheops": cacheops_cached,
+    "dogpile": dogpile_cache,
+    "beaker-sessions": beaker_sessions,
+    "beaker-cache": beaker_cache,
+    "cachelib": cachelib_cache,
 }
 writers[writer]()
