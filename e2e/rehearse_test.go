@@ -96,8 +96,13 @@ func TestRehearseFailsOnLostKey(t *testing.T) {
 			failed[c.Classname+"/"+c.Name] = true
 		}
 	}
-	if !failed["rehearse.verify/session"] {
-		t.Errorf("no failed verify case for the session bucket: %v", failed)
+	if !failed["rehearse.live/verify/session"] || !failed["rehearse.live/compare/session"] {
+		t.Errorf("no failed live verify and compare cases for the session bucket: %v", failed)
+	}
+	for k := range failed {
+		if strings.HasSuffix(k, "/cache") || strings.HasSuffix(k, "/queue") || strings.HasSuffix(k, "/ratelimit") {
+			t.Errorf("a key lost from the session target failed %s", k)
+		}
 	}
 	if left := otherRuns(t); len(left) > 0 {
 		t.Errorf("containers left behind: %v", left)
