@@ -231,7 +231,11 @@ func fixed(g *gen, p redis.Pipeliner, out map[string]string) {
 	add := func(k, b string) { out[k] = b }
 	p.SAdd(ctx, "queues", "default", "mailers")
 	add("queues", "queue")
-	for q, n := range map[string]int{"default": 50, "mailers": 20} {
+	for _, qn := range []struct {
+		q string
+		n int
+	}{{"default", 50}, {"mailers", 20}} { // a slice, not a map: the same seed must draw in the same order
+		q, n := qn.q, qn.n
 		k := "queue:" + q
 		for j := 0; j < n; j++ {
 			p.RPush(ctx, k, fmt.Sprintf(`{"class":"HardWorker","args":[%d],"jid":"%s","enqueued_at":1700000000.5}`, j, g.hex(24)))
