@@ -16,6 +16,7 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/keyname"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/rollback"
 	"github.com/redisplit/redisplit/state"
@@ -91,8 +92,37 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err := st.CheckPlan(planHash); err != nil {
 		return err
 	}
-	if err := rollback.Check(st, buckets); err != nil {
+	if err := rollback.Check(st, buckets, true); err != nil {
 		return err
+	}
+	// after cutover, a running migrate --dual-write rolls back: it holds
+	// the lease and drains its own reverse mirror
+	if !o.dryRun {
+		var rest []string
+		for _, b := range buckets {
+			if sb := st.Buckets[b]; sb == nil || sb.Phase != state.Cutover {
+				rest = append(rest, b)
+				continue
+			}
+			err := transition(ctx, app, sd.Path(), migrate.ControlRequest{Op: migrate.OpRollback, Bucket: b}, func(w io.Writer, r *migrate.ControlResponse) {
+				fmt.Fprintln(w, r.Message)
+				var d migrate.RollbackDetails
+				_ = json.Unmarshal(r.Details, &d)
+				if d.Rollback != nil {
+					fmt.Fprintf(w, "  reverse copies to legacy in the window: %d; deleted from the target: %d keys (%d journal entries)\n", d.ReverseCopies, d.Rollback.Deleted, d.Rollback.Entries)
+				}
+			})
+			switch {
+			case errors.Is(err, errNotRunningRefusal):
+				rest = append(rest, b) // offline: rollback.Run drains the reverse direction itself
+			case err != nil:
+				return err
+			}
+		}
+		if len(rest) == 0 {
+			return nil
+		}
+		buckets = rest
 	}
 	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
 	if err != nil {
@@ -105,6 +135,23 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	}
 	defer targets.Close()
 	opts := rollback.Options{State: sd, Legacy: legacy, PlanHash: planHash, Targets: targets, DryRun: o.dryRun}
+	opts.Reverse = func(ctx context.Context, b string) error {
+		sink, err := store.Open(ctx, b, config.Target{Kind: config.KindStandalone, Endpoint: cfg.Legacy})
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		cl, _, err := classify.Router(cfg)
+		if err != nil {
+			return err
+		}
+		r, err := rollback.ReverseSync(ctx, rollback.ReverseOptions{State: sd, Bucket: b, Target: targets[b], Legacy: legacy, Sink: sink,
+			Belongs: migrate.Belongs(cl, cfg.Unknown, b)})
+		if err == nil {
+			fmt.Fprintf(app.Err, "rollback: %s was cut over and no migrate --dual-write runs: synced target → legacy first (%d keys copied or deleted on legacy, %d already equal)\n", b, r.Copied, r.Suppressed)
+		}
+		return err
+	}
 	opts.Confirm = func(r *rollback.Result) error {
 		if r.LeaseTakeover != nil {
 			fmt.Fprintf(app.Err, "rollback: %s\n", r.LeaseTakeover)

@@ -1,0 +1,304 @@
+package dualwrite
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/store"
+)
+
+// The two-way mirror of the switch window (cutover → complete or
+// rollback). Its pieces, used by migrate and rollback:
+//
+//   - ServerSource reads keys from any go-redis client (a cluster, a
+//     Sentinel failover client that follows failovers, a standalone
+//     server): the reverse direction's copier reads the target with it.
+//   - Suppressor is a copier Admit filter: a copy that would not change
+//     the destination is not written (loop suppression), so that the echo
+//     of a mirrored write (the destination's own keyspace event) dies after
+//     one hop. Equal means: both absent, or the same type, absolute expiries
+//     within ExpirySlack, and the same DUMP body (the payload without its
+//     RDB version and CRC trailer); where the bodies differ, hashes, sets,
+//     sorted sets and lists up to LogicalCompareBytes are compared by their
+//     elements (a hashtable's DUMP order depends on the server's hash seed,
+//     so two servers holding the same hash may DUMP it differently).
+//   - KeyLocks serialise the read-compare-write of one key across the two
+//     directions' copiers: while a key is read from one side, compared with
+//     the other and written there, the other direction cannot do the same
+//     for that key. So two concurrent writes of one key on both sides end
+//     with one value on both (the one the later mirror copy read), never a
+//     swap that echoes on.
+//
+// Conflict rule (docs/runbook.md): for a key written on both sides within
+// the mirror's lag, the most recent write observed by a mirror wins.
+
+// readScript reads one key atomically: its type, then (when present) its
+// absolute expiry in ms (-1: none) and its DUMP payload.
+var readScript = redis.NewScript(`
+local t = redis.call('TYPE', KEYS[1]).ok
+if t == 'none' then return {t} end
+return {t, redis.call('PEXPIRETIME', KEYS[1]), redis.call('DUMP', KEYS[1])}
+`)
+
+// ReadEntries reads keys from c (any client: cluster commands are routed
+// by key) with one script call per key, in one pipeline: each entry is
+// read atomically.
+func ReadEntries(ctx context.Context, c redis.UniversalClient, keys []string) ([]*store.Entry, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			readScript.Eval(ctx, p, []string{k})
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		// a NOSCRIPT cannot happen (EVAL); any other error is the server's
+		for _, cmd := range cmds {
+			if e := cmd.Err(); e != nil && e != redis.Nil {
+				return nil, e
+			}
+		}
+		return nil, err
+	}
+	out := make([]*store.Entry, len(keys))
+	for i, cmd := range cmds {
+		vals, err := cmd.(*redis.Cmd).Slice()
+		if err != nil {
+			return nil, err
+		}
+		typ, _ := vals[0].(string)
+		if typ == "none" || len(vals) < 3 {
+			out[i] = store.Absent(keys[i])
+			continue
+		}
+		exp, _ := vals[1].(int64)
+		payload, _ := vals[2].(string)
+		e := &store.Entry{Key: keys[i], Type: typ, Payload: payload}
+		if exp > 0 {
+			e.ExpireAt = exp
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// ServerSource is a store.Source over a go-redis client: the reverse
+// direction reads the target with it (a ClusterClient routes every key to
+// its master, a FailoverClient to the current master). Entries are never
+// Big: every key's payload is read whole, so keep the copier's batches
+// small. Locks, when set, are held for each key from its read to the end
+// of fn (its write on the destination).
+type ServerSource struct {
+	Client redis.UniversalClient
+	Name   string // for Describe, e.g. "target session (sentinel ...)"
+	Retry  store.Retry
+	Locks  *KeyLocks
+}
+
+// Describe implements store.Source.
+func (s *ServerSource) Describe() string { return s.Name }
+
+// Read implements store.Source.
+func (s *ServerSource) Read(ctx context.Context, keys []string, fn func([]*store.Entry) error) error {
+	if s.Locks != nil {
+		unlock := s.Locks.Lock(keys)
+		defer unlock()
+	}
+	var es []*store.Entry
+	err := s.Retry.Do(ctx, func() error {
+		var err error
+		es, err = ReadEntries(ctx, s.Client, keys)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return fn(es)
+}
+
+// ExpirySlack is how far two absolute expiries may differ and still be the
+// same (a source that reads PTTL and TIME computes the absolute expiry to
+// a millisecond or two).
+const ExpirySlack = 20
+
+// LogicalCompareBytes bounds the payloads Suppressor compares element by
+// element when their DUMP bodies differ; larger ones count as different
+// (copied: at worst one more hop for a large hashtable-encoded key).
+const LogicalCompareBytes = 1 << 20
+
+// Suppressor is loop suppression for one destination: its Admit keeps out
+// the entries the destination already holds. Src is the side the entries
+// were read from (for the element-by-element comparison), Dst the side
+// they would be written to.
+type Suppressor struct {
+	Src, Dst redis.UniversalClient
+	// Written, when set, is called with the entries that pass (they will be
+	// written or deleted): for the figures.
+	Written func(entries []*store.Entry)
+
+	suppressed, passed atomic.Int64
+}
+
+// Suppressed is the number of copies not written because the destination
+// already held them; Passed the number let through.
+func (s *Suppressor) Suppressed() int64 { return s.suppressed.Load() }
+
+// Passed is the number of entries let through.
+func (s *Suppressor) Passed() int64 { return s.passed.Load() }
+
+// Admit is a copier.Bucket Admit filter.
+func (s *Suppressor) Admit(ctx context.Context, entries []*store.Entry) ([]*store.Entry, error) {
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	cur, err := ReadEntries(ctx, s.Dst, keys)
+	if err != nil {
+		return nil, err
+	}
+	keep := entries[:0:0]
+	for i, e := range entries {
+		same, err := s.same(ctx, e, cur[i])
+		if err != nil {
+			return nil, err
+		}
+		if same {
+			s.suppressed.Add(1)
+			continue
+		}
+		keep = append(keep, e)
+	}
+	s.passed.Add(int64(len(keep)))
+	if s.Written != nil && len(keep) > 0 {
+		s.Written(keep)
+	}
+	return keep, nil
+}
+
+func (s *Suppressor) same(ctx context.Context, src, dst *store.Entry) (bool, error) {
+	if src.Absent() || dst.Absent() {
+		return src.Absent() && dst.Absent(), nil
+	}
+	if src.Type != dst.Type || src.Big || (src.ExpireAt == 0) != (dst.ExpireAt == 0) ||
+		src.ExpireAt-dst.ExpireAt > ExpirySlack || dst.ExpireAt-src.ExpireAt > ExpirySlack {
+		return false, nil
+	}
+	if bytes.Equal(body(src.Payload), body(dst.Payload)) {
+		return true, nil
+	}
+	if len(src.Payload) > LogicalCompareBytes {
+		return false, nil
+	}
+	switch src.Type {
+	case "hash", "set", "zset", "list":
+	default:
+		return false, nil
+	}
+	a, err := elements(ctx, s.Src, src.Key, src.Type)
+	if err != nil {
+		return false, err
+	}
+	b, err := elements(ctx, s.Dst, src.Key, src.Type)
+	if err != nil {
+		return false, err
+	}
+	return a == b, nil
+}
+
+// body is a DUMP payload without its trailer (2 bytes RDB version, 8
+// bytes CRC64).
+func body(p string) []byte {
+	if len(p) < 10 {
+		return []byte(p)
+	}
+	return []byte(p[:len(p)-10])
+}
+
+// elements is a digest of a collection's elements, independent of its
+// encoding and of the server's iteration order.
+func elements(ctx context.Context, c redis.UniversalClient, key, typ string) (string, error) {
+	var parts []string
+	switch typ {
+	case "hash":
+		m, err := c.HGetAll(ctx, key).Result()
+		if err != nil {
+			return "", err
+		}
+		for f, v := range m {
+			parts = append(parts, strconv.Quote(f)+"="+strconv.Quote(v))
+		}
+		sort.Strings(parts)
+	case "set":
+		m, err := c.SMembers(ctx, key).Result()
+		if err != nil {
+			return "", err
+		}
+		parts = m
+		sort.Strings(parts)
+	case "zset":
+		zs, err := c.ZRangeWithScores(ctx, key, 0, -1).Result()
+		if err != nil {
+			return "", err
+		}
+		for _, z := range zs {
+			parts = append(parts, fmt.Sprintf("%q=%v", z.Member, z.Score))
+		}
+		sort.Strings(parts)
+	case "list":
+		m, err := c.LRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			return "", err
+		}
+		parts = m
+	}
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s,", len(p), p)
+	}
+	return string(h.Sum(nil)), nil
+}
+
+// KeyLocks are striped locks over key names (see the contracts above).
+// Lock takes the stripes of a batch in ascending order, so that two
+// batches never wait for each other in a cycle.
+type KeyLocks struct {
+	stripes [4096]sync.Mutex
+}
+
+// Lock locks the stripes of keys and returns their unlock.
+func (l *KeyLocks) Lock(keys []string) (unlock func()) {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, stripe(k, len(l.stripes)))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		l.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			l.stripes[i].Unlock()
+		}
+	}
+}
+
+func stripe(key string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
