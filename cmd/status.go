@@ -66,6 +66,41 @@ type statusBucket struct {
 	// Total is migrate.TotalOf the state: the numbers of migrate's summary.
 	Total                migrate.Totals `json:"total"`
 	CheckpointAgeSeconds float64        `json:"checkpoint_age_seconds,omitempty"`
+	switchWindow
+}
+
+// switchWindow is a bucket's mirror directions and switch window, as
+// status shows them (windowOf).
+type switchWindow struct {
+	// Directions: "forward" (legacy → target), "forward+reverse" (the
+	// switch window), "" when nothing mirrors the bucket.
+	Directions string `json:"directions,omitempty"`
+	// WindowAgeSeconds: since cutover, while in the window.
+	WindowAgeSeconds float64 `json:"window_age_seconds,omitempty"`
+	// LastWriteNonAuthoritative is the last application write seen on the
+	// side that is not authoritative (legacy, after cutover).
+	LastWriteNonAuthoritative time.Time `json:"last_write_non_authoritative,omitzero"`
+}
+
+// windowOf is bucket b's switchWindow from the state and the live figures.
+func windowOf(sb *state.Bucket, l *migrate.LiveStats, ls string, b string, now time.Time) switchWindow {
+	var w switchWindow
+	var lb *state.LiveBucket
+	if l != nil && ls == "running" {
+		lb = l.Buckets[b]
+	}
+	switch {
+	case lb == nil || sb.Phase == state.Completed || sb.Phase == state.RolledBack:
+	case lb.Window != nil:
+		w.Directions = lb.Window.Directions
+		w.LastWriteNonAuthoritative = lb.Window.LastAppWriteAt
+	default:
+		w.Directions = "forward"
+	}
+	if sb.Phase == state.Cutover && !sb.CutoverAt.IsZero() {
+		w.WindowAgeSeconds = now.Sub(sb.CutoverAt).Seconds()
+	}
+	return w
 }
 
 type statusReport struct {
@@ -179,7 +214,7 @@ func runStatus(ctx context.Context, app *App, o statusOptions) error {
 		if sb == nil {
 			continue
 		}
-		x := statusBucket{Name: b, Bucket: sb, Total: migrate.TotalOf(sb)}
+		x := statusBucket{Name: b, Bucket: sb, Total: migrate.TotalOf(sb), switchWindow: windowOf(sb, st.Live, rep.LiveState, b, now)}
 		if !sb.CheckpointAt.IsZero() {
 			x.CheckpointAgeSeconds = now.Sub(sb.CheckpointAt).Seconds()
 		}
@@ -226,6 +261,24 @@ func renderStatus(w io.Writer, r statusReport) {
 	fmt.Fprintln(w, "(KEYS: routed to the bucket by the latest pre-pass; PAYLOAD: bytes written, not MEMORY USAGE)")
 	if l := r.Live; l != nil {
 		renderLiveStatus(w, l, r.LiveState)
+	}
+	for _, b := range r.Buckets {
+		if b.Directions == "" && b.WindowAgeSeconds == 0 {
+			continue
+		}
+		line := fmt.Sprintf("%s: mirrored %s", b.Name, b.Directions)
+		if b.Directions == "" {
+			line = b.Name + ": NOT mirrored (no migrate --dual-write runs)"
+		}
+		if b.WindowAgeSeconds > 0 {
+			last := "none seen"
+			if !b.LastWriteNonAuthoritative.IsZero() {
+				last = b.LastWriteNonAuthoritative.Format(time.RFC3339) + " (" + time.Since(b.LastWriteNonAuthoritative).Round(time.Second).String() + " ago)"
+			}
+			line += fmt.Sprintf("; switch window open for %s (since cutover); last application write on legacy: %s",
+				(time.Duration(b.WindowAgeSeconds) * time.Second).Round(time.Second), last)
+		}
+		fmt.Fprintln(w, line)
 	}
 	if n := r.Notify; n != nil && n.Set != "" {
 		fmt.Fprintf(w, "legacy's notify-keyspace-events: redisplit set %q (it was %q); put back when the live phase ends, or by the next migrate\n", n.Set, n.Old)
