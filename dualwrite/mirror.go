@@ -25,7 +25,11 @@ import (
 //   - Suppressor is a copier Admit filter: a copy that would not change
 //     the destination is not written (loop suppression), so that the echo
 //     of a mirrored write (the destination's own keyspace event) dies after
-//     one hop. Equal means: both absent, or the same type, absolute expiries
+//     one hop. Paired (Pair), each direction also remembers what it wrote
+//     last per key (Echoes): an entry that is exactly what the other
+//     direction just wrote there is that write's echo and is dropped even
+//     when the other side has changed again meanwhile, so an echo never
+//     carries an older value back over a newer one. Equal means: both absent, or the same type, absolute expiries
 //     within ExpirySlack, and the same DUMP body (the payload without its
 //     RDB version and CRC trailer); where the bodies differ, hashes, sets,
 //     sorted sets and lists up to LogicalCompareBytes are compared by their
@@ -146,8 +150,79 @@ type Suppressor struct {
 	// Written, when set, is called with the entries that pass (they will be
 	// written or deleted): for the figures.
 	Written func(entries []*store.Entry)
+	// Mine records what this direction writes; Theirs is what the other
+	// direction wrote to Src (Pair sets both).
+	Mine, Theirs *Echoes
 
 	suppressed, passed atomic.Int64
+}
+
+// Pair returns the Suppressors of the two directions between legacy and a
+// target, each knowing the other's writes.
+func Pair(legacy, target redis.UniversalClient) (fwd, rev *Suppressor) {
+	a, b := NewEchoes(echoMax), NewEchoes(echoMax)
+	return &Suppressor{Src: legacy, Dst: target, Mine: a, Theirs: b}, &Suppressor{Src: target, Dst: legacy, Mine: b, Theirs: a}
+}
+
+// echoMax bounds the keys an Echoes remembers (about 100 bytes each).
+const echoMax = 1 << 20
+
+// Echoes remembers, per key, the fingerprint of the last entry a direction
+// wrote (bounded: when full it forgets everything, and the comparison with
+// the destination is the only suppression until it fills again). Safe for
+// concurrent use.
+type Echoes struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]fingerprint
+}
+
+type fingerprint struct {
+	sum      [32]byte
+	expireAt int64
+	absent   bool
+}
+
+// NewEchoes returns an Echoes of at most max keys.
+func NewEchoes(max int) *Echoes { return &Echoes{max: max, m: map[string]fingerprint{}} }
+
+func fingerprintOf(e *store.Entry) fingerprint {
+	if e.Absent() {
+		return fingerprint{absent: true}
+	}
+	return fingerprint{sum: sha256.Sum256(append([]byte(e.Type+"\x00"), body(e.Payload)...)), expireAt: e.ExpireAt}
+}
+
+func (s *Echoes) put(e *store.Entry) {
+	if s == nil || e.Big {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= s.max {
+		clear(s.m)
+	}
+	s.m[e.Key] = fingerprintOf(e)
+}
+
+// take reports whether e is exactly what was written last for its key,
+// and forgets it then (an echo is heard once).
+func (s *Echoes) take(e *store.Entry) bool {
+	if s == nil || e.Big {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.m[e.Key]
+	if !ok {
+		return false
+	}
+	g := fingerprintOf(e)
+	if f.absent != g.absent || f.sum != g.sum || f.expireAt-g.expireAt > ExpirySlack || g.expireAt-f.expireAt > ExpirySlack || (f.expireAt == 0) != (g.expireAt == 0) {
+		return false
+	}
+	delete(s.m, e.Key)
+	return true
 }
 
 // Suppressed is the number of copies not written because the destination
@@ -169,6 +244,10 @@ func (s *Suppressor) Admit(ctx context.Context, entries []*store.Entry) ([]*stor
 	}
 	keep := entries[:0:0]
 	for i, e := range entries {
+		if s.Theirs.take(e) { // the echo of the other direction's write
+			s.suppressed.Add(1)
+			continue
+		}
 		same, err := s.same(ctx, e, cur[i])
 		if err != nil {
 			return nil, err
@@ -178,6 +257,9 @@ func (s *Suppressor) Admit(ctx context.Context, entries []*store.Entry) ([]*stor
 			continue
 		}
 		keep = append(keep, e)
+	}
+	for _, e := range keep {
+		s.Mine.put(e)
 	}
 	s.passed.Add(int64(len(keep)))
 	if s.Written != nil && len(keep) > 0 {

@@ -130,11 +130,11 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 	if w.legacySink, err = store.Open(ctx, b.name, lt); err != nil {
 		return nil, err
 	}
-	w.supRev = &dualwrite.Suppressor{Src: b.t.Client, Dst: l.r.legacy}
-	w.supFwd = &dualwrite.Suppressor{Src: l.r.legacy, Dst: b.t.Client, Written: func(es []*store.Entry) {
+	w.supFwd, w.supRev = dualwrite.Pair(l.r.legacy, b.t.Client)
+	w.supFwd.Written = func(es []*store.Entry) {
 		w.appWrites.Add(int64(len(es)))
 		w.lastApp.Store(time.Now().UnixNano())
-	}}
+	}
 	rb := &copier.Bucket{Name: b.name + " (reverse)", Sink: w.legacySink, Journal: b.journal, Retry: l.o.Retry, Admit: w.supRev.Admit}
 	w.rev = []*copier.Bucket{rb}
 	cctx := context.WithoutCancel(ctx)
