@@ -34,7 +34,7 @@ func newRollbackCmd(app *App) *cobra.Command {
 	o := &rollbackOptions{}
 	c := &cobra.Command{
 		Use:   "rollback",
-		Short: "Undo a migration before cutover: delete exactly the keys redisplit wrote to the targets",
+		Short: "Undo a migration: delete exactly the keys redisplit wrote to the targets (after cutover: legacy first gets every write back)",
 		Long: `rollback deletes from each target exactly the keys redisplit wrote there (the bucket's journal in
 the state directory) and nothing else: keys a target held before the migration survive, and legacy's
 data is not touched. Like migrate, it holds the lease lock (redisplit:lock on legacy) for its whole
@@ -42,8 +42,17 @@ run, so no migration can start meanwhile. Deletes are retried on transient error
 target, acknowledged by the replica (WAIT) before a bucket counts as rolled back. Each bucket is then
 marked rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
 
+After cutover (phase cutover) legacy becomes authoritative again first: with migrate --dual-write
+running, rollback hands the bucket to it (control socket): it writes rolled-back into the control key,
+drains its reverse mirror (a marker written on the target comes back through the reverse feed with
+every change before it applied to legacy), stops both mirrors and deletes the journaled keys. Without
+a running migrate, rollback does the same itself under the lease: control key, then a reverse sync
+(every key of the bucket on the target copied to legacy where it differs, the bucket's legacy keys
+the target no longer has deleted), then the deletion. Legacy then holds every write made on the
+target since cutover, and the target what it held before the migration.
+
 It refuses (exit 4) while another redisplit command holds the lease, when the plan (--plan, or the
-config's rules) differs from the one the migration recorded, and a bucket at or past cutover. It
+config's rules) differs from the one the migration recorded, and a completed bucket. It
 asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing and
 writes nothing (not even the lease): it prints per bucket how many keys would be deleted, how many
 are on the target now and a sample, and with --output json streams the full list.

@@ -2,7 +2,6 @@ package migrate_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/dualwrite/client"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/state"
 )
 
@@ -502,4 +502,55 @@ func TestCutoverSessionFailoverDuringReverseMirror(t *testing.T) {
 	m.stop(t)
 }
 
-var _ = json.Marshal
+// Rollback after cutover with no migrate running: rollback switches the
+// control key, syncs target → legacy itself (the writes made on the
+// target while nothing mirrored them too), then deletes from the target.
+func TestRollbackAfterCutoverWithoutMigrate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a live phase with cutover, then an offline rollback, takes about a minute")
+	}
+	e := newLiveEnv(t)
+	ctx := ctxT(t)
+	l := startLoad(t, e.leg.Addr(), 500)
+	m := e.startMigrate()
+	if fi, err := os.Stat(migrateSocket(e)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket: %v, %v", fi, err)
+	}
+	e.readyForCutover(m, l)
+	if code, out, errs := run(t, "--config", e.cfg, "cutover", "--bucket", "session", "--yes"); code != 0 {
+		t.Fatalf("cutover: exit %d\n%s\n%s\n%s", code, out, errs, m.errb.String())
+	}
+	sess := e.tg["session"]
+	want := targetWrites(t, sess, 1)
+	e.legacyHolds(want, 20*time.Second)
+	if r := m.stop(t); r.code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", r.code, r.errs)
+	}
+	if _, err := os.Stat(migrateSocket(e)); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+	if st := e.liveState(); st.Buckets["session"].TargetNotify != nil {
+		t.Errorf("the target's notifications not put back when migrate stopped: %+v", st.Buckets["session"].TargetNotify)
+	}
+	// nothing mirrors these
+	want = targetWrites(t, sess, 2)
+	if code, out, errs := run(t, "--config", e.cfg, "complete", "--bucket", "session"); code != 4 || !strings.Contains(errs, "no migrate --dual-write is running") {
+		t.Errorf("complete without migrate: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs := run(t, "--config", e.cfg, "rollback", "--bucket", "session", "--yes")
+	if code != 0 || !strings.Contains(errs, "synced target → legacy first") {
+		t.Fatalf("offline rollback after cutover: exit %d\n%s\n%s", code, out, errs)
+	}
+	e.legacyHolds(want, time.Second)
+	if k := userKeys(ctx, sess); len(k) > 0 {
+		t.Errorf("%d keys left on the session target, e.g. %q", len(k), k[:min(5, len(k))])
+	}
+	if p := e.controlPhase("session"); p != state.RolledBack {
+		t.Errorf("control key %s", p)
+	}
+	if p := e.liveState().Buckets["session"].Phase; p != state.RolledBack {
+		t.Errorf("phase %s", p)
+	}
+}
+
+func migrateSocket(e *liveEnv) string { return migrate.ControlSocket(e.stateDir) }
