@@ -513,10 +513,10 @@ func TestRollbackAfterCutoverWithoutMigrate(t *testing.T) {
 	ctx := ctxT(t)
 	l := startLoad(t, e.leg.Addr(), 500)
 	m := e.startMigrate()
+	e.readyForCutover(m, l)
 	if fi, err := os.Stat(migrateSocket(e)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("control socket: %v, %v", fi, err)
 	}
-	e.readyForCutover(m, l)
 	if code, out, errs := run(t, "--config", e.cfg, "cutover", "--bucket", "session", "--yes"); code != 0 {
 		t.Fatalf("cutover: exit %d\n%s\n%s\n%s", code, out, errs, m.errb.String())
 	}
