@@ -59,6 +59,8 @@ settings the application must switch to, per client kind; it changes nothing.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "check the preconditions and print the steps and the connection settings; change nothing")
 	f.DurationVar(&o.maxLag, "max-lag", migrate.DefaultMaxLag, "refuse when the bucket's catch-up lag is above this")
 	f.DurationVar(&o.maxVerifyAge, "max-verify-age", migrate.DefaultMaxVerifyAge, "refuse when the last parity verify is older than this")
+	limit(f, "max-lag", time.Millisecond, time.Hour)
+	limit(f, "max-verify-age", time.Second, 7*24*time.Hour)
 	return c
 }
 
@@ -95,6 +97,9 @@ what it deleted.`,
 	f.DurationVar(&o.quiet, "quiet", migrate.DefaultQuiet, "how long no application write may have reached legacy")
 	f.DurationVar(&o.timeout, "timeout", 0, "refuse when no quiet period came within this (default 3 x --quiet + 30s)")
 	f.IntVar(&o.purgeMaxOps, "purge-max-ops", 2000, "legacy commands a second for --purge-legacy")
+	limit(f, "quiet", 100*time.Millisecond, 24*time.Hour)
+	limit(f, "timeout", 0, 7*24*time.Hour)
+	limit(f, "purge-max-ops", 10, 1_000_000)
 	return c
 }
 
