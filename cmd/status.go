@@ -43,6 +43,13 @@ dirty, shared by every bucket), change events and copies per second, gaps and re
 the last catch-up (with when the marker that proved it was written). A live phase whose figures
 are older than 5 s is shown as not running (killed?). JSON has them under "live".
 
+Per bucket it shows the mirror's directions while migrate --dual-write runs ("forward": legacy →
+target; "forward+reverse": the switch window after cutover, with the reverse mirror target → legacy),
+how long the window has been open since cutover, and the last application write seen on legacy, the
+side that is no longer authoritative (a forward copy actually written, not an echo): complete waits for
+that to be quiet. JSON: directions, window_age_seconds, last_write_non_authoritative per bucket, and
+live.buckets.B.window with the window's figures.
+
 --wait-caught-up waits until a migrate --dual-write is running and every bucket it mirrors is
 syncing and has proven catch-up with a marker written after status started (every write legacy
 executed before that moment is then on the targets), then shows the status and exits 0; after

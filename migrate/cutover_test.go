@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -283,8 +284,28 @@ func TestCutoverSwitchWindowAndRollback(t *testing.T) {
 		t.Fatalf("%d differences between legacy and the session target in the window, e.g.:\n%s", len(d), strings.Join(d[:min(10, len(d))], "\n"))
 	}
 	code, out, _ = run(t, "--config", e.cfg, "status")
-	if code != 0 || !strings.Contains(out, "forward+reverse") {
+	if code != 0 || !strings.Contains(out, "session: mirrored forward+reverse; switch window open for") || !strings.Contains(out, "last application write on legacy") {
 		t.Errorf("status in the window:\n%s", out)
+	}
+	code, out, _ = run(t, "--config", e.cfg, "status", "-o", "json")
+	var rep struct {
+		Buckets []struct {
+			Bucket     string  `json:"bucket"`
+			Directions string  `json:"directions"`
+			Age        float64 `json:"window_age_seconds"`
+			Last       string  `json:"last_write_non_authoritative"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	for _, b := range rep.Buckets {
+		switch {
+		case b.Bucket == "session" && (b.Directions != "forward+reverse" || b.Age <= 0 || b.Last == ""):
+			t.Errorf("status JSON, session in its window: %+v", b)
+		case b.Bucket != "session" && (b.Directions != "forward" || b.Age != 0):
+			t.Errorf("status JSON, %s: %+v", b.Bucket, b)
+		}
 	}
 
 	// more writes on the target, then rollback: legacy holds them all, the
@@ -534,6 +555,21 @@ func TestRollbackAfterCutoverWithoutMigrate(t *testing.T) {
 	}
 	// nothing mirrors these
 	want = targetWrites(t, sess, 2)
+	// as a migrate killed in the window leaves them: the target's
+	// notifications set, the old value in the state
+	if err := sess.ConfigSet(ctx, "notify-keyspace-events", "AE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	sd, err := state.Open(e.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sd.Update(func(s *state.State) error {
+		s.Buckets["session"].TargetNotify = map[string]*state.Notify{"sentinel-master": {Old: "", Known: true, Set: "AE"}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if code, out, errs := run(t, "--config", e.cfg, "complete", "--bucket", "session"); code != 4 || !strings.Contains(errs, "no migrate --dual-write is running") {
 		t.Errorf("complete without migrate: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -547,6 +583,9 @@ func TestRollbackAfterCutoverWithoutMigrate(t *testing.T) {
 	}
 	if p := e.controlPhase("session"); p != state.RolledBack {
 		t.Errorf("control key %s", p)
+	}
+	if v := sess.ConfigGet(ctx, "notify-keyspace-events").Val()["notify-keyspace-events"]; v != "" {
+		t.Errorf("the session target's notify-keyspace-events is %q after the rollback, want the old \"\"", v)
 	}
 	if p := e.liveState().Buckets["session"].Phase; p != state.RolledBack {
 		t.Errorf("phase %s", p)

@@ -854,6 +854,10 @@ func (l *live) statuses(res *Result) {
 			}
 		}
 		switch {
+		case lb.off.Load(): // its window ended in this run (cutover.go)
+			if st, err := l.o.State.Load(); err == nil && st.Buckets[n] != nil {
+				b.br.Status = string(st.Buckets[n].Phase) // completed or rolled-back
+			}
 		case b.cb.Failed():
 			b.br.Status, b.br.Error = StatusFailed, b.failMsg()
 		case lb.proven:

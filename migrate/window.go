@@ -114,7 +114,7 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 		w.masters = append(w.masters, c)
 		label := c.Options().Addr
 		if b.t.Kind == config.KindSentinel {
-			label = "sentinel-master"
+			label = "sentinel-master" // the failover client follows the master (rollback restores by this label too)
 		}
 		w.labels = append(w.labels, label)
 		return nil

@@ -2,12 +2,14 @@ package rollback
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/copier"
 	"github.com/redisplit/redisplit/dualwrite"
 	"github.com/redisplit/redisplit/dualwrite/client"
@@ -47,7 +49,41 @@ func returnToLegacy(ctx context.Context, o Options, b string) error {
 	if err := o.Reverse(ctx, b); err != nil {
 		return fmt.Errorf("rollback %s: draining the reverse direction (target → legacy): %w; nothing was deleted, rerun rollback", b, err)
 	}
-	return nil
+	return restoreTargetNotify(ctx, o, b)
+}
+
+// restoreTargetNotify puts back the target masters' notify-keyspace-events
+// a reverse mirror left set (a migrate killed in the window), as the state
+// records them, before the record goes with the bucket's reset. A value
+// changed by someone else since is left alone.
+func restoreTargetNotify(ctx context.Context, o Options, b string) error {
+	st, err := o.State.Load()
+	if err != nil {
+		return err
+	}
+	sb := st.Buckets[b]
+	if sb == nil || len(sb.TargetNotify) == 0 {
+		return nil
+	}
+	t := o.Targets[b]
+	var mu sync.Mutex
+	return t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		label := c.Options().Addr
+		if t.Kind == config.KindSentinel {
+			label = "sentinel-master" // as migrate records it
+		}
+		mu.Lock()
+		rec := sb.TargetNotify[label]
+		mu.Unlock()
+		if rec == nil {
+			return nil
+		}
+		err := dualwrite.RestoreNotifications(ctx, c, dualwrite.NotifySetting{Old: rec.Old, Known: rec.Known, Set: rec.Set, Probed: rec.Probed})
+		if err != nil && !errors.Is(err, dualwrite.ErrNotifyChanged) {
+			return fmt.Errorf("target %s (%s): putting notify-keyspace-events back to %q: %w", b, label, rec.Old, err)
+		}
+		return nil
+	})
 }
 
 // ReverseOptions configure ReverseSync.
