@@ -408,6 +408,23 @@ func TestCompleteRefusesWhileWritesArriveAndPurges(t *testing.T) {
 			t.Errorf("notify-keyspace-events on a cache master after complete: %q", got)
 		}
 	}
+	if r := m.stop(t); r.code != 0 || !strings.Contains(r.out, `"completed"`) {
+		t.Fatalf("migrate: exit %d\n%s\n%s", r.code, r.out, r.errs)
+	}
+	// a later migrate --dual-write leaves the completed bucket alone: its
+	// target is the application's only store now (legacy was purged)
+	keys := len(userKeys(ctx, e.tg["cache"]))
+	m = e.startMigrate()
+	e.waitFor("the rerun's live phase", 60*time.Second, m, func(st *state.State) bool {
+		return st.Live != nil && st.Live.Running && st.Live.PID == os.Getpid() && len(st.Live.Buckets) == 3 && st.Live.Buckets["cache"] == nil
+	})
+	time.Sleep(3 * time.Second)
+	if n := len(userKeys(ctx, e.tg["cache"])); n != keys || n < 100 {
+		t.Errorf("the cache target went from %d to %d keys under the rerun", keys, n)
+	}
+	if p := e.liveState().Buckets["cache"].Phase; p != state.Completed {
+		t.Errorf("phase %s after the rerun", p)
+	}
 	m.stop(t)
 }
 
