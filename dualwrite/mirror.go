@@ -46,11 +46,18 @@ import (
 // the mirror's lag, the most recent write observed by a mirror wins.
 
 // readScript reads one key atomically: its type, then (when present) its
-// absolute expiry in ms (-1: none) and its DUMP payload.
+// absolute expiry in ms (-1: none; PTTL plus the server's TIME, so that it
+// runs on Redis before 7.0, where PEXPIRETIME is missing) and its DUMP
+// payload.
 var readScript = redis.NewScript(`
 local t = redis.call('TYPE', KEYS[1]).ok
 if t == 'none' then return {t} end
-return {t, redis.call('PEXPIRETIME', KEYS[1]), redis.call('DUMP', KEYS[1])}
+local exp = redis.call('PTTL', KEYS[1])
+if exp >= 0 then
+  local now = redis.call('TIME')
+  exp = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + exp
+end
+return {t, exp, redis.call('DUMP', KEYS[1])}
 `)
 
 // ReadEntries reads keys from c (any client: cluster commands are routed
