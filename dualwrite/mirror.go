@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"slices"
-	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -143,11 +142,6 @@ func (s *ServerSource) Read(ctx context.Context, keys []string, fn func([]*store
 // a millisecond or two).
 const ExpirySlack = 20
 
-// LogicalCompareBytes bounds the payloads Suppressor compares element by
-// element when their DUMP bodies differ; larger ones count as different
-// (copied: at worst one more hop for a large hashtable-encoded key).
-const LogicalCompareBytes = 1 << 20
-
 // Suppressor is loop suppression for one destination: its Admit keeps out
 // the entries the destination already holds. Src is the side the entries
 // were read from (for the element-by-element comparison), Dst the side
@@ -279,20 +273,17 @@ func (s *Suppressor) same(ctx context.Context, src, dst *store.Entry) (bool, err
 	if src.Absent() || dst.Absent() {
 		return src.Absent() && dst.Absent(), nil
 	}
-	if src.Type != dst.Type || src.Big || (src.ExpireAt == 0) != (dst.ExpireAt == 0) ||
+	if src.Type != dst.Type || (src.ExpireAt == 0) != (dst.ExpireAt == 0) ||
 		src.ExpireAt-dst.ExpireAt > ExpirySlack || dst.ExpireAt-src.ExpireAt > ExpirySlack {
 		return false, nil
 	}
-	if bytes.Equal(body(src.Payload), body(dst.Payload)) {
+	if !src.Big && bytes.Equal(body(src.Payload), body(dst.Payload)) {
 		return true, nil
 	}
-	if len(src.Payload) > LogicalCompareBytes {
-		return false, nil
-	}
 	switch src.Type {
-	case "hash", "set", "zset", "list":
+	case "string", "list", "hash", "set", "zset", "stream":
 	default:
-		return false, nil
+		return false, nil // a module type: copied
 	}
 	a, err := elements(ctx, s.Src, src.Key, src.Type)
 	if err != nil {
@@ -314,46 +305,118 @@ func body(p string) []byte {
 	return []byte(p[:len(p)-10])
 }
 
-// elements is a digest of a collection's elements, independent of its
-// encoding and of the server's iteration order.
+// elements is a digest of a key's value, independent of its encoding and
+// of the server's iteration order, read page by page (memory bounded by a
+// page): strings by GETRANGE chunks and lists by LRANGE pages, in order;
+// hashes, sets and sorted sets by HSCAN, SSCAN, ZSCAN pages as a count
+// and an order-independent sum of per-element hashes, with HLEN, SCARD,
+// ZCARD. (A SCAN may return an element twice while the table is resized:
+// the digests then differ, which costs one more copy, never a wrong
+// suppression.) Streams compare their entries by XRANGE pages, in order.
 func elements(ctx context.Context, c redis.UniversalClient, key, typ string) (string, error) {
-	var parts []string
-	switch typ {
-	case "hash":
-		m, err := c.HGetAll(ctx, key).Result()
-		if err != nil {
-			return "", err
-		}
-		for f, v := range m {
-			parts = append(parts, strconv.Quote(f)+"="+strconv.Quote(v))
-		}
-		sort.Strings(parts)
-	case "set":
-		m, err := c.SMembers(ctx, key).Result()
-		if err != nil {
-			return "", err
-		}
-		parts = m
-		sort.Strings(parts)
-	case "zset":
-		zs, err := c.ZRangeWithScores(ctx, key, 0, -1).Result()
-		if err != nil {
-			return "", err
-		}
-		for _, z := range zs {
-			parts = append(parts, fmt.Sprintf("%q=%v", z.Member, z.Score))
-		}
-		sort.Strings(parts)
-	case "list":
-		m, err := c.LRange(ctx, key, 0, -1).Result()
-		if err != nil {
-			return "", err
-		}
-		parts = m
-	}
+	const page = 1000
 	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s,", len(p), p)
+	var n, sumA, sumB uint64
+	add := func(parts ...string) {
+		e := sha256.New()
+		for _, p := range parts {
+			fmt.Fprintf(e, "%d:%s,", len(p), p)
+		}
+		d := e.Sum(nil)
+		n++
+		sumA += binary.LittleEndian.Uint64(d[0:8])
+		sumB += binary.LittleEndian.Uint64(d[8:16])
+	}
+	switch typ {
+	case "string":
+		for off := int64(0); ; off += 1 << 20 {
+			v, err := c.GetRange(ctx, key, off, off+1<<20-1).Result()
+			if err != nil {
+				return "", err
+			}
+			h.Write([]byte(v))
+			if len(v) < 1<<20 {
+				break
+			}
+		}
+	case "list":
+		for start := int64(0); ; start += page {
+			vs, err := c.LRange(ctx, key, start, start+page-1).Result()
+			if err != nil {
+				return "", err
+			}
+			for _, v := range vs {
+				fmt.Fprintf(h, "%d:%s,", len(v), v)
+			}
+			if len(vs) < page {
+				break
+			}
+		}
+	case "hash", "set", "zset":
+		var cursor uint64
+		for {
+			var vs []string
+			var err error
+			switch typ {
+			case "hash":
+				vs, cursor, err = c.HScan(ctx, key, cursor, "", page).Result()
+			case "set":
+				vs, cursor, err = c.SScan(ctx, key, cursor, "", page).Result()
+			default:
+				vs, cursor, err = c.ZScan(ctx, key, cursor, "", page).Result()
+			}
+			if err != nil {
+				return "", err
+			}
+			if typ == "set" {
+				for _, v := range vs {
+					add(v)
+				}
+			} else {
+				for i := 0; i+1 < len(vs); i += 2 {
+					add(vs[i], vs[i+1])
+				}
+			}
+			if cursor == 0 {
+				break
+			}
+		}
+		var card int64
+		var err error
+		switch typ {
+		case "hash":
+			card, err = c.HLen(ctx, key).Result()
+		case "set":
+			card, err = c.SCard(ctx, key).Result()
+		default:
+			card, err = c.ZCard(ctx, key).Result()
+		}
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "n=%d card=%d a=%d b=%d", n, card, sumA, sumB)
+	case "stream":
+		start := "-"
+		for {
+			ms, err := c.XRangeN(ctx, key, start, "+", page).Result()
+			if err != nil {
+				return "", err
+			}
+			for _, m := range ms {
+				fmt.Fprintf(h, "%s:%v,", m.ID, m.Values)
+			}
+			if len(ms) < page {
+				break
+			}
+			start = "(" + ms[len(ms)-1].ID
+		}
+		info, err := c.XInfoStream(ctx, key).Result()
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "len=%d last=%s groups=%d", info.Length, info.LastGeneratedID, info.Groups)
+	default:
+		return "", fmt.Errorf("no element comparison for type %s", typ)
 	}
 	return string(h.Sum(nil)), nil
 }

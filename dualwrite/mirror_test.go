@@ -73,6 +73,20 @@ func TestSuppressorOnRealServers(t *testing.T) {
 	if len(kept) != 1 {
 		t.Errorf("a second read of the same value was dropped as an echo")
 	}
+	// a Big entry (no payload: the source's size threshold) is compared
+	// element by element, page by page
+	for i := 0; i < 3000; i++ {
+		a.SAdd(ctx, "bigset", fmt.Sprint("m", i))
+		b.SAdd(ctx, "bigset", fmt.Sprint("m", 2999-i))
+		a.RPush(ctx, "biglist", i)
+		b.RPush(ctx, "biglist", i)
+	}
+	b.RPush(ctx, "biglist", "one more")
+	big := []*store.Entry{{Key: "bigset", Type: "set", Big: true}, {Key: "biglist", Type: "list", Big: true}}
+	kept, err = (&Suppressor{Src: a, Dst: b}).Admit(ctx, big)
+	if err != nil || len(kept) != 1 || kept[0].Key != "biglist" {
+		t.Errorf("big entries: kept %v (%v), want only biglist (it differs)", kept, err)
+	}
 }
 
 func TestEchoesBounded(t *testing.T) {
