@@ -206,8 +206,13 @@ func (s *Echoes) put(e *store.Entry) {
 	s.m[e.Key] = fingerprintOf(e)
 }
 
-// take reports whether e is exactly what was written last for its key,
-// and forgets it then (an echo is heard once).
+// take reports whether e is exactly what was written last for its key.
+// The record stays until the direction writes the key again: one write
+// may be read back more than once (a key marked again while its copy is
+// in flight is copied again), and each of those reads is its echo. (The
+// price: an application write on the other side that sets the very value
+// this direction wrote last, while the source has changed since, is taken
+// for the echo; the authoritative side's value stands.)
 func (s *Echoes) take(e *store.Entry) bool {
 	if s == nil || e.Big {
 		return false
@@ -219,15 +224,13 @@ func (s *Echoes) take(e *store.Entry) bool {
 		return false
 	}
 	g := fingerprintOf(e)
-	if f.absent != g.absent || f.sum != g.sum || f.expireAt-g.expireAt > ExpirySlack || g.expireAt-f.expireAt > ExpirySlack || (f.expireAt == 0) != (g.expireAt == 0) {
-		return false
-	}
-	delete(s.m, e.Key)
-	return true
+	return f.absent == g.absent && f.sum == g.sum && (f.expireAt == 0) == (g.expireAt == 0) &&
+		f.expireAt-g.expireAt <= ExpirySlack && g.expireAt-f.expireAt <= ExpirySlack
 }
 
 // Suppressed is the number of copies not written because the destination
-// already held them; Passed the number let through.
+// already held them (or they were the echo of the other direction's
+// write).
 func (s *Suppressor) Suppressed() int64 { return s.suppressed.Load() }
 
 // Passed is the number of entries let through.
