@@ -244,6 +244,37 @@ func TestCutoverSwitchWindowAndRollback(t *testing.T) {
 	want := targetWrites(t, sess, 1)
 	e.legacyHolds(want, 20*time.Second)
 
+	// hot counters on the target: every increment survives (an echo never
+	// carries an older value back over the target), and legacy ends with
+	// the target's count
+	var hot sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		hot.Add(1)
+		go func() {
+			defer hot.Done()
+			for i := 0; i < 500; i++ {
+				sess.Incr(ctx, fmt.Sprintf("sess:hot:%d", i%3))
+			}
+		}()
+	}
+	hot.Wait()
+	hotWant := map[string]string{}
+	for i := 0; i < 3; i++ {
+		k := fmt.Sprintf("sess:hot:%d", i)
+		want := 0 // 4 writers, each incrementing key i%3 for i in [0, 500)
+		for j := 0; j < 500; j++ {
+			if j%3 == i {
+				want += 4
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		if got := sess.Get(ctx, k).Val(); got != fmt.Sprint(want) {
+			t.Errorf("%s on the target is %s after %d increments there: an echo overwrote it", k, got, want)
+		}
+		hotWant[k] = fmt.Sprint(want)
+	}
+	e.legacyHolds(hotWant, 20*time.Second)
+
 	// both sides write the same keys at once: they converge, and no key
 	// ping-pongs (no copy at all once the writes stopped)
 	var wg sync.WaitGroup
