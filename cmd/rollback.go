@@ -16,6 +16,7 @@ import (
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/keyname"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/rollback"
 	"github.com/redisplit/redisplit/state"
@@ -33,7 +34,7 @@ func newRollbackCmd(app *App) *cobra.Command {
 	o := &rollbackOptions{}
 	c := &cobra.Command{
 		Use:   "rollback",
-		Short: "Undo a migration before cutover: delete exactly the keys redisplit wrote to the targets",
+		Short: "Undo a migration: delete exactly the keys redisplit wrote to the targets (after cutover: legacy first gets every write back)",
 		Long: `rollback deletes from each target exactly the keys redisplit wrote there (the bucket's journal in
 the state directory) and nothing else: keys a target held before the migration survive, and legacy's
 data is not touched. Like migrate, it holds the lease lock (redisplit:lock on legacy) for its whole
@@ -41,12 +42,21 @@ run, so no migration can start meanwhile. Deletes are retried on transient error
 target, acknowledged by the replica (WAIT) before a bucket counts as rolled back. Each bucket is then
 marked rolled-back and its journal and checkpoint are removed, so that a later migrate starts clean.
 
+After cutover (phase cutover) legacy becomes authoritative again first: with migrate --dual-write
+running, rollback hands the bucket to it (control socket): it writes rolled-back into the control key,
+drains its reverse mirror (a marker written on the target comes back through the reverse feed with
+every change before it applied to legacy), stops both mirrors and deletes the journaled keys. Without
+a running migrate, rollback does the same itself under the lease: control key, then a reverse sync
+(every key of the bucket on the target copied to legacy where it differs, the bucket's legacy keys
+the target no longer has deleted), then the deletion. Legacy then holds every write made on the
+target since cutover, and the target what it held before the migration.
+
 A queue bucket on SQS has its items moved back onto its legacy lists in their original order
 (receive, stage on legacy, delete from SQS once legacy acknowledged); items consumers took from SQS
 are reported as consumed, not lost. Stop migrate --dual-write and the consumers on SQS first.
 
 It refuses (exit 4) while another redisplit command holds the lease, when the plan (--plan, or the
-config's rules) differs from the one the migration recorded, and a bucket at or past cutover. It
+config's rules) differs from the one the migration recorded, and a completed bucket. It
 asks for confirmation on a terminal; without one, --yes is required. --dry-run deletes nothing and
 writes nothing (not even the lease): it prints per bucket how many keys would be deleted, how many
 are on the target now and a sample, and with --output json streams the full list.
@@ -96,8 +106,37 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	if err := st.CheckPlan(planHash); err != nil {
 		return err
 	}
-	if err := rollback.Check(st, buckets); err != nil {
+	if err := rollback.Check(st, buckets, true); err != nil {
 		return err
+	}
+	// after cutover, a running migrate --dual-write rolls back: it holds
+	// the lease and drains its own reverse mirror
+	if !o.dryRun {
+		var rest []string
+		for _, b := range buckets {
+			if sb := st.Buckets[b]; sb == nil || sb.Phase != state.Cutover {
+				rest = append(rest, b)
+				continue
+			}
+			err := transition(ctx, app, sd.Path(), migrate.ControlRequest{Op: migrate.OpRollback, Bucket: b}, func(w io.Writer, r *migrate.ControlResponse) {
+				fmt.Fprintln(w, r.Message)
+				var d migrate.RollbackDetails
+				_ = json.Unmarshal(r.Details, &d)
+				if d.Rollback != nil {
+					fmt.Fprintf(w, "  reverse copies to legacy in the window: %d; deleted from the target: %d keys (%d journal entries)\n", d.ReverseCopies, d.Rollback.Deleted, d.Rollback.Entries)
+				}
+			})
+			switch {
+			case errors.Is(err, errNotRunningRefusal):
+				rest = append(rest, b) // offline: rollback.Run drains the reverse direction itself
+			case err != nil:
+				return err
+			}
+		}
+		if len(rest) == 0 {
+			return nil
+		}
+		buckets = rest
 	}
 	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
 	if err != nil {
@@ -110,6 +149,23 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 	}
 	defer targets.Close()
 	opts := rollback.Options{State: sd, Legacy: legacy, PlanHash: planHash, Targets: targets, DryRun: o.dryRun}
+	opts.Reverse = func(ctx context.Context, b string) error {
+		sink, err := store.Open(ctx, b, config.Target{Kind: config.KindStandalone, Endpoint: cfg.Legacy})
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		cl, _, err := classify.Router(cfg)
+		if err != nil {
+			return err
+		}
+		r, err := rollback.ReverseSync(ctx, rollback.ReverseOptions{State: sd, Bucket: b, Target: targets[b], Legacy: legacy, Sink: sink,
+			Belongs: migrate.Belongs(cl, cfg.Unknown, b)})
+		if err == nil {
+			fmt.Fprintf(app.Err, "rollback: %s was cut over and no migrate --dual-write runs: synced target → legacy first (%d keys copied or deleted on legacy, %d already equal)\n", b, r.Copied, r.Suppressed)
+		}
+		return err
+	}
 	opts.Confirm = func(r *rollback.Result) error {
 		if r.LeaseTakeover != nil {
 			fmt.Fprintf(app.Err, "rollback: %s\n", r.LeaseTakeover)

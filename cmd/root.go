@@ -40,7 +40,9 @@ var exitCodes = map[string][]string{
 	"classify":      {"0  success", "2  usage or configuration error (bad plan or rule)"},
 	"migrate":       {"0  success (with --dual-write also a stop by SIGINT/SIGTERM, drained and saved)", "1  runtime error (a server failed, a bucket stopped on an error, interrupted)", "2  usage or configuration error", "4  refused for safety (non-empty, evicting or full target, lease held, unknown keys, plan changed, not confirmed)"},
 	"verify":        {"0  parity (or, after rollback, the targets hold none of redisplit's keys)", "1  runtime error", "2  usage or configuration error", "3  differences remain after the re-check rounds", "4  refused for safety (plan changed, an evicting target not accepted by migrate --allow-evicting-target)"},
-	"rollback":      {"0  success (or nothing to roll back)", "1  runtime error (a target failed; rerun to finish)", "2  usage or configuration error", "4  refused for safety (bucket past cutover, lease held, plan changed, not confirmed)"},
+	"rollback":      {"0  success (or nothing to roll back; after cutover: legacy holds every write made on the target)", "1  runtime error (a target failed, or migrate --dual-write stopped mid-rollback; rerun to finish)", "2  usage or configuration error", "4  refused for safety (bucket completed, lease held, plan changed, not confirmed)"},
+	"cutover":       {"0  cut over (or --dry-run: every precondition holds)", "1  runtime error (migrate --dual-write stopped before it answered: rerun it, it finishes the cutover)", "2  usage or configuration error", "4  refused: no migrate --dual-write running, bucket not syncing/verified, not caught up or lag above --max-lag, no parity verify within --max-verify-age, not confirmed"},
+	"complete":      {"0  completed (and purged with --purge-legacy)", "1  runtime error (migrate --dual-write stopped before it answered, or the purge failed: rerun)", "2  usage or configuration error", "4  refused: no migrate --dual-write running, bucket not cut over, application writes still reaching legacy after --timeout, not confirmed"},
 	"status":        {"0  success", "1  runtime error (the state cannot be read; --wait-caught-up timed out)", "2  usage or configuration error"},
 	"targets":       {"0  success", "1  runtime error", "2  usage or configuration error", "4  refused for safety (targets init: the output directory is not empty)", "5  targets check: a target fails its workload profile"},
 	"targets init":  {"0  success", "2  usage or configuration error (bad scan report or option)", "4  refused for safety (the output directory is not empty; --force to overwrite)"},
@@ -96,7 +98,9 @@ rate-limit store at once to one store per workload, with zero downtime, and prov
   redisplit scan        classify every key and write a reviewable plan
   redisplit migrate     copy every bucket to its target
   redisplit verify      key-level parity between legacy and targets
-  redisplit rollback    delete exactly what redisplit wrote
+  redisplit cutover     make a bucket's target authoritative (reverse mirror for the switch window)
+  redisplit complete    end a bucket's switch window; --purge-legacy frees legacy
+  redisplit rollback    delete exactly what redisplit wrote (after cutover: legacy first gets every write back)
   redisplit status      per-bucket phase and counters
   redisplit rehearse    the whole flow on throw-away containers, for CI
 ` + exitStatusHelp,

@@ -53,6 +53,13 @@ For a queue bucket moved to SQS (kind: sqs) it shows, per list and delayed set, 
 saved (every second while it runs, and when it stops): moved, in flight, parked, remaining on legacy,
 re-sent, the rate and whether SQS is failing. JSON has them under "queues".
 
+Per bucket it shows the mirror's directions while migrate --dual-write runs ("forward": legacy →
+target; "forward+reverse": the switch window after cutover, with the reverse mirror target → legacy),
+how long the window has been open since cutover, and the last application write seen on legacy, the
+side that is no longer authoritative (a forward copy actually written, not an echo): complete waits for
+that to be quiet. JSON: directions, window_age_seconds, last_write_non_authoritative per bucket, and
+live.buckets.B.window with the window's figures.
+
 --wait-caught-up waits until a migrate --dual-write is running and every bucket it mirrors is
 syncing and has proven catch-up with a marker written after status started (every write legacy
 executed before that moment is then on the targets), then shows the status and exits 0; after
@@ -76,6 +83,41 @@ type statusBucket struct {
 	// Total is migrate.TotalOf the state: the numbers of migrate's summary.
 	Total                migrate.Totals `json:"total"`
 	CheckpointAgeSeconds float64        `json:"checkpoint_age_seconds,omitempty"`
+	switchWindow
+}
+
+// switchWindow is a bucket's mirror directions and switch window, as
+// status shows them (windowOf).
+type switchWindow struct {
+	// Directions: "forward" (legacy → target), "forward+reverse" (the
+	// switch window), "" when nothing mirrors the bucket.
+	Directions string `json:"directions,omitempty"`
+	// WindowAgeSeconds: since cutover, while in the window.
+	WindowAgeSeconds float64 `json:"window_age_seconds,omitempty"`
+	// LastWriteNonAuthoritative is the last application write seen on the
+	// side that is not authoritative (legacy, after cutover).
+	LastWriteNonAuthoritative time.Time `json:"last_write_non_authoritative,omitzero"`
+}
+
+// windowOf is bucket b's switchWindow from the state and the live figures.
+func windowOf(sb *state.Bucket, l *migrate.LiveStats, ls string, b string, now time.Time) switchWindow {
+	var w switchWindow
+	var lb *state.LiveBucket
+	if l != nil && ls == "running" {
+		lb = l.Buckets[b]
+	}
+	switch {
+	case lb == nil || sb.Phase == state.Completed || sb.Phase == state.RolledBack:
+	case lb.Window != nil:
+		w.Directions = lb.Window.Directions
+		w.LastWriteNonAuthoritative = lb.Window.LastAppWriteAt
+	default:
+		w.Directions = "forward"
+	}
+	if sb.Phase == state.Cutover && !sb.CutoverAt.IsZero() {
+		w.WindowAgeSeconds = now.Sub(sb.CutoverAt).Seconds()
+	}
+	return w
 }
 
 type statusReport struct {
@@ -200,7 +242,7 @@ func runStatus(ctx context.Context, app *App, o statusOptions) error {
 		if sb == nil {
 			continue
 		}
-		x := statusBucket{Name: b, Bucket: sb, Total: migrate.TotalOf(sb)}
+		x := statusBucket{Name: b, Bucket: sb, Total: migrate.TotalOf(sb), switchWindow: windowOf(sb, st.Live, rep.LiveState, b, now)}
 		if !sb.CheckpointAt.IsZero() {
 			x.CheckpointAgeSeconds = now.Sub(sb.CheckpointAt).Seconds()
 		}
@@ -250,6 +292,24 @@ func renderStatus(w io.Writer, r statusReport) {
 	fmt.Fprintln(w, "(KEYS: routed to the bucket by the latest pre-pass; PAYLOAD: bytes written, not MEMORY USAGE)")
 	if l := r.Live; l != nil {
 		renderLiveStatus(w, l, r.LiveState)
+	}
+	for _, b := range r.Buckets {
+		if b.Directions == "" && b.WindowAgeSeconds == 0 {
+			continue
+		}
+		line := fmt.Sprintf("%s: mirrored %s", b.Name, b.Directions)
+		if b.Directions == "" {
+			line = b.Name + ": NOT mirrored (no migrate --dual-write runs)"
+		}
+		if b.WindowAgeSeconds > 0 {
+			last := "none seen"
+			if !b.LastWriteNonAuthoritative.IsZero() {
+				last = b.LastWriteNonAuthoritative.Format(time.RFC3339) + " (" + time.Since(b.LastWriteNonAuthoritative).Round(time.Second).String() + " ago)"
+			}
+			line += fmt.Sprintf("; switch window open for %s (since cutover); last application write on legacy: %s",
+				(time.Duration(b.WindowAgeSeconds) * time.Second).Round(time.Second), last)
+		}
+		fmt.Fprintln(w, line)
 	}
 	renderQueueStatus(w, r.Queues, time.Now())
 	if n := r.Notify; n != nil && n.Set != "" {

@@ -208,7 +208,8 @@ type Capture struct {
 
 	psMu        sync.Mutex
 	ps          *redis.PubSub
-	closeReason atomic.Pointer[string] // why the watchdog closed ps
+	closeReason atomic.Pointer[string] // why the watchdog (or the poller) closed ps
+	replaced    atomic.Bool            // a poll saw another run_id: resubscribe (gap.go)
 	waitSince   atomic.Int64           // unix ns since the reader waits in Receive, 0 otherwise
 	lastRecv    atomic.Int64           // unix ns of the last message read
 

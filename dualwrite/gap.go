@@ -281,6 +281,7 @@ func (c *Capture) compareFacts(cur facts, now time.Time) {
 	since := c.lastPoll
 	c.lastPoll = now
 	if cur.runID != prev.runID {
+		c.replaced.Store(true)
 		c.gaps.instant(Gap{Cause: GapRestart, Since: since,
 			Reason: fmt.Sprintf("legacy %s was restarted or replaced (run_id %s… → %s…): its dataset may have changed without events", c.addr, short(prev.runID), short(cur.runID))})
 		c.ownConfigSets = 0
@@ -399,7 +400,10 @@ func (c *Capture) pollNotify(ctx context.Context) {
 
 // afterResubscribe checks, on the fresh subscription, whether legacy
 // restarted or is loading, before the dropped-connection gap is delivered.
-func (c *Capture) afterResubscribe(ctx context.Context) { c.poll(ctx) }
+func (c *Capture) afterResubscribe(ctx context.Context) {
+	c.poll(ctx)
+	c.replaced.Store(false) // the fresh subscription is on the server polled
+}
 
 // pollLoop runs poll every PollEvery.
 func (c *Capture) pollLoop(ctx context.Context) {
@@ -412,6 +416,15 @@ func (c *Capture) pollLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		c.poll(ctx)
+		if c.replaced.Swap(false) {
+			// the server answering the client is another one (a Sentinel
+			// failover, a restart behind a proxy): the subscription may
+			// still be on the old one, which no longer sees the writes.
+			// Subscribe again through the client, to the current server.
+			r := "the server behind the client changed (run_id): subscribing again to the current one"
+			c.closeReason.Store(&r)
+			c.closePS()
+		}
 		if err := c.flushGaps(); err != nil {
 			c.fail(err)
 			return

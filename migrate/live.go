@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -119,6 +120,11 @@ type liveBucket struct {
 	caughtUpAt   time.Time
 	markerAt     time.Time
 	evictNoted   bool
+
+	// the switch window (window.go, cutover.go)
+	win atomic.Pointer[window] // the reverse mirror, while it runs
+	cut atomic.Bool            // the target is authoritative: never rescanned forward
+	off atomic.Bool            // completed or rolled back: the forward mirror writes none of its keys
 }
 
 type markerWait struct {
@@ -159,6 +165,13 @@ type live struct {
 	prevAt                 time.Time
 	prevEvents, prevCopies int64
 	prevBucket             map[string][2]int64
+
+	// the switch windows and the control channel (window.go, control.go)
+	locks   *dualwrite.KeyLocks
+	windows atomic.Int64 // windows open
+	trMu    sync.Mutex   // one transition at a time
+	ln      net.Listener
+	sock    string
 }
 
 // startLive starts change capture for every bucket of r (before any SCAN
@@ -170,19 +183,53 @@ func startLive(ctx context.Context, r *run, o Options, notify *state.Notify, res
 		prevBucket: map[string][2]int64{}}
 	l.host, _ = os.Hostname()
 	res.Live = l.res
+	st, err := o.State.Load()
+	if err != nil {
+		return nil, err
+	}
+	l.locks = &dualwrite.KeyLocks{}
 	var names []string
 	for n, b := range r.buckets {
-		l.bk[n] = &liveBucket{b: b, backfillDone: b.base.Copied}
+		lb := &liveBucket{b: b, backfillDone: b.base.Copied}
+		l.bk[n] = lb
 		names = append(names, n)
+		if sb := st.Buckets[n]; sb != nil && (sb.Phase == state.Cutover || sb.Transition != nil && sb.Transition.Switched) {
+			lb.cut.Store(true) // the target is authoritative: no forward rescan (window.go contract 4)
+		}
+		// installed before the first mark: the workers read Admit after a
+		// Take, which the dirty set's lock orders after this write
+		prev := b.cb.Admit
+		b.cb.Admit = func(ctx context.Context, es []*store.Entry) ([]*store.Entry, error) {
+			if lb.off.Load() {
+				return nil, nil
+			}
+			if prev != nil {
+				var err error
+				if es, err = prev(ctx, es); err != nil {
+					return nil, err
+				}
+			}
+			if w := lb.win.Load(); w != nil && len(es) > 0 {
+				return w.supFwd.Admit(ctx, es)
+			}
+			return es, nil
+		}
 	}
 	sort.Strings(names)
+	r.lockKeys = l.lockWindowKeys
+	var fwd []string
+	for _, n := range resumed {
+		if !l.bk[n].cut.Load() {
+			fwd = append(fwd, n)
+		}
+	}
+	resumed = fwd
 	l.capture = r.cp.Producer("capture")
 	l.rescanProd = r.cp.Producer("rescan")
 	cfg := dualwrite.Config{OwnPrefix: lease.OwnPrefix, Markers: names}
 	if notify != nil {
 		cfg.Notify = notify.Set
 	}
-	var err error
 	l.cap, err = dualwrite.Start(ctx, r.legacy, cfg, l.sink)
 	if err != nil {
 		return nil, err
@@ -203,7 +250,36 @@ func startLive(ctx context.Context, r *run, o Options, notify *state.Notify, res
 		l.note(LiveResumed, "", why)
 		l.requestRescan(resumed)
 	}
+	if l.ln, l.sock, err = listenControl(o.State.Path()); err != nil {
+		_ = l.cap.Stop()
+		cancel()
+		l.wg.Wait()
+		return nil, err
+	}
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); serveControl(lctx, l.ln, l.handle, l.endIfIdle) }()
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); l.resume(lctx, st) }()
 	return l, nil
+}
+
+// lockWindowKeys is the run's lockKeys: while a window is open, a legacy
+// read locks those of its keys that may be of a bucket in its window
+// (window.go contract 3).
+func (l *live) lockWindowKeys(keys []string) func() {
+	if l.windows.Load() == 0 {
+		return func() {}
+	}
+	var lock []string
+	for _, k := range keys {
+		for _, b := range l.bucketsOfName(k) {
+			if l.bk[b.name].win.Load() != nil {
+				lock = append(lock, k)
+				break
+			}
+		}
+	}
+	return l.locks.Lock(lock)
 }
 
 func (l *live) note(kind, bucket, msg string) {
@@ -357,6 +433,15 @@ func (l *live) requestRescan(names []string) {
 	l.mu.Lock()
 	for _, n := range names {
 		lb := l.bk[n]
+		if lb.off.Load() {
+			continue // completed or rolled back
+		}
+		if lb.cut.Load() { // heal from the target (window.go contract 4)
+			if w := lb.win.Load(); w != nil {
+				w.requestRescan()
+			}
+			continue
+		}
 		lb.gen++
 		lb.caughtUp = false
 		l.want[n] = lb.gen
@@ -563,6 +648,9 @@ func (l *live) snapshot(stopped bool) *LiveStats {
 			s.Buckets[n].HotKeys = append(s.Buckets[n].HotKeys, state.HotKey{JSON: keyname.Of(h.Key), Copies: h.Copies,
 				Over: h.Over, Since: h.Since.UTC(), PerSec: h.PerSec, Hot: h.Hot})
 		}
+		if w := lb.win.Load(); w != nil {
+			s.Buckets[n].Window = w.stats()
+		}
 		l.prevBucket[n] = [2]int64{ev, cp}
 	}
 	s.CopiesPerSec = float64(s.Copies-l.prevCopies) / el
@@ -631,9 +719,18 @@ func (l *live) drain(wctx context.Context) {
 // evictions, notifications. wctx is the writers' context (it outlives a
 // SIGINT, not a lost lease).
 func (l *live) stop(wctx context.Context) {
+	_ = l.ln.Close() // no new transition; one in progress ends with the loops
+	_ = os.Remove(l.sock)
 	_ = l.cap.Stop()
 	l.stopLoops()
 	l.wg.Wait()
+	l.trMu.Lock()
+	for _, lb := range l.bk {
+		if w := lb.win.Load(); w != nil {
+			w.close(wctx) // drained; the next migrate reopens it
+		}
+	}
+	l.trMu.Unlock()
 	l.drain(wctx)
 	s := l.snapshot(true)
 	l.res.StoppedAt, l.res.Events, l.res.Copies, l.res.Stats = s.UpdatedAt, s.Events, s.Copies, s
@@ -778,6 +875,10 @@ func (l *live) statuses(res *Result) {
 			}
 		}
 		switch {
+		case lb.off.Load(): // its window ended in this run (cutover.go)
+			if st, err := l.o.State.Load(); err == nil && st.Buckets[n] != nil {
+				b.br.Status = string(st.Buckets[n].Phase) // completed or rolled-back
+			}
 		case b.cb.Failed():
 			b.br.Status, b.br.Error = StatusFailed, b.failMsg()
 		case lb.proven:

@@ -516,6 +516,13 @@ func openTargets(ctx context.Context, cfg *config.Config, st *state.State, res *
 			res.Queue = q
 			continue
 		}
+		if sb := st.Buckets[b]; sb != nil && sb.Phase == state.Completed {
+			// its application uses the target only: mirroring (or
+			// rescanning) legacy into it would overwrite or delete its data
+			br.Status, br.Target = string(state.Completed), sb.Target
+			br.Reason = "completed: the bucket lives on its target only; not mirrored"
+			continue
+		}
 		if sb := st.Buckets[b]; sb != nil && sb.Copied && sb.Phase != state.RolledBack && !dualWrite {
 			br.Status = StatusCopied
 			br.Reason = "already copied (phase " + string(sb.Phase) + "); run rollback to copy it again"

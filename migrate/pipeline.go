@@ -253,6 +253,11 @@ type run struct {
 	paused       atomic.Int64 // unix ns until which legacy reads pause
 	throttle     atomic.Int64
 
+	// lockKeys, when set (--dual-write, before the first mark), locks the
+	// keys a legacy read is about to copy until the copy is written
+	// (window.go contract 3); it returns their unlock.
+	lockKeys func(keys []string) (unlock func())
+
 	mu      sync.Mutex
 	scanned map[string]scanRef // keys marked by a backfill SCAN whose outcome is not heard yet
 
@@ -343,6 +348,9 @@ func (s *legacySource) Pages() *redis.Client { return s.r.pages }
 func (s *legacySource) Read(ctx context.Context, keys []string, fn func([]*store.Entry) error) error {
 	if err := waitN(ctx, s.r.o.limiter(), len(keys)); err != nil {
 		return err
+	}
+	if s.r.lockKeys != nil {
+		defer s.r.lockKeys(keys)()
 	}
 	t0 := time.Now()
 	first := true

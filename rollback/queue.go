@@ -88,7 +88,7 @@ func queue(ctx context.Context, o QueueOptions, res *QueueResult) (*QueueResult,
 	if err := st.CheckPlan(o.PlanHash); err != nil {
 		return nil, err
 	}
-	if err := Check(st, []string{o.Bucket}); err != nil {
+	if err := Check(st, []string{o.Bucket}, false); err != nil { // no reverse mirror for SQS: a queue bucket past cutover is refused
 		return nil, err
 	}
 	if sb := st.Buckets[o.Bucket]; sb != nil {

@@ -1,6 +1,8 @@
-// Package rollback undoes a migration before cutover (DESIGN.md §5): it
-// deletes from each target exactly the keys redisplit wrote there — the
-// keys of the bucket's journal — and nothing else.
+// Package rollback undoes a migration (DESIGN.md §5): it deletes from each
+// target exactly the keys redisplit wrote there — the keys of the bucket's
+// journal — and nothing else. After cutover it first makes legacy
+// authoritative again (the control key, then the reverse direction drained:
+// legacy holds every write made on the target), see RunCutover below.
 //
 // Guarantees, in order:
 //   - The lease (package lease, the key redisplit:lock on legacy) is taken
@@ -9,9 +11,15 @@
 //     dry run only checks that no live process holds it. The lease is the
 //     only key rollback writes on legacy.
 //   - Under the lease, the state is checked: the plan must be the one the
-//     migration recorded (state.State.CheckPlan), and a bucket at or past
-//     cutover is refused (Check), failed or not: its application now writes
-//     to the target, and deleting there would lose data.
+//     migration recorded (state.State.CheckPlan), and a completed bucket is
+//     refused (Check), failed or not: legacy no longer holds it. A bucket
+//     in cutover is refused unless Options.Reverse is set: then, before
+//     anything is deleted, the control key is switched to rolled-back
+//     (the application returns to legacy) and Reverse drains the reverse
+//     direction (every write made on the target is on legacy).
+//   - Held: a caller that holds the lease itself (migrate --dual-write,
+//     which has drained its own reverse mirror) runs the same deletion
+//     without taking it.
 //   - Only journaled keys are deleted, with store.Redis.Delete: pipelined
 //     UNLINKs, retried on transient errors with the copy path's policy
 //     (store.Retry), and on a Sentinel target acknowledged by the replica
@@ -73,6 +81,13 @@ type Options struct {
 	// Progress, when set, is called with the number of journal entries
 	// processed so far.
 	Progress func(done int64)
+	// Reverse, when set, rolls back buckets in cutover: it is called for
+	// each, after the control key says rolled-back and before anything is
+	// deleted, and must leave legacy holding every write made on the
+	// target (ReverseSync, or migrate's drain of its reverse mirror).
+	Reverse func(ctx context.Context, bucket string) error
+	// Held: the caller holds the lease (no Acquire, no Release).
+	Held bool
 }
 
 // BucketResult is the rollback of one bucket.
@@ -108,19 +123,23 @@ type Result struct {
 	LeaseTakeover *lease.Takeover `json:"lease_takeover,omitempty"`
 }
 
-// Check refuses (a *safety.Refusal, exit 4) to roll back a bucket that is at
-// or past cutover, judged by its phase alone: a bucket that failed after
-// cutover keeps its phase (the failure is recorded beside it) and is
-// refused too. Buckets unknown to the state pass.
-func Check(st *state.State, buckets []string) error {
+// Check refuses (a *safety.Refusal, exit 4) to roll back a completed
+// bucket, and one in cutover unless reverse (the caller drains the reverse
+// direction first), judged by its phase alone: a bucket that failed after
+// cutover keeps its phase (the failure is recorded beside it). Buckets
+// unknown to the state pass.
+func Check(st *state.State, buckets []string, reverse bool) error {
 	for _, b := range buckets {
 		sb := st.Buckets[b]
 		if sb == nil {
 			continue
 		}
-		switch sb.Phase {
-		case state.Cutover, state.Completed:
-			return safety.Refusef("after cutover the application writes to the target; return the bucket to legacy with the cutover rollback (reverse sync), not by deleting keys",
+		switch {
+		case sb.Phase == state.Completed:
+			return safety.Refusef("a completed bucket lives on its target only; there is nothing to return to",
+				"bucket %s is completed: legacy no longer mirrors it, and deleting what redisplit wrote to its target would delete the application's data", b)
+		case sb.Phase == state.Cutover && !reverse:
+			return safety.Refusef("after cutover the application writes to the target; roll back with the reverse drain (redisplit rollback, which hands it to migrate --dual-write or drains target → legacy itself)",
 				"bucket %s is past cutover (phase %s): deleting what redisplit wrote to its target would delete the application's newer writes", b, sb.Phase)
 		}
 	}
@@ -146,6 +165,9 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 	defer cancel(nil)
 	var lost atomic.Value // the lease's loss, when it was lost
 	res := &Result{DryRun: o.DryRun}
+	if o.Held {
+		return run(ctx, o, order, res)
+	}
 	if o.DryRun {
 		if err := lease.Check(ctx, o.Legacy); err != nil {
 			return nil, err
@@ -174,12 +196,21 @@ func run(ctx context.Context, o Options, order []string, res *Result) (*Result, 
 	if err := st.CheckPlan(o.PlanHash); err != nil {
 		return nil, err
 	}
-	if err := Check(st, order); err != nil {
+	if err := Check(st, order, o.Reverse != nil); err != nil {
 		return nil, err
 	}
 	if o.Confirm != nil && !o.DryRun {
 		if err := o.Confirm(res); err != nil {
 			return nil, err
+		}
+	}
+	if !o.DryRun {
+		for _, b := range order {
+			if sb := st.Buckets[b]; sb != nil && sb.Phase == state.Cutover && o.Targets[b] != nil {
+				if err := returnToLegacy(ctx, o, b); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	var done int64

@@ -228,19 +228,20 @@ func TestRollbackRefusals(t *testing.T) {
 		t.Errorf("with the lease held: exit %d %s", code, errs)
 	}
 	lc.Del(context.Background(), "redisplit:lock")
-	// A bucket past cutover: refused.
+	// A completed bucket: refused (legacy no longer mirrors it; a bucket in
+	// cutover is rolled back with the reverse drain, see migrate's tests).
 	sd, err := state.Open(verifytest.StateDir(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sd.Update(func(s *state.State) error { s.Buckets["session"].Phase = state.Cutover; return nil }); err != nil {
+	if err := sd.Update(func(s *state.State) error { s.Buckets["session"].Phase = state.Completed; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes"); code != 4 || !strings.Contains(errs, "past cutover") {
-		t.Errorf("past cutover: exit %d %s", code, errs)
+	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes"); code != 4 || !strings.Contains(errs, "is completed") {
+		t.Errorf("completed: exit %d %s", code, errs)
 	}
-	// A bucket that failed after cutover keeps its phase, with the failure
-	// beside it: still refused.
+	// A bucket that failed after completion keeps its phase, with the
+	// failure beside it: still refused.
 	if err := sd.Update(func(s *state.State) error {
 		s.Buckets["session"].LastError = "target session: out of memory writing key \"sess:1\""
 		s.Buckets["session"].Errors = 1
@@ -248,8 +249,8 @@ func TestRollbackRefusals(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes", "--bucket", "session"); code != 4 || !strings.Contains(errs, "past cutover") {
-		t.Errorf("failed past cutover: exit %d %s", code, errs)
+	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes", "--bucket", "session"); code != 4 || !strings.Contains(errs, "is completed") {
+		t.Errorf("failed completed: exit %d %s", code, errs)
 	}
 	if code, _, errs := verifytest.Run(t, "rollback", "--config", cfg, "--yes", "--bucket", "nope"); code != 2 {
 		t.Errorf("--bucket nope: exit %d %s", code, errs)

@@ -152,6 +152,9 @@ type LiveBucket struct {
 	// (copier.HotKeys: a bounded counter; Hot marks the keys copied
 	// unusually often).
 	HotKeys []HotKey `json:"hot_keys,omitempty"`
+	// Window is set while the bucket is in its switch window (cut over,
+	// mirrored both ways).
+	Window *Window `json:"window,omitempty"`
 }
 
 // HotKey is one of a bucket's most copied keys (copier.HotKey).
@@ -164,6 +167,30 @@ type HotKey struct {
 	Since  time.Time `json:"since"`
 	PerSec float64   `json:"copies_per_sec"` // Copies over the time since Since (at least 1 s)
 	Hot    bool      `json:"hot"`            // copied unusually often (copier.IsHot)
+}
+
+// Window is a bucket's figures in its switch window: the reverse mirror
+// (target → legacy) beside the forward one.
+type Window struct {
+	Directions string    `json:"directions"` // "forward+reverse"
+	Since      time.Time `json:"since"`      // the reverse mirror's start
+	// ReverseCopies counts the keys the reverse mirror wrote or deleted on
+	// legacy; Suppressed the copies of both directions not written
+	// because the destination already held them (echoes).
+	ReverseCopies int64 `json:"reverse_copies"`
+	Suppressed    int64 `json:"suppressed"`
+	// AppWrites counts the application's writes that still reached legacy
+	// (forward copies of the bucket actually written, not echoes) since
+	// the window opened; LastAppWriteAt is the latest.
+	AppWrites      int64     `json:"app_writes_on_legacy"`
+	LastAppWriteAt time.Time `json:"last_app_write_on_legacy,omitzero"`
+	ReverseGaps    int64     `json:"reverse_gaps"`
+	ReverseRescans int64     `json:"reverse_rescans"`
+	// ReverseCaughtUp: a marker written on the target came back through
+	// the reverse feed with every change before it applied to legacy
+	// (ReverseLagMs its round trip).
+	ReverseCaughtUp bool  `json:"reverse_caught_up"`
+	ReverseLagMs    int64 `json:"reverse_lag_ms"`
 }
 
 // Bucket is the state of one bucket.
@@ -225,6 +252,32 @@ type Bucket struct {
 	CopiedAt time.Time `json:"copied_at,omitzero"`
 	// StartedAt is when the first copy of this bucket started.
 	StartedAt time.Time `json:"started_at,omitzero"`
+
+	// The switch window (cutover, complete, rollback after cutover; see
+	// docs/runbook.md). CutoverAt is when the bucket's target became
+	// authoritative, CompletedAt when the window ended.
+	CutoverAt   time.Time `json:"cutover_at,omitzero"`
+	CompletedAt time.Time `json:"completed_at,omitzero"`
+	// Transition is a cutover, complete or rollback handed to migrate
+	// --dual-write and not finished: recorded before its first step
+	// (intent) and cleared when it is done, so that a migrate started
+	// after a kill -9 finishes it.
+	Transition *Transition `json:"transition,omitempty"`
+	// TargetNotify is the target servers' notify-keyspace-events as the
+	// reverse mirror found them (by server), saved before it changes them
+	// and cleared once they are put back.
+	TargetNotify map[string]*Notify `json:"target_notify,omitempty"`
+}
+
+// Transition is a phase change in progress (Bucket.Transition).
+type Transition struct {
+	Op string    `json:"op"` // "cutover", "complete" or "rollback"
+	At time.Time `json:"at"` // when the intent was recorded
+	// Switched: the control key already names the new phase (the
+	// application may already follow it).
+	Switched bool `json:"switched,omitempty"`
+	// Purge: complete --purge-legacy (the purge is part of the transition).
+	Purge bool `json:"purge,omitempty"`
 }
 
 // upgrade maps what older state files said to the current representation:
