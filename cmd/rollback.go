@@ -133,10 +133,10 @@ func runRollback(ctx context.Context, app *App, o *rollbackOptions) error {
 				return err
 			}
 		}
-		if len(rest) == 0 {
+		if len(rest) == 0 && len(queues) == 0 {
 			return nil
 		}
-		buckets = rest
+		buckets = rest // the queue buckets on SQS are moved back below
 	}
 	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
 	if err != nil {

@@ -50,7 +50,9 @@ type Options struct {
 	// Route is the bucket of a legacy key of type typ, or "" when the key
 	// is not migrated (it must then be on no target).
 	Route func(key, typ string) string
-	// Skip leaves legacy keys out (redisplit's own keys); nil skips none.
+	// Skip leaves keys out on both sides (redisplit's own keys: lease and
+	// markers on legacy, the reverse mirror's markers on targets); nil
+	// skips none.
 	Skip func(key string) bool
 	// Rounds is how many checks a difference must survive (default 5),
 	// Interval apart (default 1 s).
@@ -151,6 +153,7 @@ func Compare(ctx context.Context, o Options) (*Result, error) {
 	}
 	for _, b := range c.buckets {
 		err := scanPages(ctx, o.Targets[b], o.Batch, func(keys []string) error {
+			keys = slices.DeleteFunc(keys, func(k string) bool { return o.Skip != nil && o.Skip(k) })
 			c.res.TargetKeys += int64(len(keys))
 			c.res.OnTarget[b] += int64(len(keys))
 			return c.checkAll(ctx, keys, false)
