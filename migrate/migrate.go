@@ -139,6 +139,9 @@ type BucketResult struct {
 	// AllowEvicting is set when the target evicts (Policy is not
 	// noeviction) and --allow-evicting-target let the bucket through.
 	AllowEvicting bool `json:"allow_evicting_target,omitempty"`
+	// Warm is the cache's copy policy and its selection (warm.go), when
+	// it is not copied whole.
+	Warm *WarmResult `json:"warm,omitempty"`
 
 	// Total is the whole migration of the bucket (every run, as saved by the
 	// last checkpoint; the same numbers `redisplit status` shows); ThisRun
@@ -154,8 +157,8 @@ type BucketResult struct {
 }
 
 // Counts says what became of the keys routed to a bucket. Every key ends in
-// exactly one of Copied, Expired, Gone, Refused, Skipped and Failed; Logical
-// and Bytes describe the copied keys.
+// exactly one of Copied, Expired, Gone, Refused, NotWarmed, Skipped and
+// Failed; Logical and Bytes describe the copied keys.
 //
 // In Result.ThisRun a key is counted by every run that handles it: a run
 // resumed after an interruption rewrites (and counts again) the keys that
@@ -168,15 +171,18 @@ type Counts struct {
 	Expired int64 `json:"expired"` // read with its expiry already reached: not written
 	Gone    int64 `json:"gone"`    // absent when read (deleted, or expired and reclaimed, after the SCAN): not written
 	Refused int64 `json:"refused"` // already on the target and not written by redisplit (--allow-nonempty): left alone
-	Skipped int64 `json:"skipped"` // not migrated by policy: the bucket has no (supported) target
-	Failed  int64 `json:"failed"`  // not written because the bucket stopped on an error; the rerun copies them
-	Logical int64 `json:"logical"` // of Copied, copied by the logical path (big keys, unreadable payloads)
-	Bytes   int64 `json:"bytes"`   // payload bytes written (DUMP payloads, logical values); not MEMORY USAGE
+	// NotWarmed: cache keys the copy policy (targets.cache.copy hot or
+	// none) left on legacy on purpose
+	NotWarmed int64 `json:"not_warmed"`
+	Skipped   int64 `json:"skipped"` // not migrated by policy: the bucket has no (supported) target
+	Failed    int64 `json:"failed"`  // not written because the bucket stopped on an error; the rerun copies them
+	Logical   int64 `json:"logical"` // of Copied, copied by the logical path (big keys, unreadable payloads)
+	Bytes     int64 `json:"bytes"`   // payload bytes written (DUMP payloads, logical values); not MEMORY USAGE
 }
 
 // sum is the number of keys with an outcome.
 func (c Counts) sum() int64 {
-	return c.Copied + c.Expired + c.Gone + c.Refused + c.Skipped + c.Failed
+	return c.Copied + c.Expired + c.Gone + c.Refused + c.NotWarmed + c.Skipped + c.Failed
 }
 
 func (c *Counts) add(o Counts) {
@@ -184,6 +190,7 @@ func (c *Counts) add(o Counts) {
 	c.Expired += o.Expired
 	c.Gone += o.Gone
 	c.Refused += o.Refused
+	c.NotWarmed += o.NotWarmed
 	c.Skipped += o.Skipped
 	c.Failed += o.Failed
 	c.Logical += o.Logical
@@ -206,7 +213,7 @@ type Totals struct {
 // and `redisplit status` both use it.
 func TotalOf(sb *state.Bucket) Totals {
 	t := Totals{Counts: Counts{Copied: sb.KeysCopied, Expired: sb.KeysExpired, Gone: sb.KeysGone,
-		Refused: sb.KeysRefused, Logical: sb.KeysLogical, Bytes: sb.BytesCopied}}
+		Refused: sb.KeysRefused, NotWarmed: sb.KeysNotWarmed, Logical: sb.KeysLogical, Bytes: sb.BytesCopied}}
 	if !sb.Copied {
 		left := max(0, sb.PlannedKeys-t.sum())
 		if sb.Failed {
@@ -386,6 +393,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := pre; err != nil { // unknown keys: refuse after the summary is complete
 		return res, err
 	}
+	warm, err := prepareWarm(ctx, legacy, o, targets, st, res)
+	if err != nil {
+		return res, err
+	}
 	if o.DryRun {
 		for b := range targets {
 			res.Bucket(b).Status = StatusDryRun
@@ -426,7 +437,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Notify = restoreNotify(ctx, legacy, o.State) // left by a killed --dual-write
 	}
 	copyStart := time.Now()
-	err = copyAll(ctx, wctx, legacy, o, targets, res, notify)
+	err = copyAll(ctx, wctx, legacy, o, targets, res, notify, warm)
 	res.CopyElapsed = time.Since(copyStart)
 	res.Elapsed = time.Since(start)
 	if err != nil {
