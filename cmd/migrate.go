@@ -338,6 +338,9 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		fmt.Fprintln(w, "(PAYLOAD: bytes written to the target, DUMP payloads or logical values; not MEMORY USAGE)")
 	}
 	for _, b := range r.Buckets {
+		if b.Warm != nil {
+			fmt.Fprintf(w, "%s: %s\n", b.Bucket, warmLine(b.Warm))
+		}
 		if b.Reason != "" {
 			fmt.Fprintf(w, "%s: %s\n", b.Bucket, b.Reason)
 		}
@@ -401,18 +404,50 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 	}
 }
 
+// warmLine says what the cache's copy policy selected.
+func warmLine(x *migrate.WarmResult) string {
+	again := ""
+	if x.Reused {
+		again = " (selected by an earlier run of this migration)"
+	}
+	switch {
+	case x.Policy == config.CopyNone:
+		return "copy: none: no cache key is copied, the target starts cold (live writes are mirrored with --dual-write)"
+	case x.Threshold < 0:
+		return fmt.Sprintf("copy: hot: not even the hottest cache keys fit the budget of %s%s: no key is warmed (raise targets.cache.warm_bytes or the target's maxmemory)", migrateBytes(x.Budget), again)
+	}
+	by := fmt.Sprintf("idle at most %ds (OBJECT IDLETIME)", x.Threshold)
+	if x.Metric == migrate.MetricFreq {
+		by = fmt.Sprintf("LFU counter at least %d (OBJECT FREQ)", x.Threshold)
+	}
+	return fmt.Sprintf("copy: hot: warming %d of %d cache keys (%s of %s MEMORY USAGE; budget %s): those %s%s",
+		x.HotKeys, x.CacheKeys, migrateBytes(x.HotBytes), migrateBytes(x.CacheBytes), migrateBytes(x.Budget), by, again)
+}
+
 // renderCounts writes one table of key counts per bucket, with a PENDING
 // column when withPending.
 func renderCounts(w io.Writer, bs []*migrate.BucketResult, withPending bool, get func(*migrate.BucketResult) (c migrate.Counts, pending int64)) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	warmed := false // a NOT WARMED column only where the cache is warmed
+	for _, b := range bs {
+		c, _ := get(b)
+		warmed = warmed || b.Warm != nil || c.NotWarmed > 0
+	}
 	head := "BUCKET\tCOPIED\tEXPIRED\tGONE\tREFUSED\tSKIPPED\tFAILED"
+	if warmed {
+		head = "BUCKET\tCOPIED\tEXPIRED\tGONE\tREFUSED\tNOT WARMED\tSKIPPED\tFAILED"
+	}
 	if withPending {
 		head += "\tPENDING"
 	}
 	fmt.Fprintln(tw, head+"\tLOGICAL\tPAYLOAD")
 	for _, b := range bs {
 		c, p := get(b)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d", b.Bucket, c.Copied, c.Expired, c.Gone, c.Refused, c.Skipped, c.Failed)
+		if warmed {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d", b.Bucket, c.Copied, c.Expired, c.Gone, c.Refused, c.NotWarmed, c.Skipped, c.Failed)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d", b.Bucket, c.Copied, c.Expired, c.Gone, c.Refused, c.Skipped, c.Failed)
+		}
 		if withPending {
 			fmt.Fprintf(tw, "\t%d", p)
 		}

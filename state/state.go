@@ -271,6 +271,9 @@ type VerifyCounts struct {
 	InFlux   int64 `json:"in_flux"`
 	Evicted  int64 `json:"evicted"`
 	Foreign  int64 `json:"foreign"` // keys migrate refused to overwrite (--allow-nonempty); not a parity failure
+	// NotWarmed: cache keys the copy policy left on legacy on purpose
+	// (targets.cache.copy hot or none); not a parity failure.
+	NotWarmed int64 `json:"not_warmed,omitempty"`
 	// RolledBack: the bucket was rolled back and verify checked rollback's
 	// promise instead of parity; LeftBehind counts the target keys holding
 	// exactly legacy's content (redisplit's copies, not deleted).

@@ -48,6 +48,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
 )
 
@@ -91,6 +92,15 @@ type Options struct {
 	// AllowEvicting are the buckets whose migration accepted an evicting
 	// target (migrate --allow-evicting-target): not refused for it.
 	AllowEvicting map[string]bool
+	// Warm is the cache's copy policy as migrate recorded it (nil: every
+	// cache key was copied) and WarmCopiedAt when the cache's backfill
+	// ended (zero: not ended). A cache key missing on its target that the
+	// policy left on legacy (migrate.LeftOnPurpose, judged by its hotness
+	// read before verify reads its value, which may touch it) is
+	// NotWarmed, final at its first observation; with copy: hot that costs
+	// one OBJECT per legacy key that may be a cache key.
+	Warm         *state.Warm
+	WarmCopiedAt time.Time
 }
 
 func (o *Options) defaults() {
@@ -428,6 +438,10 @@ func (e *engine) targetRead(ctx context.Context, bucket string, keys []string, l
 
 // compareBatch compares one batch of legacy keys with their targets.
 func (e *engine) compareBatch(ctx context.Context, keys []string) error {
+	hot, err := e.hotness(ctx, keys) // before the reads, which may touch the keys
+	if err != nil {
+		return err
+	}
 	legacy := make([]side, len(keys))
 	if err := e.legacyRead(ctx, keys, legacy); err != nil {
 		return err
@@ -467,7 +481,7 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		if err != nil {
 			return err
 		}
-		var compared int64
+		var compared, notWarmed int64
 		for j, v := range vs {
 			if v.skip {
 				continue
@@ -475,6 +489,8 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 			compared++
 			switch {
 			case v.cat == "":
+			case v.cat == Missing && e.notWarmed(b, hot, idx[j]):
+				notWarmed++ // counted, not listed: final at its first observation
 			case e.isForeign(b, bk[j]):
 				e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
 			default:
@@ -483,12 +499,79 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		}
 		e.mu.Lock()
 		e.counts[b].Compared += compared
+		e.counts[b].NotWarmed += notWarmed
 		e.mu.Unlock()
 		if e.o.Progress != nil {
 			e.o.Progress(e.compared.Add(compared))
 		}
 	}
 	return nil
+}
+
+// hotness is what the cache's copy policy needs to judge a missing key:
+// the hotness (OBJECT IDLETIME or FREQ, migrate.HotnessCmd) of every key
+// of the batch that may route to the cache, read at .at (nil when the
+// policy needs none).
+type hotness struct {
+	at   time.Time
+	vals []int64
+	ok   []bool
+}
+
+func (e *engine) hotness(ctx context.Context, keys []string) (*hotness, error) {
+	w := e.o.Warm
+	if w == nil || w.Policy != config.CopyHot || w.Threshold < 0 || e.o.Targets[string(classify.Cache)] == nil {
+		return nil, nil
+	}
+	h := &hotness{vals: make([]int64, len(keys)), ok: make([]bool, len(keys))}
+	var idx []int
+	for i, k := range keys {
+		if m, ok := e.o.Router.ClassifyName(k); ok {
+			b := string(m.Bucket)
+			if m.Bucket == classify.Unknown {
+				b = e.o.Unknown
+			}
+			if b != string(classify.Cache) {
+				continue // routed elsewhere by its name alone
+			}
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return h, nil
+	}
+	if err := e.budget.wait(ctx, len(idx)); err != nil {
+		return nil, err
+	}
+	h.at = time.Now()
+	cmds, err := e.o.Legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range idx {
+			p.Do(ctx, migrate.HotnessCmd(w.Metric, keys[i])...)
+		}
+		return nil
+	})
+	if err != nil && !isReply(err) {
+		return nil, redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
+	}
+	for j, i := range idx {
+		if v, err := cmds[j].(*redis.Cmd).Int64(); err == nil {
+			h.vals[i], h.ok[i] = v, true
+		}
+	}
+	return h, nil
+}
+
+// notWarmed reports whether the missing key keys[i] of bucket b was left
+// on legacy by the cache's copy policy (Options.Warm).
+func (e *engine) notWarmed(b string, h *hotness, i int) bool {
+	w := e.o.Warm
+	if w == nil || b != string(classify.Cache) {
+		return false
+	}
+	if h == nil || !h.ok[i] {
+		return w.Policy == config.CopyNone || w.Threshold < 0
+	}
+	return migrate.LeftOnPurpose(w, h.vals[i], h.at, e.o.WarmCopiedAt)
 }
 
 // verdict is the judgement of one key: a category ("" when legacy and
@@ -985,6 +1068,9 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 			case br.EvictedKeys > 0:
 				br.Notes = append(br.Notes, fmt.Sprintf("the target evicted %d keys (maxmemory-policy %s); %d keys are missing", br.EvictedKeys, br.EvictionPolicy, m))
 			}
+		}
+		if br.Check == ParityCheck && cnt.NotWarmed > 0 {
+			br.Notes = append(br.Notes, fmt.Sprintf("%d cache keys were left on legacy on purpose by the copy policy (targets.cache.copy %s): reported as not warmed, not missing", cnt.NotWarmed, e.o.Warm.Policy))
 		}
 		if br.Check == ParityCheck && cnt.Foreign > 0 {
 			br.Notes = append(br.Notes, fmt.Sprintf("%d keys existed on the target before the migration and migrate refused to overwrite them (--allow-nonempty): reported as foreign, not a parity failure", cnt.Foreign))
