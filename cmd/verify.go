@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
@@ -153,9 +155,12 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	defer targets.Close()
 	rolledBack, allowEvicting := checksOf(st, buckets)
 	var warm *state.Warm // the cache's copy policy, as migrate recorded it
-	var warmCopiedAt time.Time
-	if sb := st.Buckets["cache"]; sb != nil && sb.Phase != state.RolledBack {
-		warm, warmCopiedAt = sb.Warm, sb.CopiedAt
+	var warmed func(string) bool
+	if sb := st.Buckets["cache"]; sb != nil && sb.Phase != state.RolledBack && sb.Warm != nil && slices.Contains(buckets, "cache") {
+		warm = sb.Warm
+		if warmed, err = migrate.Warmed(sd, "cache"); err != nil {
+			return err
+		}
 	}
 	total, _ := legacy.DBSize(ctx).Result()
 	if len(rolledBack) == len(buckets) {
@@ -168,7 +173,7 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: o.interval, Sample: o.sample,
 		MaxOps: cfg.MaxOps, MaxDiffs: o.maxDiffs, Batch: o.batch, Workers: o.workers,
 		Progress: prog.Set, Refused: sd.ReadRefused, RolledBack: rolledBack, AllowEvicting: allowEvicting,
-		Warm: warm, WarmCopiedAt: warmCopiedAt,
+		Warm: warm, Warmed: warmed,
 	})
 	prog.Finish()
 	if err != nil {

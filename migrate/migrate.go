@@ -387,14 +387,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	var warm *state.Warm // the cache's copy policy: before the room check, which asks room for what it copies
+	if pre == nil {
+		if warm, err = prepareWarm(ctx, legacy, o, targets, st, res); err != nil {
+			return res, err
+		}
+	}
 	if err := checkTargets(ctx, o, st, targets, res); err != nil {
 		return res, err
 	}
 	if err := pre; err != nil { // unknown keys: refuse after the summary is complete
-		return res, err
-	}
-	warm, err := prepareWarm(ctx, legacy, o, targets, st, res)
-	if err != nil {
 		return res, err
 	}
 	if o.DryRun {

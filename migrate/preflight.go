@@ -317,6 +317,9 @@ func checkRoom(b string, t *store.Redis, info store.Info, br *BucketResult, sb *
 		return nil, ""
 	}
 	need := float64(br.PlannedBytes)
+	if br.Warm != nil { // the cache is warmed: room for its hot keys only (warm.go)
+		need = min(need, float64(br.Warm.HotBytes))
+	}
 	if resumed && br.PlannedKeys > 0 {
 		done := sb.KeysCopied + sb.KeysExpired + sb.KeysGone + sb.KeysRefused
 		need *= float64(max(0, br.PlannedKeys-done)) / float64(br.PlannedKeys)

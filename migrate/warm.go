@@ -46,8 +46,12 @@ import (
 //     after a gap filters the cache keys legacy has like the backfill
 //     (none: no cache key; hot: the hot ones) and marks every key of the
 //     journal, so what redisplit wrote is still reconciled.
-//  5. Verify reads the record (LeftOnPurpose): a cache key missing on the
-//     target that the policy left on legacy is "not warmed", not missing.
+//  5. Verify reads the record: with hot or none, a cache key missing on
+//     the target that this migration never journaled (Warmed) was left on
+//     legacy on purpose: "not warmed", not missing. A key it journaled —
+//     warmed, or written live — and that is missing is a loss. The
+//     journal, not the key's hotness now, decides: verify's own reads
+//     (and the application's) touch keys and change their idle times.
 
 // Metrics of a hot selection (state.Warm.Metric).
 const (
@@ -298,33 +302,28 @@ func hotNow(w *state.Warm, v int64, at time.Time) bool {
 	if w.Metric == MetricFreq {
 		return v >= w.Threshold
 	}
-	return v <= w.Threshold+int64(at.Sub(w.SelectedAt)/time.Second)
+	return v <= w.Threshold+int64(at.Sub(w.SelectedAt)/time.Second)+clockSlack
 }
 
-// LeftOnPurpose reports whether a cache key missing on the target was left
-// on legacy by the copy policy w rather than lost, given its hotness v on
-// legacy read at time at (before anything else touched it) and copiedAt,
-// when the backfill ended (zero: not ended). With none every key was left.
-// With hot and an idle time, a key is proven warmed — and so its absence a
-// loss — only when it was hot at the selection and no client used it since
-// the backfill ended (idle at least the time since then): a key the
-// application used since may have been cold then (reads are not
-// mirrored), and counts as not warmed. With an LFU counter, a key at
-// least as hot as the threshold now is expected on the target.
-func LeftOnPurpose(w *state.Warm, v int64, at, copiedAt time.Time) bool {
-	if w == nil {
-		return false
+// clockSlack: an idle time is counted in whole seconds of a clock the
+// server refreshes in its cron; the comparison with the time elapsed
+// since the selection allows a second more, in favour of "hot".
+const clockSlack = 1
+
+// Warmed returns the lookup verify judges a missing cache key by
+// (contract 5): whether this migration journaled the key, i.e. wrote it
+// (or deleted it) on the target — warmed by the backfill, or mirrored as a
+// live write. A missing key it never journaled was left on legacy by the
+// copy policy: not warmed. The journal is loaded into a set of 64-bit
+// hashes (ownSet: 10 to 20 bytes a key), bounded by the keys warmed, not
+// by the cache; a hash collision would report a not-warmed key as missing,
+// never the reverse.
+func Warmed(sd *state.Dir, bucket string) (func(key string) bool, error) {
+	s := newOwnSet()
+	if err := sd.ReadJournal(bucket, func(k string) error { s.add(k); return nil }); err != nil {
+		return nil, err
 	}
-	if w.Policy != config.CopyHot || w.Threshold < 0 {
-		return true
-	}
-	if w.Metric == MetricFreq {
-		return v < w.Threshold
-	}
-	if !copiedAt.IsZero() && v < int64(at.Sub(copiedAt)/time.Second) {
-		return true // used since the backfill ended
-	}
-	return !hotNow(w, v, at)
+	return s.has, nil
 }
 
 // HotnessCmd is the command that reads a key's hotness by metric

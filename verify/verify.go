@@ -93,14 +93,12 @@ type Options struct {
 	// target (migrate --allow-evicting-target): not refused for it.
 	AllowEvicting map[string]bool
 	// Warm is the cache's copy policy as migrate recorded it (nil: every
-	// cache key was copied) and WarmCopiedAt when the cache's backfill
-	// ended (zero: not ended). A cache key missing on its target that the
-	// policy left on legacy (migrate.LeftOnPurpose, judged by its hotness
-	// read before verify reads its value, which may touch it) is
-	// NotWarmed, final at its first observation; with copy: hot that costs
-	// one OBJECT per legacy key that may be a cache key.
-	Warm         *state.Warm
-	WarmCopiedAt time.Time
+	// cache key was copied, and a missing one is missing). With a policy,
+	// a cache key missing on its target that Warmed (migrate.Warmed: the
+	// cache's journal) does not hold was left on legacy on purpose: it is
+	// NotWarmed, counted (not listed), final at its first observation.
+	Warm   *state.Warm
+	Warmed func(key string) bool
 }
 
 func (o *Options) defaults() {
@@ -438,10 +436,6 @@ func (e *engine) targetRead(ctx context.Context, bucket string, keys []string, l
 
 // compareBatch compares one batch of legacy keys with their targets.
 func (e *engine) compareBatch(ctx context.Context, keys []string) error {
-	hot, err := e.hotness(ctx, keys) // before the reads, which may touch the keys
-	if err != nil {
-		return err
-	}
 	legacy := make([]side, len(keys))
 	if err := e.legacyRead(ctx, keys, legacy); err != nil {
 		return err
@@ -489,7 +483,7 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 			compared++
 			switch {
 			case v.cat == "":
-			case v.cat == Missing && e.notWarmed(b, hot, idx[j]):
+			case v.cat == Missing && e.notWarmed(b, bk[j]):
 				notWarmed++ // counted, not listed: final at its first observation
 			case e.isForeign(b, bk[j]):
 				e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
@@ -508,70 +502,14 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 	return nil
 }
 
-// hotness is what the cache's copy policy needs to judge a missing key:
-// the hotness (OBJECT IDLETIME or FREQ, migrate.HotnessCmd) of every key
-// of the batch that may route to the cache, read at .at (nil when the
-// policy needs none).
-type hotness struct {
-	at   time.Time
-	vals []int64
-	ok   []bool
-}
-
-func (e *engine) hotness(ctx context.Context, keys []string) (*hotness, error) {
+// notWarmed reports whether key, a missing key of bucket b, was left on
+// legacy by the cache's copy policy (Options.Warm): never journaled.
+func (e *engine) notWarmed(b, key string) bool {
 	w := e.o.Warm
-	if w == nil || w.Policy != config.CopyHot || w.Threshold < 0 || e.o.Targets[string(classify.Cache)] == nil {
-		return nil, nil
-	}
-	h := &hotness{vals: make([]int64, len(keys)), ok: make([]bool, len(keys))}
-	var idx []int
-	for i, k := range keys {
-		if m, ok := e.o.Router.ClassifyName(k); ok {
-			b := string(m.Bucket)
-			if m.Bucket == classify.Unknown {
-				b = e.o.Unknown
-			}
-			if b != string(classify.Cache) {
-				continue // routed elsewhere by its name alone
-			}
-		}
-		idx = append(idx, i)
-	}
-	if len(idx) == 0 {
-		return h, nil
-	}
-	if err := e.budget.wait(ctx, len(idx)); err != nil {
-		return nil, err
-	}
-	h.at = time.Now()
-	cmds, err := e.o.Legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, i := range idx {
-			p.Do(ctx, migrate.HotnessCmd(w.Metric, keys[i])...)
-		}
-		return nil
-	})
-	if err != nil && !isReply(err) {
-		return nil, redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
-	}
-	for j, i := range idx {
-		if v, err := cmds[j].(*redis.Cmd).Int64(); err == nil {
-			h.vals[i], h.ok[i] = v, true
-		}
-	}
-	return h, nil
-}
-
-// notWarmed reports whether the missing key keys[i] of bucket b was left
-// on legacy by the cache's copy policy (Options.Warm).
-func (e *engine) notWarmed(b string, h *hotness, i int) bool {
-	w := e.o.Warm
-	if w == nil || b != string(classify.Cache) {
+	if w == nil || b != string(classify.Cache) || w.Policy == config.CopyAll {
 		return false
 	}
-	if h == nil || !h.ok[i] {
-		return w.Policy == config.CopyNone || w.Threshold < 0
-	}
-	return migrate.LeftOnPurpose(w, h.vals[i], h.at, e.o.WarmCopiedAt)
+	return e.o.Warmed == nil || !e.o.Warmed(key)
 }
 
 // verdict is the judgement of one key: a category ("" when legacy and
