@@ -242,8 +242,8 @@ func TestWarmBudgetRespected(t *testing.T) {
 	leg := topotest.Standalone(t)
 	lc := topotest.Client(t, leg.Addr())
 	older := warmKeyspace(t, lc, 400, 4*time.Second) // keys 0, 10, 20, ...
-	time.Sleep(4 * time.Second) // beyond the second the selection allows for its own clock
-	newest := touch(t, lc, 400, 10, 5) // keys 5, 15, 25, ...: the hottest
+	time.Sleep(4 * time.Second)                      // beyond the second the selection allows for its own clock
+	newest := touch(t, lc, 400, 10, 5)               // keys 5, 15, 25, ...: the hottest
 	var newBytes int64
 	for k := range newest {
 		newBytes += lc.MemoryUsage(ctx, k).Val()
@@ -338,5 +338,54 @@ func TestWarmBadConfig(t *testing.T) {
 	}
 	if n := dbsizes(t, tg); n != 0 {
 		t.Errorf("wrote %d keys", n)
+	}
+}
+
+// With --dual-write, live writes are mirrored whatever the policy: under
+// copy: none a cache key written (or rewritten) during the live phase is
+// copied, the others stay on legacy, and verify still exits 0.
+func TestWarmNoneMirrorsLiveWrites(t *testing.T) {
+	tg := targets(t)
+	flush(t, tg)
+	ctx := ctxT(t)
+	leg := topotest.Standalone(t)
+	lc := topotest.Client(t, leg.Addr())
+	warmKeyspace(t, lc, 100, 0)
+	cfg, stateDir := writeConfig(t, leg.Addr(), "", map[string]string{"cache": clusterTarget(", copy: none")})
+	e := &liveEnv{t: t, lc: lc, tg: tg, cfg: cfg, stateDir: stateDir}
+	m := e.startMigrate()
+	e.waitFor("the cache syncing", 60*time.Second, m, func(st *state.State) bool {
+		sb := st.Buckets["cache"]
+		return liveRunning(st) && sb != nil && sb.Phase == state.Syncing
+	})
+	live := map[string]string{"cache:page:7": "rewritten live", "cache:new": "written live"}
+	for k, v := range live {
+		if err := lc.Set(ctx, k, v, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := clusterKeys(t, tg["cache"])
+		if len(got) == len(live) && got["cache:page:7"] && got["cache:new"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live cache writes not mirrored: the target holds %v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := m.stop(t); r.code != 0 {
+		t.Fatalf("migrate --dual-write: exit %d\n%s", r.code, r.errs)
+	}
+	for k, v := range live {
+		if got := tg["cache"].Get(ctx, k).Val(); got != v {
+			t.Errorf("target %s = %q, want %q", k, got, v)
+		}
+	}
+	code, out, errs := run(t, "--config", cfg, "verify", "--rounds", "1", "-o", "json")
+	v := parseWarm(t, out)
+	if vc := v.Buckets[v.bucket(t, "cache")]; code != 0 || vc.Counts.NotWarmed != 99 || vc.Counts.Missing != 0 {
+		t.Errorf("verify: exit %d %+v\n%s", code, vc.Counts, errs)
 	}
 }
