@@ -389,3 +389,46 @@ func TestWarmNoneMirrorsLiveWrites(t *testing.T) {
 		t.Errorf("verify: exit %d %+v\n%s", code, vc.Counts, errs)
 	}
 }
+
+// Under an LFU legacy (allkeys-lfu) the selection ranks keys by OBJECT
+// FREQ: the keys used most often are warmed, those used once are not.
+func TestWarmHotByLFUCounter(t *testing.T) {
+	tg := targets(t)
+	flush(t, tg)
+	ctx := ctxT(t)
+	// every access counts one (lfu-log-factor 0): deterministic counters
+	leg := topotest.Standalone(t, "--maxmemory-policy", "allkeys-lfu", "--lfu-log-factor", "0")
+	lc := topotest.Client(t, leg.Addr())
+	warmKeyspace(t, lc, 200, 0) // one GET on every tenth key
+	var hotBytes int64
+	hot := map[string]bool{}
+	for i := 0; i < 200; i += 20 { // ten more GETs on every twentieth
+		k := fmt.Sprintf("cache:page:%d", i)
+		for j := 0; j < 10; j++ {
+			lc.Get(ctx, k)
+		}
+		hot[k] = true
+		hotBytes += lc.MemoryUsage(ctx, k).Val()
+	}
+	cfg, _ := writeConfig(t, leg.Addr(), "", map[string]string{"cache": clusterTarget(fmt.Sprintf(", copy: hot, warm_bytes: %d", hotBytes*3/2))})
+	code, out, errs := run(t, "--config", cfg, "migrate", "--yes", "-o", "json")
+	if code != 0 {
+		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errs)
+	}
+	m := parseWarm(t, out)
+	if c := m.Buckets[m.bucket(t, "cache")]; c.Warm == nil || c.Warm.Metric != "freq" || c.Warm.HotKeys != int64(len(hot)) {
+		t.Fatalf("selection: %+v", c.Warm)
+	}
+	got := clusterKeys(t, tg["cache"])
+	if len(got) != len(hot) {
+		t.Errorf("copied %d cache keys, want the %d used most", len(got), len(hot))
+	}
+	for k := range got {
+		if !hot[k] {
+			t.Errorf("%q copied: not among the most used", k)
+		}
+	}
+	if code, out, errs := run(t, "--config", cfg, "verify", "--rounds", "1"); code != 0 {
+		t.Errorf("verify: exit %d\n%s\n%s", code, out, errs)
+	}
+}
