@@ -62,8 +62,13 @@ const (
 // hotBins is the number of bins of the selection's histogram: ranks of
 // hotness, 0 the hottest. An idle time of v seconds has an exact bin below
 // 16 s and 8 bins per power of two above (bins ~9% wide); an LFU counter
-// (0..255) has its own bin, 255-counter.
-const hotBins = 16 + 8*60
+// (0..255) has its own bin, 255-counter. Idle times stop at 2^28 s (the
+// LRU clock wraps at 2^24 s, about 194 days): the last idle bin holds the
+// rest.
+const (
+	idleBins = 16 + 8*24
+	hotBins  = 256
+)
 
 // idleBin is the rank of an idle time (seconds).
 func idleBin(v int64) int {
@@ -72,7 +77,7 @@ func idleBin(v int64) int {
 	}
 	e := bits.Len64(uint64(v)) - 1 // 2^e <= v < 2^(e+1), e >= 4
 	m := int(v>>(e-3)) & 7         // the 3 bits below the leading one
-	return min(16+(e-4)*8+m, hotBins-1)
+	return min(16+(e-4)*8+m, idleBins-1)
 }
 
 // idleBinMax is the largest idle time of bin b.
