@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -170,7 +171,11 @@ func TestWarmHotCopiesOnlyRecentlyUsed(t *testing.T) {
 	tightenCluster(t, tg["cache"], 1536<<10)
 	cfg, stateDir := writeConfig(t, leg.Addr(), "", map[string]string{"cache": clusterTarget(", copy: hot")})
 
-	code, out, errs := run(t, "--config", cfg, "migrate", "--yes", "-o", "json")
+	code, out, errs := run(t, "--config", cfg, "migrate", "--dry-run")
+	if code != 0 || !strings.Contains(out, "cache: copy: hot: warming 200 of 2000 cache keys") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = run(t, "--config", cfg, "migrate", "--yes", "-o", "json")
 	if code != 0 {
 		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -387,6 +392,19 @@ func TestWarmNoneMirrorsLiveWrites(t *testing.T) {
 	v := parseWarm(t, out)
 	if vc := v.Buckets[v.bucket(t, "cache")]; code != 0 || vc.Counts.NotWarmed != 99 || vc.Counts.Missing != 0 {
 		t.Errorf("verify: exit %d %+v\n%s", code, vc.Counts, errs)
+	}
+
+	// the policy is the migration's: another one on the next run is refused
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(raw), "copy: none", "copy: all", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = run(t, "--config", cfg, "migrate", "--dual-write", "--yes")
+	if code != 2 || !strings.Contains(errs, "targets.cache.copy: all, but this migration of the cache started with copy: none") {
+		t.Errorf("policy changed: exit %d\n%s", code, errs)
 	}
 }
 
