@@ -229,7 +229,7 @@ func selectHot(ctx context.Context, legacy *redis.Client, o Options, w *state.Wa
 		size := make([]*redis.IntCmd, len(cache))
 		_, err = legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range cache {
-				hot[i] = p.Do(ctx, HotnessCmd(w.Metric, k)...)
+				hot[i] = p.Do(ctx, hotnessCmd(w.Metric, k)...)
 				size[i] = p.MemoryUsage(ctx, k)
 			}
 			return nil
@@ -331,9 +331,9 @@ func Warmed(sd *state.Dir, bucket string) (func(key string) bool, error) {
 	return s.has, nil
 }
 
-// HotnessCmd is the command that reads a key's hotness by metric
+// hotnessCmd is the command that reads a key's hotness by metric
 // (OBJECT IDLETIME or OBJECT FREQ); it does not touch the key.
-func HotnessCmd(metric, key string) []any {
+func hotnessCmd(metric, key string) []any {
 	return []any{"object", metric + metricSuffix(metric), key}
 }
 
@@ -347,7 +347,7 @@ func hotness(ctx context.Context, legacy *redis.Client, o Options, metric string
 	err = o.Retry.Do(ctx, func() error {
 		_, err := legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
-				cmds[i] = p.Do(ctx, HotnessCmd(metric, k)...)
+				cmds[i] = p.Do(ctx, hotnessCmd(metric, k)...)
 			}
 			return nil
 		})

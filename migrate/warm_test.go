@@ -204,6 +204,9 @@ func TestWarmHotCopiesOnlyRecentlyUsed(t *testing.T) {
 	if w == nil || w.Policy != "hot" || w.Threshold < 0 || w.Threshold >= 3 || st.Buckets["cache"].KeysNotWarmed != 1800 {
 		t.Fatalf("state's warm record: %+v, not warmed %d", w, st.Buckets["cache"].KeysNotWarmed)
 	}
+	if code, out, _ := run(t, "--config", cfg, "status"); code != 0 || !strings.Contains(out, "cache: 1800 keys not warmed") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
 	if st.Buckets["session"].Warm != nil {
 		t.Errorf("session has a warm record: %+v", st.Buckets["session"].Warm)
 	}
