@@ -78,8 +78,15 @@ has come back through the feed with every change before it applied; redisplit st
 backlog and rates, and status --wait-caught-up waits for a fresh proof. Where CONFIG SET is not
 allowed, migrate refuses (exit 4) and names the value to set in legacy's parameter group.
 
+The cache bucket may be warmed instead of copied whole (targets.cache.copy in the config): hot copies
+only its most recently (or, under an LFU legacy, most frequently) used keys, up to
+targets.cache.warm_bytes or what fits the cache target's maxmemory with headroom, selected by one
+pass of OBJECT IDLETIME/FREQ and MEMORY USAGE before the first write; none copies no cache key.
+Live writes are mirrored whatever the policy; verify counts the keys left on legacy as not warmed.
+
 The summary counts every key of a bucket in one column: copied, expired (read with its expiry
-reached), gone (absent when read), refused (foreign, --allow-nonempty), skipped (no target), failed
+reached), gone (absent when read), refused (foreign, --allow-nonempty), not warmed (cache keys the
+copy policy left on legacy), skipped (no target), failed
 (its bucket stopped) or pending (not reached yet). It shows the whole migration's totals (the same as
 redisplit status) and, when they differ, this run's; JSON has both per bucket (total, this_run).
 MEM.USAGE is MEMORY USAGE on legacy (pre-pass); PAYLOAD is the bytes written.`,

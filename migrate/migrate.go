@@ -11,7 +11,8 @@
 // is state.State.CheckPlan); pipeline.go is the run's copier, the backfill
 // producer, the counts and the checkpointer; own.go the set of keys this
 // migration wrote and the filter that keeps foreign keys alone
-// (--allow-nonempty). The lease (package lease) is taken before anything
+// (--allow-nonempty); warm.go the cache's copy policy (targets.cache.copy:
+// all, hot or none) and its selection of hot keys. The lease (package lease) is taken before anything
 // is written and held for the whole run. All writes to targets go through
 // package store.
 //

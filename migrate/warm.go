@@ -227,14 +227,20 @@ func selectHot(ctx context.Context, legacy *redis.Client, o Options, w *state.Wa
 		}
 		hot := make([]*redis.Cmd, len(cache))
 		size := make([]*redis.IntCmd, len(cache))
-		_, err = legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range cache {
-				hot[i] = p.Do(ctx, hotnessCmd(w.Metric, k)...)
-				size[i] = p.MemoryUsage(ctx, k)
+		err = o.Retry.Do(ctx, func() error {
+			_, err := legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, k := range cache {
+					hot[i] = p.Do(ctx, hotnessCmd(w.Metric, k)...)
+					size[i] = p.MemoryUsage(ctx, k)
+				}
+				return nil
+			})
+			if err != nil && !isNil(err) && !isReplyErr(err) {
+				return err
 			}
 			return nil
 		})
-		if err != nil && !isNil(err) && !isReplyErr(err) {
+		if err != nil {
 			return redisconn.Explain(err, "legacy", legacy.Options().Addr)
 		}
 		for i := range cache {
