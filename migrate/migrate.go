@@ -175,6 +175,9 @@ type Counts struct {
 	// NotWarmed: cache keys the copy policy (targets.cache.copy hot or
 	// none) left on legacy on purpose
 	NotWarmed int64 `json:"not_warmed"`
+	// WarmBytes: MEMORY USAGE on legacy of the cache keys copy: hot
+	// admitted, counted against its budget
+	WarmBytes int64 `json:"warm_bytes,omitempty"`
 	Skipped   int64 `json:"skipped"` // not migrated by policy: the bucket has no (supported) target
 	Failed    int64 `json:"failed"`  // not written because the bucket stopped on an error; the rerun copies them
 	Logical   int64 `json:"logical"` // of Copied, copied by the logical path (big keys, unreadable payloads)
@@ -192,6 +195,7 @@ func (c *Counts) add(o Counts) {
 	c.Gone += o.Gone
 	c.Refused += o.Refused
 	c.NotWarmed += o.NotWarmed
+	c.WarmBytes += o.WarmBytes
 	c.Skipped += o.Skipped
 	c.Failed += o.Failed
 	c.Logical += o.Logical
@@ -214,7 +218,7 @@ type Totals struct {
 // and `redisplit status` both use it.
 func TotalOf(sb *state.Bucket) Totals {
 	t := Totals{Counts: Counts{Copied: sb.KeysCopied, Expired: sb.KeysExpired, Gone: sb.KeysGone,
-		Refused: sb.KeysRefused, NotWarmed: sb.KeysNotWarmed, Logical: sb.KeysLogical, Bytes: sb.BytesCopied}}
+		Refused: sb.KeysRefused, NotWarmed: sb.KeysNotWarmed, WarmBytes: sb.WarmedBytes, Logical: sb.KeysLogical, Bytes: sb.BytesCopied}}
 	if !sb.Copied {
 		left := max(0, sb.PlannedKeys-t.sum())
 		if sb.Failed {

@@ -252,8 +252,11 @@ type run struct {
 	list    []*bucketRun // the same, fixed before the copier starts (byCB looks up here)
 	rt      router
 	warm    *state.Warm // the cache's copy policy; nil: every key is copied
-	noTouch bool        // the copier's reads leave legacy's LRU/LFU clocks alone
-	pages   *redis.Client
+	// warmRoom is what is left of a hot policy's budget (bytes), taken by
+	// the backfill producer alone
+	warmRoom int64
+	noTouch  bool // the copier's reads leave legacy's LRU/LFU clocks alone
+	pages    *redis.Client
 
 	legacyHealth health
 	paused       atomic.Int64 // unix ns until which legacy reads pause
@@ -562,6 +565,9 @@ func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets
 	}
 	defer r.close()
 	res.NoTouch = r.noTouch
+	if warm != nil && byName[warmBucket] != nil {
+		r.warmRoom = warm.Budget - byName[warmBucket].base.WarmedBytes
+	}
 	defer func() {
 		res.Throttled += r.throttle.Load()
 		res.LegacyRetries += r.legacyHealth.retries.Load()
@@ -807,9 +813,16 @@ func (p *pass) warmPage(ctx context.Context, pg int, keys []string, owners []*bu
 	for i, b := range owners[from:] {
 		names[i] = b.name
 	}
-	keep, left, err := warmFilter(ctx, p.r.legacy, p.r.o, p.r.warm, keys[from:], names)
-	if err != nil || left == 0 {
+	room := p.r.warmRoom
+	keep, left, err := warmFilter(ctx, p.r.legacy, p.r.o, p.r.warm, keys[from:], names, &p.r.warmRoom)
+	if err != nil {
 		return keys, owners, err
+	}
+	if used := room - p.r.warmRoom; used > 0 {
+		p.buckets[warmBucket].count(pg, Counts{WarmBytes: used})
+	}
+	if left == 0 {
+		return keys, owners, nil
 	}
 	b := p.buckets[warmBucket]
 	j := from
@@ -928,6 +941,7 @@ func (p *pass) checkpoint() error {
 			sb.KeysGone = b.base.KeysGone + s.c.Gone
 			sb.KeysRefused = b.base.KeysRefused + s.c.Refused
 			sb.KeysNotWarmed = b.base.KeysNotWarmed + s.c.NotWarmed
+			sb.WarmedBytes = b.base.WarmedBytes + s.c.WarmBytes
 			if s.failed {
 				if !sb.Failed {
 					sb.Errors++

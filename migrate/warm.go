@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
 	"time"
@@ -33,11 +34,14 @@ import (
 //     them and never selects again, so every run copies the same keys.
 //  2. The backfill asks each cache key's hotness again (one pipelined
 //     OBJECT per key of the page, under the ops budget) and marks only the
-//     hot ones (hotNow); the others are counted as not warmed, for the
-//     page, like every other outcome (pipeline.go contract 4). An idle
-//     time is compared with the threshold plus the seconds since the
-//     selection, so a key hot at the selection stays hot while the
-//     backfill runs; a key the application used since is hot too.
+//     hot ones (hotNow) while their MEMORY USAGE fits what is left of the
+//     budget; the others are counted as not warmed, for the page, like
+//     every other outcome (pipeline.go contract 4), and the bytes warmed
+//     are saved with the checkpoint, so a resumed run has what is left.
+//     An idle time is compared with the threshold plus the seconds since
+//     the selection, so a key hot at the selection stays hot while the
+//     backfill runs; a key the application used since is hot too, within
+//     the budget.
 //  3. OBJECT IDLETIME, OBJECT FREQ, MEMORY USAGE, TYPE and SCAN do not
 //     touch keys: the selection never changes what it measures, nor
 //     legacy's eviction order.
@@ -313,13 +317,11 @@ func hotNow(w *state.Warm, v int64, at time.Time) bool {
 	if w.Metric == MetricFreq {
 		return v >= w.Threshold
 	}
-	return v <= w.Threshold+int64(at.Sub(w.SelectedAt)/time.Second)+clockSlack
+	// whole seconds, rounded up: a key at the threshold at the selection
+	// is never read colder than it (one bin-second colder may pass: the
+	// budget's cap, warmFilter, keeps the total within the budget)
+	return v <= w.Threshold+int64(math.Ceil(at.Sub(w.SelectedAt).Seconds()))
 }
-
-// clockSlack: an idle time is counted in whole seconds of a clock the
-// server refreshes in its cron; the comparison with the time elapsed
-// since the selection allows a second more, in favour of "hot".
-const clockSlack = 1
 
 // Warmed returns the lookup verify judges a missing cache key by
 // (contract 5): whether this migration journaled the key, i.e. wrote it
@@ -380,10 +382,13 @@ func hotness(ctx context.Context, legacy *redis.Client, o Options, metric string
 }
 
 // warmFilter keeps the keys the backfill (or a rescan) marks: every key of
-// another bucket, and the cache keys w warms (contract 2). It returns how
-// many cache keys it left on legacy.
-// buckets[i] is the bucket keys[i] routes to.
-func warmFilter(ctx context.Context, legacy *redis.Client, o Options, w *state.Warm, keys, buckets []string) (keep []bool, left int64, err error) {
+// another bucket, and the cache keys w warms (contract 2); buckets[i] is
+// the bucket keys[i] routes to. It returns how many cache keys it left on
+// legacy. With room (the backfill), a hot key is kept only while its
+// MEMORY USAGE fits what is left of the budget, which it takes from room
+// (one more pipelined command per hot key): keys used during the backfill,
+// hot too, never take the warmed bytes beyond the budget.
+func warmFilter(ctx context.Context, legacy *redis.Client, o Options, w *state.Warm, keys, buckets []string, room *int64) (keep []bool, left int64, err error) {
 	keep = make([]bool, len(keys))
 	var cache []string
 	var idx []int
@@ -403,10 +408,27 @@ func warmFilter(ctx context.Context, legacy *redis.Client, o Options, w *state.W
 			return nil, 0, err
 		}
 		now := time.Now()
+		var hot []int // of idx
 		for j, i := range idx {
 			// a key gone since the SCAN is marked: the copier reads it
 			// absent and counts it gone
-			keep[i] = !ok[j] || hotNow(w, vals[j], now)
+			keep[i] = !ok[j]
+			if ok[j] && hotNow(w, vals[j], now) {
+				keep[i] = room == nil
+				hot = append(hot, j)
+			}
+		}
+		if room != nil && len(hot) > 0 {
+			sizes, err := memoryUsage(ctx, legacy, o, cache, hot)
+			if err != nil {
+				return nil, 0, err
+			}
+			for n, j := range hot {
+				if sizes[n] <= *room {
+					*room -= sizes[n]
+					keep[idx[j]] = true
+				}
+			}
 		}
 	}
 	for i := range keys {
@@ -415,6 +437,39 @@ func warmFilter(ctx context.Context, legacy *redis.Client, o Options, w *state.W
 		}
 	}
 	return keep, left, nil
+}
+
+// memoryUsage is MEMORY USAGE of keys[at[i]] on legacy, under the ops
+// budget, in one pipeline (0 for a key gone).
+func memoryUsage(ctx context.Context, legacy *redis.Client, o Options, keys []string, at []int) ([]int64, error) {
+	if err := waitN(ctx, o.limiter(), len(at)); err != nil {
+		return nil, err
+	}
+	cmds := make([]*redis.IntCmd, len(at))
+	err := o.Retry.Do(ctx, func() error {
+		_, err := legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for n, j := range at {
+				cmds[n] = p.MemoryUsage(ctx, keys[j])
+			}
+			return nil
+		})
+		if err != nil && !isNil(err) && !isReplyErr(err) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
+	}
+	out := make([]int64, len(at))
+	for n, c := range cmds {
+		if v, err := c.Result(); err == nil {
+			out[n] = v
+		} else if !isNil(err) {
+			return nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
+		}
+	}
+	return out, nil
 }
 
 func isNil(err error) bool { return errors.Is(err, redis.Nil) }
@@ -445,7 +500,7 @@ func (r *run) warmRescan(ctx context.Context, keys, buckets []string) ([]string,
 	if r.warm == nil || len(keys) == 0 {
 		return keys, nil
 	}
-	keep, _, err := warmFilter(ctx, r.legacy, r.o, r.warm, keys, buckets)
+	keep, _, err := warmFilter(ctx, r.legacy, r.o, r.warm, keys, buckets, nil)
 	if err != nil {
 		return nil, err
 	}

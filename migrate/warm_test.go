@@ -207,6 +207,9 @@ func TestWarmHotCopiesOnlyRecentlyUsed(t *testing.T) {
 	if code, out, _ := run(t, "--config", cfg, "status"); code != 0 || !strings.Contains(out, "cache: 1800 keys not warmed") {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
+	if b := st.Buckets["cache"]; b.WarmedBytes <= 0 || b.WarmedBytes > w.Budget {
+		t.Errorf("warmed %d bytes for a budget of %d", b.WarmedBytes, w.Budget)
+	}
 	if st.Buckets["session"].Warm != nil {
 		t.Errorf("session has a warm record: %+v", st.Buckets["session"].Warm)
 	}

@@ -43,8 +43,8 @@ func TestHotNow(t *testing.T) {
 		after time.Duration
 		want  bool
 	}{
-		{60, 0, true}, {61, 0, true} /* the clock's second */, {62, 0, false},
-		{60 + 600, 10 * time.Minute, true}, {62 + 600, 10 * time.Minute, false}, {0, time.Hour, true},
+		{60, 0, true}, {61, 0, false}, {61, 500 * time.Millisecond, true}, // elapsed seconds round up
+		{60 + 600, 10 * time.Minute, true}, {61 + 600, 10 * time.Minute, false}, {0, time.Hour, true},
 	} {
 		if got := hotNow(w, tc.idle, at.Add(tc.after)); got != tc.want {
 			t.Errorf("idle %d after %s: hot %v, want %v", tc.idle, tc.after, got, tc.want)

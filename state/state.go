@@ -168,6 +168,9 @@ type Bucket struct {
 	// KeysNotWarmed counts cache keys the copy policy (Warm) left on
 	// legacy on purpose: not copied, and not a loss.
 	KeysNotWarmed int64 `json:"keys_not_warmed,omitempty"`
+	// WarmedBytes is the MEMORY USAGE (on legacy, when admitted) of the
+	// cache keys a hot policy warmed: what its budget has spent.
+	WarmedBytes int64 `json:"warmed_bytes,omitempty"`
 	// Warm is the cache's copy policy and its selection, recorded before
 	// the first key is copied (nil: every key is copied). A resumed run
 	// keeps it, so that every run of the migration selects the same keys;
