@@ -421,11 +421,15 @@ func warmLine(x *migrate.WarmResult) string {
 	case x.Policy == config.CopyNone:
 		return "copy: none: no cache key is copied, the target starts cold (live writes are mirrored with --dual-write)"
 	case x.Threshold < 0:
-		return fmt.Sprintf("copy: hot: not even the hottest cache keys fit the budget of %s%s: no key is warmed (raise targets.cache.warm_bytes or the target's maxmemory)", migrateBytes(x.Budget), again)
+		return "copy: hot: legacy has no cache key to warm"
 	}
 	by := fmt.Sprintf("idle at most %ds (OBJECT IDLETIME)", x.Threshold)
 	if x.Metric == migrate.MetricFreq {
 		by = fmt.Sprintf("LFU counter at least %d (OBJECT FREQ)", x.Threshold)
+	}
+	if x.HotBytes > x.Budget {
+		return fmt.Sprintf("copy: hot: not even the hottest %d cache keys (%s, %s) fit the budget of %s%s: warming as many of them as fit (raise targets.cache.warm_bytes or the target's maxmemory to warm more)",
+			x.HotKeys, migrateBytes(x.HotBytes), by, migrateBytes(x.Budget), again)
 	}
 	return fmt.Sprintf("copy: hot: warming %d of %d cache keys (%s of %s MEMORY USAGE; budget %s): those %s%s",
 		x.HotKeys, x.CacheKeys, migrateBytes(x.HotBytes), migrateBytes(x.CacheBytes), migrateBytes(x.Budget), by, again)

@@ -29,7 +29,8 @@ import (
 //     of keys (memory bounded; no key is kept). The threshold is the
 //     coldest bin such that every key at least that hot fits the budget
 //     (whole bins only: a bin that would overflow the budget is left out
-//     entirely). The policy and the threshold are saved in the bucket's
+//     entirely, unless it is the hottest one: then the backfill copies as
+//     many of its keys as fit, contract 2). The policy and the threshold are saved in the bucket's
 //     state (state.Warm) before the first write; a resumed run reuses
 //     them and never selects again, so every run copies the same keys.
 //  2. The backfill asks each cache key's hotness again (one pipelined
@@ -279,6 +280,14 @@ func selectHot(ctx context.Context, legacy *redis.Client, o Options, w *state.Wa
 		cumK += keys[b]
 		cumB += bytes[b]
 		w.Threshold = binThreshold(w.Metric, b)
+	}
+	if w.Threshold < 0 { // not even the hottest bin fits: as many of its keys as fit (the cap)
+		for b := 0; b < hotBins; b++ {
+			if keys[b] > 0 {
+				w.Threshold, cumK, cumB = binThreshold(w.Metric, b), keys[b], bytes[b]
+				break
+			}
+		}
 	}
 	w.HotKeys, w.HotBytes = cumK, cumB
 	return nil

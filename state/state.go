@@ -219,12 +219,14 @@ type Warm struct {
 	Metric string `json:"metric,omitempty"`
 	// Threshold: a key is hot when its idle time is at most Threshold plus
 	// the seconds since SelectedAt (the clock moves on while the backfill
-	// runs), or its LFU counter is at least Threshold. -1: no key fitted
-	// the budget, none is hot.
+	// runs), or its LFU counter is at least Threshold. -1: no key is hot
+	// (policy none, or no cache key).
 	Threshold int64 `json:"threshold"`
 	// Budget is the byte budget (MEMORY USAGE on legacy) the threshold was
 	// chosen for; HotKeys and HotBytes what the selection pass found at or
-	// above it, of CacheKeys and CacheBytes in all.
+	// above it, of CacheKeys and CacheBytes in all (HotBytes exceeds Budget
+	// when not even the hottest keys fit it: the backfill copies as many
+	// of them as fit).
 	Budget     int64     `json:"budget_bytes,omitempty"`
 	HotKeys    int64     `json:"hot_keys,omitempty"`
 	HotBytes   int64     `json:"hot_bytes,omitempty"`
