@@ -30,9 +30,9 @@ import (
 //     coldest bin such that every key at least that hot fits the budget
 //     (whole bins only: a bin that would overflow the budget is left out
 //     entirely, unless it is the hottest one: then the backfill copies as
-//     many of its keys as fit, contract 2). The policy and the threshold are saved in the bucket's
-//     state (state.Warm) before the first write; a resumed run reuses
-//     them and never selects again, so every run copies the same keys.
+//     many of its keys as fit, contract 2). The policy and the threshold
+//     are saved in the bucket's state (state.Warm) before the first
+//     write; a resumed run reuses them and never selects again.
 //  2. The backfill asks each cache key's hotness again (one pipelined
 //     OBJECT per key of the page, under the ops budget) and marks only the
 //     hot ones (hotNow) while their MEMORY USAGE fits what is left of the
@@ -46,7 +46,7 @@ import (
 //  3. OBJECT IDLETIME, OBJECT FREQ, MEMORY USAGE, TYPE and SCAN do not
 //     touch keys: the selection never changes what it measures, nor
 //     legacy's eviction order.
-//  4. Only the backfill filters. Change capture marks every key it sees
+//  4. Only the backfill caps. Change capture marks every key it sees
 //     written (live writes are mirrored whatever the policy); a rescan
 //     after a gap filters the cache keys legacy has like the backfill
 //     (none: no cache key; hot: the hot ones) and marks every key of the
