@@ -86,8 +86,15 @@ has come back through the feed with every change before it applied; redisplit st
 backlog and rates, and status --wait-caught-up waits for a fresh proof. Where CONFIG SET is not
 allowed, migrate refuses (exit 4) and names the value to set in legacy's parameter group.
 
+The cache bucket may be warmed instead of copied whole (targets.cache.copy in the config): hot copies
+only its most recently (or, under an LFU legacy, most frequently) used keys, up to
+targets.cache.warm_bytes or what fits the cache target's maxmemory with headroom, selected by one
+pass of OBJECT IDLETIME/FREQ and MEMORY USAGE before the first write; none copies no cache key.
+Live writes are mirrored whatever the policy; verify counts the keys left on legacy as not warmed.
+
 The summary counts every key of a bucket in one column: copied, expired (read with its expiry
-reached), gone (absent when read), refused (foreign, --allow-nonempty), skipped (no target), failed
+reached), gone (absent when read), refused (foreign, --allow-nonempty), not warmed (cache keys the
+copy policy left on legacy), skipped (no target), failed
 (its bucket stopped) or pending (not reached yet). It shows the whole migration's totals (the same as
 redisplit status) and, when they differ, this run's; JSON has both per bucket (total, this_run).
 MEM.USAGE is MEMORY USAGE on legacy (pre-pass); PAYLOAD is the bytes written.`,
@@ -356,6 +363,9 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 		fmt.Fprintln(w, "(PAYLOAD: bytes written to the target, DUMP payloads or logical values; not MEMORY USAGE)")
 	}
 	for _, b := range r.Buckets {
+		if b.Warm != nil {
+			fmt.Fprintf(w, "%s: %s\n", b.Bucket, warmLine(b.Warm))
+		}
 		if b.Reason != "" {
 			fmt.Fprintf(w, "%s: %s\n", b.Bucket, b.Reason)
 		}
@@ -419,18 +429,54 @@ func renderMigrate(w io.Writer, r *migrate.Result) {
 	}
 }
 
+// warmLine says what the cache's copy policy selected.
+func warmLine(x *migrate.WarmResult) string {
+	again := ""
+	if x.Reused {
+		again = " (selected by an earlier run of this migration)"
+	}
+	switch {
+	case x.Policy == config.CopyNone:
+		return "copy: none: no cache key is copied, the target starts cold (live writes are mirrored with --dual-write)"
+	case x.Threshold < 0:
+		return "copy: hot: legacy has no cache key to warm"
+	}
+	by := fmt.Sprintf("idle at most %ds (OBJECT IDLETIME)", x.Threshold)
+	if x.Metric == migrate.MetricFreq {
+		by = fmt.Sprintf("LFU counter at least %d (OBJECT FREQ)", x.Threshold)
+	}
+	if x.HotBytes > x.Budget {
+		return fmt.Sprintf("copy: hot: not even the hottest %d cache keys (%s, %s) fit the budget of %s%s: warming as many of them as fit (raise targets.cache.warm_bytes or the target's maxmemory to warm more)",
+			x.HotKeys, migrateBytes(x.HotBytes), by, migrateBytes(x.Budget), again)
+	}
+	return fmt.Sprintf("copy: hot: warming %d of %d cache keys (%s of %s MEMORY USAGE; budget %s): those %s%s",
+		x.HotKeys, x.CacheKeys, migrateBytes(x.HotBytes), migrateBytes(x.CacheBytes), migrateBytes(x.Budget), by, again)
+}
+
 // renderCounts writes one table of key counts per bucket, with a PENDING
 // column when withPending.
 func renderCounts(w io.Writer, bs []*migrate.BucketResult, withPending bool, get func(*migrate.BucketResult) (c migrate.Counts, pending int64)) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	warmed := false // a NOT WARMED column only where the cache is warmed
+	for _, b := range bs {
+		c, _ := get(b)
+		warmed = warmed || b.Warm != nil || c.NotWarmed > 0
+	}
 	head := "BUCKET\tCOPIED\tEXPIRED\tGONE\tREFUSED\tSKIPPED\tFAILED"
+	if warmed {
+		head = "BUCKET\tCOPIED\tEXPIRED\tGONE\tREFUSED\tNOT WARMED\tSKIPPED\tFAILED"
+	}
 	if withPending {
 		head += "\tPENDING"
 	}
 	fmt.Fprintln(tw, head+"\tLOGICAL\tPAYLOAD")
 	for _, b := range bs {
 		c, p := get(b)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d", b.Bucket, c.Copied, c.Expired, c.Gone, c.Refused, c.Skipped, c.Failed)
+		if warmed {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d", b.Bucket, c.Copied, c.Expired, c.Gone, c.Refused, c.NotWarmed, c.Skipped, c.Failed)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d", b.Bucket, c.Copied, c.Expired, c.Gone, c.Refused, c.Skipped, c.Failed)
+		}
 		if withPending {
 			fmt.Fprintf(tw, "\t%d", p)
 		}

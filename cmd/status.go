@@ -290,6 +290,11 @@ func renderStatus(w io.Writer, r statusReport) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "(KEYS: routed to the bucket by the latest pre-pass; PAYLOAD: bytes written, not MEMORY USAGE)")
+	for _, b := range r.Buckets {
+		if n := b.Total.NotWarmed; n > 0 {
+			fmt.Fprintf(w, "%s: %d keys not warmed: left on legacy on purpose by targets.%s.copy\n", b.Name, n, b.Name)
+		}
+	}
 	if l := r.Live; l != nil {
 		renderLiveStatus(w, l, r.LiveState)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
 	"github.com/redisplit/redisplit/state"
@@ -168,6 +170,14 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 	}
 	defer targets.Close()
 	rolledBack, allowEvicting := checksOf(st, buckets)
+	var warm *state.Warm // the cache's copy policy, as migrate recorded it
+	var warmed func(string) bool
+	if sb := st.Buckets["cache"]; sb != nil && sb.Phase != state.RolledBack && sb.Warm != nil && slices.Contains(buckets, "cache") {
+		warm = sb.Warm
+		if warmed, err = migrate.Warmed(sd, "cache"); err != nil {
+			return err
+		}
+	}
 	total, _ := legacy.DBSize(ctx).Result()
 	if len(rolledBack) == len(buckets) {
 		total = 0 // no legacy pass: nothing to count in advance
@@ -182,6 +192,7 @@ func runVerify(ctx context.Context, app *App, o *verifyOptions) error {
 		TTLTolerance: o.ttlTolerance, Rounds: o.rounds, Interval: rc.Interval, Sample: o.sample,
 		MaxOps: cfg.MaxOps, MaxDiffs: o.maxDiffs, Batch: o.batch, Workers: o.workers,
 		Progress: prog.Set, Refused: sd.ReadRefused, RolledBack: rolledBack, AllowEvicting: allowEvicting,
+		Warm: warm, Warmed: warmed,
 	})
 	prog.Finish()
 	if err != nil {
@@ -329,7 +340,7 @@ func recordVerify(sd *state.Dir, res *verify.Result) error {
 		for _, b := range res.Buckets {
 			c := b.Counts
 			rec.Buckets[b.Bucket] = state.VerifyCounts{Compared: c.Compared, Missing: c.Missing, Extra: c.Extra,
-				Type: c.Type, Value: c.Value, TTL: c.TTL, InFlux: c.InFlux, Evicted: c.Evicted, Foreign: c.Foreign,
+				Type: c.Type, Value: c.Value, TTL: c.TTL, InFlux: c.InFlux, Evicted: c.Evicted, Foreign: c.Foreign, NotWarmed: c.NotWarmed,
 				RolledBack: b.Check == verify.RolledBackCheck, LeftBehind: c.LeftBehind}
 			sb := s.Buckets[b.Bucket]
 			if sb == nil || b.Check != verify.ParityCheck {
@@ -378,7 +389,15 @@ func renderVerify(w io.Writer, r *verify.Result) {
 	fmt.Fprintln(w)
 	if len(parity) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "BUCKET\tTARGET\tCOMPARED\tMISSING\tEXTRA\tTYPE\tVALUE\tTTL\tIN_FLUX\tEVICTED\tFOREIGN\tRESULT")
+		warmed := false // a NOT_WARMED column only when the cache was warmed, not copied whole
+		for _, b := range parity {
+			warmed = warmed || b.Counts.NotWarmed > 0
+		}
+		if warmed {
+			fmt.Fprintln(tw, "BUCKET\tTARGET\tCOMPARED\tMISSING\tEXTRA\tTYPE\tVALUE\tTTL\tIN_FLUX\tEVICTED\tFOREIGN\tNOT_WARMED\tRESULT")
+		} else {
+			fmt.Fprintln(tw, "BUCKET\tTARGET\tCOMPARED\tMISSING\tEXTRA\tTYPE\tVALUE\tTTL\tIN_FLUX\tEVICTED\tFOREIGN\tRESULT")
+		}
 		for _, b := range parity {
 			c := b.Counts
 			res := "parity"
@@ -387,6 +406,11 @@ func renderVerify(w io.Writer, r *verify.Result) {
 				res = "DIFFERENCES"
 			case b.Refusal != "":
 				res = "NOT VERIFIED (evicting target)"
+			}
+			if warmed {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Bucket, b.Target, c.Compared,
+					c.Missing, c.Extra, c.Type, c.Value, c.TTL, c.InFlux, c.Evicted, c.Foreign, c.NotWarmed, res)
+				continue
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.Bucket, b.Target, c.Compared,
 				c.Missing, c.Extra, c.Type, c.Value, c.TTL, c.InFlux, c.Evicted, c.Foreign, res)

@@ -121,6 +121,31 @@ type Target struct {
 	DB               int      `mapstructure:"db" yaml:"db,omitempty"`
 	Endpoint         `mapstructure:",squash" yaml:",inline"`
 	SQS              `mapstructure:",squash" yaml:",inline"`
+	// Copy is the cache bucket's copy policy (CopyAll, CopyHot, CopyNone;
+	// "" is CopyAll); WarmBytes the byte budget of CopyHot (0: what fits
+	// the target's maxmemory with headroom). Other buckets are always
+	// copied in full.
+	Copy      string `mapstructure:"copy" yaml:"copy,omitempty"`
+	WarmBytes int64  `mapstructure:"warm_bytes" yaml:"warm_bytes,omitempty"`
+}
+
+// Copy policies of the cache bucket (targets.cache.copy).
+const (
+	CopyAll  = "all"  // every key (the default)
+	CopyHot  = "hot"  // the most recently or frequently used keys, up to a byte budget
+	CopyNone = "none" // no key: the target starts cold
+)
+
+// MaxWarmBytes bounds targets.cache.warm_bytes (1 PiB: no store is larger).
+const MaxWarmBytes = int64(1) << 50
+
+// CopyPolicy returns the copy policy of bucket b's target: CopyAll unless
+// the cache's target names another.
+func (c *Config) CopyPolicy(b string) string {
+	if t, ok := c.Targets[b]; ok && t.Copy != "" {
+		return t.Copy
+	}
+	return CopyAll
 }
 
 // Rule is a classification rule as written in the config or the plan. See
@@ -207,6 +232,9 @@ func (c *Config) Validate() error {
 		if err := t.validate("targets." + name); err != nil {
 			return err
 		}
+		if err := t.validateCopy(name); err != nil {
+			return err
+		}
 	}
 	for i, r := range c.Rules {
 		if !IsBucket(r.Bucket) {
@@ -255,6 +283,31 @@ func (t Target) validate(field string) error {
 		return Errorf(field+".kind", "missing; one of standalone, cluster, sentinel, sqs")
 	default:
 		return Errorf(field+".kind", "%q is not one of standalone, cluster, sentinel, sqs", t.Kind)
+	}
+	return nil
+}
+
+// validateCopy checks the copy policy of bucket b's target: only the cache
+// may be warmed instead of copied; sessions, queues and rate limits are
+// always copied in full.
+func (t Target) validateCopy(b string) error {
+	field := "targets." + b + ".copy"
+	switch t.Copy {
+	case "", CopyAll:
+	case CopyHot, CopyNone:
+		if b != "cache" {
+			return Errorf(field, "%q: only the cache bucket can be warmed instead of copied; %s keys are always copied in full (remove the key)", t.Copy, b)
+		}
+	default:
+		return Errorf(field, "%q is not one of all, hot, none", t.Copy)
+	}
+	if t.WarmBytes != 0 {
+		if err := InRange("targets."+b+".warm_bytes", t.WarmBytes, 1, MaxWarmBytes); err != nil {
+			return err
+		}
+		if t.Copy != CopyHot {
+			return Errorf("targets."+b+".warm_bytes", "is the budget of copy: hot; set copy: hot or remove warm_bytes")
+		}
 	}
 	return nil
 }

@@ -534,11 +534,14 @@ func (l *live) rescan(ctx context.Context, set map[string]uint64) error {
 		if err != nil {
 			return err
 		}
-		var keys []string
+		var keys, names []string
 		for i, k := range pg.keys {
 			if name, _ := r.rt.route(k, types[i]); set[name] != 0 {
-				keys = append(keys, k)
+				keys, names = append(keys, k), append(names, name)
 			}
+		}
+		if keys, err = r.warmRescan(ctx, keys, names); err != nil { // the cache's copy policy (warm.go)
+			return err
 		}
 		if _, err := p.MarkAll(ctx, keys); err != nil {
 			return err

@@ -11,11 +11,12 @@
 // is state.State.CheckPlan); pipeline.go is the run's copier, the backfill
 // producer, the counts and the checkpointer; own.go the set of keys this
 // migration wrote and the filter that keeps foreign keys alone
-// (--allow-nonempty); queue.go moves a queue bucket whose target is kind:
-// sqs with package queuemove, beside the copier. The lease (package lease)
-// is taken before anything is written and held for the whole run. All
-// writes to Redis targets go through package store, all sends to SQS
-// through package queuemove.
+// (--allow-nonempty); warm.go the cache's copy policy (targets.cache.copy:
+// all, hot or none) and its selection of hot keys; queue.go moves a queue
+// bucket whose target is kind: sqs with package queuemove, beside the
+// copier. The lease (package lease) is taken before anything is written and
+// held for the whole run. All writes to Redis targets go through package
+// store, all sends to SQS through package queuemove.
 //
 // The engine never prints: it returns a Result and reports progress through
 // a callback.
@@ -145,6 +146,9 @@ type BucketResult struct {
 	// AllowEvicting is set when the target evicts (Policy is not
 	// noeviction) and --allow-evicting-target let the bucket through.
 	AllowEvicting bool `json:"allow_evicting_target,omitempty"`
+	// Warm is the cache's copy policy and its selection (warm.go), when
+	// it is not copied whole.
+	Warm *WarmResult `json:"warm,omitempty"`
 
 	// Total is the whole migration of the bucket (every run, as saved by the
 	// last checkpoint; the same numbers `redisplit status` shows); ThisRun
@@ -160,8 +164,8 @@ type BucketResult struct {
 }
 
 // Counts says what became of the keys routed to a bucket. Every key ends in
-// exactly one of Copied, Expired, Gone, Refused, Skipped and Failed; Logical
-// and Bytes describe the copied keys.
+// exactly one of Copied, Expired, Gone, Refused, NotWarmed, Skipped and
+// Failed; Logical and Bytes describe the copied keys.
 //
 // In Result.ThisRun a key is counted by every run that handles it: a run
 // resumed after an interruption rewrites (and counts again) the keys that
@@ -174,15 +178,21 @@ type Counts struct {
 	Expired int64 `json:"expired"` // read with its expiry already reached: not written
 	Gone    int64 `json:"gone"`    // absent when read (deleted, or expired and reclaimed, after the SCAN): not written
 	Refused int64 `json:"refused"` // already on the target and not written by redisplit (--allow-nonempty): left alone
-	Skipped int64 `json:"skipped"` // not migrated by policy: the bucket has no (supported) target
-	Failed  int64 `json:"failed"`  // not written because the bucket stopped on an error; the rerun copies them
-	Logical int64 `json:"logical"` // of Copied, copied by the logical path (big keys, unreadable payloads)
-	Bytes   int64 `json:"bytes"`   // payload bytes written (DUMP payloads, logical values); not MEMORY USAGE
+	// NotWarmed: cache keys the copy policy (targets.cache.copy hot or
+	// none) left on legacy on purpose
+	NotWarmed int64 `json:"not_warmed"`
+	// WarmBytes: MEMORY USAGE on legacy of the cache keys copy: hot
+	// admitted, counted against its budget
+	WarmBytes int64 `json:"warm_bytes,omitempty"`
+	Skipped   int64 `json:"skipped"` // not migrated by policy: the bucket has no (supported) target
+	Failed    int64 `json:"failed"`  // not written because the bucket stopped on an error; the rerun copies them
+	Logical   int64 `json:"logical"` // of Copied, copied by the logical path (big keys, unreadable payloads)
+	Bytes     int64 `json:"bytes"`   // payload bytes written (DUMP payloads, logical values); not MEMORY USAGE
 }
 
 // sum is the number of keys with an outcome.
 func (c Counts) sum() int64 {
-	return c.Copied + c.Expired + c.Gone + c.Refused + c.Skipped + c.Failed
+	return c.Copied + c.Expired + c.Gone + c.Refused + c.NotWarmed + c.Skipped + c.Failed
 }
 
 func (c *Counts) add(o Counts) {
@@ -190,6 +200,8 @@ func (c *Counts) add(o Counts) {
 	c.Expired += o.Expired
 	c.Gone += o.Gone
 	c.Refused += o.Refused
+	c.NotWarmed += o.NotWarmed
+	c.WarmBytes += o.WarmBytes
 	c.Skipped += o.Skipped
 	c.Failed += o.Failed
 	c.Logical += o.Logical
@@ -212,7 +224,7 @@ type Totals struct {
 // and `redisplit status` both use it.
 func TotalOf(sb *state.Bucket) Totals {
 	t := Totals{Counts: Counts{Copied: sb.KeysCopied, Expired: sb.KeysExpired, Gone: sb.KeysGone,
-		Refused: sb.KeysRefused, Logical: sb.KeysLogical, Bytes: sb.BytesCopied}}
+		Refused: sb.KeysRefused, NotWarmed: sb.KeysNotWarmed, WarmBytes: sb.WarmedBytes, Logical: sb.KeysLogical, Bytes: sb.BytesCopied}}
 	if !sb.Copied {
 		left := max(0, sb.PlannedKeys-t.sum())
 		if sb.Failed {
@@ -388,6 +400,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	var warm *state.Warm // the cache's copy policy: before the room check, which asks room for what it copies
+	if pre == nil {
+		if warm, err = prepareWarm(ctx, legacy, o, targets, st, res); err != nil {
+			return res, err
+		}
+	}
 	if err := checkTargets(ctx, o, st, targets, res); err != nil {
 		return res, err
 	}
@@ -440,7 +458,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	copyStart := time.Now()
 	queueDone := res.Queue.start(ctx, wctx, legacy, o)
 	if len(targets) > 0 {
-		err = copyAll(ctx, wctx, legacy, o, targets, res, notify)
+		err = copyAll(ctx, wctx, legacy, o, targets, res, notify, warm)
 	}
 	if qerr := queueDone(); err == nil {
 		err = qerr

@@ -66,7 +66,12 @@ import (
 //     bucket's own-set when it is journaled, before it is written, and the
 //     own-set starts as the whole journal: a key redisplit wrote is never
 //     taken for a foreign key, whichever run or producer sees it again.
-//  7. Legacy is protected: every read of the copier (a MEMORY USAGE
+//  7. Cache warming (warm.go): with targets.cache.copy hot or none, the
+//     backfill marks only the cache keys the policy warms; the others are
+//     counted as not warmed for their page before its resume point is
+//     recorded, like the keys of a failed bucket. The policy and its
+//     threshold are in the bucket's state before the first write.
+//  8. Legacy is protected: every read of the copier (a MEMORY USAGE
 //     pipeline, then MULTI/PTTL/DUMP per chunk) and every SCAN and TYPE
 //     takes the ops budget (--max-ops) first, and a read slower than
 //     SlowRead pauses every worker as long (copier Config.Throttle).
@@ -246,8 +251,12 @@ type run struct {
 	buckets map[string]*bucketRun
 	list    []*bucketRun // the same, fixed before the copier starts (byCB looks up here)
 	rt      router
-	noTouch bool // the copier's reads leave legacy's LRU/LFU clocks alone
-	pages   *redis.Client
+	warm    *state.Warm // the cache's copy policy; nil: every key is copied
+	// warmRoom is what is left of a hot policy's budget (bytes), taken by
+	// the backfill producer alone
+	warmRoom int64
+	noTouch  bool // the copier's reads leave legacy's LRU/LFU clocks alone
+	pages    *redis.Client
 
 	legacyHealth health
 	paused       atomic.Int64 // unix ns until which legacy reads pause
@@ -277,8 +286,8 @@ type scanRef struct {
 // newRun opens the journals of the buckets and starts the copier. The
 // copier runs until close; ctx ends it early (its batches in flight are
 // abandoned, their marks never applied).
-func newRun(ctx context.Context, legacy *redis.Client, o Options, runs []*bucketRun) (*run, error) {
-	r := &run{o: o, legacy: legacy, buckets: map[string]*bucketRun{},
+func newRun(ctx context.Context, legacy *redis.Client, o Options, runs []*bucketRun, warm *state.Warm) (*run, error) {
+	r := &run{o: o, legacy: legacy, buckets: map[string]*bucketRun{}, warm: warm,
 		rt: router{c: o.Classifier, unknown: o.Config.Unknown}, scanned: map[string]scanRef{}}
 	r.o.Retry = r.legacyHealth.wrap(o.Retry) // SCAN and reads report to legacy's health
 	for _, b := range runs {
@@ -503,8 +512,9 @@ func (r *run) markScanned(keys []string, owners []*bucketRun, pg int) {
 // starts before the first SCAN, the buckets copied before are rescanned
 // and every bucket is mirrored until ctx ends; then it drains and stops.
 // wctx is the writers' context: ctx without SIGINT (a lost lease cancels
-// both).
-func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result, notify *state.Notify) error {
+// both). warm is the cache's copy policy (prepareWarm; nil: all), saved in
+// the cache's state before the copier starts.
+func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result, notify *state.Notify, warm *state.Warm) error {
 	st, err := o.State.Load()
 	if err != nil {
 		return err
@@ -521,6 +531,9 @@ func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets
 			}
 			if sb.StartedAt.IsZero() || sb.Phase == state.RolledBack {
 				*sb = state.Bucket{StartedAt: now}
+			}
+			if b == warmBucket {
+				sb.Warm = warm // a resumed bucket's own (prepareWarm)
 			}
 			br := res.Bucket(b)
 			sb.Target, sb.LastError, sb.Failed, sb.FailedAt = t.Describe(), "", false, time.Time{}
@@ -554,12 +567,15 @@ func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets
 	if o.DualWrite {
 		cctx = wctx
 	}
-	r, err := newRun(cctx, legacy, o, runs)
+	r, err := newRun(cctx, legacy, o, runs, warm)
 	if err != nil {
 		return err
 	}
 	defer r.close()
 	res.NoTouch = r.noTouch
+	if warm != nil && byName[warmBucket] != nil {
+		r.warmRoom = warm.Budget - byName[warmBucket].base.WarmedBytes
+	}
 	defer func() {
 		res.Throttled += r.throttle.Load()
 		res.LegacyRetries += r.legacyHealth.retries.Load()
@@ -761,7 +777,7 @@ func (p *pass) scan(ctx context.Context) error {
 		}
 		page++
 		stopped := map[*bucketRun]int64{} // keys of buckets that failed
-		n := 0
+		from := len(keys)
 		for i, k := range pg.keys {
 			name, _ := r.rt.route(k, types[i])
 			b := p.buckets[name]
@@ -773,12 +789,17 @@ func (p *pass) scan(ctx context.Context) error {
 			default:
 				keys = append(keys, k)
 				owners = append(owners, b)
-				n++
 			}
 		}
 		for b, c := range stopped { // before the page's resume point is recorded
 			b.count(page, Counts{Failed: c})
 		}
+		if r.warm != nil && from < len(keys) {
+			if keys, owners, err = p.warmPage(ctx, page, keys, owners, from); err != nil {
+				return err
+			}
+		}
+		n := len(keys) - from
 		group = append(group, routed{page: page, next: pg.next, n: n})
 		if len(keys) >= target || len(pages) == 0 || pg.next == 0 {
 			if err := flush(); err != nil {
@@ -790,6 +811,38 @@ func (p *pass) scan(ctx context.Context) error {
 		return err
 	}
 	return flush()
+}
+
+// warmPage applies the cache's copy policy to the keys of page pg routed
+// from index from on (contract 7): the cache keys it does not warm are
+// dropped from keys and owners and counted as not warmed for the page.
+func (p *pass) warmPage(ctx context.Context, pg int, keys []string, owners []*bucketRun, from int) ([]string, []*bucketRun, error) {
+	names := make([]string, len(keys)-from)
+	for i, b := range owners[from:] {
+		names[i] = b.name
+	}
+	room := p.r.warmRoom
+	keep, left, err := warmFilter(ctx, p.r.legacy, p.r.o, p.r.warm, keys[from:], names, &p.r.warmRoom)
+	if err != nil {
+		return keys, owners, err
+	}
+	if used := room - p.r.warmRoom; used > 0 {
+		p.buckets[warmBucket].count(pg, Counts{WarmBytes: used})
+	}
+	if left == 0 {
+		return keys, owners, nil
+	}
+	b := p.buckets[warmBucket]
+	j := from
+	for i, k := range keep {
+		if k {
+			keys[j], owners[j] = keys[from+i], owners[from+i]
+			j++
+		}
+	}
+	b.count(pg, Counts{NotWarmed: left})
+	p.r.done.Add(left)
+	return keys[:j], owners[:j], nil
 }
 
 func (p *pass) allFailed() bool {
@@ -833,7 +886,7 @@ func (r *run) report() {
 		BucketPlanned: map[string]int64{}, Retrying: map[string]Retrying{}}
 	for _, p := range r.passes {
 		for n, b := range p.buckets {
-			pr.Done += b.base.KeysCopied + b.base.KeysExpired + b.base.KeysGone + b.base.KeysRefused
+			pr.Done += b.base.KeysCopied + b.base.KeysExpired + b.base.KeysGone + b.base.KeysRefused + b.base.KeysNotWarmed
 			pr.Copied[n] = b.base.KeysCopied + b.copiedSoFar()
 			pr.BucketPlanned[n] = b.br.PlannedKeys
 		}
@@ -895,6 +948,8 @@ func (p *pass) checkpoint() error {
 			sb.KeysExpired = b.base.KeysExpired + s.c.Expired
 			sb.KeysGone = b.base.KeysGone + s.c.Gone
 			sb.KeysRefused = b.base.KeysRefused + s.c.Refused
+			sb.KeysNotWarmed = b.base.KeysNotWarmed + s.c.NotWarmed
+			sb.WarmedBytes = b.base.WarmedBytes + s.c.WarmBytes
 			if s.failed {
 				if !sb.Failed {
 					sb.Errors++

@@ -306,6 +306,9 @@ func checkTargets(ctx context.Context, o Options, st *state.State, targets map[s
 // scaled by the share of keys not yet counted when resuming.
 func toWrite(br *BucketResult, sb *state.Bucket, resumed bool) int64 {
 	need := float64(br.PlannedBytes)
+	if br.Warm != nil { // the cache is warmed: room for its hot keys only (warm.go)
+		need = min(need, float64(br.Warm.HotBytes))
+	}
 	if resumed && br.PlannedKeys > 0 {
 		done := sb.KeysCopied + sb.KeysExpired + sb.KeysGone + sb.KeysRefused
 		need *= float64(max(0, br.PlannedKeys-done)) / float64(br.PlannedKeys)

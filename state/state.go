@@ -221,6 +221,17 @@ type Bucket struct {
 	// redisplit did not write, and that it therefore left alone
 	// (--allow-nonempty); they are listed in journal/BUCKET.refused.
 	KeysRefused int64 `json:"keys_refused,omitempty"`
+	// KeysNotWarmed counts cache keys the copy policy (Warm) left on
+	// legacy on purpose: not copied, and not a loss.
+	KeysNotWarmed int64 `json:"keys_not_warmed,omitempty"`
+	// WarmedBytes is the MEMORY USAGE (on legacy, when admitted) of the
+	// cache keys a hot policy warmed: what its budget has spent.
+	WarmedBytes int64 `json:"warmed_bytes,omitempty"`
+	// Warm is the cache's copy policy and its selection, recorded before
+	// the first key is copied (nil: every key is copied). A resumed run
+	// keeps it, so that every run of the migration selects the same keys;
+	// verify reads it to tell the keys left on purpose from lost ones.
+	Warm *Warm `json:"warm,omitempty"`
 
 	// Failed is set when a run stopped the bucket on an error it could not
 	// get past (LastError says which, FailedAt when); the phase stays the
@@ -280,6 +291,32 @@ type Transition struct {
 	Purge bool `json:"purge,omitempty"`
 }
 
+// Warm is the copy policy of a cache bucket that is warmed rather than
+// copied whole (targets.cache.copy), and the threshold its selection chose.
+type Warm struct {
+	Policy string `json:"policy"` // config.CopyHot or config.CopyNone
+	// Metric is what ranks the keys of a hot selection: "idle" (OBJECT
+	// IDLETIME, seconds: smaller is hotter; legacy's maxmemory-policy is
+	// not LFU) or "freq" (OBJECT FREQ, the LFU counter: larger is hotter).
+	Metric string `json:"metric,omitempty"`
+	// Threshold: a key is hot when its idle time is at most Threshold plus
+	// the seconds since SelectedAt (the clock moves on while the backfill
+	// runs), or its LFU counter is at least Threshold. -1: no key is hot
+	// (policy none, or no cache key).
+	Threshold int64 `json:"threshold"`
+	// Budget is the byte budget (MEMORY USAGE on legacy) the threshold was
+	// chosen for; HotKeys and HotBytes what the selection pass found at or
+	// above it, of CacheKeys and CacheBytes in all (HotBytes exceeds Budget
+	// when not even the hottest keys fit it: the backfill copies as many
+	// of them as fit).
+	Budget     int64     `json:"budget_bytes,omitempty"`
+	HotKeys    int64     `json:"hot_keys,omitempty"`
+	HotBytes   int64     `json:"hot_bytes,omitempty"`
+	CacheKeys  int64     `json:"cache_keys,omitempty"`
+	CacheBytes int64     `json:"cache_bytes,omitempty"`
+	SelectedAt time.Time `json:"selected_at,omitzero"`
+}
+
 // upgrade maps what older state files said to the current representation:
 // phase "failed" (the copy failed) and keys_skipped (absent or expired when
 // read).
@@ -321,6 +358,9 @@ type VerifyCounts struct {
 	InFlux   int64 `json:"in_flux"`
 	Evicted  int64 `json:"evicted"`
 	Foreign  int64 `json:"foreign"` // keys migrate refused to overwrite (--allow-nonempty); not a parity failure
+	// NotWarmed: cache keys the copy policy left on legacy on purpose
+	// (targets.cache.copy hot or none); not a parity failure.
+	NotWarmed int64 `json:"not_warmed,omitempty"`
 	// RolledBack: the bucket was rolled back and verify checked rollback's
 	// promise instead of parity; LeftBehind counts the target keys holding
 	// exactly legacy's content (redisplit's copies, not deleted).

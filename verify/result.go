@@ -18,8 +18,9 @@ type Category string
 // keys missing on a target whose evictions account for them; Foreign keys
 // existed on the target before the migration and migrate refused to
 // overwrite them (--allow-nonempty; the bucket's refusal list), so they
-// are not expected to equal legacy's. None of these three breaks parity;
-// all are reported. LeftBehind is the category of a rolled-back bucket's
+// are not expected to equal legacy's. NotWarmed keys are cache keys the
+// cache's copy policy (migrate's targets.cache.copy hot or none) left on
+// legacy on purpose. None of these four breaks parity; all are reported. LeftBehind is the category of a rolled-back bucket's
 // check (RolledBackCheck): a target key holding exactly legacy's content,
 // a copy rollback did not delete; it fails the check.
 const (
@@ -31,14 +32,17 @@ const (
 	InFlux     Category = "in_flux"
 	Evicted    Category = "evicted"
 	Foreign    Category = "foreign"
+	NotWarmed  Category = "not_warmed"
 	LeftBehind Category = "left_behind"
 )
 
 // Categories lists every category in report order.
-var Categories = []Category{Missing, Extra, Type, Value, TTL, InFlux, Evicted, Foreign, LeftBehind}
+var Categories = []Category{Missing, Extra, Type, Value, TTL, InFlux, Evicted, Foreign, NotWarmed, LeftBehind}
 
 // Persistent reports whether c fails its bucket's check.
-func (c Category) Persistent() bool { return c != InFlux && c != Evicted && c != Foreign }
+func (c Category) Persistent() bool {
+	return c != InFlux && c != Evicted && c != Foreign && c != NotWarmed
+}
 
 // Facts describe one side of a key at its last observation.
 type Facts struct {
@@ -109,6 +113,7 @@ type Counts struct {
 	InFlux     int64 `json:"in_flux"`
 	Evicted    int64 `json:"evicted"`
 	Foreign    int64 `json:"foreign"`
+	NotWarmed  int64 `json:"not_warmed"`
 	LeftBehind int64 `json:"left_behind"`
 }
 
@@ -131,6 +136,8 @@ func (c *Counts) field(cat Category) *int64 {
 		return &c.Evicted
 	case Foreign:
 		return &c.Foreign
+	case NotWarmed:
+		return &c.NotWarmed
 	case LeftBehind:
 		return &c.LeftBehind
 	}

@@ -48,6 +48,7 @@ import (
 	"github.com/redisplit/redisplit/layout"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
+	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
 )
 
@@ -91,6 +92,13 @@ type Options struct {
 	// AllowEvicting are the buckets whose migration accepted an evicting
 	// target (migrate --allow-evicting-target): not refused for it.
 	AllowEvicting map[string]bool
+	// Warm is the cache's copy policy as migrate recorded it (nil: every
+	// cache key was copied, and a missing one is missing). With a policy,
+	// a cache key missing on its target that Warmed (migrate.Warmed: the
+	// cache's journal) does not hold was left on legacy on purpose: it is
+	// NotWarmed, counted (not listed), final at its first observation.
+	Warm   *state.Warm
+	Warmed func(key string) bool
 }
 
 func (o *Options) defaults() {
@@ -467,7 +475,7 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		if err != nil {
 			return err
 		}
-		var compared int64
+		var compared, notWarmed int64
 		for j, v := range vs {
 			if v.skip {
 				continue
@@ -475,6 +483,8 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 			compared++
 			switch {
 			case v.cat == "":
+			case v.cat == Missing && e.notWarmed(b, bk[j]):
+				notWarmed++ // counted, not listed: final at its first observation
 			case e.isForeign(b, bk[j]):
 				e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
 			default:
@@ -483,12 +493,23 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		}
 		e.mu.Lock()
 		e.counts[b].Compared += compared
+		e.counts[b].NotWarmed += notWarmed
 		e.mu.Unlock()
 		if e.o.Progress != nil {
 			e.o.Progress(e.compared.Add(compared))
 		}
 	}
 	return nil
+}
+
+// notWarmed reports whether key, a missing key of bucket b, was left on
+// legacy by the cache's copy policy (Options.Warm): never journaled.
+func (e *engine) notWarmed(b, key string) bool {
+	w := e.o.Warm
+	if w == nil || b != string(classify.Cache) || w.Policy == config.CopyAll {
+		return false
+	}
+	return e.o.Warmed == nil || !e.o.Warmed(key)
 }
 
 // verdict is the judgement of one key: a category ("" when legacy and
@@ -985,6 +1006,9 @@ func (e *engine) finish(ctx context.Context, res *Result) error {
 			case br.EvictedKeys > 0:
 				br.Notes = append(br.Notes, fmt.Sprintf("the target evicted %d keys (maxmemory-policy %s); %d keys are missing", br.EvictedKeys, br.EvictionPolicy, m))
 			}
+		}
+		if br.Check == ParityCheck && cnt.NotWarmed > 0 {
+			br.Notes = append(br.Notes, fmt.Sprintf("%d cache keys were left on legacy on purpose by the copy policy (targets.cache.copy %s): reported as not warmed, not missing", cnt.NotWarmed, e.o.Warm.Policy))
 		}
 		if br.Check == ParityCheck && cnt.Foreign > 0 {
 			br.Notes = append(br.Notes, fmt.Sprintf("%d keys existed on the target before the migration and migrate refused to overwrite them (--allow-nonempty): reported as foreign, not a parity failure", cnt.Foreign))
