@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/layout"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
@@ -107,13 +108,13 @@ func metricOf(policy string) string {
 
 // warmBudget is the default budget of a hot selection: the room the
 // target has (maxmemory − used_memory, summed over a cluster's masters)
-// divided by roomMargin, the headroom checkTargets asks of every target.
+// divided by layout.RoomMargin, the headroom the room check asks of every target.
 // 0 when the target has no maxmemory: no default.
 func warmBudget(info store.Info) int64 {
 	if info.MaxMemory <= 0 {
 		return 0
 	}
-	return max(0, int64(float64(info.MaxMemory-info.UsedMemory)/roomMargin))
+	return max(0, int64(float64(info.MaxMemory-info.UsedMemory)/layout.RoomMargin))
 }
 
 // WarmResult is what the selection chose, for migrate's summary.

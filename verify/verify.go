@@ -45,6 +45,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/layout"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
