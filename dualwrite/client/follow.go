@@ -104,7 +104,11 @@ func (c *Client) refresh(ctx context.Context) error {
 		if had && prev.st == s.st && prev.Phase == v.Phase {
 			continue
 		}
-		if had && prev.st != s.st {
+		was := c.legacy // a bucket without a field yet is on legacy
+		if had {
+			was = prev.st
+		}
+		if was != s.st {
 			c.ctlMu.Lock()
 			c.switches[b]++
 			c.ctlMu.Unlock()

@@ -73,6 +73,11 @@ func TestSwitchByPubSub(t *testing.T) {
 	eventually(t, "the subscription", func() bool { return c.Stats().Subscribed })
 	setPhase(t, "cache", state.Cutover)
 	waitPhase(t, state.Cutover, "cache", c)
+	// no field at start (legacy) to cutover: one switch, as the tool's
+	// first write of a bucket's field is its cutover
+	if bs := c.Stats().Buckets["cache"]; bs.Switches != 1 || bs.Store != "cache target" {
+		t.Errorf("after the cutover of a bucket absent at start: %+v", bs)
+	}
 }
 
 // TestSwitchByPoll: a change written without PUBLISH (a lost message) is
