@@ -207,7 +207,8 @@ func (s *Echoes) put(e *store.Entry) {
 }
 
 // take reports whether e is exactly what was written last for its key.
-// The record stays until the direction writes the key again: one write
+// The record stays until the direction writes the key again, or the
+// other direction reads something else there (forget): one write
 // may be read back more than once (a key marked again while its copy is
 // in flight is copied again), and each of those reads is its echo. (The
 // price: an application write on the other side that sets the very value
@@ -226,6 +227,16 @@ func (s *Echoes) take(e *store.Entry) bool {
 	g := fingerprintOf(e)
 	return f.absent == g.absent && f.sum == g.sum && (f.expireAt == 0) == (g.expireAt == 0) &&
 		f.expireAt-g.expireAt <= ExpirySlack && g.expireAt-f.expireAt <= ExpirySlack
+}
+
+// forget drops key's record: what was written there is gone.
+func (s *Echoes) forget(key string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
 }
 
 // Suppressed is the number of copies not written because the destination
@@ -252,6 +263,12 @@ func (s *Suppressor) Admit(ctx context.Context, entries []*store.Entry) ([]*stor
 			s.suppressed.Add(1)
 			continue
 		}
+		// Src holds something else than the other direction wrote there
+		// last (under the key lock: the application overwrote it), so that
+		// record can no longer be read back: forget it, or a later write
+		// that happens to restore its value (a delete after a delete) is
+		// taken for its echo and never copied.
+		s.Theirs.forget(e.Key)
 		same, err := s.same(ctx, e, cur[i])
 		if err != nil {
 			return nil, err

@@ -79,6 +79,24 @@ func TestSuppressorOnRealServers(t *testing.T) {
 	if kept, _ = rev.Admit(ctx, echo); len(kept) != 1 {
 		t.Errorf("an old value taken for the echo of a newer write")
 	}
+	// the forward direction last deleted "gone" on b; after cutover the
+	// application writes it on b (the reverse copies it to a), then
+	// deletes it on b: that delete is no echo of the forward delete (b
+	// held another value in between) and must reach a
+	fwd.Mine.put(&store.Entry{Key: "gone", Type: store.TypeNone})
+	b.Set(ctx, "gone", "app", 0)
+	written, _ := ReadEntries(ctx, b, []string{"gone"})
+	if kept, _ = rev.Admit(ctx, written); len(kept) != 1 {
+		t.Fatalf("the application's write on b not copied")
+	}
+	if errs := (&store.Redis{Client: a}).Apply(ctx, kept, nil, store.Retry{}); errs != nil {
+		t.Fatal(errs)
+	}
+	b.Del(ctx, "gone")
+	deleted, _ := ReadEntries(ctx, b, []string{"gone"})
+	if kept, _ = rev.Admit(ctx, deleted); len(kept) != 1 {
+		t.Errorf("the application's delete on b taken for the echo of an older forward delete: a keeps the key")
+	}
 	// a Big entry (no payload: the source's size threshold) is compared
 	// element by element, page by page
 	for i := 0; i < 3000; i++ {
