@@ -234,6 +234,35 @@ func (a *appTraffic) holds(t *testing.T, where string, c redis.UniversalClient, 
 	}
 }
 
+// ttlsAgree: every present session key has the same expiry on both
+// stores (the TTL touches were mirrored), within a second.
+func (a *appTraffic) ttlsAgree(t *testing.T, x, y redis.UniversalClient) {
+	t.Helper()
+	ctx := ctxT(t)
+	var bad []string
+	withTTL := 0
+	for _, want := range a.want {
+		for k, v := range want {
+			if v == "" {
+				continue
+			}
+			tx, ty := x.PTTL(ctx, k).Val(), y.PTTL(ctx, k).Val()
+			if tx > 0 {
+				withTTL++
+			}
+			if (tx > 0) != (ty > 0) || tx-ty > time.Second || ty-tx > time.Second {
+				bad = append(bad, fmt.Sprintf("%s: %s and %s", k, tx, ty))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d session keys with different expiries on the target and legacy, e.g. %q", len(bad), bad[:min(5, len(bad))])
+	}
+	if withTTL == 0 {
+		t.Error("no session key with a TTL")
+	}
+}
+
 // waitSwitched waits until every instance routes the session bucket as
 // phase p says, with switches switches observed, and returns how long it
 // took.
@@ -315,6 +344,7 @@ func TestClientSwitchesAtCutoverAndRollback(t *testing.T) {
 	tr.holds(t, "the session target", e.tg["session"], 5*time.Second)
 	// legacy through the reverse mirror
 	tr.holds(t, "legacy (reverse mirror)", e.lc, 30*time.Second)
+	tr.ttlsAgree(t, e.tg["session"], e.lc)
 	if w := e.window("session"); w == nil || w.ReverseCopies == 0 {
 		t.Errorf("no reverse copy in the window: %+v", w)
 	} else {
