@@ -37,6 +37,7 @@ type rehearseOptions struct {
 	fault     string
 	workDir   string
 	noLive    bool
+	noCutover bool
 	liveFor   time.Duration
 	liveRate  float64
 	liveWait  time.Duration
@@ -110,6 +111,7 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
 	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key, no-capture")
 	f.BoolVar(&o.noLive, "no-live", false, "the one-pass flow: migrate --yes without a live load (no --dual-write phase)")
+	f.BoolVar(&o.noCutover, "no-cutover", false, "the live flow without cutover: stop migrate after the comparison and roll every bucket back")
 	f.DurationVar(&o.liveFor, "live-for", 10*time.Second, "how long the live load writes to legacy while migrate --dual-write runs")
 	f.Float64Var(&o.liveRate, "live-rate", 1000, "writes per second of the live load")
 	f.DurationVar(&o.liveWait, "live-timeout", 60*time.Second, "how long to wait for catch-up after the live load stops")
@@ -223,7 +225,8 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		Run: inProcessRunner(app),
 	}
 	if !o.noLive {
-		opts.Live = &rehearse.Live{For: o.liveFor, Rate: o.liveRate, CaughtUpTimeout: o.liveWait, WaitCaughtUp: waitCaughtUpIn}
+		opts.Live = &rehearse.Live{For: o.liveFor, Rate: o.liveRate, CaughtUpTimeout: o.liveWait, WaitCaughtUp: waitCaughtUpIn,
+			Cutover: !o.noCutover}
 	}
 	if o.synthetic > 0 {
 		opts.Synthetic = &rehearse.Synthetic{Keys: o.synthetic, Seed: o.seed}

@@ -16,6 +16,7 @@ import (
 	"github.com/redisplit/redisplit/loadgen"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/state"
+	"github.com/redisplit/redisplit/store"
 )
 
 // The live phase of a rehearsal (Options.Live). Ordering contracts:
@@ -53,6 +54,18 @@ type Live struct {
 	// with a marker written after the call began, and returns the state
 	// then; an error after timeout or when ctx ends. Required.
 	WaitCaughtUp func(ctx context.Context, stateDir string, timeout time.Duration) (*state.State, error)
+
+	// Cutover, when set, runs the cutover flow (cutover.go) after the
+	// comparison, while migrate still mirrors: cutover of every bucket,
+	// the application's writes on the targets for AppFor (default 3 s),
+	// rollback after cutover of RollbackBucket (default session, else the
+	// first bucket), complete --purge-legacy of the others (each waiting
+	// for Quiet without application writes on legacy, default 1 s). The
+	// rehearsal's rollback of every bucket is then not run.
+	Cutover        bool
+	AppFor         time.Duration
+	Quiet          time.Duration
+	RollbackBucket string
 }
 
 // Phases of the live flow, in order. PhaseLive names the progress of the
@@ -86,6 +99,12 @@ func (l *Live) defaults() {
 	}
 	if l.CaughtUpTimeout <= 0 {
 		l.CaughtUpTimeout = 60 * time.Second
+	}
+	if l.AppFor <= 0 {
+		l.AppFor = 3 * time.Second
+	}
+	if l.Quiet <= 0 {
+		l.Quiet = time.Second
 	}
 }
 
@@ -144,6 +163,18 @@ type liveRun struct {
 	run      func(name string, args ...string) Output
 	verify   func(ph string, out Output)
 	loseKey  func() error // FaultLoseKey: delete a migrated key from its target
+
+	// the cutover flow's (cutover.go)
+	snap   *Snapshot                  // legacy before the migration
+	route  func(k, typ string) string // migrate's routing
+	stores map[string]*store.Redis    // the targets, for Empty
+	want   map[string]expect          // the application's last write per key
+	cut    bool                       // the cutover flow ran: the rehearsal's rollback is not
+}
+
+// rawTargets is the store of bucket b, as Empty takes it.
+func (lr *liveRun) rawTargets(b string) map[string]*store.Redis {
+	return map[string]*store.Redis{b: lr.stores[b]}
 }
 
 // live runs the live flow from migrate to its stop (contracts 2 to 4).
@@ -280,6 +311,14 @@ func (lr *liveRun) live(ctx context.Context) error {
 	fig.Compare = cmp
 	end(lr.compareCases(cmp, time.Since(t0)))
 
+	// the cutover flow, while migrate mirrors; it ends migrate by itself
+	// when it completes or rolls back every bucket
+	cutOK := false
+	if lv.Cutover && lr.o.Fault == "" {
+		lr.cut = true
+		cutOK = lr.cutover(ctx)
+	}
+
 	// stop: SIGINT's path, a drain, exit 0
 	end = lr.phase(PhaseLiveStop)
 	stopMigrate()
@@ -307,6 +346,9 @@ func (lr *liveRun) live(ctx context.Context) error {
 	}
 	res.add(sc)
 	end(sc.OK)
+	if cutOK {
+		return lr.afterCutover(ctx)
+	}
 	return nil
 }
 

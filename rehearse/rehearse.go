@@ -414,12 +414,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		lr := &liveRun{o: o, res: res, legacy: legacy, router: router, targets: clients, stateDir: StateDir(o.Dir),
 			gen: gen, phase: phase, start: start, run: run,
-			verify: func(ph string, out Output) { verifyCases(ph, out, verifyChecks(out)) }}
+			verify: func(ph string, out Output) { verifyCases(ph, out, verifyChecks(out)) },
+			snap:   snap, route: routeOf(router, o.Config), stores: targets}
 		if o.Fault == FaultLoseKey {
 			lr.loseKey = func() error { return loseKeyFault("after catch-up") }
 		}
 		if err := lr.live(ctx); err != nil {
 			return nil, err
+		}
+		if lr.cut {
+			return res, nil // no rollback of every bucket: the cutover flow ended each one
 		}
 		if before, err = TakeSnapshot(ctx, legacy, router); err != nil {
 			return nil, fmt.Errorf("snapshot legacy before rollback: %w", err)
