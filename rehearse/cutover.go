@@ -44,9 +44,16 @@ const (
 	PhaseRollbackCut  = "rollback-after-cutover"
 	PhaseComplete     = "complete"
 	PhaseAfterCutover = "verify-after-cutover"
-	appKeysPerBucket  = 40 // existing keys the application updates, per bucket
-	appNewPerBucket   = 20 // new keys (strings and counters), per bucket
-	appDelPerBucket   = 10 // existing keys the application deletes, per bucket
+)
+
+// The application's pool of keys, per bucket, and the pace of the purge.
+const (
+	appKeysPerBucket = 40 // existing keys the application updates
+	appNewPerBucket  = 20 // new keys (strings and counters)
+	appDelPerBucket  = 10 // existing keys the application deletes
+	// purgeMaxOps paces complete --purge-legacy: the rehearsal's legacy is
+	// throw-away, with no production load to protect.
+	purgeMaxOps = 200_000
 )
 
 // expect is what the application last did to a key.
@@ -141,7 +148,8 @@ func (lr *liveRun) cutover(ctx context.Context) bool {
 		if b == rb {
 			continue
 		}
-		out := lr.run("complete-"+b, "complete", "--bucket", b, "--purge-legacy", "--quiet", lr.o.Live.Quiet.String(), "--yes", "-o", "json")
+		out := lr.run("complete-"+b, "complete", "--bucket", b, "--purge-legacy", "--quiet", lr.o.Live.Quiet.String(),
+			"--purge-max-ops", strconv.Itoa(purgeMaxOps), "--yes", "-o", "json")
 		c := transitionCase(PhaseComplete, "complete", b, out)
 		if c.OK {
 			var d migrate.CompleteDetails
@@ -324,6 +332,9 @@ func (lr *liveRun) appWrites(ctx context.Context) (map[string]expect, map[string
 			if k.op == "del" && round > 0 {
 				continue
 			}
+			if round > 0 && time.Now().After(deadline) {
+				return want, counts, nil
+			}
 			select {
 			case <-ctx.Done():
 				return nil, nil, ctx.Err()
@@ -354,9 +365,6 @@ func (lr *liveRun) appWrites(ctx context.Context) (map[string]expect, map[string
 			want[k.name] = e
 			counts[k.op]++
 			counts[""]++
-		}
-		if time.Now().After(deadline) {
-			return want, counts, nil
 		}
 	}
 }
