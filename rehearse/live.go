@@ -32,9 +32,14 @@ import (
 //     stopped, so every write of the load is covered), then verify, then
 //     the independent comparison (package converge), all while migrate
 //     still mirrors.
-//  4. Then migrate is stopped (its context is cancelled, as SIGINT does):
-//     it must drain and exit 0.
-//  5. Legacy is snapshotted after the stop, before rollback: after
+//  4. With Live.Cutover (and no fault), the cutover flow (cutover.go)
+//     runs next, still while migrate mirrors; it completes or rolls back
+//     every bucket, so migrate ends by itself. Then migrate is stopped
+//     (its context is cancelled, as SIGINT does; a no-op when it has
+//     ended): it must drain and exit 0. The cutover flow's checks run
+//     after that end.
+//  5. Without the cutover flow, legacy is snapshotted after the stop,
+//     before rollback: after
 //     rollback legacy must equal that snapshot (the load changed legacy,
 //     so the one from before the migration no longer describes it).
 
