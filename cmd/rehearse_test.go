@@ -129,6 +129,9 @@ func TestRehearseLive(t *testing.T) {
 			t.Errorf("after cutover %s: %s", b, cs[rehearse.PhaseAfterCutover][b].Detail)
 		}
 	}
+	if d := cs[rehearse.PhaseLiveStop][""].Detail; !strings.Contains(d, "ended by itself") {
+		t.Errorf("migrate did not end by itself after the cutover flow: %s", d)
+	}
 	if len(cs[rehearse.PhaseComplete]) != 3 {
 		t.Errorf("complete cases: %+v", cs[rehearse.PhaseComplete])
 	}

@@ -34,14 +34,14 @@ import (
 //     still mirrors.
 //  4. With Live.Cutover (and no fault), the cutover flow (cutover.go)
 //     runs next, still while migrate mirrors; it completes or rolls back
-//     every bucket, so migrate ends by itself. Then migrate is stopped
-//     (its context is cancelled, as SIGINT does; a no-op when it has
-//     ended): it must drain and exit 0. The cutover flow's checks run
+//     every bucket, so migrate must end by itself (within 30 s). Otherwise
+//     migrate is stopped (its context is cancelled, as SIGINT does): it
+//     must drain and exit 0. The cutover flow's checks run
 //     after that end.
 //  5. Without the cutover flow, legacy is snapshotted after the stop,
-//     before rollback: after
-//     rollback legacy must equal that snapshot (the load changed legacy,
-//     so the one from before the migration no longer describes it).
+//     before rollback: after rollback legacy must equal that snapshot (the
+//     load changed legacy, so the one from before the migration no longer
+//     describes it).
 
 // Live configures the live phase.
 type Live struct {
@@ -324,16 +324,29 @@ func (lr *liveRun) live(ctx context.Context) error {
 		cutOK = lr.cutover(ctx)
 	}
 
-	// stop: SIGINT's path, a drain, exit 0
+	// stop: SIGINT's path, a drain, exit 0; after the cutover flow migrate
+	// must have ended by itself (every bucket completed or rolled back)
 	end = lr.phase(PhaseLiveStop)
+	byItself := false
+	if cutOK {
+		select {
+		case <-exited:
+			byItself = true
+		case <-time.After(30 * time.Second):
+		case <-ctx.Done():
+		}
+	}
 	stopMigrate()
 	<-exited
 	record(mout)
 	recorded = true
-	sc := Case{Phase: PhaseLiveStop, OK: mout.Code == 0, Duration: mout.Duration}
+	sc := Case{Phase: PhaseLiveStop, OK: mout.Code == 0 && byItself == cutOK, Duration: mout.Duration}
 	var mres migrate.Result
 	jerr := json.Unmarshal([]byte(mout.Stdout), &mres)
 	switch {
+	case cutOK && !byItself:
+		sc.Detail = fmt.Sprintf("redisplit migrate --dual-write did not end within 30 s of the last bucket's complete or rollback (exit %d once stopped)", mout.Code)
+		sc.Output = tail(mout.Stderr+"\n"+mout.Stdout, 4000)
 	case mout.Code != 0:
 		sc.Detail = fmt.Sprintf("redisplit migrate --dual-write exited %d when stopped", mout.Code)
 		sc.Output = tail(mout.Stderr+"\n"+mout.Stdout, 4000)
@@ -346,8 +359,12 @@ func (lr *liveRun) live(ctx context.Context) error {
 	default:
 		l := mres.Live
 		fig.Migrate = l
-		sc.Detail = fmt.Sprintf("stopped, drained, exit 0: %d change events, %d copies, %d gaps, %d rescans in %s; %s",
-			l.Events, l.Copies, len(l.Gaps), l.Rescans, l.StoppedAt.Sub(l.StartedAt).Round(10*time.Millisecond), l.Notify)
+		how := "stopped, drained"
+		if byItself {
+			how = "ended by itself once every bucket was completed or rolled back"
+		}
+		sc.Detail = fmt.Sprintf("%s, exit 0: %d change events, %d copies, %d gaps, %d rescans in %s; %s",
+			how, l.Events, l.Copies, len(l.Gaps), l.Rescans, l.StoppedAt.Sub(l.StartedAt).Round(10*time.Millisecond), l.Notify)
 	}
 	res.add(sc)
 	end(sc.OK)
