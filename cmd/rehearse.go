@@ -37,6 +37,7 @@ type rehearseOptions struct {
 	fault     string
 	workDir   string
 	noLive    bool
+	noCutover bool
 	liveFor   time.Duration
 	liveRate  float64
 	liveWait  time.Duration
@@ -46,7 +47,7 @@ func newRehearseCmd(app *App) *cobra.Command {
 	o := &rehearseOptions{}
 	c := &cobra.Command{
 		Use:   "rehearse",
-		Short: "Run scan → migrate --dual-write under a live load → verify → rollback → verify on throw-away containers, for CI",
+		Short: "Run scan → migrate --dual-write under a live load → verify → cutover → rollback after cutover / complete on throw-away containers, for CI",
 		Long: `rehearse starts an ephemeral copy of the configured topology in Docker containers — the same
 target kinds and node counts as the config's targets (a cluster gets at least 3 masters; a sentinel
 target is a master, a replica and 3 sentinels); without --config the default layout (docs/rehearse.md): a 3-master
@@ -55,7 +56,8 @@ plus an ephemeral legacy loaded from an RDB snapshot (--from-rdb) or with a synt
 framework-style keys of every bucket (--synthetic N). It then runs, through the same code as the
 commands themselves,
 
-  redisplit scan → migrate --dual-write --yes (under a live load) → verify → rollback --yes
+  redisplit scan → migrate --dual-write --yes (under a live load) → verify → cutover --bucket B --yes
+  (every bucket) → rollback --bucket session --yes → complete --bucket B --purge-legacy --yes (the others)
 
 The migrate phase is the live phase: migrate --dual-write runs in this process while a live write
 load hits legacy (every Redis type; sessions touched, counters incremented, jobs pushed and popped,
@@ -64,8 +66,14 @@ keys) for --live-for at --live-rate writes/s, during the backfill and after it. 
 the rehearsal waits until migrate has proven catch-up (what status --wait-caught-up waits for; at
 most --live-timeout), runs verify (it must report parity) and compares every key of legacy and of
 every target, both ways (type, value digest, expiry), while migrate still mirrors; then it stops
-migrate as SIGINT does (it must drain and exit 0). After rollback every target must be empty and
-legacy exactly as it was before rollback. --no-live runs the one-pass flow instead (migrate --yes,
+migrate still mirrors. Then every bucket is cut over, a simulated application writes directly to the
+targets for 3 s (sessions and other keys updated, counters incremented, new keys, deletes), session
+(else the first bucket) is rolled back after cutover and the others are completed with --purge-legacy;
+migrate must then end by itself with exit 0. Checked on the servers: the rolled-back bucket's legacy
+keys hold every write the application made on its target, and that target is empty again; the
+completed buckets' targets hold those writes and legacy none of their keys. --no-cutover ends the
+live flow as before: migrate stopped as SIGINT does (it must drain and exit 0), then rollback --yes;
+every target must be empty and legacy exactly as it was before rollback. --no-live runs the one-pass flow instead (migrate --yes,
 then verify; checked directly on the servers that every legacy key is on its target or expired by
 its TTL, and after rollback that legacy is exactly as before the migration). The live load writes
 database 0: a config whose legacy URL names another database needs --no-live.
@@ -89,7 +97,7 @@ still gets the Markdown.
 
 --fault lose-key deletes one migrated key (a session when there is one) from its target right
 after migrate (in the live flow: after catch-up, while migrate mirrors), to prove that the rehearsal
-fails when a key is lost; --fault no-capture runs the live phase's migrate without --dual-write (a
+fails when a key is lost (a fault skips the cutover flow); --fault no-capture runs the live phase's migrate without --dual-write (a
 one-pass backfill, the load after it), to prove that the comparison catches writes the mirror never
 copied.
 
@@ -110,6 +118,7 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
 	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key, no-capture")
 	f.BoolVar(&o.noLive, "no-live", false, "the one-pass flow: migrate --yes without a live load (no --dual-write phase)")
+	f.BoolVar(&o.noCutover, "no-cutover", false, "the live flow without cutover: stop migrate after the comparison and roll every bucket back")
 	f.DurationVar(&o.liveFor, "live-for", 10*time.Second, "how long the live load writes to legacy while migrate --dual-write runs")
 	f.Float64Var(&o.liveRate, "live-rate", 1000, "writes per second of the live load")
 	f.DurationVar(&o.liveWait, "live-timeout", 60*time.Second, "how long to wait for catch-up after the live load stops")
@@ -223,7 +232,8 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		Run: inProcessRunner(app),
 	}
 	if !o.noLive {
-		opts.Live = &rehearse.Live{For: o.liveFor, Rate: o.liveRate, CaughtUpTimeout: o.liveWait, WaitCaughtUp: waitCaughtUpIn}
+		opts.Live = &rehearse.Live{For: o.liveFor, Rate: o.liveRate, CaughtUpTimeout: o.liveWait, WaitCaughtUp: waitCaughtUpIn,
+			Cutover: !o.noCutover}
 	}
 	if o.synthetic > 0 {
 		opts.Synthetic = &rehearse.Synthetic{Keys: o.synthetic, Seed: o.seed}

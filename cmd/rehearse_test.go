@@ -88,8 +88,12 @@ var allBuckets = []string{"cache", "session", "queue", "ratelimit"}
 
 // The default flow is the live phase: migrate --dual-write under a live
 // load, caught up, verify's parity and the independent comparison both
-// ways while it mirrors, a clean stop, then rollback to legacy as it was
-// before rollback; every case passes, with the figures in the details.
+// ways while it mirrors; then the cutover flow: cutover of every bucket,
+// the application's writes on the targets, rollback after cutover of
+// session (legacy holds the writes, its target is empty), complete
+// --purge-legacy of the others (their targets hold the writes, legacy none
+// of their keys), and migrate ends by itself with exit 0. Every case
+// passes, with the figures in the details; no rollback of every bucket.
 func TestRehearseLive(t *testing.T) {
 	code, res, errs := rehearseJSON(t, "--synthetic", "2000", "--live-for", "3s", "--live-rate", "1000")
 	for _, c := range res.Cases {
@@ -101,20 +105,46 @@ func TestRehearseLive(t *testing.T) {
 		t.Fatalf("live rehearsal: exit %d, OK %v\n%s", code, res.OK, errs)
 	}
 	cs := casesOf(res)
-	for _, ph := range []string{rehearse.PhaseLiveCaughtUp, rehearse.PhaseLiveVerify, rehearse.PhaseLiveCompare, rehearse.PhaseRollback, rehearse.PhaseFinal} {
+	for _, ph := range []string{rehearse.PhaseLiveCaughtUp, rehearse.PhaseLiveVerify, rehearse.PhaseLiveCompare, rehearse.PhaseCutover, rehearse.PhaseAfterCutover} {
 		for _, b := range allBuckets {
 			if _, ok := cs[ph][b]; !ok {
 				t.Errorf("no %s case for %s", ph, b)
 			}
 		}
 	}
-	for _, ph := range []string{rehearse.PhaseLiveLoad, rehearse.PhaseLiveStop} {
+	for _, ph := range []string{rehearse.PhaseLiveLoad, rehearse.PhaseLiveStop, rehearse.PhaseAppWrites} {
 		if _, ok := cs[ph][""]; !ok {
 			t.Errorf("no %s case", ph)
 		}
 	}
-	if _, ok := cs[rehearse.PhaseMigrate]; ok {
-		t.Error("the live flow has one-pass migrate cases")
+	if len(cs[rehearse.PhaseRollbackCut]) != 1 || cs[rehearse.PhaseRollbackCut]["session"].Phase == "" {
+		t.Errorf("rollback after cutover: %+v, want session only", cs[rehearse.PhaseRollbackCut])
+	}
+	for _, b := range []string{"cache", "queue", "ratelimit"} {
+		c := cs[rehearse.PhaseComplete][b]
+		if !strings.Contains(c.Detail, "purged legacy") {
+			t.Errorf("complete %s: %+v", b, c)
+		}
+		if !strings.Contains(cs[rehearse.PhaseAfterCutover][b].Detail, "the target holds the application's last write") {
+			t.Errorf("after cutover %s: %s", b, cs[rehearse.PhaseAfterCutover][b].Detail)
+		}
+	}
+	if d := cs[rehearse.PhaseLiveStop][""].Detail; !strings.Contains(d, "ended by itself") {
+		t.Errorf("migrate did not end by itself after the cutover flow: %s", d)
+	}
+	if len(cs[rehearse.PhaseComplete]) != 3 {
+		t.Errorf("complete cases: %+v", cs[rehearse.PhaseComplete])
+	}
+	if d := cs[rehearse.PhaseAfterCutover]["session"].Detail; !strings.Contains(d, "legacy holds the application's last write") || !strings.Contains(d, "target holds no key") {
+		t.Errorf("after cutover session: %s", d)
+	}
+	if d := cs[rehearse.PhaseAppWrites][""].Detail; !strings.Contains(d, "HSET") || strings.Contains(d, "INCR 0") || strings.Contains(d, "DEL 0") || strings.Contains(d, "SET 0") {
+		t.Errorf("app writes: %s", d)
+	}
+	for _, ph := range []string{rehearse.PhaseMigrate, rehearse.PhaseRollback, rehearse.PhaseFinal} {
+		if _, ok := cs[ph]; ok {
+			t.Errorf("the cutover flow has %s cases", ph)
+		}
 	}
 	lv := res.Live
 	if lv == nil || lv.Compare == nil || lv.Migrate == nil {
@@ -137,12 +167,43 @@ func TestRehearseLive(t *testing.T) {
 			t.Errorf("%s: no lag in %q", b, cs[rehearse.PhaseLiveCaughtUp][b].Detail)
 		}
 	}
-	var dual bool
+	want := []string{"migrate --dual-write", "cutover --bucket cache --yes", "rollback --bucket session --yes", "complete --bucket ratelimit --purge-legacy"}
+	var all []string
 	for _, c := range res.Commands {
-		dual = dual || strings.Contains(strings.Join(c.Args, " "), "migrate --dual-write")
+		all = append(all, strings.Join(c.Args, " "))
 	}
-	if !dual {
-		t.Errorf("no migrate --dual-write among the commands: %+v", res.Commands)
+	for _, w := range want {
+		if !strings.Contains(strings.Join(all, "\n"), w) {
+			t.Errorf("no %q among the commands: %q", w, all)
+		}
+	}
+}
+
+// --no-cutover is the live flow ending as before cutover existed: a clean
+// stop of migrate, then rollback of every bucket to legacy as it was
+// before rollback; no cutover case.
+func TestRehearseLiveNoCutover(t *testing.T) {
+	code, res, errs := rehearseJSON(t, "--synthetic", "500", "--live-for", "1s", "--no-cutover")
+	for _, c := range res.Cases {
+		if !c.OK {
+			t.Errorf("%s/%s failed: %s %v\n%s", c.Phase, c.Bucket, c.Detail, c.Keys, c.Output)
+		}
+	}
+	if code != ExitOK || !res.OK {
+		t.Fatalf("live rehearsal without cutover: exit %d, OK %v\n%s", code, res.OK, errs)
+	}
+	cs := casesOf(res)
+	for _, ph := range []string{rehearse.PhaseLiveCompare, rehearse.PhaseRollback, rehearse.PhaseFinal} {
+		for _, b := range allBuckets {
+			if !cs[ph][b].OK {
+				t.Errorf("no passed %s case for %s", ph, b)
+			}
+		}
+	}
+	for _, ph := range []string{rehearse.PhaseCutover, rehearse.PhaseAppWrites, rehearse.PhaseRollbackCut, rehearse.PhaseComplete, rehearse.PhaseAfterCutover} {
+		if _, ok := cs[ph]; ok {
+			t.Errorf("--no-cutover ran %s", ph)
+		}
 	}
 }
 

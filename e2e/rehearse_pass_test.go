@@ -13,7 +13,10 @@ import (
 )
 
 // The rehearsal passes on a synthetic keyspace in containers, writes both
-// reports with one case per phase and bucket, and removes its containers.
+// reports with one case per phase and bucket — the default flow: the live
+// phase, then cutover of every bucket, the application's writes on the
+// targets, rollback after cutover of session, complete of the others —
+// and removes its containers.
 func TestRehearseSyntheticInContainers(t *testing.T) {
 	r, dir := runRehearse(t, "--synthetic", "3000")
 	if r.code != 0 {
@@ -34,9 +37,19 @@ func TestRehearseSyntheticInContainers(t *testing.T) {
 	for _, c := range j.Suites[0].Cases {
 		phases[strings.TrimPrefix(c.Classname, "rehearse.")]++
 	}
-	for _, p := range []string{"scan", "live/caught-up", "live/verify", "live/compare", "rollback", "verify-after-rollback"} {
+	for _, p := range []string{"scan", "live/caught-up", "live/verify", "live/compare", "cutover", "verify-after-cutover"} {
 		if phases[p] != 4 {
 			t.Errorf("JUnit: phase %s has %d cases, want one per bucket (4)", p, phases[p])
+		}
+	}
+	for p, n := range map[string]int{"live/load": 1, "app-writes": 1, "rollback-after-cutover": 1, "complete": 3, "live/stop": 1, "rollback": 0, "verify-after-rollback": 0} {
+		if phases[p] != n {
+			t.Errorf("JUnit: phase %s has %d cases, want %d", p, phases[p], n)
+		}
+	}
+	for _, c := range j.Suites[0].Cases {
+		if c.Classname == "rehearse.rollback-after-cutover" && c.Name != "session" {
+			t.Errorf("JUnit: rollback after cutover of %s, want session", c.Name)
 		}
 	}
 	if left := otherRuns(t); len(left) > 0 {

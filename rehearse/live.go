@@ -16,6 +16,7 @@ import (
 	"github.com/redisplit/redisplit/loadgen"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/state"
+	"github.com/redisplit/redisplit/store"
 )
 
 // The live phase of a rehearsal (Options.Live). Ordering contracts:
@@ -31,11 +32,16 @@ import (
 //     stopped, so every write of the load is covered), then verify, then
 //     the independent comparison (package converge), all while migrate
 //     still mirrors.
-//  4. Then migrate is stopped (its context is cancelled, as SIGINT does):
-//     it must drain and exit 0.
-//  5. Legacy is snapshotted after the stop, before rollback: after
-//     rollback legacy must equal that snapshot (the load changed legacy,
-//     so the one from before the migration no longer describes it).
+//  4. With Live.Cutover (and no fault), the cutover flow (cutover.go)
+//     runs next, still while migrate mirrors; it completes or rolls back
+//     every bucket, so migrate must end by itself (within 30 s). Otherwise
+//     migrate is stopped (its context is cancelled, as SIGINT does): it
+//     must drain and exit 0. The cutover flow's checks run
+//     after that end.
+//  5. Without the cutover flow, legacy is snapshotted after the stop,
+//     before rollback: after rollback legacy must equal that snapshot (the
+//     load changed legacy, so the one from before the migration no longer
+//     describes it).
 
 // Live configures the live phase.
 type Live struct {
@@ -53,6 +59,18 @@ type Live struct {
 	// with a marker written after the call began, and returns the state
 	// then; an error after timeout or when ctx ends. Required.
 	WaitCaughtUp func(ctx context.Context, stateDir string, timeout time.Duration) (*state.State, error)
+
+	// Cutover, when set, runs the cutover flow (cutover.go) after the
+	// comparison, while migrate still mirrors: cutover of every bucket,
+	// the application's writes on the targets for AppFor (default 3 s),
+	// rollback after cutover of RollbackBucket (default session, else the
+	// first bucket), complete --purge-legacy of the others (each waiting
+	// for Quiet without application writes on legacy, default 1 s). The
+	// rehearsal's rollback of every bucket is then not run.
+	Cutover        bool
+	AppFor         time.Duration
+	Quiet          time.Duration
+	RollbackBucket string
 }
 
 // Phases of the live flow, in order. PhaseLive names the progress of the
@@ -86,6 +104,12 @@ func (l *Live) defaults() {
 	}
 	if l.CaughtUpTimeout <= 0 {
 		l.CaughtUpTimeout = 60 * time.Second
+	}
+	if l.AppFor <= 0 {
+		l.AppFor = 3 * time.Second
+	}
+	if l.Quiet <= 0 {
+		l.Quiet = time.Second
 	}
 }
 
@@ -144,6 +168,18 @@ type liveRun struct {
 	run      func(name string, args ...string) Output
 	verify   func(ph string, out Output)
 	loseKey  func() error // FaultLoseKey: delete a migrated key from its target
+
+	// the cutover flow's (cutover.go)
+	snap   *Snapshot                  // legacy before the migration
+	route  func(k, typ string) string // migrate's routing
+	stores map[string]*store.Redis    // the targets, for Empty
+	want   map[string]expect          // the application's last write per key
+	cut    bool                       // the cutover flow ran: the rehearsal's rollback is not
+}
+
+// rawTargets is the store of bucket b, as Empty takes it.
+func (lr *liveRun) rawTargets(b string) map[string]*store.Redis {
+	return map[string]*store.Redis{b: lr.stores[b]}
 }
 
 // live runs the live flow from migrate to its stop (contracts 2 to 4).
@@ -280,16 +316,37 @@ func (lr *liveRun) live(ctx context.Context) error {
 	fig.Compare = cmp
 	end(lr.compareCases(cmp, time.Since(t0)))
 
-	// stop: SIGINT's path, a drain, exit 0
+	// the cutover flow, while migrate mirrors; it ends migrate by itself
+	// when it completes or rolls back every bucket
+	cutOK := false
+	if lv.Cutover && lr.o.Fault == "" {
+		lr.cut = true
+		cutOK = lr.cutover(ctx)
+	}
+
+	// stop: SIGINT's path, a drain, exit 0; after the cutover flow migrate
+	// must have ended by itself (every bucket completed or rolled back)
 	end = lr.phase(PhaseLiveStop)
+	byItself := false
+	if cutOK {
+		select {
+		case <-exited:
+			byItself = true
+		case <-time.After(30 * time.Second):
+		case <-ctx.Done():
+		}
+	}
 	stopMigrate()
 	<-exited
 	record(mout)
 	recorded = true
-	sc := Case{Phase: PhaseLiveStop, OK: mout.Code == 0, Duration: mout.Duration}
+	sc := Case{Phase: PhaseLiveStop, OK: mout.Code == 0 && byItself == cutOK, Duration: mout.Duration}
 	var mres migrate.Result
 	jerr := json.Unmarshal([]byte(mout.Stdout), &mres)
 	switch {
+	case cutOK && !byItself:
+		sc.Detail = fmt.Sprintf("redisplit migrate --dual-write did not end within 30 s of the last bucket's complete or rollback (exit %d once stopped)", mout.Code)
+		sc.Output = tail(mout.Stderr+"\n"+mout.Stdout, 4000)
 	case mout.Code != 0:
 		sc.Detail = fmt.Sprintf("redisplit migrate --dual-write exited %d when stopped", mout.Code)
 		sc.Output = tail(mout.Stderr+"\n"+mout.Stdout, 4000)
@@ -302,11 +359,18 @@ func (lr *liveRun) live(ctx context.Context) error {
 	default:
 		l := mres.Live
 		fig.Migrate = l
-		sc.Detail = fmt.Sprintf("stopped, drained, exit 0: %d change events, %d copies, %d gaps, %d rescans in %s; %s",
-			l.Events, l.Copies, len(l.Gaps), l.Rescans, l.StoppedAt.Sub(l.StartedAt).Round(10*time.Millisecond), l.Notify)
+		how := "stopped, drained"
+		if byItself {
+			how = "ended by itself once every bucket was completed or rolled back"
+		}
+		sc.Detail = fmt.Sprintf("%s, exit 0: %d change events, %d copies, %d gaps, %d rescans in %s; %s",
+			how, l.Events, l.Copies, len(l.Gaps), l.Rescans, l.StoppedAt.Sub(l.StartedAt).Round(10*time.Millisecond), l.Notify)
 	}
 	res.add(sc)
 	end(sc.OK)
+	if cutOK {
+		return lr.afterCutover(ctx)
+	}
 	return nil
 }
 

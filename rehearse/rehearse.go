@@ -7,7 +7,9 @@
 // XML. With Options.Live the migrate phase is the live phase (live.go):
 // migrate --dual-write under a live write load against legacy, then
 // catch-up, verify and an independent comparison both ways while it still
-// mirrors, then its stop.
+// mirrors, then (Live.Cutover, cutover.go) cutover of every bucket, the
+// application's writes on the targets, rollback after cutover of one
+// bucket and complete of the others, then migrate's end.
 //
 // The commands are run by a Runner that the caller supplies (cmd passes its
 // in-process command line), so a rehearsal exercises exactly the code paths
@@ -17,7 +19,9 @@
 // on its target (or expired by its TTL; in the live flow: every key of
 // legacy and of the targets compared both ways); after rollback every
 // target is empty and legacy is exactly as it was before rollback (before
-// the migration, in the one-pass flow: nothing but the load writes legacy).
+// the migration, in the one-pass flow: nothing but the load writes legacy);
+// after the cutover flow, the application's writes are where the bucket's
+// end put them (cutover.go).
 package rehearse
 
 import (
@@ -414,12 +418,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		lr := &liveRun{o: o, res: res, legacy: legacy, router: router, targets: clients, stateDir: StateDir(o.Dir),
 			gen: gen, phase: phase, start: start, run: run,
-			verify: func(ph string, out Output) { verifyCases(ph, out, verifyChecks(out)) }}
+			verify: func(ph string, out Output) { verifyCases(ph, out, verifyChecks(out)) },
+			snap:   snap, route: routeOf(router, o.Config), stores: targets}
 		if o.Fault == FaultLoseKey {
 			lr.loseKey = func() error { return loseKeyFault("after catch-up") }
 		}
 		if err := lr.live(ctx); err != nil {
 			return nil, err
+		}
+		if lr.cut {
+			return res, nil // no rollback of every bucket: the cutover flow ended each one
 		}
 		if before, err = TakeSnapshot(ctx, legacy, router); err != nil {
 			return nil, fmt.Errorf("snapshot legacy before rollback: %w", err)

@@ -8,8 +8,10 @@
 #     20000`, the whole flow on throw-away containers (legacy, a 3-master cache
 #     cluster, sessions behind Sentinel, queue and ratelimit stores): scan →
 #     migrate --dual-write under a live write load (10 s) → caught up → verify
-#     → key-by-key comparison → stop → rollback → verify, with its Markdown
-#     report. Without a Docker daemon it rehearses on local redis-server
+#     → key-by-key comparison → cutover of every bucket → an application
+#     writing to the targets (3 s) → rollback after cutover of session,
+#     complete --purge-legacy of the others → migrate's end → checks, with
+#     its Markdown report. Without a Docker daemon it rehearses on local redis-server
 #     processes instead.
 # Everything it starts is removed at the end; nothing else is touched.
 set -euo pipefail
