@@ -25,6 +25,7 @@ type scanOptions struct {
 	planOut     string
 	keysOut     string
 	maxPatterns int
+	masters     int
 }
 
 func newScanCmd(app *App) *cobra.Command {
@@ -59,10 +60,12 @@ Memory stays bounded whatever the keyspace size.`,
 	f.StringVar(&o.planOut, "plan-out", "", "write the routing plan (rules, presets, proposals with evidence) to this YAML file")
 	f.StringVar(&o.keysOut, "keys-out", "", "write one JSON line per key (key, type, ttl_ms, bytes, bucket, rule) to this file")
 	f.IntVar(&o.maxPatterns, "max-patterns", 10000, "distinct key patterns tracked; the rest are folded into \"(other patterns)\"")
+	f.IntVar(&o.masters, "cache-masters", scan.DefaultCacheMasters, "masters of the cache Redis Cluster the skew forecast is for (as targets init --cache-masters)")
 	limit(f, "count", 1, config.MaxScanCount)
 	atLeast(f, "max-ops", 0)
 	limit(f, "sample", config.MinSample, config.MaxSample)
 	limit(f, "max-patterns", 1, 1_000_000)
+	limit(f, "cache-masters", 3, 1000) // targets init's range
 	app.BindFlag(c, "count", "scan.count")
 	app.BindFlag(c, "max-ops", "scan.max_ops")
 	app.BindFlag(c, "sample", "scan.sample")
@@ -101,7 +104,7 @@ func runScan(c *cobra.Command, app *App, o scanOptions) error {
 	var bar *Progress
 	opts := scan.Options{
 		Count: cfg.Scan.Count, MaxOps: cfg.Scan.MaxOps, SamplePercent: cfg.Scan.Sample,
-		MaxPatterns: o.maxPatterns, KeysOut: o.keysOut,
+		MaxPatterns: o.maxPatterns, KeysOut: o.keysOut, CacheMasters: o.masters,
 		Started:  func(n int64) { bar = app.NewProgress("scan", n) },
 		Progress: func(n int64) { bar.Set(n) },
 	}
@@ -301,6 +304,17 @@ func renderScan(w io.Writer, r *scan.Report) {
 	if r.Patterns.KeysOther > 0 {
 		fmt.Fprintf(w, "\nnote: %d distinct patterns tracked (cap %d); %d keys were folded into %q\n",
 			r.Patterns.Tracked, r.Patterns.Cap, r.Patterns.KeysOther, scan.OtherPattern)
+	}
+
+	if fc := r.CacheForecast; fc != nil && fc.Keys > 0 {
+		fmt.Fprintln(w, "\n== cache skew forecast (Redis Cluster, --cache-masters)")
+		renderForecast(w, &fc.Forecast)
+		for _, o := range fc.Overloaded {
+			fmt.Fprintf(w, "  WARNING: %s\n           fix: %s\n", o.Message, o.Fix)
+		}
+		if fc.NotForecast > 0 {
+			fmt.Fprintf(w, "  note: %d cache keys routed by proposals are not in the forecast (scan with --keys-out to include them)\n", fc.NotForecast)
+		}
 	}
 
 	fmt.Fprintln(w, "\n== preflight")

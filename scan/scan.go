@@ -29,6 +29,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/layout/skew"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
 )
@@ -50,6 +51,9 @@ type Options struct {
 	Workers int
 	// KeysOut, when set, is the path of the per-key JSON-lines export.
 	KeysOut string
+	// CacheMasters is the master count of the cache cluster whose skew the
+	// report forecasts (forecast.go; default DefaultCacheMasters).
+	CacheMasters int
 	// Progress, when set, is called with the number of keys done so far.
 	Progress func(done int64)
 	// Started, when set, is called once with DBSIZE before the first SCAN.
@@ -68,6 +72,9 @@ func (o *Options) defaults() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 4
+	}
+	if o.CacheMasters <= 0 {
+		o.CacheMasters = DefaultCacheMasters
 	}
 }
 
@@ -132,12 +139,25 @@ func Run(ctx context.Context, c *redis.Client, cl *classify.Classifier, opts Opt
 				"legacy restarted or failed over during the scan (run_id changed): keys may be missing or counted twice; scan again"})
 		}
 	}
+	fc := s.fcs[0]
+	for _, o := range s.fcs[1:] {
+		fc.Merge(o)
+	}
+	var notForecast int64
 	if ko != nil {
-		if err := ko.finish(r.acceptedRules()); err != nil {
+		if err := ko.finish(r.acceptedRules(), fc); err != nil {
 			return nil, err
 		}
 		r.KeysOut = opts.KeysOut
+	} else {
+		for _, b := range r.Buckets {
+			if b.Bucket == string(classify.Cache) {
+				notForecast = b.KeysByProposals
+			}
+		}
 	}
+	r.CacheForecast = cacheForecast(fc, notForecast)
+	r.Preflight = append(r.Preflight, r.CacheForecast.verdict())
 	r.DurationMs = time.Since(start).Milliseconds()
 	return r, nil
 }
@@ -152,6 +172,8 @@ type scanner struct {
 	lim       *rate.Limiter
 	perKey    int    // pipelined commands per key, TYPE follow-ups aside
 	sampleCut uint64 // keys with hash%10000 < sampleCut get MEMORY USAGE
+
+	fcs []*skew.Forecaster // the cache skew forecast, one per worker (forecast.go)
 
 	done    atomic.Int64
 	expired atomic.Int64
@@ -221,13 +243,15 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 		}
 	}()
 	aggs := make([]*aggregator, s.opts.Workers)
+	s.fcs = make([]*skew.Forecaster, s.opts.Workers)
 	var wg sync.WaitGroup
 	for i := range aggs {
 		aggs[i] = newAggregator(s.opts.MaxPatterns)
+		s.fcs[i] = skew.New(s.opts.CacheMasters)
 		wg.Add(1)
-		go func(a *aggregator) {
+		go func(a *aggregator, fc *skew.Forecaster) {
 			defer wg.Done()
-			w := &worker{s: s, agg: a, rc: redisconn.NewRawConn(s.c.Options())}
+			w := &worker{s: s, agg: a, fc: fc, rc: redisconn.NewRawConn(s.c.Options())}
 			defer w.rc.Close()
 			for keys := range batches {
 				if ctx.Err() != nil {
@@ -237,7 +261,7 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 					cancel(err)
 				}
 			}
-		}(aggs[i])
+		}(aggs[i], s.fcs[i])
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
@@ -258,6 +282,7 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 type worker struct {
 	s      *scanner
 	agg    *aggregator
+	fc     *skew.Forecaster // this worker's share of the cache forecast
 	norm   normaliser
 	line   []byte
 	rc     *redisconn.RawConn // the per-key pipelines
@@ -305,6 +330,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		}
 		w.norm.normalize(ki.Key)
 		pa := w.agg.add(ki, m.Bucket, rule, &w.norm)
+		w.forecastCache(ki, m.Bucket)
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
