@@ -84,7 +84,6 @@ func TestScanCacheSkewForecast(t *testing.T) {
 	defer tagged.Close()
 	writeSkewKeys(t, uniform, 6000, 0)
 	writeSkewKeys(t, tagged, 6000, 3000)
-	_ = ctx
 	cfg := skewConfig(t)
 
 	t.Run("uniform keyspace: no warning", func(t *testing.T) {
@@ -150,6 +149,38 @@ func TestScanCacheSkewForecast(t *testing.T) {
 		r, _ := scanJSON(t, "--config", cfg, "--legacy", "redis://"+srv.Addr()+"/2", "--keys-out", keys, "--sample", "30")
 		if !r.CacheForecast.BytesEstimated {
 			t.Fatalf("sampled scan's forecast claims measured bytes")
+		}
+		sameForecast(t, r, keys, 3)
+	})
+
+	t.Run("keys routed to cache by accepted proposals: forecast with --keys-out", func(t *testing.T) {
+		db := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 3, DisableIdentity: true})
+		defer db.Close()
+		_, err := db.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := 0; i < 3000; i++ {
+				p.Set(ctx, fmt.Sprintf("fragment:html:%d", i), fmt.Sprintf("<div>%d</div>", i), time.Hour)
+			}
+			for i := 0; i < 1500; i++ {
+				p.Set(ctx, fmt.Sprintf("views:{v}:%d", i), fmt.Sprintf("<html>%d</html>", i), time.Hour)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		legacy := "redis://" + srv.Addr() + "/3"
+		r, _ := scanJSON(t, "--legacy", legacy)
+		if c := bucketOf(r, "cache"); c.KeysByProposals != 4500 {
+			t.Fatalf("cache by proposals: %d keys, want 4500 (fixture no longer proposed as cache)", c.KeysByProposals)
+		}
+		if fc := r.CacheForecast; fc.Keys != 0 || fc.NotForecast != 4500 || !strings.Contains(verdict(r, "cache-skew").Message, "--keys-out") {
+			t.Fatalf("without --keys-out: forecast of %d keys, %d not forecast; verdict %+v", fc.Keys, fc.NotForecast, verdict(r, "cache-skew"))
+		}
+		keys := filepath.Join(t.TempDir(), "keys.jsonl")
+		r, _ = scanJSON(t, "--legacy", legacy, "--keys-out", keys)
+		fc := r.CacheForecast
+		if fc.Keys != 4500 || fc.NotForecast != 0 || len(fc.Overloaded) != 1 || !strings.Contains(fc.Overloaded[0].Fix, "hash tag {v}") {
+			t.Fatalf("with --keys-out: %d keys, %d not forecast, overloaded %+v", fc.Keys, fc.NotForecast, fc.Overloaded)
 		}
 		sameForecast(t, r, keys, 3)
 	})
