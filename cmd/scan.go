@@ -43,7 +43,10 @@ as comments for a person to decide.
 The report gives per bucket keys, bytes, type mix, TTL histogram and top patterns; unknown patterns with
 sample keys; keys that expired during the scan; preflight verdicts (version, maxmemory and policy,
 eviction, notify-keyspace-events, ACL permissions, replica and cluster mode) and sizing advice per
-target. --output json gives the same report as JSON (schema: docs/scan-report.md).
+target, and the cache cluster's skew forecast for --cache-masters masters (keys and bytes per node,
+hottest slots, hash-tagged families and big keys; a warning with the fix when a node would hold far
+more than its share; keys routed to cache by proposals are included with --keys-out).
+--output json gives the same report as JSON (schema: docs/scan-report.md).
 
 Scan writes nothing to Redis. It works against a replica and on any db (redis://host:port/3).
 Memory stays bounded whatever the keyspace size.`,

@@ -13,7 +13,8 @@
 // Memory in the process is bounded whatever the keyspace size:
 // keys are streamed, patterns are capped (MaxPatterns, the rest folded into
 // one "(other patterns)" entry per bucket) and each pattern keeps at most 5
-// sample names.
+// sample names; the cache skew forecast (forecast.go) is a fixed-size
+// structure per worker.
 package scan
 
 import (
