@@ -5,19 +5,18 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/layout/skew"
 )
 
 // The cache cluster's skew forecast, computed while the scan streams.
 //
 // Every key the rules route to the cache bucket is given, with its measured
-// bytes (MEMORY USAGE, or "not measured" under --sample), to a
-// skew.Forecaster of the worker that inspected it; the workers' forecasters
-// are merged when the scan ends. No key list is kept: each forecaster is
-// bounded by package skew (16384 slot counters, a capped hash-tag table,
-// the ten biggest keys), so the forecast costs at most Workers of them
-// whatever the keyspace size, and one CRC16 per cache key.
+// bytes (MEMORY USAGE, or "not measured" under --sample), to the scan's one
+// skew.Forecaster, a batch at a time under a mutex (one lock per SCAN batch,
+// so the workers never wait on each other for long). No key list is kept:
+// the forecaster is bounded by package skew (16384 slot counters, a capped
+// hash-tag table, the ten biggest keys) whatever the keyspace size, and
+// costs one CRC16 per cache key.
 //
 // Keys that only an accepted proposal routes to the cache are known to be
 // cache keys once the scan ends, not while it streams: with --keys-out they
@@ -51,11 +50,15 @@ type Overload struct {
 	Fix     string `json:"fix"`
 }
 
-// forecastCache feeds one inspected key to the worker's forecaster when it
-// routes to the cache.
-func (w *worker) forecastCache(ki *KeyInfo, b classify.Bucket) {
-	if b == classify.Cache && w.fc != nil {
-		w.fc.Add(ki.Key, ki.Bytes)
+// forecastCache adds the batch's cache keys (w.cache) to the forecast.
+func (w *worker) forecastCache() {
+	if len(w.cache) == 0 {
+		return
+	}
+	w.s.fcMu.Lock()
+	defer w.s.fcMu.Unlock()
+	for _, i := range w.cache {
+		w.s.fc.Add(w.info[i].Key, w.info[i].Bytes)
 	}
 }
 

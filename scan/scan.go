@@ -140,10 +140,7 @@ func Run(ctx context.Context, c *redis.Client, cl *classify.Classifier, opts Opt
 				"legacy restarted or failed over during the scan (run_id changed): keys may be missing or counted twice; scan again"})
 		}
 	}
-	fc := s.fcs[0]
-	for _, o := range s.fcs[1:] {
-		fc.Merge(o)
-	}
+	fc := s.fc
 	var notForecast int64
 	if ko != nil {
 		if err := ko.finish(r.acceptedRules(), fc); err != nil {
@@ -174,7 +171,8 @@ type scanner struct {
 	perKey    int    // pipelined commands per key, TYPE follow-ups aside
 	sampleCut uint64 // keys with hash%10000 < sampleCut get MEMORY USAGE
 
-	fcs []*skew.Forecaster // the cache skew forecast, one per worker (forecast.go)
+	fcMu sync.Mutex
+	fc   *skew.Forecaster // the cache skew forecast (forecast.go), under fcMu
 
 	done    atomic.Int64
 	expired atomic.Int64
@@ -244,15 +242,14 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 		}
 	}()
 	aggs := make([]*aggregator, s.opts.Workers)
-	s.fcs = make([]*skew.Forecaster, s.opts.Workers)
+	s.fc = skew.New(s.opts.CacheMasters)
 	var wg sync.WaitGroup
 	for i := range aggs {
 		aggs[i] = newAggregator(s.opts.MaxPatterns)
-		s.fcs[i] = skew.New(s.opts.CacheMasters)
 		wg.Add(1)
-		go func(a *aggregator, fc *skew.Forecaster) {
+		go func(a *aggregator) {
 			defer wg.Done()
-			w := &worker{s: s, agg: a, fc: fc, rc: redisconn.NewRawConn(s.c.Options())}
+			w := &worker{s: s, agg: a, rc: redisconn.NewRawConn(s.c.Options())}
 			defer w.rc.Close()
 			for keys := range batches {
 				if ctx.Err() != nil {
@@ -262,7 +259,7 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 					cancel(err)
 				}
 			}
-		}(aggs[i], s.fcs[i])
+		}(aggs[i])
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
@@ -283,7 +280,7 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 type worker struct {
 	s      *scanner
 	agg    *aggregator
-	fc     *skew.Forecaster // this worker's share of the cache forecast
+	cache  []int // indexes in info of the batch's cache keys (forecast.go)
 	norm   normaliser
 	line   []byte
 	rc     *redisconn.RawConn // the per-key pipelines
@@ -318,6 +315,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 	}
 	w.line = w.line[:0]
 	w.sniffs = w.sniffs[:0]
+	w.cache = w.cache[:0]
 	for i := range w.info {
 		ki := &w.info[i]
 		if ki.Type == "" { // gone between SCAN and the pipeline
@@ -331,7 +329,9 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		}
 		w.norm.normalize(ki.Key)
 		pa := w.agg.add(ki, m.Bucket, rule, &w.norm)
-		w.forecastCache(ki, m.Bucket)
+		if m.Bucket == classify.Cache {
+			w.cache = append(w.cache, i)
+		}
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
@@ -345,6 +345,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 			}
 		}
 	}
+	w.forecastCache()
 	if len(w.sniffs) > 0 {
 		if err := w.sniffValues(ctx); err != nil {
 			return s.cmdErr(err)
