@@ -144,6 +144,23 @@ func TestScanCacheSkewForecast(t *testing.T) {
 		}
 	})
 
+	t.Run("big key: warning names it, fix splits it", func(t *testing.T) {
+		db := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 4, DisableIdentity: true})
+		defer db.Close()
+		writeSkewKeys(t, db, 3000, 0)
+		if err := db.Set(ctx, "page:huge", strings.Repeat("h", 1<<20), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		keys := filepath.Join(t.TempDir(), "keys.jsonl")
+		r, _ := scanJSON(t, "--config", cfg, "--legacy", "redis://"+srv.Addr()+"/4", "--keys-out", keys)
+		fc := r.CacheForecast
+		if len(fc.Overloaded) != 1 || len(fc.BigKeys) != 1 || fc.Overloaded[0].Node != fc.BigKeys[0].Node ||
+			!strings.Contains(fc.Overloaded[0].Message, `big key "page:huge"`) || !strings.Contains(fc.Overloaded[0].Fix, `split the big key "page:huge"`) {
+			t.Fatalf("overloaded %+v, big keys %+v", fc.Overloaded, fc.BigKeys)
+		}
+		sameForecast(t, r, keys, 3)
+	})
+
 	t.Run("sampled bytes: still the export's forecast", func(t *testing.T) {
 		keys := filepath.Join(t.TempDir(), "keys.jsonl")
 		r, _ := scanJSON(t, "--config", cfg, "--legacy", "redis://"+srv.Addr()+"/2", "--keys-out", keys, "--sample", "30")
