@@ -25,6 +25,7 @@ type scanOptions struct {
 	planOut     string
 	keysOut     string
 	maxPatterns int
+	masters     int
 }
 
 func newScanCmd(app *App) *cobra.Command {
@@ -42,7 +43,10 @@ as comments for a person to decide.
 The report gives per bucket keys, bytes, type mix, TTL histogram and top patterns; unknown patterns with
 sample keys; keys that expired during the scan; preflight verdicts (version, maxmemory and policy,
 eviction, notify-keyspace-events, ACL permissions, replica and cluster mode) and sizing advice per
-target. --output json gives the same report as JSON (schema: docs/scan-report.md).
+target, and the cache cluster's skew forecast for --cache-masters masters (keys and bytes per node,
+hottest slots, hash-tagged families and big keys; a warning with the fix when a node would hold far
+more than its share; keys routed to cache by proposals are included with --keys-out).
+--output json gives the same report as JSON (schema: docs/scan-report.md).
 
 Scan writes nothing to Redis. It works against a replica and on any db (redis://host:port/3).
 Memory stays bounded whatever the keyspace size.`,
@@ -59,10 +63,12 @@ Memory stays bounded whatever the keyspace size.`,
 	f.StringVar(&o.planOut, "plan-out", "", "write the routing plan (rules, presets, proposals with evidence) to this YAML file")
 	f.StringVar(&o.keysOut, "keys-out", "", "write one JSON line per key (key, type, ttl_ms, bytes, bucket, rule) to this file")
 	f.IntVar(&o.maxPatterns, "max-patterns", 10000, "distinct key patterns tracked; the rest are folded into \"(other patterns)\"")
+	f.IntVar(&o.masters, "cache-masters", scan.DefaultCacheMasters, "masters of the cache Redis Cluster the skew forecast is for (as targets init --cache-masters)")
 	limit(f, "count", 1, config.MaxScanCount)
 	atLeast(f, "max-ops", 0)
 	limit(f, "sample", config.MinSample, config.MaxSample)
 	limit(f, "max-patterns", 1, 1_000_000)
+	limit(f, "cache-masters", 3, 1000) // targets init's range
 	app.BindFlag(c, "count", "scan.count")
 	app.BindFlag(c, "max-ops", "scan.max_ops")
 	app.BindFlag(c, "sample", "scan.sample")
@@ -101,7 +107,7 @@ func runScan(c *cobra.Command, app *App, o scanOptions) error {
 	var bar *Progress
 	opts := scan.Options{
 		Count: cfg.Scan.Count, MaxOps: cfg.Scan.MaxOps, SamplePercent: cfg.Scan.Sample,
-		MaxPatterns: o.maxPatterns, KeysOut: o.keysOut,
+		MaxPatterns: o.maxPatterns, KeysOut: o.keysOut, CacheMasters: o.masters,
 		Started:  func(n int64) { bar = app.NewProgress("scan", n) },
 		Progress: func(n int64) { bar.Set(n) },
 	}
@@ -301,6 +307,17 @@ func renderScan(w io.Writer, r *scan.Report) {
 	if r.Patterns.KeysOther > 0 {
 		fmt.Fprintf(w, "\nnote: %d distinct patterns tracked (cap %d); %d keys were folded into %q\n",
 			r.Patterns.Tracked, r.Patterns.Cap, r.Patterns.KeysOther, scan.OtherPattern)
+	}
+
+	if fc := r.CacheForecast; fc != nil && fc.Keys > 0 {
+		fmt.Fprintln(w, "\n== cache skew forecast (Redis Cluster, --cache-masters)")
+		renderForecast(w, &fc.Forecast)
+		for _, o := range fc.Overloaded {
+			fmt.Fprintf(w, "  WARNING: %s\n           fix: %s\n", o.Message, o.Fix)
+		}
+		if fc.NotForecast > 0 {
+			fmt.Fprintf(w, "  note: %d cache keys routed by proposals are not in the forecast (scan with --keys-out to include them)\n", fc.NotForecast)
+		}
 	}
 
 	fmt.Fprintln(w, "\n== preflight")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redisplit/redisplit/classify"
 	"github.com/redisplit/redisplit/keyname"
+	"github.com/redisplit/redisplit/layout/skew"
 )
 
 // KeyLine is one line of --keys-out: the facts of one key and its route.
@@ -74,8 +75,10 @@ func (k *keysOut) abort() {
 	}
 }
 
-// finish runs phase 2 with the accepted proposal rules, in plan order.
-func (k *keysOut) finish(accepted []classify.Rule) error {
+// finish runs phase 2 with the accepted proposal rules, in plan order. Each
+// key phase 2 routes to the cache is added to fc (the scan counted only the
+// keys the rules route there).
+func (k *keysOut) finish(accepted []classify.Rule, fc *skew.Forecaster) error {
 	if err := k.flush(); err != nil {
 		return err
 	}
@@ -130,6 +133,9 @@ func (k *keysOut) finish(accepted []classify.Rule) error {
 			ki.Bytes = *kl.Bytes
 		}
 		line = appendKeyLine(line[:0], &ki, m.Bucket, m.Rule.String())
+		if m.Bucket == classify.Cache {
+			fc.Add(name, ki.Bytes)
+		}
 		w.Write(line)
 	}
 	if err := sc.Err(); err != nil {

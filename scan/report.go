@@ -43,8 +43,11 @@ type Report struct {
 	Preflight         []Verdict         `json:"preflight"`
 	Permissions       []Permission      `json:"permissions"`
 	Sizing            []Sizing          `json:"sizing"`
-	KeysOut           string            `json:"keys_out,omitempty"`
-	PlanOut           string            `json:"plan_out,omitempty"` // set by the command
+	// CacheForecast is the cache bucket's predicted spread over a Redis
+	// Cluster (forecast.go); its verdict is the "cache-skew" preflight line.
+	CacheForecast *CacheForecast `json:"cache_forecast,omitempty"`
+	KeysOut       string         `json:"keys_out,omitempty"`
+	PlanOut       string         `json:"plan_out,omitempty"` // set by the command
 	// PlanHash is the hash of the plan written by --plan-out, or of the
 	// routing rules used when none was written (set by the command).
 	PlanHash string `json:"plan_hash,omitempty"`

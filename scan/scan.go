@@ -13,7 +13,8 @@
 // Memory in the process is bounded whatever the keyspace size:
 // keys are streamed, patterns are capped (MaxPatterns, the rest folded into
 // one "(other patterns)" entry per bucket) and each pattern keeps at most 5
-// sample names.
+// sample names; the cache skew forecast (forecast.go) is a fixed-size
+// structure per worker.
 package scan
 
 import (
@@ -29,6 +30,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/redisplit/redisplit/classify"
+	"github.com/redisplit/redisplit/layout/skew"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/store"
 )
@@ -50,6 +52,9 @@ type Options struct {
 	Workers int
 	// KeysOut, when set, is the path of the per-key JSON-lines export.
 	KeysOut string
+	// CacheMasters is the master count of the cache cluster whose skew the
+	// report forecasts (forecast.go; default DefaultCacheMasters).
+	CacheMasters int
 	// Progress, when set, is called with the number of keys done so far.
 	Progress func(done int64)
 	// Started, when set, is called once with DBSIZE before the first SCAN.
@@ -68,6 +73,9 @@ func (o *Options) defaults() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 4
+	}
+	if o.CacheMasters <= 0 {
+		o.CacheMasters = DefaultCacheMasters
 	}
 }
 
@@ -132,12 +140,22 @@ func Run(ctx context.Context, c *redis.Client, cl *classify.Classifier, opts Opt
 				"legacy restarted or failed over during the scan (run_id changed): keys may be missing or counted twice; scan again"})
 		}
 	}
+	fc := s.fc
+	var notForecast int64
 	if ko != nil {
-		if err := ko.finish(r.acceptedRules()); err != nil {
+		if err := ko.finish(r.acceptedRules(), fc); err != nil {
 			return nil, err
 		}
 		r.KeysOut = opts.KeysOut
+	} else {
+		for _, b := range r.Buckets {
+			if b.Bucket == string(classify.Cache) {
+				notForecast = b.KeysByProposals
+			}
+		}
 	}
+	r.CacheForecast = cacheForecast(fc, notForecast)
+	r.Preflight = append(r.Preflight, r.CacheForecast.verdict())
 	r.DurationMs = time.Since(start).Milliseconds()
 	return r, nil
 }
@@ -152,6 +170,9 @@ type scanner struct {
 	lim       *rate.Limiter
 	perKey    int    // pipelined commands per key, TYPE follow-ups aside
 	sampleCut uint64 // keys with hash%10000 < sampleCut get MEMORY USAGE
+
+	fcMu sync.Mutex
+	fc   *skew.Forecaster // the cache skew forecast (forecast.go), under fcMu
 
 	done    atomic.Int64
 	expired atomic.Int64
@@ -221,6 +242,7 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 		}
 	}()
 	aggs := make([]*aggregator, s.opts.Workers)
+	s.fc = skew.New(s.opts.CacheMasters)
 	var wg sync.WaitGroup
 	for i := range aggs {
 		aggs[i] = newAggregator(s.opts.MaxPatterns)
@@ -258,6 +280,7 @@ func (s *scanner) run(ctx context.Context) (*aggregator, error) {
 type worker struct {
 	s      *scanner
 	agg    *aggregator
+	cache  []int // indexes in info of the batch's cache keys (forecast.go)
 	norm   normaliser
 	line   []byte
 	rc     *redisconn.RawConn // the per-key pipelines
@@ -292,6 +315,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 	}
 	w.line = w.line[:0]
 	w.sniffs = w.sniffs[:0]
+	w.cache = w.cache[:0]
 	for i := range w.info {
 		ki := &w.info[i]
 		if ki.Type == "" { // gone between SCAN and the pipeline
@@ -305,6 +329,9 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		}
 		w.norm.normalize(ki.Key)
 		pa := w.agg.add(ki, m.Bucket, rule, &w.norm)
+		if m.Bucket == classify.Cache {
+			w.cache = append(w.cache, i)
+		}
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
@@ -318,6 +345,7 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 			}
 		}
 	}
+	w.forecastCache()
 	if len(w.sniffs) > 0 {
 		if err := w.sniffValues(ctx); err != nil {
 			return s.cmdErr(err)

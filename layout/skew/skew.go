@@ -150,7 +150,7 @@ type Forecaster struct {
 
 type tagAgg struct {
 	keys, mkeys, mbytes int64
-	sample              string
+	sample              string // the family's smallest key name: the same whatever the order keys arrive in
 }
 
 // New returns a forecaster for a cluster of n masters whose slots are split
@@ -189,6 +189,9 @@ func (f *Forecaster) Add(key string, bytes int64) {
 			f.tags[tag] = t
 		}
 		t.keys++
+		if key < t.sample {
+			t.sample = key
+		}
 		if bytes >= 0 {
 			t.mkeys++
 			t.mbytes += bytes
@@ -224,6 +227,9 @@ func (f *Forecaster) Merge(o *Forecaster) {
 			f.tags[tag] = t
 		}
 		t.keys += a.keys
+		if a.sample < t.sample {
+			t.sample = a.sample
+		}
 		t.mkeys += a.mkeys
 		t.mbytes += a.mbytes
 	}
@@ -268,8 +274,10 @@ type Forecast struct {
 	BigKeys        []Key     `json:"big_keys"`
 	// TagsLowerBound: the tag table was pruned; tag figures are at least
 	// those given.
-	TagsLowerBound bool     `json:"tags_lower_bound,omitempty"`
-	Warnings       []string `json:"warnings"`
+	TagsLowerBound bool `json:"tags_lower_bound,omitempty"`
+	// Warnings: first one line per Overloaded node, in that order, then one
+	// per hash-tagged family of HashTags.
+	Warnings []string `json:"warnings"`
 }
 
 // Node is one master's predicted share.
@@ -419,16 +427,10 @@ func (f *Forecaster) Forecast() Forecast {
 	}
 
 	fair := 1 / float64(max(f.masters, 1))
-	for _, n := range out.Nodes {
-		if f.masters < 2 || keys == 0 {
-			break
-		}
+	for _, n := range out.Overloaded() {
 		what, got := "bytes", n.ByteShare
-		if n.KeyShare/fair > n.ByteShare/fair {
+		if n.KeyShare > n.ByteShare {
 			what, got = "keys", n.KeyShare
-		}
-		if got <= fair*OverShare {
-			continue
 		}
 		w := fmt.Sprintf("node %d (slots %s) would hold %.0f%% of the cache %s, %.1fx its share of %.0f%%",
 			n.Node, n.Slots, 100*got, what, got/fair, 100*fair)
@@ -440,6 +442,24 @@ func (f *Forecaster) Forecast() Forecast {
 	for _, t := range out.HashTags {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("hash tag {%s} pins %d keys (%.1f%% of the keys, %.1f%% of the bytes) to slot %d on node %d, e.g. %s",
 			Text(t.Tag, t.TagB64), t.Keys, 100*t.KeyShare, 100*t.ByteShare, t.Slot, t.Node, strconv.Quote(Text(t.Sample, t.SampleB64))))
+	}
+	return out
+}
+
+// Overloaded returns the nodes that would hold more than OverShare times
+// their fair share (1/masters) of the keys or of the bytes, in node order:
+// the nodes the forecast warns about. None for fewer than 2 masters or no
+// keys.
+func (o *Forecast) Overloaded() []Node {
+	var out []Node
+	if o.Masters < 2 || o.Keys == 0 {
+		return out
+	}
+	fair := 1 / float64(o.Masters)
+	for _, n := range o.Nodes {
+		if max(n.KeyShare, n.ByteShare) > fair*OverShare {
+			out = append(out, n)
+		}
 	}
 	return out
 }
