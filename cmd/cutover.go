@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redisplit/redisplit/config"
+	"github.com/redisplit/redisplit/dualwrite"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/redisconn"
 	"github.com/redisplit/redisplit/safety"
@@ -27,6 +28,9 @@ type cutoverOptions struct {
 	dryRun       bool
 	maxLag       time.Duration
 	maxVerifyAge time.Duration
+	// consumersStopped skips the check that no job framework's workers
+	// are alive on legacy (the queue bucket only).
+	consumersStopped bool
 }
 
 func newCutoverCmd(app *App) *cobra.Command {
@@ -47,6 +51,12 @@ cutover (Go applications using dualwrite/client switch by themselves); the phase
 Switch the other application instances to the connection settings --dry-run prints. A key written on
 both sides within the mirror's lag ends with the most recent write a mirror observed.
 
+For the queue bucket it also refuses while a job framework's workers are alive on legacy (two
+consumer fleets would run the same jobs): Sidekiq processes with a recent heartbeat, asynq servers,
+RQ workers (dualwrite.LiveConsumers names each family and its workers). Stop the consumers on legacy
+first, let the mirror catch up, then cut over; the consumers start on the target after. Plain lists
+have no worker registry: stop their consumers and pass --consumers-stopped, which also skips the check.
+
 --dry-run checks the preconditions through migrate and prints the ordered steps and the connection
 settings the application must switch to, per client kind; it changes nothing.`,
 		Example: `  redisplit cutover --bucket session --dry-run
@@ -59,6 +69,7 @@ settings the application must switch to, per client kind; it changes nothing.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "check the preconditions and print the steps and the connection settings; change nothing")
 	f.DurationVar(&o.maxLag, "max-lag", migrate.DefaultMaxLag, "refuse when the bucket's catch-up lag is above this")
 	f.DurationVar(&o.maxVerifyAge, "max-verify-age", migrate.DefaultMaxVerifyAge, "refuse when the last parity verify is older than this")
+	f.BoolVar(&o.consumersStopped, "consumers-stopped", false, "queue bucket: the consumers on legacy are stopped; skip the check of the frameworks' live workers")
 	limit(f, "max-lag", time.Millisecond, time.Hour)
 	limit(f, "max-verify-age", time.Second, 7*24*time.Hour)
 	return c
@@ -167,6 +178,11 @@ func runCutover(ctx context.Context, app *App, o *cutoverOptions) error {
 	if err := checkBucketFlag(cfg, o.bucket); err != nil {
 		return err
 	}
+	if o.bucket == "queue" && !o.consumersStopped {
+		if err := refuseLiveConsumers(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	if !o.dryRun && !app.Yes && !app.IsTerminal {
 		return &config.Error{Msg: "cutover switches the application of bucket " + o.bucket + " to its target and needs confirmation, but there is no terminal to ask on: pass --yes (or run --dry-run first)"}
 	}
@@ -190,6 +206,29 @@ func runCutover(ctx context.Context, app *App, o *cutoverOptions) error {
 			renderSettings(w, o.bucket, cfg.Targets[o.bucket])
 		}
 	})
+}
+
+// refuseLiveConsumers refuses (exit 4) a queue cutover while a job
+// framework's workers are alive on legacy.
+func refuseLiveConsumers(ctx context.Context, cfg *config.Config) error {
+	legacy, err := redisconn.Legacy(ctx, cfg.Legacy)
+	if err != nil {
+		return err
+	}
+	defer legacy.Close()
+	live, err := dualwrite.LiveConsumers(ctx, legacy, time.Now())
+	if err != nil {
+		return redisconn.Explain(err, "legacy", legacy.Options().Addr)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, c := range live {
+		parts = append(parts, fmt.Sprintf("%s: %d alive (%s; %s)", c.Family, c.Alive, strings.Join(c.Sample, ", "), c.How))
+	}
+	return &safety.Refusal{Reason: "consumers still work on legacy for bucket queue: " + strings.Join(parts, "; "),
+		Hint: "stop them, let the mirror catch up, then cut over (or pass --consumers-stopped once they are stopped)"}
 }
 
 // describeTarget names a target for a prompt (no password).
