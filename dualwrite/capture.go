@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/redisconn"
 )
 
 // Change capture. Guarantees and ordering contracts:
@@ -275,7 +277,7 @@ func Start(ctx context.Context, legacy *redis.Client, cfg Config, sink Sink) (*C
 	ps, early, err := c.subscribe(c.ctx)
 	if err != nil {
 		c.cancel()
-		if strings.HasPrefix(err.Error(), "NOPERM") {
+		if redisconn.Classify(err) == redisconn.NoPerm {
 			return nil, fmt.Errorf("%w; change capture needs +psubscribe and these channel patterns, literally (ACL matches a PSUBSCRIBE pattern as a string): %s",
 				c.explainLegacy(err), aclChannels(c.patterns))
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisplit/redisplit/redisconn"
 )
 
 // Consumers is one job framework's workers that are alive on legacy: a
@@ -89,4 +91,6 @@ func LiveConsumers(ctx context.Context, legacy *redis.Client, now time.Time) ([]
 	return out, nil
 }
 
-func isWrongType(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") }
+// isWrongType: the registry key holds another type (an application's own
+// key of that name): not a registry.
+func isWrongType(err error) bool { return redisconn.ReplyCode(err) == "WRONGTYPE" }

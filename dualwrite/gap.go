@@ -324,7 +324,7 @@ func (c *Capture) checkFacts(ctx context.Context) {
 	now := time.Now()
 	if err != nil {
 		c.stats.pollErrors.Add(1)
-		if strings.HasPrefix(err.Error(), "LOADING") {
+		if redisconn.ReplyCode(err) == "LOADING" {
 			c.openLoading(now)
 		}
 		return // the next poll compares with the last good one

@@ -73,9 +73,9 @@ func Classify(err error) Class {
 // transientReplies are the error replies of a server in a passing state.
 var transientReplies = []string{"LOADING", "TRYAGAIN", "READONLY", "MOVED", "ASK", "CLUSTERDOWN", "MASTERDOWN", "BUSY ", "NOREPLICAS", "UNBLOCKED"}
 
-func classifyRaw(err error) Class {
-	msg := err.Error()
-	// The reply itself, when a wrapper put words in front of it.
+// replyOf is err's error reply (go-redis's or a Raw connection's), found
+// under any wrapper that put words in front of it; err's text otherwise.
+func replyOf(err error) string {
 	var re redis.Error
 	var rr ReplyError
 	reply := ""
@@ -86,8 +86,24 @@ func classifyRaw(err error) Class {
 		reply = re.Error()
 	}
 	if reply == "" {
-		reply = msg
+		reply = err.Error()
 	}
+	return reply
+}
+
+// ReplyCode is the code of err's error reply, its first word ("WRONGTYPE",
+// "LOADING", "NOPERM", ...): for the replies no Class names. "" for nil.
+func ReplyCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	code, _, _ := strings.Cut(replyOf(err), " ")
+	return code
+}
+
+func classifyRaw(err error) Class {
+	msg := err.Error()
+	reply := replyOf(err)
 	switch {
 	case strings.HasPrefix(reply, "WRONGPASS"), strings.HasPrefix(reply, "NOAUTH"),
 		strings.Contains(reply, "invalid password"), strings.Contains(reply, "invalid username-password"),

@@ -94,3 +94,19 @@ func TestSide(t *testing.T) {
 		t.Errorf("Error() = %q", s)
 	}
 }
+
+func TestReplyCode(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{ReplyError("WRONGTYPE Operation against a key holding the wrong kind of value"), "WRONGTYPE"},
+		{fmt.Errorf("legacy: %w", ReplyError("LOADING Redis is loading the dataset in memory")), "LOADING"},
+		{ReplyError("NOPERM this user has no permissions"), "NOPERM"},
+	} {
+		if got := ReplyCode(c.err); got != c.want {
+			t.Errorf("ReplyCode(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}

@@ -33,7 +33,7 @@ func SupportsNoTouch(ctx context.Context, c *redis.Client) (bool, error) {
 		return true, nil
 	case strings.Contains(err.Error(), "unknown subcommand") || strings.Contains(err.Error(), "unknown command"):
 		return false, nil
-	case strings.HasPrefix(err.Error(), "NOPERM"):
+	case redisconn.Classify(err) == redisconn.NoPerm:
 		return true, redisconn.Explain(err, "legacy", opt.Addr)
 	}
 	return false, redisconn.Explain(err, "legacy", opt.Addr)
