@@ -1,28 +1,20 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redisplit/redisplit/topology/topotest"
 )
 
-// runCLI runs redisplit with args in-process (no terminal) and returns the
-// exit code, stdout and stderr.
+// runCLI is cli with --no-progress.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	code := Run(ctx, app, append([]string{"--no-progress"}, args...))
-	return code, out.String(), errb.String()
+	return cli(t, append([]string{"--no-progress"}, args...)...)
 }
 
 // stateTestConfig writes a config routing cache:* from legacy to target
