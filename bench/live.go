@@ -458,6 +458,16 @@ func (m *mirrorProc) stop() error {
 	if m.err != nil {
 		return fmt.Errorf("redisplit migrate --dual-write stopped with %v; output in %s", m.err, m.log)
 	}
+	if out, err := os.ReadFile(m.log); err == nil {
+		if keep := os.Getenv("BENCH_MIGRATE_LOG"); keep != "" {
+			_ = os.WriteFile(keep, out, 0o600)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "copier stages") {
+				fmt.Printf("  redisplit's own %s (reported, not trusted)\n", strings.TrimSpace(line))
+			}
+		}
+	}
 	return nil
 }
 

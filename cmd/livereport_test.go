@@ -46,8 +46,10 @@ func TestRenderLiveStatusHotKeysAndBacklog(t *testing.T) {
 		t.Errorf("a key that is not hot is named:\n%s", out)
 	}
 	b.Reset()
-	renderLive(&b, &migrate.LiveResult{StartedAt: now.Add(-time.Minute), StoppedAt: now, Stats: liveFigures(now)})
-	if out := b.String(); !strings.Contains(out, "  hot keys cache: cache:hot (47 copies") || !strings.Contains(out, "MARKS/READS") {
+	renderLive(&b, &migrate.LiveResult{StartedAt: now.Add(-time.Minute), StoppedAt: now, Stats: liveFigures(now),
+		Stages: &state.Stages{Keys: 900, Wait: state.Quantile{P50: 0.5, P90: 1, P99: 4.5, Max: 9}, Read: state.Quantile{P99: 2}, Write: state.Quantile{P99: 3}}})
+	if out := b.String(); !strings.Contains(out, "  hot keys cache: cache:hot (47 copies") || !strings.Contains(out, "MARKS/READS") ||
+		!strings.Contains(out, "copier stages per key, since the backfill (900 keys): wait p50 0.5ms p90 1.0ms p99 4.5ms max 9.0ms; read p50 0.0ms p90 0.0ms p99 2.0ms") {
 		t.Errorf("summary:\n%s", out)
 	}
 }

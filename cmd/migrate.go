@@ -581,12 +581,23 @@ func renderLive(w io.Writer, l *migrate.LiveResult) {
 			}
 		}
 	}
+	if st := l.Stages; st != nil {
+		fmt.Fprintf(w, "  copier stages per key, since the backfill (%d keys): %s\n", st.Keys, stagesText(st))
+	}
 	if l.Notify != "" {
 		fmt.Fprintln(w, l.Notify)
 	}
 	for _, x := range l.Warnings {
 		fmt.Fprintln(w, "WARNING "+x)
 	}
+}
+
+// stagesText renders the copier's stage quantiles in one line.
+func stagesText(st *state.Stages) string {
+	q := func(name string, x state.Quantile) string {
+		return fmt.Sprintf("%s p50 %.1fms p90 %.1fms p99 %.1fms max %.1fms", name, x.P50, x.P90, x.P99, x.Max)
+	}
+	return q("wait", st.Wait) + "; " + q("read", st.Read) + "; " + q("write", st.Write)
 }
 
 // metricsSnapshot is the running migration's figures for --metrics-addr:
@@ -597,6 +608,19 @@ func metricsSnapshot(st *state.State, l *migrate.LiveStats) metrics.Snapshot {
 	var s metrics.Snapshot
 	if l != nil {
 		s.DirtyBacklog, s.DirtyBacklogKnown = int64(l.Backlog), true
+		if st := l.Stages; st != nil {
+			for _, x := range []struct {
+				name string
+				q    state.Quantile
+			}{{"wait", st.Wait}, {"read", st.Read}, {"write", st.Write}} {
+				for _, v := range []struct {
+					q  string
+					ms float64
+				}{{"0.5", x.q.P50}, {"0.9", x.q.P90}, {"0.99", x.q.P99}, {"1", x.q.Max}} {
+					s.Stages = append(s.Stages, metrics.Stage{Stage: x.name, Quantile: v.q, Seconds: v.ms / 1000})
+				}
+			}
+		}
 	}
 	for _, name := range config.Buckets {
 		var sb *state.Bucket

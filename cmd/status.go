@@ -376,6 +376,9 @@ func renderLiveStatus(w io.Writer, l *migrate.LiveStats, ls string) {
 		fmt.Fprintf(w, "change feed DOWN: %s\n", l.FeedDown)
 	}
 	fmt.Fprintf(w, "copier backlog: %d keys waiting (every bucket)\n", l.Backlog)
+	if st := l.Stages; st != nil {
+		fmt.Fprintf(w, "copier stages per key, last second (%d keys): %s\n", st.Keys, stagesText(st))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUCKET\tCAUGHT UP\tLAG\tBACKLOG\tEVENTS/S\tCOPIES/S\tGAPS\tRESCANS\tLAST CATCH-UP\tMARKER WRITTEN\tMARKS/READS")
 	for _, b := range config.Buckets {

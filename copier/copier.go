@@ -203,6 +203,7 @@ type Copier struct {
 	err       error
 
 	copies, dropped atomic.Int64
+	stages          stages
 }
 
 // New starts a copier; its workers run until Close or until ctx ends.
@@ -212,6 +213,7 @@ func New(ctx context.Context, cfg Config) (*Copier, error) {
 	}
 	cfg = cfg.withDefaults()
 	c := &Copier{cfg: cfg, dirty: NewDirtySet(cfg.Workers, cfg.MaxKeys, cfg.MaxBytes)}
+	c.dirty.wait = &c.stages.wait
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	for w := 0; w < cfg.Workers; w++ {
 		c.wg.Add(1)
@@ -296,6 +298,7 @@ func (c *Copier) worker(w int) {
 		}
 		keys := b.Keys()
 		b.covered(cov)
+		t0 := time.Now()
 		if c.cfg.Throttle != nil {
 			if err := c.cfg.Throttle(ctx, len(keys)); err != nil {
 				if ctx.Err() == nil {
@@ -305,8 +308,15 @@ func (c *Copier) worker(w int) {
 			}
 		}
 		err = c.cfg.Source.Read(ctx, keys, func(entries []*store.Entry) error {
+			t1 := time.Now()
 			c.copies.Add(int64(len(entries)))
 			c.apply(ctx, entries, cov)
+			t2 := time.Now()
+			for range entries {
+				c.stages.read.add(t1.Sub(t0))
+				c.stages.write.add(t2.Sub(t1))
+			}
+			t0 = t2 // the next chunk's read starts now
 			return ctx.Err()
 		})
 		if err != nil {

@@ -418,6 +418,13 @@ func TestCopierConvergesUnderLiveWrites(t *testing.T) {
 			t.Errorf("bucket %s: the test did not exercise deletes and page-by-page copies: %+v", b.Name, bs)
 		}
 	}
+	// every key taken was timed waiting, every key read timed reading and writing
+	sg := cp.Stages()
+	if sg.Wait.Count() != st.Taken || sg.Read.Count() != st.Copies || sg.Write.Count() != st.Copies || sg.Write.Quantile(1) == 0 {
+		t.Errorf("stages: %d waits, %d reads, %d writes (max %s) for %d taken, %d copies", sg.Wait.Count(), sg.Read.Count(), sg.Write.Count(), sg.Write.Quantile(1), st.Taken, st.Copies)
+	}
+	t.Logf("stages: wait p50 %s p99 %s; read p50 %s p99 %s; write p50 %s p99 %s", sg.Wait.Quantile(0.5), sg.Wait.Quantile(0.99),
+		sg.Read.Quantile(0.5), sg.Read.Quantile(0.99), sg.Write.Quantile(0.5), sg.Write.Quantile(0.99))
 	if st.Dirty != 0 || scan.Applied() != scan.Marked() || capture.Applied() != capture.Marked() || st.Dropped == 0 {
 		t.Fatalf("after flush: %+v, backfill %d/%d, capture %d/%d", st, scan.Applied(), scan.Marked(), capture.Applied(), capture.Marked())
 	}

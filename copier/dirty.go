@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by Mark, Wait and the workers once the dirty set is
@@ -48,6 +49,7 @@ type DirtySet struct {
 	closed   chan struct{}
 	cause    error
 	st       setStats
+	wait     *hist // mark → Take per key (stages.go); nil: not timed
 }
 
 type setStats struct {
@@ -68,6 +70,7 @@ type entry struct {
 	queued bool    // in its partition's queue
 	busy   bool    // taken, not yet Done
 	n      uint32  // marks since it was last taken (saturating; hot.go)
+	since  int64   // unix ns of the first of those marks (stages.go)
 	takenN uint32  // marks covered by the copy in flight
 	marks  []mark  // covered by the next copy
 	taken  []mark  // covered by the copy in flight
@@ -192,6 +195,9 @@ func (p *Producer) markLocked(ctx context.Context, key string, hint int64) (uint
 	p.last++
 	seq := p.last
 	d.st.marks++
+	if e.n == 0 {
+		e.since = time.Now().UnixNano()
+	}
 	if e.n < math.MaxUint32 {
 		e.n++
 	}
@@ -345,6 +351,7 @@ func (d *DirtySet) Take(ctx context.Context, w, maxKeys int, maxBytes int64) (*B
 		if pt.head < len(pt.q) {
 			b := &Batch{}
 			var bytes int64
+			now := time.Now().UnixNano()
 			for pt.head < len(pt.q) && len(b.entries) < max(maxKeys, 1) {
 				e := pt.q[pt.head]
 				if len(b.entries) > 0 && bytes+e.hint > maxBytes {
@@ -355,6 +362,9 @@ func (d *DirtySet) Take(ctx context.Context, w, maxKeys int, maxBytes int64) (*B
 				bytes += e.hint
 				e.queued, e.busy = false, true
 				e.taken, e.marks = e.marks, e.taken[:0]
+				if d.wait != nil && e.n > 0 {
+					d.wait.add(time.Duration(now - e.since))
+				}
 				e.takenN, e.n = e.n, 0
 				b.entries = append(b.entries, e)
 			}

@@ -73,3 +73,23 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 		t.Errorf("only %d metrics described", n)
 	}
 }
+
+// The copier's stage latencies: one series per stage and quantile, absent
+// before the live phase copied a key.
+func TestStageSeries(t *testing.T) {
+	srv := httptest.NewServer(NewCollector(func() Snapshot {
+		return Snapshot{Stages: []Stage{{Stage: "read", Quantile: "0.99", Seconds: 0.0125}, {Stage: "wait", Quantile: "1", Seconds: 0.5}}}
+	}).Handler())
+	defer srv.Close()
+	body := get(t, srv.URL+"/metrics")
+	for _, want := range []string{`redisplit_copier_stage_seconds{quantile="0.99",stage="read"} 0.0125`, `redisplit_copier_stage_seconds{quantile="1",stage="wait"} 0.5`} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("no %q in the scrape", want)
+		}
+	}
+	empty := httptest.NewServer(NewCollector(func() Snapshot { return Snapshot{} }).Handler())
+	defer empty.Close()
+	if strings.Contains(get(t, empty.URL+"/metrics"), "redisplit_copier_stage_seconds{") {
+		t.Error("stage series before any copy")
+	}
+}

@@ -23,7 +23,18 @@ type Snapshot struct {
 	// buckets); DirtyBacklogKnown is false before the live phase reports.
 	DirtyBacklog      int64
 	DirtyBacklogKnown bool
-	Buckets           []Bucket
+	// Stages are the copier's stage latencies per key copied over the
+	// last second or so (wait for a worker, read from legacy, write to the
+	// targets), by quantile; nil before the live phase copied a key.
+	Stages  []Stage
+	Buckets []Bucket
+}
+
+// Stage is one quantile of one copier stage.
+type Stage struct {
+	Stage    string  // wait, read, write
+	Quantile string  // 0.5, 0.9, 0.99, 1
+	Seconds  float64 // the quantile's upper bound
 }
 
 // Bucket is one bucket's figures. Counters (the *Total fields and Keys)
@@ -103,6 +114,8 @@ var (
 		bucketLabel, nil)
 	descHotKeys = prometheus.NewDesc(ns+"_bucket_hot_keys", "Keys of the bucket's top 10 copied unusually often (at least 10 copies and 10x the median of its busiest keys).",
 		bucketLabel, nil)
+	descStage = prometheus.NewDesc(ns+"_copier_stage_seconds", "Where the copier's time per key went over the last second or so, by stage (wait: mark until a worker takes the key; read: from legacy; write: to the targets, replica acknowledgement included) and quantile (0.5, 0.9, 0.99, 1 = max; each a histogram bucket's upper bound, within 25%). Absent before the live phase copied a key.",
+		[]string{"stage", "quantile"}, nil)
 	descDirty = prometheus.NewDesc(ns+"_dirty_backlog_keys", "Every key waiting in the copier's dirty set (shared by the buckets). Absent before the live phase reports.",
 		nil, nil)
 	descKeys = prometheus.NewDesc(ns+"_bucket_keys_total", "Keys of the migration by outcome: copied, expired (read with its expiry reached), gone (absent when read), refused (on the target, not written by redisplit), failed (not copied because the bucket stopped).",
@@ -122,7 +135,7 @@ func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: sna
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPhase, descFailed, descLag, descBacklog, descCatchUp,
 		descEvents, descCopies, descGaps, descRescans, descKeys, descMarks, descReads, descHottestCopies, descHottestRate,
-		descHotKeys, descDirty} {
+		descHotKeys, descDirty, descStage} {
 		ch <- d
 	}
 }
@@ -132,6 +145,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.snap()
 	if s.DirtyBacklogKnown {
 		ch <- prometheus.MustNewConstMetric(descDirty, prometheus.GaugeValue, float64(s.DirtyBacklog))
+	}
+	for _, st := range s.Stages {
+		ch <- prometheus.MustNewConstMetric(descStage, prometheus.GaugeValue, st.Seconds, st.Stage, st.Quantile)
 	}
 	for _, b := range s.Buckets {
 		gauge := func(d *prometheus.Desc, v float64, labels ...string) {

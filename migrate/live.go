@@ -99,6 +99,9 @@ type LiveResult struct {
 	Warnings []string `json:"warnings,omitempty"` // e.g. evictions on legacy
 	// Stats is the last snapshot of the live figures.
 	Stats *LiveStats `json:"stats,omitempty"`
+	// Stages is where the copier's time went per key copied since every
+	// bucket's backfill was done (nil before).
+	Stages *state.Stages `json:"stages,omitempty"`
 }
 
 // drainTimeout bounds the drain of the copier when the live phase stops.
@@ -164,6 +167,10 @@ type live struct {
 
 	prevAt                 time.Time
 	prevEvents, prevCopies int64
+	// the copier's stage histograms at the previous snapshot, and when
+	// every bucket's backfill was first seen done (LiveResult.Stages)
+	prevStages, baseStages copier.StageStats
+	baseSet                bool
 	prevBucket             map[string][2]int64
 
 	// the switch windows and the control channel (window.go, control.go)
@@ -658,7 +665,34 @@ func (l *live) snapshot(stopped bool) *LiveStats {
 	}
 	s.CopiesPerSec = float64(s.Copies-l.prevCopies) / el
 	l.prevAt, l.prevEvents, l.prevCopies = now, s.Events, s.Copies
+	st := l.r.cp.Stages()
+	s.Stages = stagesOf(st.Sub(l.prevStages))
+	l.prevStages = st
+	if !l.baseSet {
+		done := true
+		for _, lb := range l.bk {
+			done = done && lb.backfillDone
+		}
+		if done {
+			l.baseStages, l.baseSet = st, true
+		}
+	} else {
+		l.res.Stages = stagesOf(st.Sub(l.baseStages))
+	}
 	return s
+}
+
+// stagesOf renders the copier's stage histograms; nil without copies.
+func stagesOf(st copier.StageStats) *state.Stages {
+	n := st.Read.Count()
+	if n == 0 {
+		return nil
+	}
+	q := func(h copier.Hist) state.Quantile {
+		ms := func(p float64) float64 { return float64(h.Quantile(p).Microseconds()) / 1000 }
+		return state.Quantile{P50: ms(0.5), P90: ms(0.9), P99: ms(0.99), Max: ms(1)}
+	}
+	return &state.Stages{Keys: n, Wait: q(st.Wait), Read: q(st.Read), Write: q(st.Write)}
 }
 
 // save saves the live figures and moves the buckets that proved catch-up

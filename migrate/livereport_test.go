@@ -148,9 +148,18 @@ func TestDualWriteReportsHotKeysAndCoalescing(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("SIGINT: exit %d\n%s", r.code, r.errs)
 	}
-	var res struct{ Live struct{ Stats *state.Live } }
+	var res struct {
+		Live struct {
+			Stats  *state.Live
+			Stages *state.Stages
+		}
+	}
 	if err := json.Unmarshal([]byte(r.out), &res); err != nil || res.Live.Stats == nil {
 		t.Fatalf("summary: %v\n%s", err, r.out)
+	}
+	// where the copier's time went, over the live load (its copies at least)
+	if sg := res.Live.Stages; sg == nil || sg.Keys < h.Copies || sg.Read.Max <= 0 || sg.Write.Max <= 0 || sg.Wait.P50 > sg.Wait.Max {
+		t.Errorf("summary's copier stages: %+v (the hot key alone was copied %d times)", sg, h.Copies)
 	}
 	if s := res.Live.Stats.Buckets["cache"]; s == nil || len(s.HotKeys) == 0 || s.HotKeys[0].Key != "cache:hot" || !s.HotKeys[0].Hot {
 		t.Errorf("summary's cache figures: %+v", s)

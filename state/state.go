@@ -103,6 +103,28 @@ type Live struct {
 	// is): events may be lost until it is, and a rescan follows.
 	FeedDown string                 `json:"feed_down,omitempty"`
 	Buckets  map[string]*LiveBucket `json:"buckets"`
+	// Stages is where the copier's time went over the last second or so
+	// (copier's stages: wait for a worker, read from legacy, write to the
+	// targets), per key copied; nil before the first copy.
+	Stages *Stages `json:"stages,omitempty"`
+}
+
+// Stages are the copier's stage latencies per key copied (package copier,
+// stages.go), as quantiles in milliseconds: a bucket's upper bound, within
+// 25% above the true value.
+type Stages struct {
+	Keys  int64    `json:"keys"` // keys copied in the interval
+	Wait  Quantile `json:"wait"`
+	Read  Quantile `json:"read"`
+	Write Quantile `json:"write"`
+}
+
+// Quantile is one stage's p50, p90, p99 and maximum, in milliseconds.
+type Quantile struct {
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
 }
 
 // LiveBucket is one bucket's live figures.
