@@ -277,12 +277,14 @@ func durableOf(p Proposal) string {
 }
 
 // maxGroup bounds the patterns one grouped proposal lists.
-const maxGroup = 12
+const maxGroup = 24
 
 // groupAlike folds proposals that a reviewer decides together into one:
 // the same family (literal first segment, or none), the same bucket and
 // acceptance, and the same deciding evidence (or, for unknown ones, the same
-// reason). The grouped proposal's matcher is the alternation of its members'
+// reason); accepted proposals of one family and one bucket are one item
+// whatever decided each (one application's or framework's keys, reviewed
+// together; every member's evidence is listed). The grouped proposal's matcher is the alternation of its members'
 // anchored regexes, so it routes exactly the members' shapes, nothing
 // broader. It returns the patterns and proposals in step, most keys first.
 func groupAlike(pats []*patternAgg, props []Proposal) ([]*patternAgg, []Proposal) {
@@ -295,7 +297,7 @@ func groupAlike(pats []*patternAgg, props []Proposal) ([]*patternAgg, []Proposal
 	var order []key
 	for i, p := range props {
 		k := key{family(p.Pattern), stripDigits(p.DecidedBy), p.Reason, p.Bucket, p.Accepted}
-		if p.Bucket == classify.Unknown {
+		if p.Bucket == classify.Unknown || p.Accepted && k.fam != "" {
 			k.decider = ""
 		}
 		if groups[k] == nil {
