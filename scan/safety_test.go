@@ -227,7 +227,8 @@ func TestValueLayerNeverCacheWithDurableBytes(t *testing.T) {
 func TestSniffedSessionMarkerNeverCache(t *testing.T) {
 	r := rand.New(rand.NewSource(17))
 	prefixes := [][]byte{nil, []byte("\x04\bo: ActiveSupport::Cache::Entry"), []byte(`{"value":`), []byte("\x85\xa6status\xcc\xc8\xa7headers\x80\xa4body\xc4\x00"),
-		[]byte(";\xff\x87\x03\x01\x01\x0dResponseCache\x01"), []byte("\x80\x05\x95"), []byte("!\x80\x05")}
+		[]byte(";\xff\x87\x03\x01\x01\x0dResponseCache\x01"), []byte("\x80\x05\x95"), []byte("!\x80\x05"),
+		[]byte(`{"ct": 1796314618.52, "v": 2}|` + "\x80\x04\x95")}
 	for i := 0; i < 5000; i++ {
 		v := append([]byte{}, prefixes[r.Intn(len(prefixes))]...)
 		for n := r.Intn(40); n > 0; n-- {
