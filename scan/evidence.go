@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -22,7 +23,13 @@ import (
 //
 // At most maxSniffPerPattern keys per pattern are read over the whole scan
 // (not per worker, not per key), so the cost is bounded by the number of
-// unknown patterns, never by the keyspace; every read takes its share of the
+// unknown patterns, never by the keyspace. A pattern that is one
+// placeholder ({id}, {hex}...: keys that are bare ids) pools every
+// library that writes bare ids, and three reads could all fall on one of
+// them: there each key length (one id generator's) has its own
+// maxSniffPerPattern reads, for at most maxSniffShapes lengths, so that
+// one library's values cannot hide another's (their signals are pooled:
+// a durable minority still rules out cache); every read takes its share of the
 // ops budget. A command refused by ACL (NOPERM) or unknown to the server
 // (HRANDFIELD before Redis 6.2) is switched off for the rest of the scan
 // (HSCAN replaces HRANDFIELD), and the report says which; the scan never
@@ -42,40 +49,80 @@ const (
 var sniffCmdNames = [nSniffCmds]string{"GETRANGE", "LINDEX", "HRANDFIELD", "HSCAN", "ZRANGE", "XRANGE"}
 var sniffCmdACL = [nSniffCmds]string{"+getrange", "+lindex", "+hrandfield", "+hscan", "+zrange", "+xrange"}
 
+// maxSniffShapes bounds the key lengths read separately in a pattern that is
+// one placeholder.
+const maxSniffShapes = 4
+
 // sniffState is the scan-wide state of the evidence layer: the reads left
 // per pattern and the commands switched off.
 type sniffState struct {
 	mu      sync.Mutex
-	taken   map[string]uint8 // reads taken per pattern text
+	taken   map[string]uint8 // reads taken per pattern text (per text and key length for bare placeholders)
+	shapes  map[string]uint8 // key lengths read per bare-placeholder pattern
 	cap     int              // patterns tracked at most
 	refused [nSniffCmds]atomic.Bool
 }
 
 func newSniffState(maxPatterns int) *sniffState {
-	return &sniffState{taken: map[string]uint8{}, cap: maxPatterns}
+	return &sniffState{taken: map[string]uint8{}, shapes: map[string]uint8{}, cap: maxPatterns}
 }
 
-// take reports whether one more key of pattern may be read.
-func (st *sniffState) take(pattern []byte) bool {
+// barePlaceholder reports a pattern text that is one placeholder and nothing
+// else: keys that are bare ids.
+func barePlaceholder(text []byte) bool {
+	if len(text) < 3 || text[0] != '{' || text[len(text)-1] != '}' || bytes.IndexByte(text[1:], '{') >= 0 {
+		return false
+	}
+	for _, ph := range placeholders {
+		if string(text) == ph {
+			return true
+		}
+	}
+	return false
+}
+
+// shapeOf is the budget class of a key of a bare-placeholder pattern: its
+// length, up to 63.
+func shapeOf(key string) int { return min(len(key), 63) }
+
+// take reports whether one more key of pattern may be read: ok, and
+// whether this worker may stop asking for keys of pattern (done) or, for
+// a bare placeholder, for keys of this key's length (shapeDone).
+func (st *sniffState) take(pattern []byte, key string) (ok, done, shapeDone bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	n, ok := st.taken[string(pattern)]
-	if !ok && len(st.taken) >= st.cap {
-		return false
+	budget := string(pattern)
+	bare := barePlaceholder(pattern)
+	if bare {
+		budget += "\x00" + strconv.Itoa(shapeOf(key))
+	}
+	n, seen := st.taken[budget]
+	if !seen && len(st.taken) >= st.cap {
+		return false, true, true
+	}
+	if bare && !seen {
+		if st.shapes[string(pattern)] >= maxSniffShapes {
+			return false, true, true
+		}
+		st.shapes[string(pattern)]++
 	}
 	if n >= maxSniffPerPattern {
-		return false
+		return false, !bare, true
 	}
-	st.taken[string(pattern)] = n + 1
-	return true
+	st.taken[budget] = n + 1
+	return true, false, false
 }
 
-// giveBack returns a read that was refused to pattern's budget.
-func (st *sniffState) giveBack(pattern string) {
+// giveBack returns a read of key that was refused to its pattern's budget.
+func (st *sniffState) giveBack(pattern, key string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if n := st.taken[pattern]; n > 0 {
-		st.taken[pattern] = n - 1
+	budget := pattern
+	if barePlaceholder([]byte(pattern)) {
+		budget += "\x00" + strconv.Itoa(shapeOf(key))
+	}
+	if n := st.taken[budget]; n > 0 {
+		st.taken[budget] = n - 1
 	}
 }
 
@@ -155,7 +202,7 @@ func (w *worker) sniffValues(ctx context.Context) error {
 				msg := err.Error()
 				if strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "unknown command") {
 					s.sniff.refused[r.cmd].Store(true)
-					s.sniff.giveBack(r.pa.Text) // the pattern may still be read another way (HSCAN)
+					s.sniff.giveBack(r.pa.Text, r.key) // the pattern may still be read another way (HSCAN)
 				}
 			}
 			var err error

@@ -135,3 +135,70 @@ func TestEvidenceLayer(t *testing.T) {
 		}
 	})
 }
+
+// TestBareIDsPooled: keys that are bare ids pool several libraries in one
+// pattern ({id}); here a few PHP sessions (26-character ids) among many
+// signed blobs that show no signature (32-character ids). Each key length
+// is read on its own budget, so the sessions' values are always read and
+// the pattern is proposed session, whatever order SCAN returns. And a bare
+// {hex} pattern (rate-limiter state) keeps its own bucket although the
+// {id} rule, whose regex also matches hex, covers more keys: wide
+// placeholders order after narrow ones.
+func TestBareIDsPooled(t *testing.T) {
+	srv := topotest.Standalone(t)
+	admin := topotest.Client(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rnd := func(n int, alphabet string, seed int) string {
+		b := make([]byte, n)
+		x := uint64(seed)*0x9e3779b97f4a7c15 + 1
+		for i := range b {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			b[i] = alphabet[x%uint64(len(alphabet))]
+		}
+		return string(b)
+	}
+	pipe := admin.Pipeline()
+	var phpIDs, hexIDs []string
+	for i := 0; i < 20; i++ {
+		id := rnd(26, "0123456789abcdefghijklmnopqrstuv", i)
+		phpIDs = append(phpIDs, id)
+		pipe.Set(ctx, id, `user_id|i:`+strconv.Itoa(i)+`;locale|s:2:"de";`, 24*time.Minute)
+	}
+	for i := 0; i < 200; i++ {
+		pipe.Set(ctx, rnd(32, "abcdefghijklmnopqrstuvwxyz0123456789", 1000+i), "eyJhIjoxfQ:1t2x3y:"+rnd(43, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 5000+i), 14*24*time.Hour)
+	}
+	for i := 0; i < 30; i++ {
+		id := rnd(40, "0123456789abcdef", 9000+i)
+		hexIDs = append(hexIDs, id)
+		pipe.Set(ctx, id, "\x00\x00\x00\x02\x17+Symfony\\Component\\RateLimiter\\Policy\\Window\x14\x02\x11\x12login-203.0.113.1", time.Minute)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl, _, err := classify.Router(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := scan.Run(ctx, admin, cl, scan.Options{Count: 50, Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := r.ProposalRules(true)
+	routed, err := classify.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range phpIDs[:3] {
+		if m := routed.Classify(k, "string"); m.Bucket != classify.Session {
+			t.Errorf("PHP session %s → %s, want session (proposals %+v)", k, m.Bucket, r.Proposals)
+		}
+	}
+	for _, k := range hexIDs[:3] {
+		if m := routed.Classify(k, "string"); m.Bucket != classify.RateLimit {
+			t.Errorf("rate-limit state %s → %s by %v, want ratelimit", k, m.Bucket, m.Rule)
+		}
+	}
+}

@@ -23,8 +23,9 @@ import (
 //   - a merged proposal matches with an anchored regex in which the merged
 //     literal is one segment ([^:]+), not a glob that would cross ':';
 //   - an accepted cache proposal whose matcher also covers a sample of a
-//     pattern with durable evidence (not routed by a more specific accepted
-//     proposal) is demoted to a comment, with the reason.
+//     pattern with durable evidence, or of one nothing decided (not routed
+//     by a more specific accepted proposal), is demoted to a comment, with
+//     the reason.
 
 // minMerge is the number of similar patterns from which they are merged.
 const minMerge = 3
@@ -230,8 +231,8 @@ func mergedRegex(text string) string {
 }
 
 // guardCache demotes accepted cache proposals whose matcher covers a sample
-// of a pattern with durable evidence that no more specific accepted proposal
-// routes first.
+// of a pattern with durable evidence, or of a pattern nothing decided, that
+// no more specific accepted proposal routes first.
 func guardCache(pats []*patternAgg, props []Proposal) {
 	for round := 0; round < 4; round++ {
 		rules := proposalRules(props, true)
@@ -244,7 +245,11 @@ func guardCache(pats []*patternAgg, props []Proposal) {
 		}
 		changed := false
 		for i, p := range pats {
-			if !props[i].durable {
+			// patterns with durable evidence, and those nothing decided
+			// (no proposal, or one below acceptance for a durable bucket):
+			// cache only on positive evidence, and they have none
+			undecided := !props[i].Accepted && props[i].Bucket != classify.Cache
+			if !props[i].durable && !undecided {
 				continue
 			}
 			for _, k := range p.Samples {
@@ -253,9 +258,13 @@ func guardCache(pats []*patternAgg, props []Proposal) {
 					continue
 				}
 				for j := range props {
-					if props[j].Accepted && props[j].Bucket == classify.Cache && props[j].Pattern == m.Rule.Name {
+					if j != i && props[j].Accepted && props[j].Bucket == classify.Cache && props[j].Pattern == m.Rule.Name {
 						props[j].Accepted = false
-						props[j].Reason = fmt.Sprintf("its matcher also covers pattern %s, whose evidence fits %s: a cache rule there would let eviction delete those keys", p.Text, durableOf(props[i]))
+						why := "whose evidence fits " + durableOf(props[i])
+						if !props[i].durable {
+							why = "which no evidence decides"
+						}
+						props[j].Reason = fmt.Sprintf("its matcher also covers pattern %s, %s: a cache rule there would let eviction delete those keys", p.Text, why)
 						props[j].Fix = fixLine(props[j], "cache") + " (after checking it cannot match " + p.Text + ")"
 						props[j].Evidence = append(props[j].Evidence, "not accepted: "+props[j].Reason)
 						changed = true
@@ -277,12 +286,14 @@ func durableOf(p Proposal) string {
 }
 
 // maxGroup bounds the patterns one grouped proposal lists.
-const maxGroup = 12
+const maxGroup = 24
 
 // groupAlike folds proposals that a reviewer decides together into one:
 // the same family (literal first segment, or none), the same bucket and
 // acceptance, and the same deciding evidence (or, for unknown ones, the same
-// reason). The grouped proposal's matcher is the alternation of its members'
+// reason); accepted proposals of one family and one bucket are one item
+// whatever decided each (one application's or framework's keys, reviewed
+// together; every member's evidence is listed). The grouped proposal's matcher is the alternation of its members'
 // anchored regexes, so it routes exactly the members' shapes, nothing
 // broader. It returns the patterns and proposals in step, most keys first.
 func groupAlike(pats []*patternAgg, props []Proposal) ([]*patternAgg, []Proposal) {
@@ -295,7 +306,7 @@ func groupAlike(pats []*patternAgg, props []Proposal) ([]*patternAgg, []Proposal
 	var order []key
 	for i, p := range props {
 		k := key{family(p.Pattern), stripDigits(p.DecidedBy), p.Reason, p.Bucket, p.Accepted}
-		if p.Bucket == classify.Unknown {
+		if p.Bucket == classify.Unknown || p.Accepted && k.fam != "" {
 			k.decider = ""
 		}
 		if groups[k] == nil {

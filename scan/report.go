@@ -347,11 +347,26 @@ func proposalRules(all []Proposal, accepted bool) []classify.Rule {
 	return rules
 }
 
+// sortProposals orders proposal rules most specific first: more literal
+// bytes first; among equals, fewer wide placeholders ({id}, {var}, {long},
+// {bin}: their regexes also match what {hex}, {n}, {uuid}... stand for),
+// so that a bare-{id} rule never takes a bare-{hex} pattern's keys, whatever
+// the key counts.
 func sortProposals(ps []Proposal) {
 	lit := func(g string) int { return len(strings.ReplaceAll(g, "*", "")) }
+	wide := func(text string) int {
+		n := 0
+		for _, ph := range []string{PhID, PhVar, PhLong, PhBinary} {
+			n += strings.Count(text, ph)
+		}
+		return n
+	}
 	sort.SliceStable(ps, func(i, j int) bool {
 		if li, lj := lit(ps[i].Glob), lit(ps[j].Glob); li != lj {
 			return li > lj
+		}
+		if wi, wj := wide(ps[i].Pattern), wide(ps[j].Pattern); wi != wj {
+			return wi < wj
 		}
 		return ps[i].Glob < ps[j].Glob
 	})

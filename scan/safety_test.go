@@ -227,7 +227,8 @@ func TestValueLayerNeverCacheWithDurableBytes(t *testing.T) {
 func TestSniffedSessionMarkerNeverCache(t *testing.T) {
 	r := rand.New(rand.NewSource(17))
 	prefixes := [][]byte{nil, []byte("\x04\bo: ActiveSupport::Cache::Entry"), []byte(`{"value":`), []byte("\x85\xa6status\xcc\xc8\xa7headers\x80\xa4body\xc4\x00"),
-		[]byte(";\xff\x87\x03\x01\x01\x0dResponseCache\x01"), []byte("\x80\x05\x95"), []byte("!\x80\x05")}
+		[]byte(";\xff\x87\x03\x01\x01\x0dResponseCache\x01"), []byte("\x80\x05\x95"), []byte("!\x80\x05"),
+		[]byte(`{"ct": 1796314618.52, "v": 2}|` + "\x80\x04\x95")}
 	for i := 0; i < 5000; i++ {
 		v := append([]byte{}, prefixes[r.Intn(len(prefixes))]...)
 		for n := r.Intn(40); n > 0; n-- {
@@ -253,6 +254,37 @@ func TestSniffedSessionMarkerNeverCache(t *testing.T) {
 		}
 		if !durableOracle("{id}", s) {
 			t.Fatalf("%q (marker %s): no durable signal (%v)", v, marker, s.Signals)
+		}
+	}
+}
+
+// TestGuardCacheKeepsUnknownOut: a bare-{id} cache proposal (go-redis/cache
+// user keys) whose regex also matches the keys of a bare-{hex} pattern that
+// nothing decided (signal-less values with session-like TTLs) is not
+// accepted: cache only on positive evidence, and those keys have none.
+func TestGuardCacheKeepsUnknownOut(t *testing.T) {
+	cacheLike := keys(40, "string", hour, "raw")
+	cacheLike.Sniffed, cacheLike.Signals[sigGoRedisCache] = 3, 3
+	undecided := keys(30, "string", 2*day, "raw")
+	hexKey := "0a0258698b8e6d2c4c9e1b3fe903b980078395f2"
+	pats := []*patternAgg{
+		{Pattern: Normalize("Yq8wX2vN5kLmP0rT3sU6zA9b"), Bucket: classify.Unknown, Stats: *cacheLike, Samples: []string{"Yq8wX2vN5kLmP0rT3sU6zA9b"}},
+		{Pattern: Normalize(hexKey), Bucket: classify.Unknown, Stats: *undecided, Samples: []string{hexKey}},
+	}
+	if pats[0].Text != PhID || pats[1].Text != PhHex {
+		t.Fatalf("patterns %s, %s: want %s, %s", pats[0].Text, pats[1].Text, PhID, PhHex)
+	}
+	_, props := proposeUnknown(pats)
+	cl, err := classify.New(proposalRules(props, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cl.Classify(hexKey, "string"); m.Bucket == classify.Cache {
+		t.Fatalf("SAFETY: %s (no evidence) routed to cache by %v: %+v", hexKey, m.Rule, props)
+	}
+	for _, p := range props {
+		if p.Pattern == PhID && (p.Accepted || p.Reason == "") {
+			t.Fatalf("bare {id} cache proposal covering {hex} accepted: %+v", p)
 		}
 	}
 }

@@ -21,30 +21,32 @@ import (
 // compression...): a format alone never decides a bucket, it is reported as
 // evidence and, for strings, tells a serialised object from a counter.
 const (
-	sigSessionJSON   = iota // express-session JSON: {"cookie":{...
-	sigPHPSession           // PHP session encoding (name|s:..) or a Laravel session payload ("_token")
-	sigJobJSON              // a list item that is a JSON job (jid, class, args, displayName, ...)
-	sigSessionFields        // session-shaped names inside a serialised value (_csrf_token, _auth_user_id, _permanent...)
-	sigGorillaGob           // gob of map[interface{}]interface{} or map[string]interface{}: a Go session's values
-	sigSCSGob               // gob of scs's {Deadline, Values} session record
-	sigRailsCache           // ActiveSupport::Cache::Entry (Marshal) or the Rails 7.1 coder header
-	sigGoRedisCache         // go-redis/cache: msgpack + 0x00, or s2 + 0x01
-	sigKeyvJSON             // keyv / cache-manager JSON envelope {"value":...,"expires":...}
-	sigCellTAT              // redis-cell / throttled GCRA state: a 19-digit integer ≈ now in ns
-	sigGCRAFloat            // go-redis/redis_rate GCRA state: float seconds since 2017-01-01
-	sigJobHash              // hash fields of a job or a worker heartbeat
-	sigSessionHash          // hash fields of a session (Spring Session)
-	sigRateHash             // hash fields of rate-limit state (tokens, tat, reset...)
-	sigASPNetHash           // ASP.NET IDistributedCache entry fields (absexp, sldexp, data)
-	sigJobStream            // stream entries with job fields
-	sigTimeZSet             // a sorted set scored by epoch timestamps
-	sigJobMember            // sorted-set members that are JSON jobs
-	sigClassSession         // a serialised object whose class name says session
-	sigClassQueue           // ... says job, queue, task, message
-	sigClassRate            // ... says rate limit, throttle, token bucket
-	sigClassCache           // ... says cache (and nothing durable)
-	sigHTTPResponse         // a serialised HTTP response: status, header and body fields
-	sigRateFields           // rate-limit state fields inside a serialised map (hits, tokens, tat...)
+	sigSessionJSON    = iota // express-session JSON: {"cookie":{...
+	sigPHPSession            // PHP session encoding (name|s:..) or a Laravel session payload ("_token")
+	sigJobJSON               // a list item that is a JSON job (jid, class, args, displayName, ...)
+	sigSessionFields         // session-shaped names inside a serialised value (_csrf_token, _auth_user_id, _permanent...)
+	sigGorillaGob            // gob of map[interface{}]interface{} or map[string]interface{}: a Go session's values
+	sigSCSGob                // gob of scs's {Deadline, Values} session record
+	sigRailsCache            // ActiveSupport::Cache::Entry (Marshal) or the Rails 7.1 coder header
+	sigGoRedisCache          // go-redis/cache: msgpack + 0x00, or s2 + 0x01
+	sigKeyvJSON              // keyv / cache-manager JSON envelope {"value":...,"expires":...}
+	sigCellTAT               // redis-cell / throttled GCRA state: a 19-digit integer ≈ now in ns
+	sigGCRAFloat             // go-redis/redis_rate GCRA state: float seconds since 2017-01-01
+	sigJobHash               // hash fields of a job or a worker heartbeat
+	sigSessionHash           // hash fields of a session (Spring Session)
+	sigRateHash              // hash fields of rate-limit state (tokens, tat, reset...)
+	sigASPNetHash            // ASP.NET IDistributedCache entry fields (absexp, sldexp, data)
+	sigJobStream             // stream entries with job fields
+	sigTimeZSet              // a sorted set scored by epoch timestamps
+	sigJobMember             // sorted-set members that are JSON jobs
+	sigClassSession          // a serialised object whose class name says session
+	sigClassQueue            // ... says job, queue, task, message
+	sigClassRate             // ... says rate limit, throttle, token bucket
+	sigClassCache            // ... says cache (and nothing durable)
+	sigHTTPResponse          // a serialised HTTP response: status, header and body fields
+	sigRateFields            // rate-limit state fields inside a serialised map (hits, tokens, tat...)
+	sigCachelibPickle        // cachelib / Flask-Caching / werkzeug cache: "!" + pickle
+	sigDogpileValue          // dogpile.cache CachedValue: {"ct": ..., "v": ...}| + payload
 	// formats only: never decide a bucket
 	sigPickle
 	sigMarshal
@@ -69,41 +71,43 @@ type signature struct {
 }
 
 var signatures = [nSignals]signature{
-	sigSessionJSON:   {"express-session JSON ({\"cookie\":...})", classify.Session, 0.5},
-	sigPHPSession:    {"PHP session encoding (name|s:...) or a Laravel session payload (_token)", classify.Session, 0.5},
-	sigJobJSON:       {"JSON jobs (jid/class/args, body/headers/properties, displayName/job...)", classify.Queue, 0.5},
-	sigSessionFields: {"session fields in the serialised value (_csrf_token, _auth_user_id, _permanent, _user_id...)", classify.Session, 0.5},
-	sigGorillaGob:    {"gob of map[interface{}]interface{} or map[string]interface{} (a Go session's values: gorilla/sessions, Fiber)", classify.Session, 0.5},
-	sigSCSGob:        {"gob of a {Deadline, Values} record (alexedwards/scs session)", classify.Session, 0.6},
-	sigRailsCache:    {"ActiveSupport::Cache::Entry (Rails cache store)", classify.Cache, 0.6},
-	sigGoRedisCache:  {"go-redis/cache envelope (msgpack or s2 + trailing compression byte)", classify.Cache, 0.6},
-	sigKeyvJSON:      {"keyv/cache-manager JSON envelope ({\"value\":...,\"expires\":...})", classify.Cache, 0.6},
-	sigCellTAT:       {"19-digit integer ≈ now in ns (GCRA theoretical arrival time: redis-cell, throttled)", classify.RateLimit, 0.6},
-	sigGCRAFloat:     {"float ≈ seconds since 2017 (go-redis/redis_rate GCRA state)", classify.RateLimit, 0.6},
-	sigJobHash:       {"job/worker hash fields (status, origin, enqueued_at, data, opts, attemptsMade, beat...)", classify.Queue, 0.5},
-	sigSessionHash:   {"session hash fields (creationTime, lastAccessedTime, maxInactiveInterval, sessionAttr:*)", classify.Session, 0.6},
-	sigRateHash:      {"rate-limit state fields (tokens, tat, reset, remaining, last_refill...)", classify.RateLimit, 0.5},
-	sigASPNetHash:    {"ASP.NET IDistributedCache entry fields (absexp, sldexp, data)", "", 0},
-	sigJobStream:     {"stream entries with job fields or JSON job envelopes (jobId, event, body/headers...)", classify.Queue, 0.5},
-	sigTimeZSet:      {"sorted set scored by epoch timestamps", "", 0},
-	sigJobMember:     {"sorted-set members are JSON jobs", classify.Queue, 0.4},
-	sigClassSession:  {"serialised objects whose class names say session", classify.Session, 0.5},
-	sigClassQueue:    {"serialised objects whose class names say job, queue or task", classify.Queue, 0.5},
-	sigClassRate:     {"serialised objects whose class names say rate limit or throttle", classify.RateLimit, 0.5},
-	sigClassCache:    {"serialised objects whose type names say cache and nothing durable (ResponseCache, CacheItem...)", classify.Cache, 0.4},
-	sigHTTPResponse:  {"a serialised HTTP response (status, header and body fields: a response cache entry)", classify.Cache, 0.5},
-	sigRateFields:    {"rate-limit state fields in the serialised value (hits, tokens, tat, remaining, allowance...)", classify.RateLimit, 0.5},
-	sigPickle:        {"Python pickle", "", 0},
-	sigMarshal:       {"Ruby Marshal", "", 0},
-	sigPHPSerialize:  {"PHP serialize", "", 0},
-	sigIgbinary:      {"PHP igbinary", "", 0},
-	sigJava:          {"Java serialization (\\xAC\\xED)", "", 0},
-	sigMsgpack:       {"msgpack", "", 0},
-	sigGob:           {"Go gob", "", 0},
-	sigCompressed:    {"compressed (zlib, gzip, lz4, snappy/s2, zstd)", "", 0},
-	sigJSON:          {"JSON", "", 0},
-	sigBase64:        {"base64/signed token", "", 0},
-	sigTimestamp:     {"epoch timestamps", "", 0},
+	sigSessionJSON:    {"express-session JSON ({\"cookie\":...})", classify.Session, 0.5},
+	sigPHPSession:     {"PHP session encoding (name|s:...) or a Laravel session payload (_token)", classify.Session, 0.5},
+	sigJobJSON:        {"JSON jobs (jid/class/args, body/headers/properties, displayName/job...)", classify.Queue, 0.5},
+	sigSessionFields:  {"session fields in the serialised value (_csrf_token, _auth_user_id, _permanent, _user_id...)", classify.Session, 0.5},
+	sigGorillaGob:     {"gob of map[interface{}]interface{} or map[string]interface{} (a Go session's values: gorilla/sessions, Fiber)", classify.Session, 0.5},
+	sigSCSGob:         {"gob of a {Deadline, Values} record (alexedwards/scs session)", classify.Session, 0.6},
+	sigRailsCache:     {"ActiveSupport::Cache::Entry (Rails cache store)", classify.Cache, 0.6},
+	sigGoRedisCache:   {"go-redis/cache envelope (msgpack or s2 + trailing compression byte)", classify.Cache, 0.6},
+	sigKeyvJSON:       {"keyv/cache-manager JSON envelope ({\"value\":...,\"expires\":...})", classify.Cache, 0.6},
+	sigCellTAT:        {"19-digit integer ≈ now in ns (GCRA theoretical arrival time: redis-cell, throttled)", classify.RateLimit, 0.6},
+	sigGCRAFloat:      {"float ≈ seconds since 2017 (go-redis/redis_rate GCRA state)", classify.RateLimit, 0.6},
+	sigJobHash:        {"job/worker hash fields (status, origin, enqueued_at, data, opts, attemptsMade, beat...)", classify.Queue, 0.5},
+	sigSessionHash:    {"session hash fields (creationTime, lastAccessedTime, maxInactiveInterval, sessionAttr:*)", classify.Session, 0.6},
+	sigRateHash:       {"rate-limit state fields (tokens, tat, reset, remaining, last_refill...)", classify.RateLimit, 0.5},
+	sigASPNetHash:     {"ASP.NET IDistributedCache entry fields (absexp, sldexp, data)", "", 0},
+	sigJobStream:      {"stream entries with job fields or JSON job envelopes (jobId, event, body/headers...)", classify.Queue, 0.5},
+	sigTimeZSet:       {"sorted set scored by epoch timestamps", "", 0},
+	sigJobMember:      {"sorted-set members are JSON jobs", classify.Queue, 0.4},
+	sigClassSession:   {"serialised objects whose class names say session", classify.Session, 0.5},
+	sigClassQueue:     {"serialised objects whose class names say job, queue or task", classify.Queue, 0.5},
+	sigClassRate:      {"serialised objects whose class names say rate limit or throttle", classify.RateLimit, 0.5},
+	sigClassCache:     {"serialised objects whose type names say cache and nothing durable (ResponseCache, CacheItem...)", classify.Cache, 0.4},
+	sigHTTPResponse:   {"a serialised HTTP response (status, header and body fields: a response cache entry)", classify.Cache, 0.5},
+	sigRateFields:     {"rate-limit state fields in the serialised value (hits, tokens, tat, remaining, allowance...)", classify.RateLimit, 0.5},
+	sigCachelibPickle: {"\"!\" + Python pickle (cachelib's RedisSerializer: cachelib, Flask-Caching, werkzeug's cache)", classify.Cache, 0.6},
+	sigDogpileValue:   {"dogpile.cache CachedValue ({\"ct\": creation time, \"v\": version}| + payload)", classify.Cache, 0.6},
+	sigPickle:         {"Python pickle", "", 0},
+	sigMarshal:        {"Ruby Marshal", "", 0},
+	sigPHPSerialize:   {"PHP serialize", "", 0},
+	sigIgbinary:       {"PHP igbinary", "", 0},
+	sigJava:           {"Java serialization (\\xAC\\xED)", "", 0},
+	sigMsgpack:        {"msgpack", "", 0},
+	sigGob:            {"Go gob", "", 0},
+	sigCompressed:     {"compressed (zlib, gzip, lz4, snappy/s2, zstd)", "", 0},
+	sigJSON:           {"JSON", "", 0},
+	sigBase64:         {"base64/signed token", "", 0},
+	sigTimestamp:      {"epoch timestamps", "", 0},
 }
 
 // maxSniffPerPattern is the number of keys per unknown pattern whose values
@@ -150,6 +154,17 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 		add(sigRailsCache)
 	case len(v) >= 2 && v[0] == 0x80 && v[1] >= 2 && v[1] <= 5:
 		add(sigPickle)
+	case len(v) >= 3 && v[0] == '!' && v[1] == 0x80 && v[2] >= 2 && v[2] <= 5:
+		// cachelib's serializer: "!" then pickle (integers are stored raw)
+		add(sigPickle)
+		if !fieldsHit {
+			add(sigCachelibPickle)
+		}
+	case dogpileValue(v):
+		add(sigJSON)
+		if !fieldsHit {
+			add(sigDogpileValue)
+		}
 	case bytes.HasPrefix(v, []byte{0xac, 0xed, 0x00, 0x05}):
 		add(sigJava)
 	case len(v) > 4 && bytes.HasPrefix(v, []byte{0, 0, 0, 2}) && v[4] >= 0x06 && v[4] <= 0x27:
@@ -213,9 +228,11 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 }
 
 // serialised reports a value in a format that carries class names (PHP
-// serialize and igbinary, Java serialization, Ruby Marshal, Python pickle).
+// serialize and igbinary, Java serialization, Ruby Marshal, Python pickle,
+// also behind cachelib's "!" or dogpile's metadata header).
 func serialised(v []byte) bool {
 	return bytes.HasPrefix(v, []byte("\x04\x08")) || len(v) >= 2 && v[0] == 0x80 && v[1] >= 2 && v[1] <= 5 ||
+		len(v) >= 3 && v[0] == '!' && v[1] == 0x80 || dogpileValue(v) ||
 		bytes.HasPrefix(v, []byte{0xac, 0xed}) || bytes.HasPrefix(v, []byte{0, 0, 0, 2}) || bytes.HasPrefix(v, []byte("O:")) ||
 		bytes.HasPrefix(v, []byte("a:")) || bytes.HasPrefix(v, []byte("C:"))
 }
@@ -707,6 +724,17 @@ func msgpackSkip(v []byte, i, depth int) (int, bool) {
 		}
 	}
 	return i, true
+}
+
+// dogpileValue recognises dogpile.cache's serialised CachedValue: its
+// metadata as JSON, {"ct": creation time, "v": format version}, then '|'
+// and the payload (pickle by default).
+func dogpileValue(v []byte) bool {
+	if !bytes.HasPrefix(v, []byte(`{"ct": `)) {
+		return false
+	}
+	end := bytes.Index(v[:min(len(v), 64)], []byte("}|"))
+	return end > 0 && bytes.Contains(v[:end], []byte(`, "v": `))
 }
 
 // phpSerialized recognises PHP's serialize(): a:N:{, s:N:", O:N:", i:N;, d:F;, b:0;, N;

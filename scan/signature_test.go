@@ -16,6 +16,8 @@ func TestSignatureFixtures(t *testing.T) {
 		"pickle-p4.bin":                 sigPickle,
 		"pickle-p5.bin":                 sigPickle,
 		"pickle-django-session.bin":     sigSessionFields,
+		"pickle-cachelib.bin":           sigCachelibPickle,
+		"dogpile-cached-value.bin":      sigDogpileValue,
 		"zlib.bin":                      sigCompressed,
 		"gzip.bin":                      sigCompressed,
 		"lz4-frame.bin":                 sigCompressed,

@@ -282,8 +282,11 @@ type patternAgg struct {
 	Stats   Stats
 	Samples []string
 	// sniffDone: the evidence layer has read all it may of this pattern
-	// (evidence.go); this worker's copy stops asking.
-	sniffDone bool
+	// (evidence.go); this worker's copy stops asking. sniffSpent: for a
+	// pattern that is one placeholder, the key lengths whose reads are
+	// spent (bit min(len, 63)).
+	sniffDone  bool
+	sniffSpent uint64
 }
 
 // aggregator accumulates per-bucket and per-pattern statistics with bounded

@@ -53,7 +53,7 @@ type writer struct {
 	bucket classify.Bucket
 	write  func(t *testing.T, ctx context.Context, addr string, db int) error
 	// holdout is 0 for the libraries the evidence layer was developed
-	// against, else the round (1, 2, 3) in which the library was added and
+	// against, else the round (1 to 6) in which the library was added and
 	// measured once before any change it prompted: its keys may stay
 	// unknown (the test logs its accuracy), never land in a wrong bucket.
 	holdout int
@@ -216,7 +216,7 @@ func TestScanAccuracy(t *testing.T) {
 	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted, developed against: %d/%d (%.1f%%); name collisions skipped: %d\n",
 		listed.right, listed.keys, pct(listed), unlisted.right, unlisted.keys, pct(unlisted), collisions)
 	all := unlisted
-	for round := 1; round <= 5; round++ {
+	for round := 1; round <= 6; round++ {
 		if h := holdouts[round]; h != nil {
 			fmt.Fprintf(&table, "holdout round %d (unlisted; see the writers' comments for the first, untuned measurement): now %d/%d right (%.1f%%), %d unknown, %d wrong\n", round, h.right, h.keys, pct(*h), h.unknown, h.wrong)
 			all.keys, all.right, all.unknown, all.wrong = all.keys+h.keys, all.right+h.right, all.unknown+h.unknown, all.wrong+h.wrong
@@ -429,6 +429,27 @@ var writers = []writer{
 	{"Predis session handler (defaults: no prefix)", false, classify.Session, script("php", "php_predis_sessions.php", "predis"), 5},
 	{"redis-activesupport ActiveSupport::Cache::RedisStore (defaults)", false, classify.Cache, script("ruby", "redis_activesupport.rb", "redis-store"), 5},
 	{"cachelib RedisCache (defaults: no prefix)", false, classify.Cache, script("python3", "python_libs.py", "cachelib"), 5},
+	// sixth holdouts: added before any change of this pass (issue 13's
+	// second pass), their keys counted but their values not read while the
+	// writers were written, measured once before any evidence changed:
+	// CacheControl 0/30 (ratelimit 0.40 from the IP in its URL keys, below
+	// confidence), requests-cache 0/25 (cache 0.50, below confidence),
+	// django-redis-sessions 0/25, Django Q 0/1, sidekiq-cron 21/21 (family
+	// cron_job:): 21/102 (20.6%), the misses unknown, none wrong. Collateral:
+	// django-redis-sessions' bare ids share the {id} pattern with Predis's
+	// sessions (round 5), and the three values read of it were no longer a
+	// majority of PHP sessions: round 5 fell from 71/101 to 46/101, and
+	// the patterns to review rose from 40 to 46.
+	// Then tuned on rounds 1-5 only (cachelib's and dogpile's envelopes,
+	// bare ids read per key length, wide placeholders ordered last, one
+	// review item per accepted family): 46/102, django-redis-sessions 25/25
+	// only through the {id} pattern shared with Predis's sessions (their own
+	// signed base64 JSON shows no signature); the rest still unknown.
+	{"CacheControl RedisCache (HTTP client cache, defaults)", false, classify.Cache, script("python3", "python_libs.py", "cachecontrol"), 6},
+	{"requests-cache redis backend (defaults)", false, classify.Cache, script("python3", "python_libs.py", "requests-cache"), 6},
+	{"django-redis-sessions (defaults: no prefix)", false, classify.Session, script("python3", "python_libs.py", "django-redis-sessions"), 6},
+	{"Django Q redis broker (cluster name shop)", false, classify.Queue, script("python3", "python_libs.py", "django-q"), 6},
+	{"sidekiq-cron job definitions (defaults)", false, classify.Queue, script("ruby", "sidekiq_cron.rb", "sidekiq-cron"), 6},
 	// last: throttled's GCRA state lives about 18 s, less than the writers
 	// above take; written earlier, it expired before the scan read it
 	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},

@@ -18,8 +18,9 @@
 // once before any change they prompted (Flask-Caching, cacheops, Symfony
 // Cache/RateLimiter/Messenger, gin-cache, Fiber's session, limiter and cache
 // middlewares, dogpile.cache, Beaker, Predis's session handler,
-// redis-activesupport, cachelib; their writers' comments hold the first
-// measurement).
+// redis-activesupport, cachelib, and round 6: CacheControl, requests-cache,
+// django-redis-sessions, Django Q, sidekiq-cron; their writers' comments
+// hold the first measurement).
 // The real scan runs on it with zero configuration, and every key's bucket
 // (presets, then the scan's accepted proposals, as --keys-out routes it) is
 // checked against the library's workload.

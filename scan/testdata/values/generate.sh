@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Regenerates the value fixtures of scan's signature tests, each written by
 # the format's reference (or the library's own) encoder:
-#   python3 (Debian's): pickle 2/4/5, a Django session (pickle), zlib, gzip, JSON, msgpack (msgpack-python)
+#   python3 (Debian's): pickle 2/4/5, a Django session (pickle), zlib, gzip, JSON, msgpack (msgpack-python),
+#     cachelib's RedisSerializer ("!" + pickle), a dogpile.cache CachedValue (its region's serialisation)
 #   ruby: Marshal, an ActiveSupport::Cache::Entry (RedisCacheStore's value)
 #   php: serialize(), igbinary (php-igbinary), the PHP session encoding (session_encode), a Laravel session payload
 #   java/javac: Java serialization (ObjectOutputStream)
 #   lz4, zstd: the reference command-line compressors
 #   Go (gen/): gob, go-redis/cache's envelope, msgpack, snappy/s2 framing
-# Needs: python3-msgpack ruby ruby-activesupport php-cli default-jdk-headless lz4 zstd.
+# Needs: python3-msgpack python3-cachelib python3-dogpile.cache ruby ruby-activesupport php-cli default-jdk-headless lz4 zstd.
 set -euo pipefail
 cd "$(dirname "$0")"
 py=/usr/bin/python3
@@ -28,6 +29,11 @@ w("json-express-session.bin", json.dumps({"cookie": {"originalMaxAge": 86400000,
 w("json-celery-message.bin", json.dumps({"body": "W10=", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"task": "shop.send_email", "id": "x"}, "properties": {"delivery_tag": "t"}}).encode())
 w("msgpack-python-map.bin", msgpack.packb({"_permanent": True, "user_id": 42}))
 w("msgpack-python-array.bin", msgpack.packb([1, 2, 3, "lamp"]))
+from cachelib.serializers import RedisSerializer
+w("pickle-cachelib.bin", RedisSerializer().dumps({"city": 4, "temp": 21.5}))
+from dogpile.cache import make_region
+region = make_region(serializer=pickle.dumps, deserializer=pickle.loads).configure("dogpile.cache.memory")
+w("dogpile-cached-value.bin", region._serialized_cached_value(region._value({"id": 42, "name": "lamp"})))
 PY
 ruby -e 'require "active_support"; require "active_support/cache"
 File.binwrite("marshal-hash.bin", Marshal.dump({"id" => 42, "name" => "lamp"}))

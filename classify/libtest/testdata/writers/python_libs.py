@@ -236,6 +236,95 @@ def cachelib_cache():
         c.set("rates:" + cur, [1.0, 1.1], timeout=60)
 
 
+def http_server():
+    """A local HTTP server (loopback) whose responses say Cache-Control:
+    max-age=600, for the HTTP client caches below."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"id": 1, "name": "lamp", "price": 19.9}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "max-age=600")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, "http://127.0.0.1:%d" % srv.server_address[1]
+
+
+def cachecontrol_cache():
+    need("requests")
+    need("cachecontrol")
+    import requests
+    from cachecontrol import CacheControl
+    from cachecontrol.caches.redis_cache import RedisCache
+    srv, base = http_server()
+    sess = CacheControl(requests.Session(), cache=RedisCache(redis.Redis(host=host, port=port, db=db)))
+    for i in range(25):
+        sess.get("%s/api/products/%d?lang=en" % (base, i)).content
+    for c in ("lamps", "chairs", "tables", "rugs", "shelves"):
+        sess.get("%s/api/categories/%s" % (base, c)).content
+    srv.shutdown()
+
+
+def requests_cache_cache():
+    need("requests")
+    need("requests_cache")
+    import requests_cache
+    from requests_cache.backends.redis import RedisCache
+    srv, base = http_server()
+    sess = requests_cache.CachedSession("http_cache", backend=RedisCache(connection=redis.Redis(host=host, port=port, db=db)))
+    for i in range(25):
+        sess.get("%s/api/products/%d?lang=en" % (base, i)).content
+    srv.shutdown()
+
+
+def django_redis_sessions():
+    need("django")
+    need("redis_sessions")
+    import django
+    from django.conf import settings
+    settings.configure(
+        SECRET_KEY="libtest",
+        INSTALLED_APPS=["django.contrib.sessions", "django.contrib.contenttypes", "django.contrib.auth"],
+        SESSION_ENGINE="redis_sessions.session",
+        SESSION_REDIS={"host": host, "port": port, "db": db},
+    )
+    django.setup()
+    from redis_sessions.session import SessionStore
+    for i in range(25):
+        s = SessionStore()
+        s["_auth_user_id"] = str(i)
+        s["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        s["cart"] = [i, i + 1]
+        s.create()
+
+
+def django_q_tasks():
+    need("django")
+    need("django_q")
+    import django
+    from django.conf import settings
+    settings.configure(
+        SECRET_KEY="libtest",
+        INSTALLED_APPS=["django_q"],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        Q_CLUSTER={"name": "shop", "redis": {"host": host, "port": port, "db": db}},
+    )
+    django.setup()
+    from django_q.tasks import async_task
+    for i in range(20):
+        async_task("math.copysign", 2, -i)
+
+
 writers = {
     "celery": lambda: celery_app(""),
     "celery-prefix": lambda: celery_app("shop:"),
@@ -253,5 +342,9 @@ writers = {
     "beaker-sessions": beaker_sessions,
     "beaker-cache": beaker_cache,
     "cachelib": cachelib_cache,
+    "cachecontrol": cachecontrol_cache,
+    "requests-cache": requests_cache_cache,
+    "django-redis-sessions": django_redis_sessions,
+    "django-q": django_q_tasks,
 }
 writers[writer]()
