@@ -41,6 +41,7 @@ type rehearseOptions struct {
 	liveFor   time.Duration
 	liveRate  float64
 	liveWait  time.Duration
+	queueTgt  string
 }
 
 func newRehearseCmd(app *App) *cobra.Command {
@@ -116,7 +117,8 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 	f.StringVar(&o.image, "image", containers.DefaultImage, "Redis image of every container")
 	f.StringVar(&o.build, "build", containers.BuildAuto, "build "+containers.LocalRepo+" from the host's redis-server: auto (when --image is unavailable), never, always")
 	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
-	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key, no-capture")
+	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key, no-capture, drop-queue-item (queue on SQS)")
+	f.StringVar(&o.queueTgt, "queue-target", "", "where the queue bucket goes: redis (a standalone store) or sqs (the SQS emulator, in-process; standard queues); default: the config's, else redis")
 	f.BoolVar(&o.noLive, "no-live", false, "the one-pass flow: migrate --yes without a live load (no --dual-write phase)")
 	f.BoolVar(&o.noCutover, "no-cutover", false, "the live flow without cutover: stop migrate after the comparison and roll every bucket back")
 	f.DurationVar(&o.liveFor, "live-for", 10*time.Second, "how long the live load writes to legacy while migrate --dual-write runs")
@@ -168,6 +170,20 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		}
 		user = cfg
 	}
+	switch o.queueTgt {
+	case "":
+	case "redis":
+		if _, ok := layout["queue"]; ok || user == nil {
+			layout["queue"] = rehearse.Store{Kind: config.KindStandalone, Nodes: 1}
+		}
+	case "sqs":
+		layout["queue"] = rehearse.Store{Kind: config.KindSQS}
+	default:
+		return config.Errorf("--queue-target", "%q is not redis or sqs", o.queueTgt)
+	}
+	if err := rehearse.CheckSQS(layout, !o.noLive, o.fault); err != nil {
+		return err
+	}
 	if !o.noLive {
 		if err := rehearse.CheckLive(user); err != nil {
 			return err
@@ -186,6 +202,17 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		dir = d
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+
+	if layout.SQSBucket() != "" {
+		// the commands run in this process and reach the emulator through
+		// the AWS SDK's default chain: throw-away credentials, no profile,
+		// no metadata lookups (rehearse.SQSEnvironment)
+		for k, v := range rehearse.SQSEnvironment(dir) {
+			if err := os.Setenv(k, v); err != nil {
+				return err
+			}
+		}
 	}
 
 	// The servers' data (an RDB copy is production data) lives in its own
