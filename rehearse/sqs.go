@@ -399,7 +399,7 @@ func (s *sqsRun) flow(ctx context.Context, lr *liveRun) {
 
 	end = lr.phase(PhaseQueueDirect)
 	n, err := s.sendDirect(ctx)
-	dc := Case{Phase: PhaseQueueDirect, OK: err == nil, Detail: fmt.Sprintf("%d jobs sent to SQS directly by the switched producer (%d per list)", n, queueDirect)}
+	dc := Case{Phase: PhaseQueueDirect, Bucket: s.bucket, OK: err == nil, Detail: fmt.Sprintf("%d jobs sent to SQS directly by the switched producer (%d per list)", n, queueDirect)}
 	if err != nil {
 		dc.Detail += ": " + err.Error()
 	}
