@@ -102,7 +102,18 @@ fails when a key is lost (a fault skips the cutover flow); --fault no-capture ru
 one-pass backfill, the load after it), to prove that the comparison catches writes the mirror never
 copied.
 
-Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
+--queue-target sqs puts the queue bucket on SQS: the emulator github.com/Admiral-Piett/goaws v0.5.4,
+in this process, through the real AWS SDK (a config whose queue target is kind: sqs gets the same;
+--queue-target redis rehearses it on a standalone store). The queue bucket then holds plain job lists
+only; a producer pushes jobs onto them on legacy while migrate --dual-write moves them, a consumer
+works on SQS from the start; then cutover --bucket queue (producers switched), jobs sent to SQS
+directly, complete --bucket queue (drains and ends the mover), and per list: conservation (verify
+--consumers-started --producers-switched, and the rehearsal's own count of what entered the list)
+and delivery (every job produced was received from SQS). The commands get throw-away AWS credentials
+in their environment; nothing talks to AWS. --fault drop-queue-item takes one job off a list on
+legacy before the move: conservation and delivery must fail for that list.
+
+Exit status 3 means a key (or a queue job) was lost or changed; 1 that a phase failed.`,
 		Example: `  redisplit rehearse --synthetic 100000 --report rehearsal.md --junit rehearsal.xml
   redisplit rehearse --config redisplit.yaml --from-rdb dump.rdb --image redis:7.2`,
 		Args: cobra.NoArgs,
