@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redisplit/redisplit/migrate"
+	"github.com/redisplit/redisplit/topology/topotest"
 )
 
 // The end of the live move to SQS, through the running migrate's control
@@ -113,5 +117,96 @@ func TestQueueCutoverCompleteSQS(t *testing.T) {
 		if !seen[job(i)] {
 			t.Fatalf("job %d of %d is not in SQS", i, total)
 		}
+	}
+}
+
+// With a mirrored Redis bucket beside the queue on SQS, the live phase
+// serves the control channel: completing the Redis bucket does not end
+// migrate --dual-write while the queue's mover still runs; completing the
+// queue then ends it by itself, with exit 0.
+func TestQueueCompleteEndsTheLivePhaseLast(t *testing.T) {
+	faithful, _ := emulators(t)
+	sqsTestEnv(t)
+	leg := topotest.Standalone(t)
+	tgt := topotest.Standalone(t, "--maxmemory-policy", "allkeys-lru")
+	legacy := topotest.Client(t, leg.Addr())
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		legacy.Set(ctx, fmt.Sprintf("cache:item:%d", i), i, 0)
+		legacy.LPush(ctx, "jobs:resize", job(i))
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "redisplit.yaml")
+	y := fmt.Sprintf(`legacy: {url: "redis://%s"}
+state_dir: %q
+unknown: skip
+presets: {none: true}
+rules:
+  - {prefix: "jobs:", bucket: queue}
+  - {prefix: "cache:", bucket: cache}
+targets:
+  cache: {kind: standalone, url: "redis://%s/0"}
+  queue: {kind: sqs, region: us-east-1, endpoint: %q, queue_name: %q, create_queues: true}
+`, leg.Addr(), filepath.Join(dir, "state"), tgt.Addr(), faithful.URL, sqsTestName())
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, append([]string{"--config", cfg}, args...)...)
+	}
+	var out, errb bytes.Buffer
+	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
+	mctx, stop := context.WithTimeout(ctx, 3*time.Minute)
+	defer stop()
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(mctx, app, []string{"--no-progress", "--config", cfg, "-o", "json", "migrate", "--dual-write", "--yes"})
+	}()
+	waitList(t, legacy, "jobs:resize", done, &out, &errb)
+	if code, o, e := run("status", "--wait-caught-up", "--timeout", "60s"); code != 0 {
+		t.Fatalf("status --wait-caught-up: exit %d\n%s\n%s", code, o, e)
+	}
+	if code, o, e := run("verify", "--bucket", "cache"); code != 0 {
+		t.Fatalf("verify cache: exit %d\n%s\n%s", code, o, e)
+	}
+	for _, args := range [][]string{
+		{"cutover", "--bucket", "cache", "--yes"},
+		{"complete", "--bucket", "cache", "--quiet", "300ms", "--yes"},
+	} {
+		if code, o, e := run(args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, o, e)
+		}
+	}
+	select {
+	case c := <-done:
+		t.Fatalf("migrate ended (exit %d) with the queue's move still running\n%s", c, errb.String())
+	case <-time.After(2 * time.Second):
+	}
+	for _, args := range [][]string{
+		{"cutover", "--bucket", "queue", "--yes"},
+		{"complete", "--bucket", "queue", "--quiet", "300ms", "--yes"},
+	} {
+		if code, o, e := run(args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, o, e)
+		}
+	}
+	select {
+	case c := <-done:
+		if c != 0 {
+			t.Fatalf("migrate ended with exit %d\n%s\n%s", c, out.String(), errb.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("migrate --dual-write still runs 15 s after every bucket completed\n%s", errb.String())
+	}
+	var res migrate.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if q := res.Bucket("queue"); q.Status != "completed" || res.Queue.Moved != 50 {
+		t.Errorf("queue: %s, %d moved; want completed, 50", q.Status, res.Queue.Moved)
+	}
+	if code, so, _ := run("status"); code != 0 || strings.Count(so, "completed") < 2 {
+		t.Errorf("status after both completes: exit %d\n%s", code, so)
 	}
 }
