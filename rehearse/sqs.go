@@ -17,6 +17,7 @@ import (
 	"github.com/redisplit/redisplit/config"
 	"github.com/redisplit/redisplit/migrate"
 	"github.com/redisplit/redisplit/queuemove"
+	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store/sqsstore"
 	"github.com/redisplit/redisplit/store/sqsstore/sqsemu"
 )
@@ -389,13 +390,27 @@ func (s *sqsRun) drainConsumer(ctx context.Context, timeout time.Duration) {
 func (s *sqsRun) flow(ctx context.Context, lr *liveRun) {
 	res, b := lr.res, s.bucket
 	end := lr.phase(PhaseQueueCutover)
+	// as the runbook says: cut over once the bucket is syncing (the mover
+	// emptied every list once)
+	t0 := time.Now()
+	phase, werr := s.waitSyncing(ctx, lr.stateDir, lr.o.Live.CaughtUpTimeout)
+	if werr != nil {
+		res.add(Case{Phase: PhaseQueueCutover, Bucket: b, OK: false, Duration: time.Since(t0),
+			Detail: fmt.Sprintf("the bucket never became syncing (the mover did not empty every list once) within %s: phase %s, %v", lr.o.Live.CaughtUpTimeout, phase, werr)})
+		end(false)
+		return
+	}
 	out := lr.run("cutover-"+b, "cutover", "--bucket", b, "--yes", "-o", "json")
 	c := transitionCase(PhaseQueueCutover, "cutover", b, out)
 	if c.OK {
-		c.Detail = "producers switched to SQS, recorded; the mover keeps moving what still reaches legacy"
+		c.Detail = fmt.Sprintf("producers switched to SQS, recorded (the bucket was %s after %s); the mover keeps moving what still reaches legacy",
+			phase, time.Since(t0).Round(10*time.Millisecond))
 	}
 	res.add(c)
 	end(c.OK)
+	if !c.OK {
+		return
+	}
 
 	end = lr.phase(PhaseQueueDirect)
 	n, err := s.sendDirect(ctx)
@@ -429,6 +444,36 @@ func (s *sqsRun) flow(ctx context.Context, lr *liveRun) {
 	end(ok)
 	end = lr.phase(PhaseQueueDelivered)
 	end(s.deliveredCases(lr))
+}
+
+// waitSyncing waits until the state in stateDir shows the bucket syncing
+// or verified (the mover has emptied every list once); it returns the
+// phase last seen.
+func (s *sqsRun) waitSyncing(ctx context.Context, stateDir string, timeout time.Duration) (state.Phase, error) {
+	sd, err := state.OpenReadOnly(stateDir)
+	if err != nil {
+		return "", err
+	}
+	var ph state.Phase
+	for deadline := time.Now().Add(timeout); ; {
+		st, err := sd.Load()
+		if err != nil {
+			return ph, err
+		}
+		if sb := st.Buckets[s.bucket]; sb != nil {
+			if ph = sb.Phase; ph == state.Syncing || ph == state.Verified {
+				return ph, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return ph, fmt.Errorf("timed out")
+		}
+		select {
+		case <-ctx.Done():
+			return ph, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // conservationCases adds one queue/conservation case per list from
