@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -111,6 +113,38 @@ func TestRehearseQueueTargetFlags(t *testing.T) {
 		code, _, errs := cli(t, append([]string{"rehearse", "--backend", "process", "--synthetic", "10"}, args...)...)
 		if code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s", args, code, ExitUsage, errs)
+		}
+	}
+}
+
+// A config whose queue target is kind: sqs with fifo: true is rehearsed on
+// the emulator with FIFO queues (its endpoint and queue names replaced):
+// every job is received exactly once.
+func TestRehearseQueueOnSQSFromConfigFIFO(t *testing.T) {
+	sqsTestEnv(t)
+	cfg := filepath.Join(t.TempDir(), "redisplit.yaml")
+	if err := os.WriteFile(cfg, []byte(`unknown: skip
+targets:
+  session: {kind: standalone, url: "redis://127.0.0.1:1/0"}
+  queue: {kind: sqs, region: eu-west-1, endpoint: "https://sqs.eu-west-1.amazonaws.com", queue_name: "jobs-{key}", fifo: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, res, errs := rehearseJSON(t, "--config", cfg, "--synthetic", "200", "--live-for", "2s", "--live-rate", "300")
+	for _, c := range res.Cases {
+		if !c.OK && !c.Skipped {
+			t.Errorf("%s/%s failed: %s %v\n%s", c.Phase, c.Bucket, c.Detail, c.Keys, c.Output)
+		}
+	}
+	if code != ExitOK || res.Queue == nil {
+		t.Fatalf("FIFO rehearsal: exit %d\n%s", code, errs)
+	}
+	for l, f := range res.Queue.Lists {
+		if !strings.HasSuffix(f.Queue, ".fifo") || strings.HasPrefix(f.Queue, "jobs-") {
+			t.Errorf("%s went to queue %q, want the rehearsal's own FIFO queue", l, f.Queue)
+		}
+		if f.Received != f.Initial+f.Pushed+f.Direct || f.Distinct != f.Received {
+			t.Errorf("%s: %d received (%d distinct), %d produced: a FIFO queue delivers each once", l, f.Received, f.Distinct, f.Initial+f.Pushed+f.Direct)
 		}
 	}
 }

@@ -356,7 +356,11 @@ func (lr *liveRun) live(ctx context.Context) error {
 
 	// the queue on SQS: producers switched, complete, conservation
 	// (sqs.go contracts 3 and 4), with or without the cutover flow
-	if lr.sqs != nil {
+	switch {
+	case lr.sqs != nil && lr.o.Fault == FaultNoCapture:
+		res.add(Case{Phase: PhaseQueueCutover, Bucket: lr.sqs.bucket, OK: true, Skipped: true,
+			Detail: "not run: fault no-capture runs migrate without --dual-write (one pass: no live move to cut over)"})
+	case lr.sqs != nil:
 		lr.sqs.flow(ctx, lr)
 	}
 

@@ -100,7 +100,6 @@ func CheckSQS(l Layout, live bool, fault string) error {
 		return config.Errorf("--no-live", "the %s bucket on SQS is rehearsed in the live flow only (consumers on SQS, producers switched, complete): drop --no-live", b)
 	case b == "" && fault == FaultDropQueueItem:
 		return config.Errorf("--fault", "drop-queue-item needs the queue bucket on SQS (--queue-target sqs, or a config whose queue target is kind: sqs)")
-	case b == "" && fault == FaultNoCapture:
 	}
 	return nil
 }
