@@ -825,9 +825,14 @@ func (q *QueueMove) completeMove(ctx context.Context, co ControlOptions, o Optio
 		}
 	}
 	q.ctl.mu.Lock()
-	q.ctl.complete = &completeRun{drain: max(finalDrain, co.Timeout)}
 	stop, ended := q.ctl.stop, q.ctl.endedCh
+	if stop != nil {
+		q.ctl.complete = &completeRun{drain: max(finalDrain, co.Timeout)}
+	}
 	q.ctl.mu.Unlock()
+	if stop == nil { // a snapshot came from a mover not started by this run: cannot happen, but never panic
+		return nil, safety.Refusef("retry in a moment", "the move of bucket %s is not running its live phase yet", q.Bucket)
+	}
 	stop()
 	select {
 	case <-ended:
