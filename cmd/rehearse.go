@@ -41,6 +41,7 @@ type rehearseOptions struct {
 	liveFor   time.Duration
 	liveRate  float64
 	liveWait  time.Duration
+	queueTgt  string
 }
 
 func newRehearseCmd(app *App) *cobra.Command {
@@ -101,7 +102,18 @@ fails when a key is lost (a fault skips the cutover flow); --fault no-capture ru
 one-pass backfill, the load after it), to prove that the comparison catches writes the mirror never
 copied.
 
-Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
+--queue-target sqs puts the queue bucket on SQS: the emulator github.com/Admiral-Piett/goaws v0.5.4,
+in this process, through the real AWS SDK (a config whose queue target is kind: sqs gets the same;
+--queue-target redis rehearses it on a standalone store). The queue bucket then holds plain job lists
+only; a producer pushes jobs onto them on legacy while migrate --dual-write moves them, a consumer
+works on SQS from the start; then cutover --bucket queue (producers switched), jobs sent to SQS
+directly, complete --bucket queue (drains and ends the mover), and per list: conservation (verify
+--consumers-started --producers-switched, and the rehearsal's own count of what entered the list)
+and delivery (every job produced was received from SQS). The commands get throw-away AWS credentials
+in their environment; nothing talks to AWS. --fault drop-queue-item takes one job off a list on
+legacy before the move: conservation and delivery must fail for that list.
+
+Exit status 3 means a key (or a queue job) was lost or changed; 1 that a phase failed.`,
 		Example: `  redisplit rehearse --synthetic 100000 --report rehearsal.md --junit rehearsal.xml
   redisplit rehearse --config redisplit.yaml --from-rdb dump.rdb --image redis:7.2`,
 		Args: cobra.NoArgs,
@@ -116,7 +128,8 @@ Exit status 3 means a key was lost or changed; 1 that a phase failed.`,
 	f.StringVar(&o.image, "image", containers.DefaultImage, "Redis image of every container")
 	f.StringVar(&o.build, "build", containers.BuildAuto, "build "+containers.LocalRepo+" from the host's redis-server: auto (when --image is unavailable), never, always")
 	f.StringVar(&o.backend, "backend", "containers", "where servers run: containers (Docker) or process (local redis-server)")
-	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key, no-capture")
+	f.StringVar(&o.fault, "fault", "", "inject a fault to prove the rehearsal catches it: lose-key, no-capture, drop-queue-item (queue on SQS)")
+	f.StringVar(&o.queueTgt, "queue-target", "", "where the queue bucket goes: redis (a standalone store) or sqs (the SQS emulator, in-process; standard queues); default: the config's, else redis")
 	f.BoolVar(&o.noLive, "no-live", false, "the one-pass flow: migrate --yes without a live load (no --dual-write phase)")
 	f.BoolVar(&o.noCutover, "no-cutover", false, "the live flow without cutover: stop migrate after the comparison and roll every bucket back")
 	f.DurationVar(&o.liveFor, "live-for", 10*time.Second, "how long the live load writes to legacy while migrate --dual-write runs")
@@ -168,6 +181,20 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		}
 		user = cfg
 	}
+	switch o.queueTgt {
+	case "":
+	case "redis":
+		if _, ok := layout["queue"]; ok || user == nil {
+			layout["queue"] = rehearse.Store{Kind: config.KindStandalone, Nodes: 1}
+		}
+	case "sqs":
+		layout["queue"] = rehearse.Store{Kind: config.KindSQS}
+	default:
+		return config.Errorf("--queue-target", "%q is not redis or sqs", o.queueTgt)
+	}
+	if err := rehearse.CheckSQS(layout, !o.noLive, o.fault); err != nil {
+		return err
+	}
 	if !o.noLive {
 		if err := rehearse.CheckLive(user); err != nil {
 			return err
@@ -186,6 +213,17 @@ func runRehearse(c *cobra.Command, app *App, o *rehearseOptions) error {
 		dir = d
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+
+	if layout.SQSBucket() != "" {
+		// the commands run in this process and reach the emulator through
+		// the AWS SDK's default chain: throw-away credentials, no profile,
+		// no metadata lookups (rehearse.SQSEnvironment)
+		for k, v := range rehearse.SQSEnvironment(dir) {
+			if err := os.Setenv(k, v); err != nil {
+				return err
+			}
+		}
 	}
 
 	// The servers' data (an RDB copy is production data) lives in its own

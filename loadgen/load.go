@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,14 @@ type Config struct {
 	Seed uint64
 	// Recorder receives every write (may be nil).
 	Recorder Recorder
+	// SkipBuckets are buckets whose families the load does not write
+	// (e.g. queue, when a rehearsal moves the queue bucket to SQS, which
+	// carries plain lists only): their share goes to the other families.
+	SkipBuckets []string
 }
+
+// skipped reports whether family f belongs to a bucket of SkipBuckets.
+func (c *Config) skipped(f int) bool { return slices.Contains(c.SkipBuckets, families[f].Bucket) }
 
 func (c *Config) defaults() error {
 	if c.Addr == "" {
@@ -155,14 +163,16 @@ func New(cfg Config) (*Generator, error) {
 		PoolSize: cfg.Workers + 4, MaxRetries: -1, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	sum := 0
 	for f, w := range longLived {
-		if (f == fGoCache || f == fRate) && !cfg.Libraries {
+		if (f == fGoCache || f == fRate) && !cfg.Libraries || cfg.skipped(f) {
 			continue
 		}
 		sum += w
 	}
 	nkeys := map[int]int{}
 	for f, w := range longLived {
-		nkeys[f] = max(cfg.Workers, cfg.Keys*w/sum)
+		if !cfg.skipped(f) {
+			nkeys[f] = max(cfg.Workers, cfg.Keys*w/sum)
+		}
 	}
 	nkeys[fHot] = cfg.HotKeys
 	for i := 0; i < cfg.Workers; i++ {
@@ -396,6 +406,9 @@ func newWorker(g *Generator, id int, nkeys map[int]int) *worker {
 	w := &worker{g: g, id: id, r: rand.New(rand.NewPCG(g.cfg.Seed, uint64(id)+1)), n: nkeys,
 		keys: map[string]*keyState{}, burnt: map[string]bool{}}
 	for _, m := range mix {
+		if g.cfg.skipped(m.fam) {
+			continue
+		}
 		for i := 0; i < m.weight; i++ {
 			w.pick = append(w.pick, m.fam)
 		}

@@ -87,6 +87,9 @@ type RollbackDetails struct {
 func (l *live) handle(ctx context.Context, req ControlRequest) ControlResponse {
 	l.trMu.Lock()
 	defer l.trMu.Unlock()
+	if q := l.o.queue; q != nil && req.Bucket == q.Bucket { // moved to SQS, not mirrored (queue.go)
+		return q.Control(ctx, req, l.o)
+	}
 	lb := l.bk[req.Bucket]
 	if lb == nil {
 		var names []string
@@ -481,6 +484,9 @@ func (l *live) endIfIdle() {
 		if !lb.off.Load() {
 			return
 		}
+	}
+	if !l.o.queue.Ended() { // the queue bucket's move to SQS (queue.go)
+		return
 	}
 	l.note(LiveRescanned, "", "every bucket is completed or rolled back: the live phase ends")
 	l.fail(nil)

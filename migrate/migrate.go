@@ -88,6 +88,9 @@ type Options struct {
 	Queue func(queuemove.Snapshot)
 
 	lim *rate.Limiter
+	// queue is the run's move of a kind: sqs queue bucket, for the live
+	// phase's control channel (its cutover and complete, queue.go).
+	queue *QueueMove
 }
 
 func (o *Options) defaults() {
@@ -456,6 +459,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Notify = restoreNotify(ctx, legacy, o.State) // left by a killed --dual-write
 	}
 	copyStart := time.Now()
+	o.queue = res.Queue
+	res.Queue.ownControl(o.DualWrite && len(targets) == 0)
 	queueDone := res.Queue.start(ctx, wctx, legacy, o)
 	if len(targets) > 0 {
 		err = copyAll(ctx, wctx, legacy, o, targets, res, notify, warm)

@@ -39,8 +39,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -115,6 +118,11 @@ type QueueMove struct {
 	zsets       map[string]bool // sorted sets of the bucket (delayed_set set): delayed jobs if a list names them
 	page        []string        // the pre-pass page's keys of the bucket
 	types       []string
+
+	ctl queueCtl // the live phase's end (Control)
+	// control: this move serves the control channel itself (--dual-write
+	// with no Redis target: no live phase runs one)
+	control bool
 }
 
 // QueueList is one list to move.
@@ -296,6 +304,14 @@ func (q *QueueMove) check(ctx context.Context, legacy *redis.Client, o Options) 
 	return nil
 }
 
+// ownControl makes the move serve the control channel itself (own: no
+// live phase runs one).
+func (q *QueueMove) ownControl(own bool) {
+	if q != nil {
+		q.control = own
+	}
+}
+
 // dryRun marks the bucket as what a run would move.
 func (q *QueueMove) dryRun() {
 	if q != nil {
@@ -330,10 +346,12 @@ func (q *QueueMove) run(ctx, wctx context.Context, legacy *redis.Client, o Optio
 		}
 	}); err != nil {
 		q.fail(o, err)
+		q.ctl.ended(q, err)
 		return nil
 	}
 	syncing := false
 	progress := func(s queuemove.Snapshot) {
+		q.ctl.observe(s)
 		if o.Queue != nil {
 			o.Queue(s)
 		}
@@ -343,10 +361,50 @@ func (q *QueueMove) run(ctx, wctx context.Context, legacy *redis.Client, o Optio
 		}
 	}
 	var err error
+	var cr *completeRun // complete --bucket: the continuous move ended for it
+	var answered atomic.Int64
+	answeredAtEnd := int64(-1)
+	if o.DualWrite && q.control {
+		ln, sock, lerr := listenControl(o.State.Path())
+		if lerr != nil {
+			q.fail(o, lerr)
+			q.ctl.ended(q, lerr)
+			return nil
+		}
+		var one sync.Mutex // transitions one at a time
+		go serveControl(ctx, ln, func(ctx context.Context, req ControlRequest) ControlResponse {
+			one.Lock()
+			defer one.Unlock()
+			if req.Bucket != q.Bucket {
+				return respond("", nil, safety.Refusef("name the bucket this migrate moves: "+q.Bucket,
+					"bucket %q is not moved or mirrored by this migrate --dual-write (only %s, to %s)", req.Bucket, q.Bucket, q.Endpoint))
+			}
+			return q.Control(ctx, req, o)
+		}, func() { answered.Add(1) })
+		defer func() {
+			// the complete's answer (it waits for the mover's end) is
+			// written before migrate exits
+			for t0 := time.Now(); cr != nil && answered.Load() <= answeredAtEnd && time.Since(t0) < 5*time.Second; {
+				time.Sleep(10 * time.Millisecond)
+			}
+			_ = ln.Close()
+			_ = os.Remove(sock)
+		}()
+	}
 	if o.DualWrite {
-		err = q.mover(ctx, queuemove.Options{Config: cfg, Progress: progress})
+		mctx, stopLive := context.WithCancel(ctx)
+		q.ctl.start(stopLive)
+		err = q.mover(mctx, queuemove.Options{Config: cfg, Progress: progress})
+		stopLive()
+		if cr = q.ctl.completing(); cr != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			err = nil
+		}
+		drain := finalDrain
+		if cr != nil {
+			drain = cr.drain
+		}
 		if err == nil && wctx.Err() == nil {
-			dctx, cancel := context.WithTimeout(wctx, finalDrain)
+			dctx, cancel := context.WithTimeout(wctx, drain)
 			err = q.mover(dctx, queuemove.Options{Config: cfg, Drain: true, Progress: progress})
 			cancel()
 		}
@@ -363,6 +421,11 @@ func (q *QueueMove) run(ctx, wctx context.Context, legacy *redis.Client, o Optio
 		}
 		if serr := q.save(o, q.copied(o.DualWrite)); serr != nil {
 			q.fail(o, serr)
+		} else if cr != nil {
+			q.br.Status, q.br.Reason = string(state.Completed), "completed: producers send to SQS, nothing remains on legacy; the mover ended"
+			if serr := q.save(o, func(sb *state.Bucket) { sb.Phase, sb.CompletedAt = state.Completed, time.Now().UTC() }); serr != nil {
+				q.fail(o, serr)
+			}
 		}
 	case q.Queues == nil: // stopped while SQS failed before the move began
 		q.br.Status, q.br.Reason = StatusPending, "stopped before the move began (SQS failing): rerun migrate to move the lists"
@@ -370,6 +433,8 @@ func (q *QueueMove) run(ctx, wctx context.Context, legacy *redis.Client, o Optio
 		q.br.Status = StatusPending
 		q.br.Reason = fmt.Sprintf("%d items remain on legacy and %d in flight: rerun migrate to move them", q.Remaining, q.InFlight)
 	}
+	answeredAtEnd = answered.Load()
+	q.ctl.ended(q, err)
 	if !o.DualWrite && ctx.Err() != nil && !q.Drained {
 		return ctx.Err()
 	}
@@ -513,4 +578,275 @@ func (q *QueueMove) save(o Options, fn func(*state.Bucket)) error {
 		fn(sb)
 		return nil
 	})
+}
+
+// The live phase's end for the queue bucket on SQS (docs/queues-sqs.md,
+// "Live, with consumers and producers"): a queue cannot be mirrored, so
+// its cutover and complete differ from a Redis bucket's (cutover.go hands
+// them here). Ordering contracts:
+//
+//   - cutover --bucket queue records that producers send to SQS (phase
+//     cutover): only once the bucket is syncing or verified (the mover has
+//     emptied every list once) and the mover runs. It changes nothing on
+//     legacy or SQS: the mover keeps moving what still reaches legacy. No
+//     control key is written (dualwrite/client routes Redis targets only).
+//   - complete --bucket queue, only from cutover: it waits until nothing
+//     reached legacy for Quiet (the lists' total of moved + parked + in
+//     flight + remaining did not grow between the mover's snapshots, about
+//     every second: quiet is proven up to the latest one) and nothing remains on legacy or in flight; it refuses
+//     (exit 4) when items keep arriving until Timeout. Then the continuous
+//     move ends, one drain moves what reached legacy meanwhile (at most
+//     finalDrain, or Timeout when longer), and only a drained bucket is
+//     recorded completed; the mover has ended. A bucket not drained stays
+//     in cutover (exit 1, with what remains): rerun migrate --dual-write.
+//   - The live phase ends by itself only once every Redis bucket is
+//     completed or rolled back and the queue's mover has ended
+//     (live.endIfIdle asks Ended).
+//   - rollback of the queue through the control channel is refused: the
+//     items come back from SQS with rollback --bucket queue once migrate
+//     is stopped.
+
+// QueueDetails is the answer to a cutover or complete of the queue bucket
+// on SQS: the move's figures from the mover's latest snapshot (after the
+// final drain, for complete).
+type QueueDetails struct {
+	Bucket    string `json:"bucket"`
+	Moved     int64  `json:"moved"`
+	Parked    int64  `json:"parked"`
+	InFlight  int64  `json:"in_flight"`
+	Remaining int64  `json:"remaining"`
+	// QuietFor (complete): how long nothing had reached legacy's lists.
+	QuietFor time.Duration `json:"quiet_for_ns,omitempty"`
+	// Drained (complete): every list and in-flight list was empty when the
+	// mover ended.
+	Drained bool `json:"drained,omitempty"`
+}
+
+// queueCtl is the mover's side of the control channel.
+type queueCtl struct {
+	mu       sync.Mutex
+	stop     context.CancelFunc // ends the continuous move
+	done     bool               // the mover ended
+	doneErr  error
+	last     queuemove.Snapshot
+	seen     bool
+	total    int64     // moved + parked + in flight + remaining at the last snapshot
+	grewAt   time.Time // when total last grew: an item reached legacy
+	complete *completeRun
+	endedCh  chan struct{}
+}
+
+// completeRun is a complete in progress: the drain it allows, and closed
+// once the mover ended.
+type completeRun struct {
+	drain time.Duration
+}
+
+func (c *queueCtl) start(stop context.CancelFunc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stop = stop
+	if c.endedCh == nil {
+		c.endedCh = make(chan struct{})
+	}
+}
+
+// observe takes the mover's snapshot.
+func (c *queueCtl) observe(s queuemove.Snapshot) {
+	var total int64
+	for _, x := range s.Queues {
+		total += x.Moved + x.Parked + x.InFlight + x.Remaining
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.seen || total > c.total {
+		c.grewAt = s.At
+	}
+	c.seen, c.total, c.last = true, total, s
+}
+
+func (c *queueCtl) completing() *completeRun {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.complete
+}
+
+// ended records that the mover ended (err: why, nil when it was stopped
+// or completed).
+func (c *queueCtl) ended(q *QueueMove, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return
+	}
+	c.done, c.doneErr = true, err
+	if c.endedCh == nil {
+		c.endedCh = make(chan struct{})
+	}
+	close(c.endedCh)
+}
+
+// Ended reports whether the move of the bucket has ended (completed,
+// failed, or stopped); a nil QueueMove has none running.
+func (q *QueueMove) Ended() bool {
+	if q == nil {
+		return true
+	}
+	q.ctl.mu.Lock()
+	defer q.ctl.mu.Unlock()
+	return q.ctl.done
+}
+
+// details are the latest snapshot's figures.
+func (q *QueueMove) details() *QueueDetails {
+	q.ctl.mu.Lock()
+	defer q.ctl.mu.Unlock()
+	d := &QueueDetails{Bucket: q.Bucket}
+	for _, x := range q.ctl.last.Queues {
+		d.Moved += x.Moved
+		d.Parked += x.Parked
+		d.InFlight += x.InFlight
+		d.Remaining += x.Remaining - x.Later
+	}
+	return d
+}
+
+// Control performs a transition of the queue bucket handed to the running
+// migrate --dual-write (cutover.go's handle, one at a time; contracts
+// above).
+func (q *QueueMove) Control(ctx context.Context, req ControlRequest, o Options) ControlResponse {
+	switch req.Op {
+	case OpCutover:
+		d, err := q.cutover(req.Options, o)
+		msg := fmt.Sprintf("%s: producers switched to SQS, recorded (phase cutover); the mover keeps moving what still reaches legacy: complete --bucket %s drains the rest and ends it", q.Bucket, q.Bucket)
+		if req.Options.DryRun {
+			msg = fmt.Sprintf("%s: cutover (producers switched to SQS) can be recorded (dry run: nothing changed)", q.Bucket)
+		}
+		return respond(msg, d, err)
+	case OpComplete:
+		d, err := q.completeMove(ctx, req.Options, o)
+		return respond(fmt.Sprintf("%s completed: nothing remains on legacy, the mover ended; producers and consumers use SQS only", q.Bucket), d, err)
+	case OpRollback:
+		return respond("", nil, safety.Refusef("stop migrate --dual-write (SIGINT; it drains), stop the consumers on SQS, then run rollback --bucket "+q.Bucket+": it moves the items back from SQS",
+			"bucket %s is moved to %s, not mirrored: migrate --dual-write cannot roll it back", q.Bucket, q.Endpoint))
+	}
+	return ControlResponse{ExitCode: 2, Message: fmt.Sprintf("unknown operation %q (cutover, complete, rollback)", req.Op)}
+}
+
+func (q *QueueMove) phase(o Options) (*state.Bucket, error) {
+	st, err := o.State.Load()
+	if err != nil {
+		return nil, err
+	}
+	sb := st.Buckets[q.Bucket]
+	if sb == nil {
+		return nil, safety.Refusef("wait until migrate --dual-write has started the move (status), then retry", "bucket %s has no state yet", q.Bucket)
+	}
+	return sb, nil
+}
+
+// cutover records that producers send to SQS.
+func (q *QueueMove) cutover(co ControlOptions, o Options) (*QueueDetails, error) {
+	sb, err := q.phase(o)
+	if err != nil {
+		return nil, err
+	}
+	d := q.details()
+	switch {
+	case sb.Phase == state.Cutover || sb.Phase == state.Completed:
+		return d, nil // done already: idempotent
+	case sb.Failed:
+		return nil, safety.Refusef("fix the cause and rerun migrate --dual-write until the bucket is syncing again",
+			"bucket %s failed (%s): cutover needs it syncing", q.Bucket, sb.LastError)
+	case q.Ended():
+		return nil, safety.Refusef("rerun migrate --dual-write, then cutover", "the move of bucket %s to %s has ended in this migrate", q.Bucket, q.Endpoint)
+	case sb.Phase != state.Syncing && sb.Phase != state.Verified:
+		return nil, safety.Refusef("wait until status shows the bucket syncing (every list moved once: nothing remaining on legacy), then cutover",
+			"bucket %s is %s: the mover has not emptied every list once yet (%d items remaining on legacy, %d in flight)", q.Bucket, sb.Phase, d.Remaining, d.InFlight)
+	}
+	if co.DryRun {
+		return d, nil
+	}
+	return d, q.save(o, func(sb *state.Bucket) {
+		sb.Phase = state.Cutover
+		if sb.CutoverAt.IsZero() {
+			sb.CutoverAt = time.Now().UTC()
+		}
+	})
+}
+
+// completeMove waits for the quiet period, ends the continuous move, and
+// waits for the final drain.
+func (q *QueueMove) completeMove(ctx context.Context, co ControlOptions, o Options) (*QueueDetails, error) {
+	sb, err := q.phase(o)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case sb.Phase == state.Completed:
+		return q.details(), nil
+	case sb.Phase != state.Cutover:
+		return nil, safety.Refusef("switch the producers to SQS, record it with cutover --bucket "+q.Bucket+", then complete",
+			"bucket %s is %s: complete ends the move once producers send to SQS (phase cutover)", q.Bucket, sb.Phase)
+	case q.Ended():
+		return nil, safety.Refusef("rerun migrate --dual-write, then complete", "the move of bucket %s to %s has ended in this migrate without completing", q.Bucket, q.Endpoint)
+	}
+	if co.Quiet <= 0 {
+		co.Quiet = DefaultQuiet
+	}
+	if co.Timeout <= 0 {
+		co.Timeout = 3*co.Quiet + 30*time.Second
+	}
+	start := time.Now()
+	var quiet time.Duration
+	for {
+		// growth shows at the mover's next snapshot (about every
+		// second): quiet is proven up to the latest snapshot only
+		q.ctl.mu.Lock()
+		seen, grew, at := q.ctl.seen, q.ctl.grewAt, q.ctl.last.At
+		q.ctl.mu.Unlock()
+		d := q.details()
+		quiet = at.Sub(grew)
+		if seen && quiet >= co.Quiet && d.Remaining == 0 && d.InFlight == 0 {
+			break
+		}
+		if time.Since(start) > co.Timeout {
+			return nil, safety.Refusef("some producers still push to legacy: switch every one to SQS, then run complete again",
+				"items of bucket %s keep reaching legacy: the last %s ago, %d remaining and %d in flight; no quiet period of %s with nothing left within %s",
+				q.Bucket, quiet.Round(time.Millisecond), d.Remaining, d.InFlight, co.Quiet, co.Timeout)
+		}
+		if q.Ended() {
+			return nil, fmt.Errorf("the move of bucket %s ended while complete waited (%v): rerun migrate --dual-write, then complete", q.Bucket, q.ctl.doneErr)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	q.ctl.mu.Lock()
+	stop, ended := q.ctl.stop, q.ctl.endedCh
+	if stop != nil {
+		q.ctl.complete = &completeRun{drain: max(finalDrain, co.Timeout)}
+	}
+	q.ctl.mu.Unlock()
+	if stop == nil { // a snapshot came from a mover not started by this run: cannot happen, but never panic
+		return nil, safety.Refusef("retry in a moment", "the move of bucket %s is not running its live phase yet", q.Bucket)
+	}
+	stop()
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	d := q.details()
+	d.QuietFor, d.Drained = quiet, q.Drained
+	if q.br.Status != string(state.Completed) {
+		why := q.br.Error
+		if why == "" {
+			why = q.br.Reason
+		}
+		return d, fmt.Errorf("complete %s: the final drain did not finish (%s); the bucket stays in cutover: rerun migrate --dual-write, then complete again", q.Bucket, why)
+	}
+	return d, nil
 }

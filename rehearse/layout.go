@@ -20,9 +20,28 @@ type Layout map[string]Store
 
 // Store is one bucket's target shape.
 type Store struct {
-	Kind  string   // config.KindStandalone, KindCluster, KindSentinel
+	Kind  string   // config.KindStandalone, KindCluster, KindSentinel, or KindSQS (the queue bucket only)
 	Nodes int      // cluster masters; 1 otherwise
 	Args  []string // extra redis-server arguments, after the bucket's defaults
+	FIFO  bool     // KindSQS: FIFO queues
+}
+
+// SQSLayout is DefaultLayout with the queue bucket on SQS (the in-process
+// emulator, sqs.go).
+func SQSLayout() Layout {
+	l := DefaultLayout()
+	l["queue"] = Store{Kind: config.KindSQS}
+	return l
+}
+
+// SQSBucket is the bucket l puts on SQS, "" when none.
+func (l Layout) SQSBucket() string {
+	for b, s := range l {
+		if s.Kind == config.KindSQS {
+			return b
+		}
+	}
+	return ""
 }
 
 // DefaultLayout is DESIGN.md §1: a 3-master cache cluster, sessions on a
@@ -38,8 +57,9 @@ func DefaultLayout() Layout {
 
 // LayoutOf returns the layout of cfg's targets: same kinds; a cluster gets as
 // many masters as cfg lists seed addresses, at least 3. A sentinel target is
-// always a master, a replica and 3 sentinels. SQS targets cannot be
-// rehearsed yet: a *config.Error says so.
+// always a master, a replica and 3 sentinels. A queue bucket on SQS is
+// rehearsed on the in-process SQS emulator (same FIFO setting); SQS for
+// another bucket is a *config.Error (migrate refuses it too).
 func LayoutOf(cfg *config.Config) (Layout, error) {
 	l := Layout{}
 	for b, t := range cfg.Targets {
@@ -48,6 +68,11 @@ func LayoutOf(cfg *config.Config) (Layout, error) {
 			l[b] = Store{Kind: t.Kind, Nodes: 1}
 		case config.KindCluster:
 			l[b] = Store{Kind: t.Kind, Nodes: max(3, len(t.Addrs))}
+		case config.KindSQS:
+			if b != "queue" {
+				return nil, config.Errorf("targets."+b+".kind", "only the queue bucket can go to SQS")
+			}
+			l[b] = Store{Kind: t.Kind, FIFO: t.FIFO}
 		default:
 			return nil, config.Errorf("targets."+b+".kind", "rehearse cannot run a %q target in containers yet", t.Kind)
 		}
@@ -74,14 +99,27 @@ type Topology struct {
 	Clusters  map[string]*topology.Cluster
 	Sentinels map[string]*topology.Sentinel
 	Servers   map[string][]topology.Server // every server of each bucket's target
+	SQS       *SQSEmulator                 // the queue bucket's SQS, when the layout puts it there
+}
+
+// Close stops what Start runs in this process (the SQS emulator); the
+// servers are the backend's to close.
+func (t *Topology) Close() {
+	if t != nil && t.SQS != nil {
+		t.SQS.Close()
+	}
 }
 
 // Start starts legacy and every target of l on b. Servers already started
 // are left to b.Close on error.
-func (l Layout) Start(ctx context.Context, b topology.Backend) (*Topology, error) {
+func (l Layout) Start(ctx context.Context, b topology.Backend) (_ *Topology, err error) {
 	t := &Topology{Targets: map[string]config.Target{}, Clusters: map[string]*topology.Cluster{},
 		Sentinels: map[string]*topology.Sentinel{}, Servers: map[string][]topology.Server{}}
-	var err error
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
 	if t.Legacy, err = topology.Standalone(ctx, b, "legacy"); err != nil {
 		return nil, fmt.Errorf("legacy: %w", err)
 	}
@@ -92,6 +130,11 @@ func (l Layout) Start(ctx context.Context, b topology.Backend) (*Topology, error
 		}
 		args := append(append([]string{}, storeArgs[bucket]...), s.Args...)
 		switch s.Kind {
+		case config.KindSQS:
+			if t.SQS, err = startSQS(); err != nil {
+				return nil, fmt.Errorf("%s target: %w", bucket, err)
+			}
+			t.Targets[bucket] = t.SQS.target(s.FIFO)
 		case config.KindStandalone:
 			srv, err := topology.Standalone(ctx, b, bucket, args...)
 			if err != nil {
@@ -129,6 +172,12 @@ func (t *Topology) Describe() []string {
 			continue
 		}
 		switch tg.Kind {
+		case config.KindSQS:
+			kind := "standard"
+			if tg.FIFO {
+				kind = "FIFO"
+			}
+			out = append(out, fmt.Sprintf("%s: SQS, %s queues %s, on the in-process emulator (goaws %s) %s", b, kind, tg.QueueName, goawsVersion, tg.SQSEndpoint))
 		case config.KindCluster:
 			out = append(out, fmt.Sprintf("%s: cluster of %d masters %s", b, len(tg.Addrs), strings.Join(tg.Addrs, " ")))
 		case config.KindSentinel:
@@ -173,6 +222,8 @@ func (t *Topology) WriteConfig(dir string, user *config.Config) (string, error) 
 	for b, tg := range t.Targets {
 		m := map[string]any{"kind": tg.Kind}
 		switch tg.Kind {
+		case config.KindSQS:
+			m["region"], m["endpoint"], m["queue_name"], m["fifo"], m["create_queues"] = tg.Region, tg.SQSEndpoint, tg.QueueName, tg.FIFO, tg.CreateQueues
 		case config.KindCluster:
 			m["addrs"] = tg.Addrs
 		case config.KindSentinel:

@@ -168,6 +168,7 @@ type liveRun struct {
 	run      func(name string, args ...string) Output
 	verify   func(ph string, out Output)
 	loseKey  func() error // FaultLoseKey: delete a migrated key from its target
+	sqs      *sqsRun      // the queue bucket on SQS (sqs.go), nil otherwise
 
 	// the cutover flow's (cutover.go)
 	snap   *Snapshot                  // legacy before the migration
@@ -218,9 +219,20 @@ func (lr *liveRun) live(ctx context.Context) error {
 	lctx, stopLoad := context.WithCancel(ctx)
 	loaded := make(chan struct{})
 	var lerr error
+	var qpushed int
+	var qerr error
+	qdone := make(chan struct{})
 	go func() {
 		defer close(loaded)
 		fig.Load, lerr = lr.gen.Run(lctx, lv.For, 0)
+	}()
+	go func() { // the queue producer on legacy, as long as the load (sqs.go contract 2)
+		defer close(qdone)
+		if lr.sqs != nil {
+			pctx, cancel := context.WithTimeout(lctx, lv.For)
+			defer cancel()
+			qpushed, qerr = lr.sqs.produce(pctx)
+		}
 	}()
 	early := false
 	select {
@@ -233,6 +245,16 @@ func (lr *liveRun) live(ctx context.Context) error {
 		<-loaded
 	}
 	stopLoad()
+	<-qdone
+	if lr.sqs != nil {
+		qc := Case{Phase: PhaseQueueLoad, Bucket: lr.sqs.bucket, OK: qerr == nil && (qpushed > 0 || len(lr.sqs.lists) == 0),
+			Detail: fmt.Sprintf("%d jobs pushed onto %d lists on legacy while migrate moved them; the consumer on SQS received %d messages meanwhile",
+				qpushed, len(lr.sqs.lists), lr.sqs.received.Load())}
+		if qerr != nil {
+			qc.Detail += "; " + qerr.Error()
+		}
+		res.add(qc)
+	}
 	st := fig.Load
 	lc := Case{Phase: PhaseLiveLoad, OK: lerr == nil && st.Writes > 0 && st.Errors == 0 && st.ModelErrors == 0, Duration: st.Elapsed,
 		Detail: fmt.Sprintf("%d writes applied to legacy in %s (%.0f/s; %s)", st.Writes, st.Elapsed.Round(10*time.Millisecond), st.Rate, byOp(st.ByOp))}
@@ -301,14 +323,30 @@ func (lr *liveRun) live(ctx context.Context) error {
 
 	// verify, while migrate still mirrors
 	end = lr.phase(PhaseLiveVerify)
-	vout := lr.run("verify-live", "verify", "-o", "json")
+	vargs := []string{"verify", "-o", "json"}
+	if lr.sqs != nil { // its conservation is checked once its move is complete (sqs.go)
+		for _, b := range res.Buckets {
+			vargs = append(vargs, "--bucket", b)
+		}
+	}
+	vout := lr.run("verify-live", vargs...)
 	lr.verify(PhaseLiveVerify, vout)
 	end(vout.Code == 0)
 
 	// the independent comparison, both ways
 	end = lr.phase(PhaseLiveCompare)
 	t0 = time.Now()
-	cmp, err := converge.Compare(ctx, converge.Options{Legacy: lr.legacy, Targets: lr.targets, Route: routeOf(lr.router, lr.o.Config), Skip: ownKey})
+	route := routeOf(lr.router, lr.o.Config)
+	if lr.sqs != nil { // moved, not mirrored: the queue flow checks it (sqs.go)
+		mirrored := route
+		route = func(k, typ string) string {
+			if b := mirrored(k, typ); b != lr.sqs.bucket {
+				return b
+			}
+			return ""
+		}
+	}
+	cmp, err := converge.Compare(ctx, converge.Options{Legacy: lr.legacy, Targets: lr.targets, Route: route, Skip: ownKey})
 	if err != nil {
 		end(false)
 		return fmt.Errorf("compare legacy with the targets: %w", err)
@@ -316,8 +354,19 @@ func (lr *liveRun) live(ctx context.Context) error {
 	fig.Compare = cmp
 	end(lr.compareCases(cmp, time.Since(t0)))
 
+	// the queue on SQS: producers switched, complete, conservation
+	// (sqs.go contracts 3 and 4), with or without the cutover flow
+	switch {
+	case lr.sqs != nil && lr.o.Fault == FaultNoCapture:
+		res.add(Case{Phase: PhaseQueueCutover, Bucket: lr.sqs.bucket, OK: true, Skipped: true,
+			Detail: "not run: fault no-capture runs migrate without --dual-write (one pass: no live move to cut over)"})
+	case lr.sqs != nil:
+		lr.sqs.flow(ctx, lr)
+	}
+
 	// the cutover flow, while migrate mirrors; it ends migrate by itself
-	// when it completes or rolls back every bucket
+	// when it completes or rolls back every bucket (and the queue's move
+	// on SQS has ended)
 	cutOK := false
 	if lv.Cutover && lr.o.Fault == "" {
 		lr.cut = true

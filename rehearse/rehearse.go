@@ -82,10 +82,24 @@ const (
 func CheckFault(f string, live bool) error {
 	switch {
 	case f == "" || f == FaultLoseKey:
-	case f == FaultNoCapture && !live:
-		return config.Errorf("--fault", "no-capture breaks the live phase: it cannot be combined with --no-live")
-	case f != FaultNoCapture:
-		return config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key, no-capture)", f)
+	case (f == FaultNoCapture || f == FaultDropQueueItem) && !live:
+		return config.Errorf("--fault", "%s breaks the live phase: it cannot be combined with --no-live", f)
+	case f != FaultNoCapture && f != FaultDropQueueItem:
+		return config.Errorf("--fault", "%q is not a fault rehearse knows (lose-key, no-capture, drop-queue-item)", f)
+	}
+	return nil
+}
+
+// CheckSQS returns a *config.Error when layout l puts a bucket on SQS
+// (the in-process emulator) and the flow cannot rehearse it: the queue
+// flow on SQS is a live flow (live false: --no-live); fault
+// drop-queue-item needs a queue on SQS.
+func CheckSQS(l Layout, live bool, fault string) error {
+	switch b := l.SQSBucket(); {
+	case b != "" && !live:
+		return config.Errorf("--no-live", "the %s bucket on SQS is rehearsed in the live flow only (consumers on SQS, producers switched, complete): drop --no-live", b)
+	case b == "" && fault == FaultDropQueueItem:
+		return config.Errorf("--fault", "drop-queue-item needs the queue bucket on SQS (--queue-target sqs, or a config whose queue target is kind: sqs)")
 	}
 	return nil
 }
@@ -106,7 +120,7 @@ type Options struct {
 	Live *Live
 
 	Run   Runner
-	Fault string // "", FaultLoseKey or FaultNoCapture
+	Fault string // "", FaultLoseKey, FaultNoCapture or FaultDropQueueItem (SQS)
 	// Dir receives the generated configuration, the state directory and
 	// every command's output; it must exist.
 	Dir string
@@ -153,6 +167,9 @@ type Result struct {
 	Cases     []Case         `json:"cases"`
 	Commands  []Output       `json:"commands"`
 	Live      *LiveFigures   `json:"live,omitempty"` // the live flow's figures
+	// Queue is the queue flow's figures when the queue bucket is on SQS
+	// (sqs.go); Buckets then lists the buckets with a Redis target only.
+	Queue *QueueFigures `json:"queue,omitempty"`
 }
 
 func (r *Result) add(c Case) {
@@ -190,6 +207,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Layout == nil {
 		o.Layout = DefaultLayout()
 	}
+	sqsBucket := o.Layout.SQSBucket()
+	if err := CheckSQS(o.Layout, o.Live != nil, o.Fault); err != nil {
+		return nil, err
+	}
+	if sqsBucket != "" && o.Synthetic != nil {
+		syn := *o.Synthetic
+		syn.QueueLists = true // SQS carries list items only
+		o.Synthetic = &syn
+	}
 	router, _, err := classify.Router(o.Config)
 	if err != nil {
 		return nil, err
@@ -197,7 +223,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{OK: true, Started: time.Now(), Legacy: map[string]int{}}
 	defer func() { res.Duration = time.Since(res.Started) }()
 	for _, b := range config.Buckets {
-		if _, ok := o.Layout[b]; ok {
+		if _, ok := o.Layout[b]; ok && b != sqsBucket {
 			res.Buckets = append(res.Buckets, b)
 		}
 	}
@@ -222,6 +248,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		end(false)
 		return nil, fmt.Errorf("start the ephemeral topology: %w", err)
 	}
+	defer topo.Close()
 	res.Servers = topo.Describe()
 	res.add(Case{Phase: PhaseTopology, OK: true, Detail: fmt.Sprintf("%d stores started", len(topo.Targets)+1), Duration: end(true)})
 
@@ -251,7 +278,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if o.Synthetic != nil {
 			seed = o.Synthetic.Seed
 		}
-		gen, err = loadgen.New(loadgen.Config{Addr: topo.Legacy.Addr(), Rate: o.Live.Rate, Keys: o.Live.Keys, Libraries: true, Seed: seed})
+		lc := loadgen.Config{Addr: topo.Legacy.Addr(), Rate: o.Live.Rate, Keys: o.Live.Keys, Libraries: true, Seed: seed}
+		if sqsBucket != "" {
+			lc.SkipBuckets = []string{sqsBucket} // its lists are the queue flow's (sqs.go)
+		}
+		gen, err = loadgen.New(lc)
 		if err != nil {
 			end(false)
 			return nil, err
@@ -423,6 +454,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if o.Fault == FaultLoseKey {
 			lr.loseKey = func() error { return loseKeyFault("after catch-up") }
 		}
+		if sqsBucket != "" {
+			if lr.sqs, err = newSQSRun(ctx, legacy, topo.Targets[sqsBucket], sqsBucket, snap); err != nil {
+				return nil, fmt.Errorf("the %s bucket on SQS: %w", sqsBucket, err)
+			}
+			res.Queue = lr.sqs.fig
+			if o.Fault == FaultDropQueueItem {
+				l, v, err := lr.sqs.dropItem(ctx)
+				if err != nil {
+					return nil, fmt.Errorf("fault drop-queue-item: %w", err)
+				}
+				res.add(Case{Phase: "fault", Bucket: sqsBucket, OK: true, Skipped: true,
+					Detail: fmt.Sprintf("injected before migrate: took %q off %s on legacy and threw it away", v, l)})
+			}
+			lr.sqs.consume(ctx)
+			defer func() { lr.sqs.stop(); <-lr.sqs.stopped }()
+		}
 		if err := lr.live(ctx); err != nil {
 			return nil, err
 		}
@@ -474,7 +521,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	// rollback
 	end = phase(PhaseRollback)
-	out = run("rollback", "rollback", "--yes")
+	rargs := []string{"rollback", "--yes"}
+	if sqsBucket != "" {
+		// the queue flow completed the SQS bucket: its jobs ran on SQS
+		for _, b := range res.Buckets {
+			rargs = append(rargs, "--bucket", b)
+		}
+	}
+	out = run("rollback", rargs...)
 	empty, err := Empty(ctx, targets)
 	if err != nil {
 		return nil, err

@@ -31,7 +31,11 @@ func (r *Result) Markdown(w io.Writer) error {
 	}
 	if len(r.Legacy) > 0 {
 		var parts []string
-		for _, bk := range append(append([]string{}, r.Buckets...), "unknown") {
+		shown := append([]string{}, r.Buckets...)
+		if r.Queue != nil {
+			shown = append(shown, r.Queue.Bucket)
+		}
+		for _, bk := range append(shown, "unknown") {
 			if n, ok := r.Legacy[bk]; ok {
 				parts = append(parts, fmt.Sprintf("%s %d", bk, n))
 			}

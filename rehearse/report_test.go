@@ -88,10 +88,16 @@ func TestLayoutOf(t *testing.T) {
 	if l["cache"].Nodes != 3 {
 		t.Errorf("a one-seed cluster gets %d masters, want 3", l["cache"].Nodes)
 	}
-	_, err = rehearse.LayoutOf(&config.Config{Targets: map[string]config.Target{"queue": {Kind: config.KindSQS}}})
+	// a queue on SQS is rehearsed on the in-process emulator, same FIFO
+	// setting; SQS for another bucket is an error
+	l, err = rehearse.LayoutOf(&config.Config{Targets: map[string]config.Target{"queue": {Kind: config.KindSQS, SQS: config.SQS{FIFO: true}}}})
+	if err != nil || l["queue"].Kind != config.KindSQS || !l["queue"].FIFO || l.SQSBucket() != "queue" {
+		t.Errorf("sqs queue target: %+v, %v", l, err)
+	}
+	_, err = rehearse.LayoutOf(&config.Config{Targets: map[string]config.Target{"cache": {Kind: config.KindSQS}}})
 	var ce *config.Error
 	if !errors.As(err, &ce) {
-		t.Errorf("sqs target: %v, want a config error", err)
+		t.Errorf("sqs cache target: %v, want a config error", err)
 	}
 	if _, err := rehearse.LayoutOf(&config.Config{}); !errors.As(err, &ce) {
 		t.Errorf("no targets: %v, want a config error", err)

@@ -28,7 +28,18 @@ type Synthetic struct {
 	Seed     uint64 // same seed, same keyspace
 	NoBig    bool   // leave out the big keys
 	ShortTTL int    // per mille of keys with a TTL of 3–9 s; default 5 (0.5%); negative = none
+	// QueueLists makes the queue bucket plain job lists only, as a queue
+	// moved to SQS must be (SQS carries list items): Sidekiq's
+	// queue:default and queue:mailers, Celery's celery list and, with the
+	// big keys, queue:bulk of QueueBulk items (default 2000); no framework
+	// sets, hashes, counters or streams, no per-entity queue keys.
+	QueueLists bool
+	QueueBulk  int
 }
+
+// QueueListNames are the lists of the queue bucket with QueueLists, in
+// order (queue:bulk only with the big keys).
+var QueueListNames = []string{"queue:default", "queue:mailers", "celery", "queue:bulk"}
 
 // Generated describes what Generate wrote.
 type Generated struct {
@@ -226,11 +237,13 @@ var families = []family{
 
 // fixed writes the framework-level keys every deployment of those libraries
 // has (queues, schedules, stats), once.
-func fixed(g *gen, p redis.Pipeliner, out map[string]string) {
+func fixed(g *gen, p redis.Pipeliner, out map[string]string, listsOnly bool) {
 	ctx := g.ctx
 	add := func(k, b string) { out[k] = b }
-	p.SAdd(ctx, "queues", "default", "mailers")
-	add("queues", "queue")
+	if !listsOnly {
+		p.SAdd(ctx, "queues", "default", "mailers")
+		add("queues", "queue")
+	}
 	for _, qn := range []struct {
 		q string
 		n int
@@ -241,6 +254,10 @@ func fixed(g *gen, p redis.Pipeliner, out map[string]string) {
 			p.RPush(ctx, k, fmt.Sprintf(`{"class":"HardWorker","args":[%d],"jid":"%s","enqueued_at":1700000000.5}`, j, g.hex(24)))
 		}
 		add(k, "queue")
+	}
+	if listsOnly {
+		celery(g, p, add)
+		return
 	}
 	for _, k := range []string{"schedule", "retry", "dead"} {
 		for j := 0; j < 10; j++ {
@@ -266,14 +283,19 @@ func fixed(g *gen, p redis.Pipeliner, out map[string]string) {
 	add("bull:emails:id", "queue")
 	p.HSet(ctx, "bull:emails:meta", "opts.maxLenEvents", 10000, "version", "bullmq:5.1.0")
 	add("bull:emails:meta", "queue")
+	celery(g, p, add)
+}
+
+// celery writes Celery's default queue, a plain list of task messages.
+func celery(g *gen, p redis.Pipeliner, add func(k, b string)) {
 	for j := 0; j < 25; j++ {
-		p.RPush(ctx, "celery", fmt.Sprintf(`{"body":"%s","headers":{"task":"tasks.add","id":"%s"}}`, g.hex(40), g.uuid()))
+		p.RPush(g.ctx, "celery", fmt.Sprintf(`{"body":"%s","headers":{"task":"tasks.add","id":"%s"}}`, g.hex(40), g.uuid()))
 	}
 	add("celery", "queue")
 }
 
 // big writes the big keys; they exercise chunked copies and verification.
-func big(g *gen, c redis.Cmdable, out map[string]string) error {
+func big(g *gen, c redis.Cmdable, out map[string]string, s Synthetic) error {
 	ctx := g.ctx
 	if err := c.Set(ctx, "keyv:big:catalog", strings.Repeat(g.bytes(1024), 1024), 0).Err(); err != nil {
 		return err
@@ -290,7 +312,14 @@ func big(g *gen, c redis.Cmdable, out map[string]string) error {
 		}
 		return nil
 	}
-	err := fill(20000, func(p redis.Pipeliner, from, to int) {
+	bulk := 20000
+	if s.QueueLists {
+		bulk = s.QueueBulk
+		if bulk <= 0 {
+			bulk = 2000
+		}
+	}
+	err := fill(bulk, func(p redis.Pipeliner, from, to int) {
 		items := make([]any, 0, to-from)
 		for j := from; j < to; j++ {
 			items = append(items, fmt.Sprintf(`{"class":"BulkJob","args":[%d],"jid":"%024x"}`, j, j))
@@ -300,10 +329,12 @@ func big(g *gen, c redis.Cmdable, out map[string]string) error {
 	if err != nil {
 		return err
 	}
-	p := c.Pipeline()
-	p.SAdd(ctx, "queues", "bulk")
-	if _, err := p.Exec(ctx); err != nil {
-		return err
+	if !s.QueueLists {
+		p := c.Pipeline()
+		p.SAdd(ctx, "queues", "bulk")
+		if _, err := p.Exec(ctx); err != nil {
+			return err
+		}
 	}
 	out["queue:bulk"] = "queue"
 	err = fill(5000, func(p redis.Pipeliner, from, to int) {
@@ -328,6 +359,9 @@ func big(g *gen, c redis.Cmdable, out map[string]string) error {
 		return err
 	}
 	out["rl:sliding:api:10.0.0.1"] = "ratelimit"
+	if s.QueueLists {
+		return nil
+	}
 	err = fill(2000, func(p redis.Pipeliner, from, to int) {
 		for j := from; j < to; j++ {
 			p.XAdd(ctx, &redis.XAddArgs{Stream: "bull:emails:events", ID: fmt.Sprintf("1700000000000-%d", j),
@@ -354,12 +388,12 @@ func (s Synthetic) Generate(ctx context.Context, c *redis.Client) (Generated, er
 	named := map[string]string{}
 	g := &gen{r: rand.New(rand.NewPCG(s.Seed, 1)), ctx: ctx}
 	p := c.Pipeline()
-	fixed(g, p, named)
+	fixed(g, p, named, s.QueueLists)
 	if _, err := p.Exec(ctx); err != nil {
 		return res, err
 	}
 	if !s.NoBig {
-		if err := big(g, c, named); err != nil {
+		if err := big(g, c, named, s); err != nil {
 			return res, err
 		}
 		for k := range named {
@@ -375,6 +409,9 @@ func (s Synthetic) Generate(ctx context.Context, c *redis.Client) (Generated, er
 	// Cumulative weights → family of key i, independent of the worker split.
 	var pick []int
 	for fi, f := range families {
+		if s.QueueLists && f.bucket == "queue" {
+			continue // their share goes to the other families
+		}
 		for w := 0; w < f.weight; w++ {
 			pick = append(pick, fi)
 		}
