@@ -210,7 +210,7 @@ func startLive(ctx context.Context, r *run, o Options, notify *state.Notify, res
 				}
 			}
 			if w := lb.win.Load(); w != nil && len(es) > 0 {
-				return w.supFwd.Admit(ctx, es)
+				return w.admitFwd(ctx, es)
 			}
 			return es, nil
 		}
