@@ -212,6 +212,19 @@ func (l *live) cutoverCheck(st *state.State, sb *state.Bucket, lb *liveBucket, o
 			"the last verify of bucket %s is %s old, older than --max-verify-age %s", name, time.Since(v.At).Round(time.Second), o.MaxVerifyAge)
 	}
 	d.VerifyAgeSec = time.Since(v.At).Seconds()
+	if name == "queue" && !o.ConsumersStopped {
+		if o.Quiet <= 0 {
+			o.Quiet = DefaultQuiet
+		}
+		c, short := l.pops.Live(time.Now(), o.Quiet)
+		if short {
+			return nil, safety.Refusef("wait until it has, or pass --consumers-stopped once the consumers on legacy are stopped",
+				"the change feed has not watched legacy's queue lists for --quiet %s yet (since %s): a consumer popping there could not be seen", o.Quiet, l.start.Format(time.RFC3339))
+		}
+		if c != nil {
+			return nil, dualwrite.ConsumersRefusal(name, []dualwrite.Consumers{*c})
+		}
+	}
 	return d, nil
 }
 

@@ -318,8 +318,8 @@ func TestQueueCutoverOrderNoJobTwiceNoneLost(t *testing.T) {
 	if code, out, errs := run(t, "--config", e.cfg, "verify"); code != 0 {
 		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errs)
 	}
-	// cutover: no consumer alive on legacy any more
-	if code, out, errs := run(t, "--config", e.cfg, "cutover", "--bucket", "queue", "--yes"); code != 0 {
+	// cutover: no consumer alive on legacy any more, no pop for --quiet
+	if code, out, errs := run(t, "--config", e.cfg, "cutover", "--bucket", "queue", "--yes", "--quiet", "1s"); code != 0 {
 		t.Fatalf("cutover: exit %d\n%s\n%s\n%s", code, out, errs, m.errb.String())
 	}
 	// 3. the consumers start on the target (the producers still push to
@@ -423,4 +423,90 @@ func perList() string {
 		parts = append(parts, fmt.Sprintf("%s %d", q.key, q.produced.Load()))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// cutover --bucket queue refuses while a plain list is still popped on
+// legacy (the pops the running migrate's change feed saw within --quiet),
+// naming the list and when it was last popped, in one line; and while a
+// consumer waits blocked in BRPOP on an empty list. Once the consumers
+// stopped (and --quiet passed), it does not; --consumers-stopped skips
+// the checks.
+func TestCutoverQueueRefusedWhileListPopped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs migrate --dual-write")
+	}
+	e := newQueueEnv(t)
+	ctx := ctxT(t)
+	m := e.startMigrate()
+	defer m.stop(t)
+	e.waitFor("every bucket syncing", 60*time.Second, m, allSyncing)
+	if code, out, errs := run(t, "--config", e.cfg, "verify"); code != 0 {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errs)
+	}
+	dry := func(extra ...string) (int, string) {
+		code, _, errs := run(t, append([]string{"--config", e.cfg, "cutover", "--bucket", "queue", "--dry-run", "--quiet", "2s"}, extra...)...)
+		return code, errs
+	}
+	// a consumer polling job_queue with RPOP (never blocked), a producer
+	// feeding it
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var pops atomic.Int64
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; pctx.Err() == nil; i++ {
+			e.lc.LPush(pctx, "job_queue", fmt.Sprintf(`{"id":"p-%d"}`, i))
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		c := topotest.Client(t, e.leg.Addr())
+		for pctx.Err() == nil {
+			if c.RPop(pctx, "job_queue").Err() == nil {
+				pops.Add(1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	code, errs := dry()
+	if code != 4 || !strings.Contains(errs, "consumers still work on legacy for bucket queue: lists: 1 alive (job_queue last popped ") ||
+		!strings.Contains(errs, "--consumers-stopped") {
+		t.Fatalf("cutover while job_queue is popped (%d pops): exit %d: %s", pops.Load(), code, errs)
+	}
+	if n := strings.Count(strings.TrimSpace(errs), "\n"); n > 0 {
+		t.Errorf("the refusal is not one line:\n%s", errs)
+	}
+	// --consumers-stopped skips the check (the operator's word)
+	if code, errs := dry("--consumers-stopped"); code != 0 {
+		t.Errorf("--consumers-stopped: exit %d: %s", code, errs)
+	}
+	stop()
+	wg.Wait()
+	// stopped: refused until --quiet has passed since the last pop, then not
+	time.Sleep(2500 * time.Millisecond)
+	if code, errs := dry(); code != 0 {
+		t.Fatalf("cutover --dry-run once the consumer stopped: exit %d: %s", code, errs)
+	}
+	// an idle consumer blocked in BRPOP on an empty list pops nothing: the
+	// blocked client is what shows it
+	bc := redis.NewClient(&redis.Options{Addr: e.leg.Addr(), DisableIdentity: true, ReadTimeout: -1})
+	defer bc.Close()
+	bc.Do(ctx, "CLIENT", "SETNAME", "mailer-worker")
+	go bc.BRPop(context.Background(), 0, "job_queue:idle")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, errs = dry()
+		if code == 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != 4 || !strings.Contains(errs, "blocked clients: 1 alive (") || !strings.Contains(errs, "(mailer-worker) in BRPOP") {
+		t.Fatalf("cutover while a consumer waits in BRPOP: exit %d: %s", code, errs)
+	}
+	bc.LPush(ctx, "job_queue:idle", "wake") // the blocked pop returns
+	e.lc.Del(ctx, "job_queue:idle")
 }
