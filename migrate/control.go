@@ -59,10 +59,10 @@ type ControlOptions struct {
 	Quiet        time.Duration `json:"quiet,omitempty"`          // complete; cutover of the queue bucket (no pop seen for this long); default DefaultQuiet
 	// ConsumersStopped: cutover of the queue bucket skips the check that
 	// no list was popped on legacy within Quiet (dualwrite.PopWatch).
-	ConsumersStopped bool `json:"consumers_stopped,omitempty"`
-	Timeout      time.Duration `json:"timeout,omitempty"`        // complete: how long to wait for the quiet period; default 3×Quiet+30s
-	Purge        bool          `json:"purge,omitempty"`          // complete --purge-legacy
-	PurgeMaxOps  int           `json:"purge_max_ops,omitempty"`
+	ConsumersStopped bool          `json:"consumers_stopped,omitempty"`
+	Timeout          time.Duration `json:"timeout,omitempty"` // complete: how long to wait for the quiet period; default 3×Quiet+30s
+	Purge            bool          `json:"purge,omitempty"`   // complete --purge-legacy
+	PurgeMaxOps      int           `json:"purge_max_ops,omitempty"`
 }
 
 // Defaults of the transitions' options.
