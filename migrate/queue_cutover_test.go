@@ -427,10 +427,10 @@ func perList() string {
 
 // cutover --bucket queue refuses while a plain list is still popped on
 // legacy (the pops the running migrate's change feed saw within --quiet),
-// naming the list and when it was last popped, in one line; and while a
-// consumer waits blocked in BRPOP on an empty list. Once the consumers
-// stopped (and --quiet passed), it does not; --consumers-stopped skips
-// the checks.
+// naming the list and when it was last popped, in one line (it waits up
+// to --quiet for the pops to stop first); and while a consumer waits
+// blocked in BRPOP on an empty list. Once the consumers stopped it waits
+// out the rest of --quiet and passes; --consumers-stopped skips the checks.
 func TestCutoverQueueRefusedWhileListPopped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs migrate --dual-write")
@@ -485,10 +485,14 @@ func TestCutoverQueueRefusedWhileListPopped(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
-	// stopped: refused until --quiet has passed since the last pop, then not
-	time.Sleep(2500 * time.Millisecond)
+	// stopped: cutover waits for the rest of --quiet since the last pop,
+	// and passes
+	t0 := time.Now()
 	if code, errs := dry(); code != 0 {
 		t.Fatalf("cutover --dry-run once the consumer stopped: exit %d: %s", code, errs)
+	}
+	if d := time.Since(t0); d < time.Second {
+		t.Errorf("cutover did not wait for --quiet 2s since the last pop (answered in %s)", d)
 	}
 	// an idle consumer blocked in BRPOP on an empty list pops nothing: the
 	// blocked client is what shows it
