@@ -44,7 +44,10 @@ import (
 //     or LTRIM on legacy: the precondition was broken) is a conflict: the
 //     target wins (its consumers are the ones that run), legacy is
 //     overwritten with it, and OnConflict is told. Elements legacy's own
-//     consumer took ran there once; nothing is forwarded twice.
+//     consumer took ran there once; nothing is forwarded twice; but an
+//     element pushed to legacy since the last merge is then not forwarded
+//     either (the report names the list): the precondition is what keeps
+//     it from happening.
 //  4. Start takes the bases from the target, once, while nothing but the
 //     forward mirror writes it (cutover opens the window before the
 //     application switches): until then Take holds back the lists it is
