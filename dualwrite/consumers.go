@@ -2,6 +2,7 @@ package dualwrite
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,7 +23,7 @@ import (
 // queue bucket must not be cut over while they still take jobs there, or
 // two consumer fleets run the same jobs (DESIGN.md §8).
 type Consumers struct {
-	Family string   `json:"family"` // "sidekiq", "asynq", "rq", "blocked clients", "lists"
+	Family string   `json:"family"` // "sidekiq", "asynq", "rq", "resque", "bullmq", "blocked clients", "lists"
 	Alive  int      `json:"alive"`  // workers whose heartbeat is recent
 	Sample []string `json:"sample"` // up to 3 of their names
 	How    string   `json:"how"`    // how liveness was judged
@@ -35,7 +38,11 @@ const HeartbeatMaxAge = 60 * time.Second
 // "processes", each process hash's "beat" within HeartbeatMaxAge), asynq
 // (sorted set "asynq:servers" scored by the expiry its servers refresh),
 // RQ (set "rq:workers" whose worker keys still exist: RQ gives them a TTL
-// its heartbeat renews), and clients blocked right now in a blocking pop
+// its heartbeat renews), Resque (set "resque:workers", each worker's entry
+// in the hash "resque:workers:heartbeat" within ResqueHeartbeatMaxAge),
+// Bull and BullMQ (connections named "<prefix>:<base64 of the queue>", as
+// their workers name them, of a queue whose :id or :meta key exists), and
+// clients blocked right now in a blocking pop
 // (CLIENT LIST: flag b, last command BRPOP, BLPOP, BLMOVE, BRPOPLPUSH,
 // BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP or XREADGROUP — a plain list's idle
 // consumer waits there; where the user may not run CLIENT LIST that
@@ -95,13 +102,80 @@ func LiveConsumers(ctx context.Context, legacy *redis.Client, now time.Time) ([]
 		}
 	}
 	add("rq", "worker keys of rq:workers still present (their TTL is renewed by the heartbeat)", alive)
-	// clients blocked in a pop
+	// Resque
+	workers, err = legacy.SMembers(ctx, "resque:workers").Result()
+	if err != nil && !isWrongType(err) {
+		return nil, err
+	}
+	alive = nil
+	if len(workers) > 0 {
+		beats, err := legacy.HGetAll(ctx, "resque:workers:heartbeat").Result()
+		if err != nil && !isWrongType(err) {
+			return nil, err
+		}
+		for _, w := range workers {
+			if t, perr := time.Parse(time.RFC3339, beats[w]); perr == nil && now.Sub(t) < ResqueHeartbeatMaxAge {
+				alive = append(alive, w)
+			}
+		}
+	}
+	add("resque", fmt.Sprintf("workers of resque:workers whose resque:workers:heartbeat entry is within %s", ResqueHeartbeatMaxAge), alive)
+	// clients: Bull/BullMQ workers by name, and clients blocked in a pop
 	list, err := legacy.ClientList(ctx).Result()
 	if err != nil && redisconn.Classify(err) != redisconn.NoPerm {
 		return nil, err
 	}
+	var bull []string
+	for _, w := range bullWorkers(list) {
+		// a queue of that name exists on legacy (its id counter or meta hash)
+		n, err := legacy.Exists(ctx, w.prefix+":"+w.queue+":id", w.prefix+":"+w.queue+":meta").Result()
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			bull = append(bull, w.addr+" on "+w.prefix+":"+w.queue)
+		}
+	}
+	add("bullmq", "CLIENT LIST: connections named <prefix>:<base64 of the queue name> (CLIENT SETNAME by Bull and BullMQ workers) of a queue present on legacy", bull)
 	add("blocked clients", "CLIENT LIST: blocked (flag b) in a blocking pop", blockedPoppers(list))
 	return out, nil
+}
+
+// ResqueHeartbeatMaxAge is Resque's own pruning age for a worker whose
+// heartbeat stopped (prune_interval: 5 × the 60 s heartbeat interval).
+const ResqueHeartbeatMaxAge = 5 * time.Minute
+
+type bullWorker struct{ addr, prefix, queue string }
+
+// bullWorkers are the clients of a CLIENT LIST reply named as Bull and
+// BullMQ name their workers' connections: "<prefix>:<base64(queue)>" (no
+// further suffix: QueueEvents' ":qe" connections consume no jobs), where
+// the name decodes to printable text.
+func bullWorkers(list string) []bullWorker {
+	var out []bullWorker
+	for _, line := range strings.Split(list, "\n") {
+		var addr, name string
+		for _, kv := range strings.Fields(line) {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				switch k {
+				case "addr":
+					addr = v
+				case "name":
+					name = v
+				}
+			}
+		}
+		prefix, b64, ok := strings.Cut(name, ":")
+		if !ok || prefix == "" || b64 == "" || strings.Contains(b64, ":") {
+			continue
+		}
+		q, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(q) == 0 || !utf8.Valid(q) || strings.IndexFunc(string(q), func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			continue
+		}
+		out = append(out, bullWorker{addr: addr, prefix: prefix, queue: string(q)})
+	}
+	return out
 }
 
 // blockingPops are the commands a consumer blocks in.
