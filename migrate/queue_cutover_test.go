@@ -109,9 +109,12 @@ type producers struct {
 	wg     sync.WaitGroup
 	errs   atomic.Int64
 	last   atomic.Value // error
+	window atomic.Int64
 }
 
-func startProducers(t *testing.T, led *jobLedger, to func() redis.UniversalClient, perSec int) *producers {
+// window counts the jobs pushed to legacy while window() says the switch
+// window is open (after cutover, before the producers switched).
+func startProducers(t *testing.T, led *jobLedger, to func() redis.UniversalClient, window func() bool, perSec int) *producers {
 	ctx, cancel := context.WithCancel(ctxT(t))
 	p := &producers{cancel: cancel}
 	for _, q := range qlists {
@@ -136,6 +139,7 @@ func startProducers(t *testing.T, led *jobLedger, to func() redis.UniversalClien
 					job = `{"id":"` + id + `","task":"send"}`
 				}
 				c := to()
+				inWindow := window()
 				var err error
 				if q.sidekiq != "" { // Sidekiq's client: SADD queues, LPUSH queue:<name>
 					_, err = c.Pipelined(ctx, func(pl redis.Pipeliner) error {
@@ -160,6 +164,9 @@ func startProducers(t *testing.T, led *jobLedger, to func() redis.UniversalClien
 				led.produced[id] = true
 				led.mu.Unlock()
 				q.produced.Add(1)
+				if inWindow {
+					p.window.Add(1)
+				}
 			}
 		}()
 	}
@@ -289,13 +296,13 @@ func TestQueueCutoverOrderNoJobTwiceNoneLost(t *testing.T) {
 	ctx := ctxT(t)
 	qt := e.tg["queue"]
 	led := newLedger()
-	var onTarget atomic.Bool
+	var onTarget, cut atomic.Bool
 	prod := startProducers(t, led, func() redis.UniversalClient {
 		if onTarget.Load() {
 			return qt
 		}
 		return e.lc
-	}, 40)
+	}, func() bool { return cut.Load() && !onTarget.Load() }, 40)
 	legacyFleet := startFleet(t, "legacy", e.leg.Addr(), led)
 	m := e.startMigrate()
 	defer m.stop(t)
@@ -322,6 +329,7 @@ func TestQueueCutoverOrderNoJobTwiceNoneLost(t *testing.T) {
 	if code, out, errs := run(t, "--config", e.cfg, "cutover", "--bucket", "queue", "--yes", "--quiet", "1s"); code != 0 {
 		t.Fatalf("cutover: exit %d\n%s\n%s\n%s", code, out, errs, m.errb.String())
 	}
+	cut.Store(true)
 	// 3. the consumers start on the target (the producers still push to
 	// legacy: the forward mirror brings their jobs over)
 	targetFleet := startFleet(t, "target", queue.Addr(), led)
@@ -381,8 +389,8 @@ func TestQueueCutoverOrderNoJobTwiceNoneLost(t *testing.T) {
 	led.mu.Unlock()
 	sort.Strings(lost)
 	sort.Strings(twice)
-	t.Logf("%d jobs produced (%s), legacy fleet ran %d, target fleet ran %d; legacy stopped %s before the target's first job",
-		total, perList(), legacyFleet.popped.Load(), targetFleet.popped.Load(),
+	t.Logf("%d jobs produced (%s; %d pushed to legacy in the switch window), legacy fleet ran %d, target fleet ran %d; legacy stopped %s before the target's first job",
+		total, perList(), prod.window.Load(), legacyFleet.popped.Load(), targetFleet.popped.Load(),
 		time.Unix(0, targetFleet.first.Load()).Sub(legacyStopped).Round(time.Millisecond))
 	if len(lost) > 0 {
 		t.Errorf("%d jobs lost, e.g. %q", len(lost), lost[:min(10, len(lost))])
@@ -392,6 +400,9 @@ func TestQueueCutoverOrderNoJobTwiceNoneLost(t *testing.T) {
 	}
 	if len(unknown) > 0 {
 		t.Errorf("%d executions of jobs never produced: %q", len(unknown), unknown[:min(10, len(unknown))])
+	}
+	if n := prod.window.Load(); n < 100 {
+		t.Errorf("only %d jobs were pushed to legacy during the switch window: the window was not exercised", n)
 	}
 	if legacyFleet.popped.Load() == 0 || targetFleet.popped.Load() == 0 {
 		t.Errorf("a fleet ran nothing: legacy %d, target %d", legacyFleet.popped.Load(), targetFleet.popped.Load())
