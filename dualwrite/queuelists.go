@@ -63,6 +63,11 @@ type QueueLists struct {
 	Target redis.UniversalClient
 	// OnConflict is told of each conflict (contract 3). It must not block.
 	OnConflict func(key, why string)
+	// Journal, when set, is given a list's name before a merge writes it
+	// on either side (the bucket's journal, as the reverse copier's: a
+	// rollback deletes from the target what redisplit or the application
+	// wrote there).
+	Journal store.Journal
 	// Forwarded, when set, is called with the number of elements pushed
 	// from legacy to the target (application writes that reached legacy).
 	Forwarded func(n int)
@@ -251,7 +256,18 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 					q.OnConflict(key, fmt.Sprintf("legacy holds %d elements that are not the %d it last agreed on with the target plus pushes (something popped or rewrote it on legacy): the target's list wins", len(lel), b.n))
 				}
 			}
+			journaled := false
+			journal := func() error {
+				if q.Journal == nil || journaled {
+					return nil
+				}
+				journaled = true
+				return q.Journal([]string{key})
+			}
 			if len(pushed) > 0 {
+				if err := journal(); err != nil {
+					return err
+				}
 				var push *redis.IntCmd
 				var after *redis.StringSliceCmd
 				_, err := q.Target.TxPipelined(ctx, func(pl redis.Pipeliner) error {
@@ -290,6 +306,9 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 			if slices.Equal(lel, tel) {
 				q.setBase(key, tel, lpush)
 				return nil
+			}
+			if err := journal(); err != nil {
+				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 				pl.Del(ctx, key)

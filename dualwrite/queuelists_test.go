@@ -30,6 +30,15 @@ func TestQueueListsMergeExactlyOnce(t *testing.T) {
 		conflicts = append(conflicts, k+": "+why)
 		mu.Unlock()
 	}}
+	journaled := map[string]bool{}
+	q.Journal = func(keys []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			journaled[k] = true
+		}
+		return nil
+	}
 	locks := &KeyLocks{}
 	// as at cutover: both sides hold the same backlog
 	for i := 0; i < 5; i++ {
@@ -148,6 +157,22 @@ func TestQueueListsMergeExactlyOnce(t *testing.T) {
 	if len(conflicts) > 0 {
 		t.Errorf("conflicts without a pop on legacy: %q", conflicts)
 	}
+	// a list the application created on the target reaches legacy, and is
+	// journaled like every list a merge wrote (a rollback deletes it)
+	tc.RPush(ctx, "jobs:new", "n1")
+	unlock := locks.Lock([]string{"jobs:new"})
+	if _, err := q.Take(ctx, []*store.Entry{{Key: "jobs:new", Type: "list"}}); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if v := lc.LRange(ctx, "jobs:new", 0, -1).Val(); !slices.Equal(v, []string{"n1"}) {
+		t.Errorf("jobs:new on legacy: %q", v)
+	}
+	mu.Lock()
+	if !journaled["jobs:l"] || !journaled["jobs:r"] || !journaled["jobs:new"] {
+		t.Errorf("journaled: %v", journaled)
+	}
+	mu.Unlock()
 	s := q.Stats()
 	if s.Forwarded != 801 || s.Merges == 0 {
 		t.Errorf("stats %+v, want 801 forwarded", s)

@@ -143,7 +143,7 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 		w.lastApp.Store(time.Now().UnixNano())
 	}
 	if b.name == "queue" {
-		w.ql = &dualwrite.QueueLists{Legacy: l.r.legacy, Target: b.t.Client,
+		w.ql = &dualwrite.QueueLists{Legacy: l.r.legacy, Target: b.t.Client, Journal: b.journal,
 			OnConflict: func(key, why string) { l.note(LiveGap, b.name, fmt.Sprintf("queue list %q: %s", key, why)) },
 			Forwarded: func(n int) {
 				w.appWrites.Add(int64(n))
