@@ -31,6 +31,9 @@ type cutoverOptions struct {
 	// consumersStopped skips the check that no job framework's workers
 	// are alive on legacy (the queue bucket only).
 	consumersStopped bool
+	// quiet: the queue bucket's lists must not have been popped on legacy
+	// for this long (the running migrate's change feed saw no pop).
+	quiet time.Duration
 }
 
 func newCutoverCmd(app *App) *cobra.Command {
@@ -51,11 +54,14 @@ cutover (Go applications using dualwrite/client switch by themselves); the phase
 Switch the other application instances to the connection settings --dry-run prints. A key written on
 both sides within the mirror's lag ends with the most recent write a mirror observed.
 
-For the queue bucket it also refuses while a job framework's workers are alive on legacy (two
-consumer fleets would run the same jobs): Sidekiq processes with a recent heartbeat, asynq servers,
-RQ workers (dualwrite.LiveConsumers names each family and its workers). Stop the consumers on legacy
-first, let the mirror catch up, then cut over; the consumers start on the target after. Plain lists
-have no worker registry: stop their consumers and pass --consumers-stopped, which also skips the check.
+For the queue bucket it also refuses while consumers still work on legacy (two consumer fleets would
+run the same jobs): Sidekiq processes with a recent heartbeat, asynq servers, RQ workers, clients
+blocked in a blocking pop (BRPOP, BLMOVE, XREADGROUP...), and plain lists popped on legacy within
+--quiet (LPOP/RPOP/LMOVE/LREM events the running migrate's change feed saw). The refusal names each
+family, its workers or lists, and when a list was last popped. Stop the consumers on legacy first,
+let the mirror catch up, then cut over; the consumers start on the target after, then the producers
+switch. During the window the queue's lists are merged, not copied: what producers still push to
+legacy is moved onto the target once. --consumers-stopped skips these checks.
 
 --dry-run checks the preconditions through migrate and prints the ordered steps and the connection
 settings the application must switch to, per client kind; it changes nothing.`,
@@ -69,9 +75,11 @@ settings the application must switch to, per client kind; it changes nothing.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "check the preconditions and print the steps and the connection settings; change nothing")
 	f.DurationVar(&o.maxLag, "max-lag", migrate.DefaultMaxLag, "refuse when the bucket's catch-up lag is above this")
 	f.DurationVar(&o.maxVerifyAge, "max-verify-age", migrate.DefaultMaxVerifyAge, "refuse when the last parity verify is older than this")
-	f.BoolVar(&o.consumersStopped, "consumers-stopped", false, "queue bucket: the consumers on legacy are stopped; skip the check of the frameworks' live workers")
+	f.BoolVar(&o.consumersStopped, "consumers-stopped", false, "queue bucket: the consumers on legacy are stopped; skip the checks of live workers, blocked clients and pops")
+	f.DurationVar(&o.quiet, "quiet", migrate.DefaultQuiet, "queue bucket: refuse while a queue list was popped on legacy within this")
 	limit(f, "max-lag", time.Millisecond, time.Hour)
 	limit(f, "max-verify-age", time.Second, 7*24*time.Hour)
+	limit(f, "quiet", 100*time.Millisecond, 24*time.Hour)
 	return c
 }
 
@@ -192,7 +200,8 @@ func runCutover(ctx context.Context, app *App, o *cutoverOptions) error {
 		}
 	}
 	req := migrate.ControlRequest{Op: migrate.OpCutover, Bucket: o.bucket,
-		Options: migrate.ControlOptions{DryRun: o.dryRun, MaxLag: o.maxLag, MaxVerifyAge: o.maxVerifyAge}}
+		Options: migrate.ControlOptions{DryRun: o.dryRun, MaxLag: o.maxLag, MaxVerifyAge: o.maxVerifyAge,
+			Quiet: o.quiet, ConsumersStopped: o.consumersStopped}}
 	return transition(ctx, app, cfg.StateDir, req, func(w io.Writer, r *migrate.ControlResponse) {
 		fmt.Fprintln(w, r.Message)
 		var d migrate.CutoverDetails
@@ -220,15 +229,7 @@ func refuseLiveConsumers(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return redisconn.Explain(err, "legacy", legacy.Options().Addr)
 	}
-	if len(live) == 0 {
-		return nil
-	}
-	var parts []string
-	for _, c := range live {
-		parts = append(parts, fmt.Sprintf("%s: %d alive (%s; %s)", c.Family, c.Alive, strings.Join(c.Sample, ", "), c.How))
-	}
-	return &safety.Refusal{Reason: "consumers still work on legacy for bucket queue: " + strings.Join(parts, "; "),
-		Hint: "stop them, let the mirror catch up, then cut over (or pass --consumers-stopped once they are stopped)"}
+	return dualwrite.ConsumersRefusal("queue", live)
 }
 
 // describeTarget names a target for a prompt (no password).

@@ -56,10 +56,13 @@ type ControlOptions struct {
 	DryRun       bool          `json:"dry_run,omitempty"`
 	MaxLag       time.Duration `json:"max_lag,omitempty"`        // cutover; default DefaultMaxLag
 	MaxVerifyAge time.Duration `json:"max_verify_age,omitempty"` // cutover; default DefaultMaxVerifyAge
-	Quiet        time.Duration `json:"quiet,omitempty"`          // complete; default DefaultQuiet
-	Timeout      time.Duration `json:"timeout,omitempty"`        // complete: how long to wait for the quiet period; default 3×Quiet+30s
-	Purge        bool          `json:"purge,omitempty"`          // complete --purge-legacy
-	PurgeMaxOps  int           `json:"purge_max_ops,omitempty"`
+	Quiet        time.Duration `json:"quiet,omitempty"`          // complete; cutover of the queue bucket (no pop seen for this long); default DefaultQuiet
+	// ConsumersStopped: cutover of the queue bucket skips the check that
+	// no list was popped on legacy within Quiet (dualwrite.PopWatch).
+	ConsumersStopped bool          `json:"consumers_stopped,omitempty"`
+	Timeout          time.Duration `json:"timeout,omitempty"` // complete: how long to wait for the quiet period; default 3×Quiet+30s
+	Purge            bool          `json:"purge,omitempty"`   // complete --purge-legacy
+	PurgeMaxOps      int           `json:"purge_max_ops,omitempty"`
 }
 
 // Defaults of the transitions' options.

@@ -20,7 +20,9 @@ import (
 // rollback (control.go hands them over). Ordering contracts, per bucket:
 //
 //   - cutover: preconditions (syncing or verified, caught up with lag
-//     below MaxLag, a parity verify younger than MaxVerifyAge), then the
+//     below MaxLag, a parity verify younger than MaxVerifyAge; for the
+//     queue bucket, unless ConsumersStopped, no list popped on legacy for
+//     Quiet, waited for at most Quiet: waitNoPops), then the
 //     intent recorded (state.Bucket.Transition), the target's notifications
 //     set and the reverse mirror started (window.go), then the control key
 //     written (client.SetPhase: the application switches), then phase
@@ -235,6 +237,11 @@ func (l *live) cutover(ctx context.Context, lb *liveBucket, o ControlOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	if name == "queue" && !o.ConsumersStopped {
+		if err := l.waitNoPops(ctx, name, o.Quiet); err != nil {
+			return nil, err
+		}
+	}
 	d.Steps = cutoverSteps(name)
 	if o.DryRun {
 		return d, nil
@@ -244,6 +251,35 @@ func (l *live) cutover(ctx context.Context, lb *liveBucket, o ControlOptions) (*
 	}
 	holdForTests(ctx)
 	return d, l.finishCutover(ctx, lb, false)
+}
+
+// waitNoPops waits until no list of the queue bucket has been popped on
+// legacy for quiet (dualwrite.PopWatch: the change feed's pops), at most
+// quiet from now, and refuses otherwise naming the lists: a consumer still
+// works on legacy.
+func (l *live) waitNoPops(ctx context.Context, name string, quiet time.Duration) error {
+	if quiet <= 0 {
+		quiet = DefaultQuiet
+	}
+	deadline := time.Now().Add(quiet)
+	for {
+		now := time.Now()
+		c, short := l.pops.Live(now, quiet)
+		switch {
+		case c == nil && !short:
+			return nil
+		case now.After(deadline) && short:
+			return safety.Refusef("wait until it has, or pass --consumers-stopped once the consumers on legacy are stopped",
+				"the change feed has not watched legacy's lists of bucket %s for --quiet %s yet (since %s): a consumer popping there could not be seen", name, quiet, l.start.Format(time.RFC3339))
+		case now.After(deadline):
+			return dualwrite.ConsumersRefusal(name, []dualwrite.Consumers{*c})
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // finishCutover is the cutover after its intent: the window, the control

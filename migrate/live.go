@@ -153,6 +153,7 @@ type live struct {
 	stopLoops  context.CancelFunc
 	wg         sync.WaitGroup
 	events     atomic.Int64
+	pops       *dualwrite.PopWatch // the queue bucket's pops on legacy (cutover's consumer check)
 	start      time.Time
 	pid        int
 	host       string
@@ -187,7 +188,7 @@ func startLive(ctx context.Context, r *run, o Options, notify *state.Notify, res
 	l := &live{r: r, o: o, res: &LiveResult{StartedAt: time.Now().UTC()}, notify: notify,
 		markers: make(chan markerWait, 1024), kick: make(chan struct{}, 1), failed: make(chan struct{}),
 		start: time.Now(), pid: os.Getpid(), bk: map[string]*liveBucket{}, want: map[string]uint64{},
-		prevBucket: map[string][2]int64{}}
+		prevBucket: map[string][2]int64{}, pops: dualwrite.NewPopWatch(time.Now())}
 	l.host, _ = os.Hostname()
 	res.Live = l.res
 	st, err := o.State.Load()
@@ -217,7 +218,7 @@ func startLive(ctx context.Context, r *run, o Options, notify *state.Notify, res
 				}
 			}
 			if w := lb.win.Load(); w != nil && len(es) > 0 {
-				return w.supFwd.Admit(ctx, es)
+				return w.admitFwd(ctx, es)
 			}
 			return es, nil
 		}
@@ -333,6 +334,9 @@ func (l *live) sink(ctx context.Context, e dualwrite.Event) error {
 			b.liveEvents.Add(1)
 			if e.Mark.Event == "evicted" {
 				l.evicted(b, e.Mark.Key)
+			}
+			if b.name == "queue" {
+				l.pops.Observe(e.Mark)
 			}
 		}
 		_, err := l.capture.Mark(ctx, e.Mark.Key, 0)

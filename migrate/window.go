@@ -53,6 +53,12 @@ import (
 //     through its feed, and every change delivered before it is applied to
 //     legacy, with no reverse rescan pending; when a marker does not come
 //     back within drainMarkerWait, a final reverse rescan is the proof.
+//  6. The queue bucket's lists are merged in both directions by
+//     dualwrite.QueueLists instead of copied whole (a whole-list copy runs
+//     jobs twice or loses them while producers push to legacy and
+//     consumers pop the target); its bases are taken from the target once
+//     the forward copies in flight when the window opened are written,
+//     before cutover writes the control key.
 type window struct {
 	l     *live
 	lb    *liveBucket
@@ -63,6 +69,7 @@ type window struct {
 	cp             *copier.Copier
 	rev            []*copier.Bucket
 	supRev, supFwd *dualwrite.Suppressor
+	ql             *dualwrite.QueueLists // the queue bucket: its lists are merged, not copied (contract 6)
 	masters        []*redis.Client
 	labels         []string
 	legs           []*leg
@@ -135,7 +142,15 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 		w.appWrites.Add(int64(len(es)))
 		w.lastApp.Store(time.Now().UnixNano())
 	}
-	rb := &copier.Bucket{Name: b.name + " (reverse)", Sink: w.legacySink, Journal: b.journal, Retry: l.o.Retry, Admit: w.supRev.Admit}
+	if b.name == "queue" {
+		w.ql = &dualwrite.QueueLists{Legacy: l.r.legacy, Target: b.t.Client, Journal: b.journal,
+			OnConflict: func(key, why string) { l.note(LiveGap, b.name, fmt.Sprintf("queue list %q: %s", key, why)) },
+			Forwarded: func(n int) {
+				w.appWrites.Add(int64(n))
+				w.lastApp.Store(time.Now().UnixNano())
+			}}
+	}
+	rb := &copier.Bucket{Name: b.name + " (reverse)", Sink: w.legacySink, Journal: b.journal, Retry: l.o.Retry, Admit: w.admitRev}
 	w.rev = []*copier.Bucket{rb}
 	cctx := context.WithoutCancel(ctx)
 	w.cp, err = copier.New(cctx, copier.Config{
@@ -176,6 +191,12 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 	// locks from now on
 	l.windows.Add(1)
 	lb.win.Store(w)
+	if w.ql != nil {
+		if err := w.startQueueLists(ctx); err != nil {
+			w.close(ctx)
+			return nil, fmt.Errorf("target %s: merging its queue lists: %w", b.name, err)
+		}
+	}
 	w.wg.Add(2)
 	go func() { defer w.wg.Done(); w.rescanLoop(wctx) }()
 	go func() { defer w.wg.Done(); w.proofLoop(wctx) }()
@@ -183,6 +204,63 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 		w.requestRescan()
 	}
 	return w, nil
+}
+
+// admitFwd is the forward direction's Admit while the window is open.
+func (w *window) admitFwd(ctx context.Context, es []*store.Entry) ([]*store.Entry, error) {
+	if w.ql != nil {
+		var err error
+		if es, err = w.ql.Take(ctx, es); err != nil || len(es) == 0 {
+			return nil, err
+		}
+	}
+	return w.supFwd.Admit(ctx, es)
+}
+
+// admitRev is the reverse copier's Admit.
+func (w *window) admitRev(ctx context.Context, es []*store.Entry) ([]*store.Entry, error) {
+	if w.ql != nil {
+		var err error
+		if es, err = w.ql.Take(ctx, es); err != nil || len(es) == 0 {
+			return nil, err
+		}
+	}
+	return w.supRev.Admit(ctx, es)
+}
+
+// startQueueLists is contract 6: the forward copies admitted before the
+// window are written, the bases are taken from the target's lists of the
+// bucket, and the lists held back meanwhile are merged (the keys among
+// them that are no lists are marked again for the ordinary copy).
+func (w *window) startQueueLists(ctx context.Context) error {
+	fctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	err := w.l.r.cp.Flush(fctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("waiting for the forward copies in flight: %w", err)
+	}
+	var keys []string
+	for _, m := range w.masters {
+		iter := m.ScanType(ctx, 0, "*", 1000, "list").Iterator()
+		for iter.Next(ctx) {
+			if k := iter.Val(); !strings.HasPrefix(k, OwnPrefix) && w.belongs(k, "list") {
+				keys = append(keys, k)
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+	}
+	others, err := w.ql.Start(ctx, keys, w.l.locks.Lock)
+	if err != nil {
+		return err
+	}
+	for _, k := range others {
+		if _, err := w.l.capture.Mark(ctx, k, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // slotTag returns a hash tag whose slot the cluster master at addr serves.
