@@ -84,6 +84,7 @@ func benchMigrate(ctx context.Context, args []string) error {
 	bareWorkers := fs.Int("bare-workers", 8, "the bare copier's workers")
 	shake := fs.String("redisshake", "", "path to a RedisShake v4 binary: run its scan reader in every run too")
 	scanCount := fs.Int("scan-count", 1000, "SCAN COUNT of the bare copier and RedisShake (migrate's default is 1000)")
+	before := fs.String("before", "", "path to another build of this harness (e.g. of the main branch): its redisplit migrate runs too, as \"redisplit (before)\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -156,7 +157,17 @@ func benchMigrate(ctx context.Context, args []string) error {
 			}
 			add(f)
 		}
-		f, copyRate, runRate, err := migrateOnce(ctx, legacy.Addr(), layout, cfgPath, *n, *workers, *batch)
+		if *before != "" {
+			f, _, _, err := migrateOnce(ctx, *before, "redisplit (before)", legacy.Addr(), layout, cfgPath, *n, *workers, *batch)
+			if err != nil {
+				return err
+			}
+			add(f)
+			if err := layout.Reset(ctx); err != nil {
+				return err
+			}
+		}
+		f, copyRate, runRate, err := migrateOnce(ctx, os.Args[0], "redisplit", legacy.Addr(), layout, cfgPath, *n, *workers, *batch)
 		if err != nil {
 			return err
 		}
@@ -196,6 +207,9 @@ func printRatios(all map[string][]figure, i int) {
 	}
 	if b, ok := at("bare copier"); ok && b.LegacyCPU > 0 {
 		fmt.Printf("  run %d: redisplit legacy CPU = %.2f × the bare copier's (goal ≤ 1.15)\n", i+1, r.LegacyCPU/b.LegacyCPU)
+		if o, ok := at("redisplit (before)"); ok {
+			fmt.Printf("  run %d: redisplit (before) legacy CPU = %.2f × the bare copier's\n", i+1, o.LegacyCPU/b.LegacyCPU)
+		}
 	}
 	if s, ok := at("RedisShake"); ok && s.Wall > 0 {
 		fmt.Printf("  run %d: redisplit wall = %.2f × RedisShake's (goal ≤ 0.67); legacy CPU = %.2f × RedisShake's\n",
@@ -228,7 +242,7 @@ func waitReplicaLinked(ctx context.Context, addr string) error {
 // migrateOnce runs one `redisplit migrate` of the keyspace into the (empty)
 // layout and prints its figures; it returns its figure and the copy-phase
 // and whole-run rates in keys/s.
-func migrateOnce(ctx context.Context, legacyAddr string, layout *benchTargets, cfgPath string, n, workers, batch int) (figure, float64, float64, error) {
+func migrateOnce(ctx context.Context, bin, name, legacyAddr string, layout *benchTargets, cfgPath string, n, workers, batch int) (figure, float64, float64, error) {
 	targetAddrs := layout.DataAddrs()
 	var tcpu0 float64
 	for _, a := range targetAddrs {
@@ -244,7 +258,7 @@ func migrateOnce(ctx context.Context, legacyAddr string, layout *benchTargets, c
 			} `json:"this_run"`
 		} `json:"buckets"`
 	}
-	f, err := measure(ctx, "redisplit", legacyAddr, func(out []byte) (int64, error) {
+	f, err := measure(ctx, name, legacyAddr, func(out []byte) (int64, error) {
 		if err := json.Unmarshal(out, &res); err != nil {
 			return 0, fmt.Errorf("migrate output: %v", err)
 		}
@@ -253,7 +267,7 @@ func migrateOnce(ctx context.Context, legacyAddr string, layout *benchTargets, c
 			copied += bk.ThisRun.Copied
 		}
 		return copied, nil
-	}, os.Args[0], "migrate-child", "--config", cfgPath, "migrate", "--yes", "--no-progress",
+	}, bin, "migrate-child", "--config", cfgPath, "migrate", "--yes", "--no-progress",
 		"-o", "json", "--workers", fmt.Sprint(workers), "--batch", fmt.Sprint(batch))
 	if err != nil {
 		return f, 0, 0, err
@@ -265,8 +279,8 @@ func migrateOnce(ctx context.Context, legacyAddr string, layout *benchTargets, c
 	tcpu -= tcpu0
 	landed := layout.Keys(ctx)
 	copyRate, runRate := float64(f.Keys)/res.CopyElapsed.Seconds(), float64(f.Keys)/f.Wall.Seconds()
-	fmt.Printf("migrate: %d keys (%d copied, %d on the targets) in %s copy phase (%s before it), %s total process\n",
-		n, f.Keys, landed, res.CopyElapsed.Round(time.Millisecond), (res.Elapsed - res.CopyElapsed).Round(time.Millisecond), f.Wall.Round(time.Millisecond))
+	fmt.Printf("%s: %d keys (%d copied, %d on the targets) in %s copy phase (%s before it), %s total process\n",
+		name, n, f.Keys, landed, res.CopyElapsed.Round(time.Millisecond), (res.Elapsed - res.CopyElapsed).Round(time.Millisecond), f.Wall.Round(time.Millisecond))
 	fmt.Printf("  copy rate: %.0f keys/s (copy phase); %.0f keys/s (whole run incl. preflight)\n", copyRate, runRate)
 	fmt.Printf("  targets' CPU (7 servers): %.2f s\n", tcpu)
 	if landed != int64(n) {
