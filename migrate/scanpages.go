@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
 
@@ -77,8 +78,15 @@ type spill struct {
 	err   error // the first write error: the spill is then not used
 }
 
-// newSpill creates the spill file in dir.
+// newSpill creates the spill file in dir (0600), first removing the
+// spills of runs that were killed (the lease lets one run at a time use
+// the state directory).
 func newSpill(dir string) (*spill, error) {
+	if old, err := filepath.Glob(filepath.Join(dir, "prepass-*.pages")); err == nil {
+		for _, p := range old {
+			os.Remove(p)
+		}
+	}
 	f, err := os.CreateTemp(dir, "prepass-*.pages")
 	if err != nil {
 		return nil, err
