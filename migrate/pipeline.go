@@ -78,8 +78,10 @@ import (
 //  9. One SCAN per run: without --dual-write the backfill from cursor 0
 //     copies the pages the pre-pass SCANned (its spill, scanpages.go), in
 //     the same order and with the same cursors, so checkpoints and resumes
-//     are those of a SCAN; a resumed pass, and every pass of --dual-write
-//     (change capture must start before the backfill's SCAN), SCANs.
+//     are those of a SCAN; a resumed pass, every pass of --dual-write
+//     (change capture must start before the backfill's SCAN) and a copy
+//     that starts more than spillFresh after the pre-pass (a slow
+//     confirmation) SCAN.
 
 // bucketRun is one bucket with a target during a run.
 type bucketRun struct {
@@ -733,7 +735,7 @@ func (p *pass) scan(ctx context.Context) error {
 	defer stop()
 	var pages <-chan page
 	var scanErr func() error
-	if p.start == 0 && r.spill != nil {
+	if p.start == 0 && r.spill.fresh() {
 		pages, scanErr = r.spill.replay(ctx) // what the pre-pass SCANned: one SCAN per run
 	} else {
 		pages, scanErr = scanPages(ctx, r.legacy, p.start, r.o)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -71,12 +72,23 @@ func scanPages(ctx context.Context, c *redis.Client, cursor uint64, o Options) (
 // the keys SCAN sees (the copy SCAN misses those created behind its cursor
 // all the same), and --dual-write, whose change capture must start before
 // the backfill's SCAN, never uses a spill (spillFor).
+//
+// A spill is replayed only if the copy starts within spillFresh of the
+// pre-pass's end (fresh): an operator who took longer to confirm gets a
+// backfill that SCANs again, as the keys created meanwhile would be missed.
 type spill struct {
 	f     *os.File
 	w     *bufio.Writer
 	pages int
-	err   error // the first write error: the spill is then not used
+	err   error     // the first write error: the spill is then not used
+	done  time.Time // when the pre-pass ended (finish)
 }
+
+// spillFresh: see spill.
+const spillFresh = 30 * time.Second
+
+// fresh reports whether the spill may be replayed now.
+func (s *spill) fresh() bool { return s != nil && time.Since(s.done) < spillFresh }
 
 // newSpill creates the spill file in dir (0600), first removing the
 // spills of runs that were killed (the lease lets one run at a time use
@@ -130,6 +142,7 @@ func (s *spill) finish() error {
 	if s.err == nil {
 		s.err = s.w.Flush()
 	}
+	s.done = time.Now()
 	return s.err
 }
 
