@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
@@ -136,7 +137,7 @@ func (t *benchTargets) Keys(ctx context.Context) int64 {
 // the migration state, so that the next run starts from scratch.
 func (t *benchTargets) Reset(ctx context.Context) error {
 	for _, addr := range t.masters(ctx) {
-		c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+		c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true, ReadTimeout: time.Minute}) // 1M keys on a loaded machine
 		err := c.FlushAll(ctx).Err()
 		c.Close()
 		if err != nil {

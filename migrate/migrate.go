@@ -399,10 +399,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 	o.limiter()
-	pre, err := prepass(ctx, legacy, o, targets, res)
+	pre, sp, err := prepass(ctx, legacy, o, targets, res)
 	if err != nil {
 		return res, err
 	}
+	defer sp.remove()
 	var warm *state.Warm // the cache's copy policy: before the room check, which asks room for what it copies
 	if pre == nil {
 		if warm, err = prepareWarm(ctx, legacy, o, targets, st, res); err != nil {
@@ -463,7 +464,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Queue.ownControl(o.DualWrite && len(targets) == 0)
 	queueDone := res.Queue.start(ctx, wctx, legacy, o)
 	if len(targets) > 0 {
-		err = copyAll(ctx, wctx, legacy, o, targets, res, notify, warm)
+		err = copyAll(ctx, wctx, legacy, o, targets, res, notify, warm, sp)
 	}
 	if qerr := queueDone(); err == nil {
 		err = qerr

@@ -72,9 +72,16 @@ import (
 //     recorded, like the keys of a failed bucket. The policy and its
 //     threshold are in the bucket's state before the first write.
 //  8. Legacy is protected: every read of the copier (a MEMORY USAGE
-//     pipeline, then MULTI/PTTL/DUMP per chunk) and every SCAN and TYPE
-//     takes the ops budget (--max-ops) first, and a read slower than
+//     pipeline, then MULTI/PEXPIRETIME/DUMP per chunk) and every SCAN and
+//     TYPE takes the ops budget (--max-ops) first, and a read slower than
 //     SlowRead pauses every worker as long (copier Config.Throttle).
+//  9. One SCAN per run: without --dual-write the backfill from cursor 0
+//     copies the pages the pre-pass SCANned (its spill, scanpages.go), in
+//     the same order and with the same cursors, so checkpoints and resumes
+//     are those of a SCAN; a resumed pass, every pass of --dual-write
+//     (change capture must start before the backfill's SCAN) and a copy
+//     that starts more than spillFresh after the pre-pass (a slow
+//     confirmation) SCAN.
 
 // bucketRun is one bucket with a target during a run.
 type bucketRun struct {
@@ -255,7 +262,8 @@ type run struct {
 	// warmRoom is what is left of a hot policy's budget (bytes), taken by
 	// the backfill producer alone
 	warmRoom int64
-	noTouch  bool // the copier's reads leave legacy's LRU/LFU clocks alone
+	noTouch  bool   // the copier's reads leave legacy's LRU/LFU clocks alone
+	spill    *spill // the pre-pass's pages, for the pass from cursor 0 (nil: SCAN)
 	pages    *redis.Client
 
 	legacyHealth health
@@ -514,7 +522,10 @@ func (r *run) markScanned(keys []string, owners []*bucketRun, pg int) {
 // wctx is the writers' context: ctx without SIGINT (a lost lease cancels
 // both). warm is the cache's copy policy (prepareWarm; nil: all), saved in
 // the cache's state before the copier starts.
-func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result, notify *state.Notify, warm *state.Warm) error {
+//
+// sp, when not nil, holds the pre-pass's SCAN pages: the pass from cursor 0
+// copies them instead of SCANning legacy again.
+func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result, notify *state.Notify, warm *state.Warm, sp *spill) error {
 	st, err := o.State.Load()
 	if err != nil {
 		return err
@@ -572,6 +583,7 @@ func copyAll(ctx, wctx context.Context, legacy *redis.Client, o Options, targets
 		return err
 	}
 	defer r.close()
+	r.spill = sp
 	res.NoTouch = r.noTouch
 	if warm != nil && byName[warmBucket] != nil {
 		r.warmRoom = warm.Budget - byName[warmBucket].base.WarmedBytes
@@ -721,7 +733,13 @@ func (p *pass) scan(ctx context.Context) error {
 	r := p.r
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	pages, scanErr := scanPages(ctx, r.legacy, p.start, r.o)
+	var pages <-chan page
+	var scanErr func() error
+	if p.start == 0 && r.spill.fresh() {
+		pages, scanErr = r.spill.replay(ctx) // what the pre-pass SCANned: one SCAN per run
+	} else {
+		pages, scanErr = scanPages(ctx, r.legacy, p.start, r.o)
+	}
 	type routed struct {
 		page int
 		next uint64
@@ -771,9 +789,12 @@ func (p *pass) scan(ctx context.Context) error {
 				return err
 			}
 		}
-		types, err := legacyTypes(ctx, r.legacy, r.o, pg.keys)
-		if err != nil {
-			return err
+		types := pg.types // from the spill
+		if types == nil {
+			var err error
+			if types, err = legacyTypes(ctx, r.legacy, r.o, pg.keys); err != nil {
+				return err
+			}
 		}
 		page++
 		stopped := map[*bucketRun]int64{} // keys of buckets that failed
@@ -795,6 +816,7 @@ func (p *pass) scan(ctx context.Context) error {
 			b.count(page, Counts{Failed: c})
 		}
 		if r.warm != nil && from < len(keys) {
+			var err error
 			if keys, owners, err = p.warmPage(ctx, page, keys, owners, from); err != nil {
 				return err
 			}

@@ -28,19 +28,38 @@ const maxPatterns = 1000
 // and bytes of every bucket (the summary, the progress total) and finds the
 // keys no rule routes. It returns a refusal (unknown: block with unknown
 // keys) as its first result so the caller can complete the summary first;
-// the second result is a runtime error.
-func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result) (refusal error, err error) {
+// the last result is a runtime error. Outside --dry-run and --dual-write it
+// also keeps its pages in a spill (scanpages.go) for the backfill from
+// cursor 0 to copy from, so that the run SCANs legacy once; the caller
+// removes it (nil when there is none).
+func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[string]*store.Redis, res *Result) (refusal error, sp *spill, err error) {
 	rt := router{c: o.Classifier, unknown: o.Config.Unknown}
 	lim := o.limiter()
 	pats := map[string]*Pattern{}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	if !o.DryRun && !o.DualWrite && o.State != nil && len(targets) > 0 {
+		if sp, err = newSpill(o.State.Path()); err != nil {
+			return nil, nil, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			sp.remove()
+			sp = nil
+		}
+	}()
 	pages, scanErr := scanPages(ctx, legacy, 0, o)
 	for pg := range pages {
 		keys := pg.keys
 		types, err := legacyTypes(ctx, legacy, o, keys)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if o.Classifier.NeedsType() {
+			sp.add(keys, types, pg.next)
+		} else {
+			sp.add(keys, nil, pg.next)
 		}
 		var sized []string
 		var sizedB []*BucketResult
@@ -68,11 +87,11 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 			}
 		}
 		if err := res.Queue.flush(ctx, legacy); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(sized) > 0 {
 			if err := waitN(ctx, lim, len(sized)); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			cmds, err := legacy.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range sized {
@@ -81,7 +100,7 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 				return nil
 			})
 			if err != nil && err != redis.Nil {
-				return nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
+				return nil, nil, redisconn.Explain(err, "legacy", legacy.Options().Addr)
 			}
 			w := int64(1)
 			if !o.DryRun {
@@ -93,7 +112,11 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 		}
 	}
 	if err := scanErr(); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if err := sp.finish(); err != nil {
+		sp.remove() // the backfill SCANs legacy instead
+		sp = nil
 	}
 	for _, p := range pats {
 		res.UnknownPats = append(res.UnknownPats, *p)
@@ -112,9 +135,9 @@ func prepass(ctx context.Context, legacy *redis.Client, o Options, targets map[s
 			list = append(list, fmt.Sprintf("%s (%d keys, e.g. %q)", p.Pattern, p.Keys, p.Sample))
 		}
 		return safety.Refusef("add rules for them to the plan (redisplit scan proposes some), or set unknown: skip or unknown: <bucket>",
-			"%d keys match no rule and unknown is block: %s", res.UnknownKeys, strings.Join(list, "; ")), nil
+			"%d keys match no rule and unknown is block: %s", res.UnknownKeys, strings.Join(list, "; ")), sp, nil
 	}
-	return nil, nil
+	return nil, sp, nil
 }
 
 // sampleEvery: outside --dry-run, the pre-pass measures MEMORY USAGE of one

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
@@ -15,8 +17,9 @@ import (
 // RedisSource reads keys from one Redis server (legacy): per batch, a
 // MEMORY USAGE pipeline (absent keys end there; keys above BigBytes are
 // read as Big), then per chunk of at most ChunkBytes one MULTI/EXEC holding
-// PTTL and DUMP per key (TYPE for Big keys) and TIME, so that no write of
-// the application interleaves and the absolute expiry is TIME + PTTL at
+// the absolute expiry and DUMP per key (TYPE for Big keys), so that no
+// write of the application interleaves: PEXPIRETIME on Redis ≥ 7.0 (and
+// Valkey), else PTTL per key and one TIME, the expiry being TIME + PTTL at
 // the same instant. The per-key commands go through raw connections
 // (redisconn.RawConn), one per concurrent Read, pooled. It is the one read
 // path of legacy's keys (migrate's copier reads through it).
@@ -33,6 +36,27 @@ type RedisSource struct {
 
 	mu   sync.Mutex
 	free []*redisconn.RawConn
+
+	absOnce sync.Once
+	abs     atomic.Bool // the server has PEXPIRETIME (Redis ≥ 7.0) and lets us run it
+}
+
+// hasPexpiretime reports whether reads use PEXPIRETIME: the server has it
+// (INFO server's redis_version ≥ 7.0, asked once; Valkey reports a
+// redis_version ≥ 7.2) and no read was refused it by an ACL (Read then
+// falls back to PTTL + TIME for good). A server that does not answer INFO
+// is read with PTTL + TIME, which every version has.
+func (s *RedisSource) hasPexpiretime(ctx context.Context) bool {
+	s.absOnce.Do(func() {
+		info, err := s.Client.Info(ctx, "server").Result()
+		if err != nil {
+			return
+		}
+		major, _, _ := strings.Cut(ParseInfo(info)["redis_version"], ".")
+		n, err := strconv.Atoi(major)
+		s.abs.Store(err == nil && n >= 7)
+	})
+	return s.abs.Load()
 }
 
 var _ PagedSource = (*RedisSource)(nil)
@@ -82,6 +106,7 @@ func (s *RedisSource) Read(ctx context.Context, keys []string, fn func([]*Entry)
 	if chunk <= 0 {
 		chunk = 32 << 20
 	}
+	abs := s.hasPexpiretime(ctx)
 	lc := s.conn()
 	defer s.put(lc)
 	var sizes []int64
@@ -105,7 +130,13 @@ func (s *RedisSource) Read(ctx context.Context, keys []string, fn func([]*Entry)
 		if len(ck) > 0 {
 			err := s.Retry.Do(ctx, func() error {
 				var err error
-				entries, err = readEntries(ctx, lc, ck, ckBig, s.NoTouch)
+				entries, err = readEntries(ctx, lc, ck, ckBig, s.NoTouch, abs)
+				if abs && redisconn.Classify(err) == redisconn.NoPerm {
+					// an ACL without +pexpiretime: PTTL + TIME, as before
+					s.abs.Store(false)
+					abs = false
+					entries, err = readEntries(ctx, lc, ck, ckBig, s.NoTouch, false)
+				}
 				return err
 			})
 			if err != nil {
@@ -166,23 +197,31 @@ func readSizes(ctx context.Context, lc *redisconn.RawConn, keys []string) ([]int
 
 // readEntries reads keys atomically (see RedisSource): one entry per key,
 // Absent for a key missing or expired at read time. A key's type comes
-// from its payload's RDB type byte (from TYPE for big keys).
-func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big []bool, noTouch bool) ([]*Entry, error) {
+// from its payload's RDB type byte (from TYPE for big keys). abs: the
+// expiry is read with PEXPIRETIME (absolute, no TIME), else PTTL + TIME.
+func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big []bool, noTouch, abs bool) ([]*Entry, error) {
 	out := make([]*Entry, len(keys))
+	expiry := "PTTL"
+	extra := 1 // TIME
+	if abs {
+		expiry, extra = "PEXPIRETIME", 0
+	}
 	err := lc.Exchange(ctx, len(keys), func(rc *redisconn.Raw) {
 		if noTouch {
 			rc.Command("CLIENT", "NO-TOUCH", "ON")
 		}
 		rc.Command("MULTI")
 		for i, k := range keys {
-			rc.Command("PTTL", k)
+			rc.Command(expiry, k)
 			if big[i] {
 				rc.Command("TYPE", k)
 			} else {
 				rc.Command("DUMP", k)
 			}
 		}
-		rc.Command("TIME")
+		if !abs {
+			rc.Command("TIME")
+		}
 		rc.Command("EXEC")
 	}, func(rc *redisconn.Raw) error {
 		var setup error
@@ -197,7 +236,7 @@ func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big 
 		// +OK for MULTI, +QUEUED per command; an error here (e.g. NOPERM)
 		// makes EXEC fail with EXECABORT: report the cause.
 		queued := setup
-		for i := 0; i < 2*len(keys)+2; i++ {
+		for i := 0; i < 2*len(keys)+1+extra; i++ {
 			_, _, _, err := rc.Reply()
 			if redisconn.IsNetErr(err) {
 				return err
@@ -208,25 +247,25 @@ func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big 
 		if err != nil {
 			return firstNonNil(queued, err)
 		}
-		if n != 2*len(keys)+1 {
+		if n != 2*len(keys)+extra {
 			return fmt.Errorf("legacy: EXEC answered %d replies for %d keys", n, len(keys))
 		}
-		pttls := make([]int64, len(keys))
+		exp := make([]int64, len(keys)) // PTTL or PEXPIRETIME: -1 none, -2 absent
 		first := setup
 		for i, k := range keys {
-			_, pttl, _, err := rc.Reply()
+			_, x, _, err := rc.Reply()
 			if redisconn.IsNetErr(err) {
 				return err
 			}
 			first = firstNonNil(first, err)
-			pttls[i] = pttl
+			exp[i] = x
 			b, _, null, err := rc.Reply()
 			switch {
 			case redisconn.IsNetErr(err):
 				return err
 			case err != nil:
 				first = firstNonNil(first, err)
-			case null || pttl == -2:
+			case null || x == -2:
 				out[i] = Absent(k)
 			case big[i]:
 				if t := string(b); t != TypeNone {
@@ -241,13 +280,29 @@ func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big 
 				out[i] = &Entry{Key: k, Payload: payload, Type: PayloadType(payload)}
 			}
 		}
+		if first != nil {
+			if !abs {
+				readTime(rc) // the connection stays in step
+			}
+			return first
+		}
+		if abs {
+			// a key read by PEXPIRETIME was not expired at the read (the
+			// server expires it on access): its expiry is absolute already
+			for i, e := range out {
+				if !e.Absent() && exp[i] >= 0 {
+					e.ExpireAt = exp[i]
+				}
+			}
+			return nil
+		}
 		now, err := readTime(rc)
-		if err != nil || first != nil {
-			return firstNonNil(first, err)
+		if err != nil {
+			return err
 		}
 		for i, e := range out {
-			if !e.Absent() && pttls[i] >= 0 {
-				e.ExpireAt = now + pttls[i]
+			if !e.Absent() && exp[i] >= 0 {
+				e.ExpireAt = now + exp[i]
 				if e.Expired(now) {
 					out[i] = &Entry{Key: e.Key, Type: TypeNone, ExpireAt: e.ExpireAt} // expired, not yet reclaimed
 				}

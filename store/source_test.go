@@ -49,20 +49,37 @@ func TestRedisSourceReadsStateAndAbsence(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		c.HSet(ctx, "big", fmt.Sprint("field-", i), strings.Repeat("y", 50+i))
 	}
-	c.Set(ctx, "expired", "v", time.Millisecond)
 	var keys []string
 	for i := 0; i < 50; i++ {
 		k := "k" + strings.Repeat("z", i)
 		c.Set(ctx, k, strings.Repeat("p", 100), 0)
 		keys = append(keys, k)
 	}
-	time.Sleep(5 * time.Millisecond)
-	if n := c.Do(ctx, "debug", "object", "expired").Err(); n != nil {
-		t.Fatalf("the expired key is no longer in the dictionary: %v", n)
-	}
 	keys = append(keys, "plain", "ttl", "big", "expired", "gone")
-	s := &RedisSource{Client: c, BigBytes: 4096, ChunkBytes: 1000}
-	defer s.Close()
+	// both expiry reads: PEXPIRETIME (what Redis 7.0 here gets) and the
+	// PTTL + TIME of older servers
+	for _, abs := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pexpiretime=%v", abs), func(t *testing.T) {
+			c.Set(ctx, "expired", "v", time.Millisecond) // each read reclaims it
+			time.Sleep(5 * time.Millisecond)
+			if n := c.Do(ctx, "debug", "object", "expired").Err(); n != nil {
+				t.Fatalf("the expired key is no longer in the dictionary: %v", n)
+			}
+			s := &RedisSource{Client: c, BigBytes: 4096, ChunkBytes: 1000}
+			defer s.Close()
+			if !abs {
+				s.absOnce.Do(func() {}) // as on a server without PEXPIRETIME
+			}
+			checkRead(t, c, s, keys)
+			if s.abs.Load() != abs {
+				t.Fatalf("read with PEXPIRETIME %v, want %v (Redis 7.0 has it)", s.abs.Load(), abs)
+			}
+		})
+	}
+}
+
+func checkRead(t *testing.T, c *redis.Client, s *RedisSource, keys []string) {
+	ctx := context.Background()
 	before := time.Now().UnixMilli()
 	got, chunks := readAll(t, s, keys)
 	if chunks < 5 {
@@ -168,5 +185,31 @@ func TestNoTouchOnConnect(t *testing.T) {
 	vc.Get(ctx, "k")
 	if idle := vc.ObjectIdleTime(ctx, "k").Val(); idle >= time.Second {
 		t.Fatalf("a plain read did not touch: idle %v", idle)
+	}
+}
+
+// A legacy user whose ACL lacks +pexpiretime (docs/permissions.md listed
+// PTTL and TIME before) still reads: the source falls back to PTTL + TIME
+// for good, with the same absolute expiry.
+func TestRedisSourceWithoutPexpiretimePermission(t *testing.T) {
+	ctx := context.Background()
+	srv := topotest.Standalone(t)
+	admin := topotest.Client(t, srv.Addr())
+	admin.Set(ctx, "ttl", "v", 100*time.Second)
+	if err := admin.Do(ctx, "acl", "setuser", "old", "on", ">pw", "~*", "resetchannels", "-@all",
+		"+memory|usage", "+multi", "+exec", "+pttl", "+dump", "+time", "+type", "+info", "+ping", "+hello", "+auth").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "old", Password: "pw", DisableIdentity: true})
+	defer c.Close()
+	s := &RedisSource{Client: c}
+	defer s.Close()
+	before := time.Now().UnixMilli()
+	got, _ := readAll(t, s, []string{"ttl"})
+	if e := got["ttl"]; e.Absent() || e.ExpireAt < before+99_000 || e.ExpireAt > before+101_000 {
+		t.Fatalf("ttl read without +pexpiretime: %+v", e)
+	}
+	if s.abs.Load() {
+		t.Fatal("still reading with PEXPIRETIME after NOPERM")
 	}
 }
