@@ -137,6 +137,7 @@ func benchVerify(ctx context.Context, args []string) error {
 	runs := fs.Int("runs", 1, "measurements of each tool, alternating which goes first")
 	fullcheck := fs.String("fullcheck", "", "path to a RedisFullCheck binary: run it in the same run (full value, one round) against a full copy of legacy on one standalone")
 	fcArgs := fs.String("fullcheck-args", "", "extra RedisFullCheck flags, space-separated (e.g. \"--parallel=8 --batchcount=512\")")
+	hold := fs.Bool("hold", false, "after loading, print the verify-child command line and wait for an interrupt (to profile or iterate on the engine against the same servers)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -181,6 +182,14 @@ func benchVerify(ctx context.Context, args []string) error {
 	}
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		return err
+	}
+	if *hold {
+		fmt.Printf("%s verify-child -legacy %s -targets %s -rounds %d\n", os.Args[0], legacySrv.Addr(), cfgPath, *rounds)
+		if full != nil {
+			fmt.Printf("%s -s %s -t %s --comparemode=1 --comparetimes=1\n", *fullcheck, legacySrv.Addr(), full.Addr())
+		}
+		<-ctx.Done()
+		return nil
 	}
 	var ours, theirs []verifyFigures
 	for i := 0; i < *runs; i++ {
@@ -353,9 +362,6 @@ func verifyChild(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if f := os.Getenv("BENCH_HEAPPROFILE"); f != "" {
-		go writeHeapProfiles(ctx, f)
-	}
 	b, err := os.ReadFile(*cfgPath)
 	if err != nil {
 		return err
@@ -383,6 +389,19 @@ func verifyChild(ctx context.Context, args []string) error {
 		Rounds: *rounds, Workers: *workers, Batch: *batch, Interval: time.Second})
 	if err != nil {
 		return err
+	}
+	if f := os.Getenv("BENCH_HEAPPROFILE"); f != "" {
+		// Before the clients close: what the verify holds at its end
+		// (-sample_index=alloc_space: what it allocated all along).
+		hf, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		err = pprof.WriteHeapProfile(hf)
+		hf.Close()
+		if err != nil {
+			return err
+		}
 	}
 	out := childResult{LegacyKeys: res.LegacyKeys, Parity: res.Parity, Seconds: res.Seconds,
 		LegacyPass: res.Phases.Legacy, TargetPass: res.Phases.Target, Differences: int64(len(res.Differences))}
