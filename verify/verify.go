@@ -485,7 +485,15 @@ func (e *engine) judgeBatch(ctx context.Context, bucket string, keys []string, l
 		case l[i].raw && t[i].raw: // two string values: they differ
 			out[i] = verdict{cat: Value, detail: fmt.Sprintf("bytes differ at offset %d (legacy %d bytes, target %d)",
 				firstDiff(l[i].dump, t[i].dump), len(l[i].dump), len(t[i].dump))}
-		case len(l[i].dump) <= smallPayload && len(t[i].dump) <= smallPayload && wholeRead[lt] != "":
+		case len(l[i].dump) > smallPayload || len(t[i].dump) > smallPayload:
+			d, err := e.logicalDiff(ctx, bucket, keys[i], lt)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = e.afterLogical(d, l[i], t[i])
+		case samePayloadContent(l[i].dump, t[i].dump, &out[i]):
+			out[i] = e.afterLogical(out[i].detail, l[i], t[i])
+		case wholeRead[lt] != "":
 			small = append(small, i)
 			smallTypes = append(smallTypes, lt)
 		default:
@@ -510,6 +518,23 @@ func (e *engine) judgeBatch(ctx context.Context, bucket string, keys []string, l
 		}
 	}
 	return out, nil
+}
+
+// samePayloadContent compares two DUMP payloads of small keys by content
+// (payloadCanonical), without asking either server: ok is false when
+// either cannot be read that way; otherwise v.detail says where they
+// differ ("" when equal).
+func samePayloadContent(l, t string, v *verdict) (ok bool) {
+	lt, la, ok := payloadCanonical(l)
+	if !ok {
+		return false
+	}
+	tt, ta, ok := payloadCanonical(t)
+	if !ok || lt != tt {
+		return false
+	}
+	v.detail = diffCanonical(la, ta)
+	return true
 }
 
 // quickJudge judges a key from presence, payloads and expiry alone; logical
