@@ -482,3 +482,41 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("changed plan: exit %d (%s), want 4", code, errs)
 	}
 }
+
+// A legacy user whose ACL grants GET but not MGET (what the permissions
+// page asked for before verify used MGET) still gets a full verify: the
+// strings are read with GET, and a difference is still found.
+func TestLegacyWithoutMGET(t *testing.T) {
+	env.Flush(t)
+	ctx := context.Background()
+	lc := env.LegacyClient(t)
+	verifytest.Seed(t, lc, 50)
+	cfg := env.Config(t, "")
+	verifytest.Migrate(t, cfg)
+	if err := lc.Do(ctx, "acl", "setuser", "nomget", "on", ">pw", "~*", "&*", "+@all", "-mget").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Do(ctx, "acl", "deluser", "nomget")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := env.Legacy.Addr()
+	y := strings.Replace(string(b), `"redis://`+addr+`"`, `"redis://nomget:pw@`+addr+`"`, 1)
+	if y == string(b) {
+		t.Fatal("legacy URL not found in the configuration")
+	}
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, r := runVerify(t, cfg, "--rounds", "1"); code != 0 || !r.Parity {
+		t.Fatalf("without MGET: exit %d, parity %v, differences %+v", code, r.Parity, r.Differences)
+	}
+	if err := env.Target(t, "ratelimit").Set(ctx, "rl:str:0", "changed", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, r := runVerify(t, cfg, "--rounds", "1")
+	if code != 3 || len(r.Differences) != 1 || r.Differences[0].Key != "rl:str:0" || r.Differences[0].Category != "value" {
+		t.Errorf("without MGET, one changed value: exit %d, differences %+v", code, r.Differences)
+	}
+}
