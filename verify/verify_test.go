@@ -520,3 +520,49 @@ func TestLegacyWithoutMGET(t *testing.T) {
 		t.Errorf("without MGET, one changed value: exit %d, differences %+v", code, r.Differences)
 	}
 }
+
+// Extras are found through the two passes' key digests: on an exact copy
+// no partition disagrees (nothing is looked up on legacy key by key); with
+// a few keys only on the targets, exactly those keys are reported, and only
+// their partitions were resolved.
+func TestExtrasThroughDigests(t *testing.T) {
+	env.Flush(t)
+	ctx := context.Background()
+	verifytest.Seed(t, env.LegacyClient(t), 3000)
+	cfg := env.Config(t, "")
+	verifytest.Migrate(t, cfg)
+	resolved := func() (int, jsonResult) {
+		t.Helper()
+		code, out, errs := verifytest.Run(t, "verify", "--config", cfg, "-o", "json", "--rounds", "1")
+		var r jsonResult
+		var extra struct {
+			Resolved *int `json:"resolved_partitions"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil || json.Unmarshal([]byte(out), &extra) != nil || extra.Resolved == nil {
+			t.Fatalf("verify exited %d with no resolved_partitions in its report: %v\n%s\n%s", code, err, out, errs)
+		}
+		return *extra.Resolved, r
+	}
+	if n, r := resolved(); n != 0 || !r.Parity {
+		t.Fatalf("exact copy: %d partitions resolved, parity %v, differences %+v", n, r.Parity, r.Differences)
+	}
+	extras := []string{"cache:extra:a", "cache:extra:b", "sess:extra:z"}
+	for _, k := range extras {
+		b := map[bool]string{true: "cache", false: "session"}[strings.HasPrefix(k, "cache:")]
+		if err := env.Target(t, b).Set(ctx, k, "only here", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, r := resolved()
+	var got []string
+	for _, d := range r.Differences {
+		if d.Category != "extra" {
+			t.Errorf("unexpected difference %+v", d)
+		}
+		got = append(got, d.Key)
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != strings.Join(extras, " ") || n < 1 || n > len(extras) {
+		t.Errorf("extras %v with %d partitions resolved; want %v in 1..%d partitions", got, n, extras, len(extras))
+	}
+}
