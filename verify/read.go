@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/redisplit/redisplit/redisconn"
 )
@@ -169,31 +170,38 @@ func (t *target) read(ctx context.Context, keys []string, tryGet []bool, out []s
 		}
 		byNode[c] = append(byNode[c], i)
 	}
+	g, ctx := errgroup.WithContext(ctx)
 	for c, idx := range byNode {
-		nk := make([]string, len(idx))
-		var ng []bool
+		g.Go(func() error { return t.readNode(ctx, c, keys, tryGet, idx, out) })
+	}
+	return g.Wait()
+}
+
+// readNode reads the keys idx of keys on the cluster master c into out.
+func (t *target) readNode(ctx context.Context, c *redis.Client, keys []string, tryGet []bool, idx []int, out []side) error {
+	nk := make([]string, len(idx))
+	var ng []bool
+	if tryGet != nil {
+		ng = make([]bool, len(idx))
+	}
+	for j, i := range idx {
+		nk[j] = keys[i]
 		if tryGet != nil {
-			ng = make([]bool, len(idx))
+			ng[j] = tryGet[i]
 		}
-		for j, i := range idx {
-			nk[j] = keys[i]
-			if tryGet != nil {
-				ng[j] = tryGet[i]
-			}
+	}
+	no := make([]side, len(idx))
+	s := t.node(c)
+	rc := s.get()
+	_, err := readRaw(ctx, rc, false, nk, ng, no)
+	s.put(rc)
+	if err != nil {
+		if _, err := readSides(ctx, t.cluster, false, nk, ng, no); err != nil {
+			return err
 		}
-		no := make([]side, len(idx))
-		s := t.node(c)
-		rc := s.get()
-		_, err := readRaw(ctx, rc, false, nk, ng, no)
-		s.put(rc)
-		if err != nil {
-			if _, err := readSides(ctx, t.cluster, false, nk, ng, no); err != nil {
-				return err
-			}
-		}
-		for j, i := range idx {
-			out[i] = no[j]
-		}
+	}
+	for j, i := range idx {
+		out[i] = no[j]
 	}
 	return nil
 }

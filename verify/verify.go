@@ -14,17 +14,27 @@
 // Options.AllowEvicting says the migration accepted it.
 //
 // Guarantees:
-//   - Strings are read with GET and compared byte for byte; other types
-//     with DUMP. Equal DUMP payloads are equal values; differing payloads are compared
-//     logically (unordered for hashes and sets, with scores for sorted sets,
-//     entry by entry for streams, in order for lists), page by page, so a big
-//     key is never held whole in memory.
+//   - Strings are read with MGET (one per batch, on a single server) or GET
+//     (a cluster, or a legacy whose ACL refuses MGET) and compared byte for
+//     byte; other types with DUMP. Equal DUMP payloads are equal values;
+//     differing payloads are compared logically (unordered for hashes and
+//     sets, with scores for sorted sets, entry by entry for streams, in
+//     order for lists): from the payloads themselves for the hash-table,
+//     intset and skiplist encodings (payloadCanonical), else with commands,
+//     page by page, so a big key is never held whole in memory.
+//   - Both directions: every legacy key routed to a bucket is compared with
+//     its target, and every target key routed there that legacy lacks is an
+//     Extra. Extras are found through per-bucket key digests of both passes
+//     (keyDigest, constant memory), resolved key by key with EXISTS on
+//     legacy only where they disagree, after both passes: a key created on
+//     legacy while verify runs is never a false extra.
 //   - A difference is reported only if it persists over every round: keys
 //     are re-checked after Interval for Rounds rounds. A key whose legacy
 //     value or expiry changed between two of its rounds is reported as
 //     in_flux, never as a difference; a key that expired or was deleted on
 //     both sides is no difference.
-//   - Memory is bounded: keys stream in batches, and at most MaxDiffs
+//   - Memory is bounded independently of the keyspace: keys stream in
+//     batches, the digests are of constant size, and at most MaxDiffs
 //     differing keys are kept for re-checks (Result.CapHit says when the cap
 //     was hit; parity is then false).
 //   - Legacy commands respect the MaxOps budget.
@@ -386,51 +396,61 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 		}
 		byBucket[b] = append(byBucket[b], i)
 	}
+	// The buckets' targets are read at the same time: each is its own
+	// server (or servers), and a batch waits for the slowest only.
+	g, ctx := errgroup.WithContext(ctx)
 	for b, idx := range byBucket {
-		bk := make([]string, len(idx))
-		for j, i := range idx {
-			bk[j] = keys[i]
+		g.Go(func() error { return e.compareBucket(ctx, b, keys, legacy, idx) })
+	}
+	return g.Wait()
+}
+
+// compareBucket compares the keys idx of a batch (keys, observed on legacy
+// as legacy) that the plan routes to bucket b with b's target.
+func (e *engine) compareBucket(ctx context.Context, b string, keys []string, legacy []side, idx []int) error {
+	bk := make([]string, len(idx))
+	for j, i := range idx {
+		bk[j] = keys[i]
+	}
+	bl := make([]side, len(idx))
+	for j, i := range idx {
+		bl[j] = legacy[i]
+	}
+	tgt := make([]side, len(idx))
+	if err := e.targetRead(ctx, b, bk, bl, tgt); err != nil {
+		return err
+	}
+	for j, k := range bk {
+		if tgt[j].exists {
+			e.onBoth[b].add(e.hash.of(k))
 		}
-		bl := make([]side, len(idx))
-		for j, i := range idx {
-			bl[j] = legacy[i]
+	}
+	vs, err := e.judgeBatch(ctx, b, bk, bl, tgt)
+	if err != nil {
+		return err
+	}
+	var compared, notWarmed int64
+	for j, v := range vs {
+		if v.skip {
+			continue
 		}
-		tgt := make([]side, len(idx))
-		if err := e.targetRead(ctx, b, bk, bl, tgt); err != nil {
-			return err
+		compared++
+		switch {
+		case v.cat == "":
+		case v.cat == Missing && e.notWarmed(b, bk[j]):
+			notWarmed++ // counted, not listed: final at its first observation
+		case e.isForeign(b, bk[j]):
+			e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
+		default:
+			e.addCandidate(bk[j], &candidate{bucket: b, cat: v.cat, legacy: bl[j], target: tgt[j], detail: v.detail, rounds: 1})
 		}
-		for j, k := range bk {
-			if tgt[j].exists {
-				e.onBoth[b].add(e.hash.of(k))
-			}
-		}
-		vs, err := e.judgeBatch(ctx, b, bk, bl, tgt)
-		if err != nil {
-			return err
-		}
-		var compared, notWarmed int64
-		for j, v := range vs {
-			if v.skip {
-				continue
-			}
-			compared++
-			switch {
-			case v.cat == "":
-			case v.cat == Missing && e.notWarmed(b, bk[j]):
-				notWarmed++ // counted, not listed: final at its first observation
-			case e.isForeign(b, bk[j]):
-				e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
-			default:
-				e.addCandidate(bk[j], &candidate{bucket: b, cat: v.cat, legacy: bl[j], target: tgt[j], detail: v.detail, rounds: 1})
-			}
-		}
-		e.mu.Lock()
-		e.counts[b].Compared += compared
-		e.counts[b].NotWarmed += notWarmed
-		e.mu.Unlock()
-		if e.o.Progress != nil {
-			e.o.Progress(e.compared.Add(compared))
-		}
+	}
+	e.mu.Lock()
+	e.counts[b].Compared += compared
+	e.counts[b].NotWarmed += notWarmed
+	e.mu.Unlock()
+	if e.o.Progress != nil {
+		e.o.Progress(e.compared.Add(compared))
 	}
 	return nil
 }
