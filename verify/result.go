@@ -272,10 +272,19 @@ type Result struct {
 	Started    time.Time     `json:"started"`
 	Duration   time.Duration `json:"-"`
 	Seconds    float64       `json:"seconds"`
-	// Phases are the seconds spent in the legacy pass (legacy → targets)
-	// and the target pass (extras); the rest is re-check rounds.
+	// Phases are the seconds from the start to the end of the legacy pass
+	// (legacy → targets) and of the target pass (the targets' key digests),
+	// which run at the same time, then the seconds of the resolution of
+	// the partitions where the digests disagreed (extras); the rest is
+	// re-check rounds.
 	Phases struct {
-		Legacy float64 `json:"legacy_pass"`
-		Target float64 `json:"target_pass"`
+		Legacy  float64 `json:"legacy_pass"`
+		Target  float64 `json:"target_pass"`
+		Resolve float64 `json:"resolve_pass"`
 	} `json:"phase_seconds"`
+	// ResolvedPartitions is the number of digest partitions (of 2^14 per
+	// bucket) whose target keys were looked up on legacy one by one: 0
+	// when every target holds exactly the keys the legacy pass found
+	// there.
+	ResolvedPartitions int `json:"resolved_partitions"`
 }

@@ -3,7 +3,9 @@ package verify
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,31 +13,47 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func TestKeySet(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 1000, 50_000} {
-		s := newKeySet(1 << 20)
-		var batch []uint64
-		for i := 0; i < n; i++ {
-			batch = s.appendHash(batch, fmt.Sprint("key:", i))
-		}
-		s.add(batch)
-		s.seal()
-		for i := 0; i < n; i++ {
-			if !s.has(fmt.Sprint("key:", i)) {
-				t.Fatalf("n=%d: key:%d not found", n, i)
-			}
-		}
-		for i := n; i < n+1000; i++ {
-			if s.has(fmt.Sprint("key:", i)) {
-				t.Fatalf("n=%d: key:%d found but never added", n, i)
-			}
-		}
+func TestKeyDigest(t *testing.T) {
+	kh := newKeyHash()
+	keys := make([]string, 50_000)
+	for i := range keys {
+		keys[i] = fmt.Sprint("key:", i)
 	}
-	s := newKeySet(10)
-	s.add(make([]uint64, 11))
-	s.seal()
-	if !s.full || s.has("x") {
-		t.Error("an overflowing set must give up and answer false")
+	digestOf := func(keys []string) *keyDigest {
+		d := new(keyDigest)
+		for _, k := range keys {
+			d.add(kh.of(k))
+		}
+		return d
+	}
+	// The same set in another order (as another server's SCAN gives it):
+	// no partition differs.
+	rev := slices.Clone(keys)
+	slices.Reverse(rev)
+	if m := digestOf(keys).mismatch(digestOf(rev)); m != nil {
+		t.Fatalf("equal sets differ in %d partitions", len(m))
+	}
+	// One key more on one side, one key fewer, one key replaced by another
+	// (same count): each is found in exactly the partition of the keys
+	// concerned.
+	base := digestOf(keys)
+	for name, c := range map[string]struct {
+		other []string
+		want  []string
+	}{
+		"extra":    {append(slices.Clone(keys), "key:extra"), []string{"key:extra"}},
+		"missing":  {keys[1:], []string{"key:0"}},
+		"replaced": {append(slices.Clone(keys[1:]), "key:other"), []string{"key:0", "key:other"}},
+		"twice":    {append(slices.Clone(keys), "key:7"), []string{"key:7"}},
+	} {
+		m := base.mismatch(digestOf(c.other))
+		want := map[uint32]bool{}
+		for _, k := range c.want {
+			want[partition(kh.of(k))] = true
+		}
+		if !maps.Equal(m, want) {
+			t.Errorf("%s: mismatched partitions %v, want %v", name, m, want)
+		}
 	}
 }
 

@@ -14,17 +14,27 @@
 // Options.AllowEvicting says the migration accepted it.
 //
 // Guarantees:
-//   - Strings are read with GET and compared byte for byte; other types
-//     with DUMP. Equal DUMP payloads are equal values; differing payloads are compared
-//     logically (unordered for hashes and sets, with scores for sorted sets,
-//     entry by entry for streams, in order for lists), page by page, so a big
-//     key is never held whole in memory.
+//   - Strings are read with MGET (one per batch, on a single server) or GET
+//     (a cluster, or a legacy whose ACL refuses MGET) and compared byte for
+//     byte; other types with DUMP. Equal DUMP payloads are equal values;
+//     differing payloads are compared logically (unordered for hashes and
+//     sets, with scores for sorted sets, entry by entry for streams, in
+//     order for lists): from the payloads themselves for the hash-table,
+//     intset and skiplist encodings (payloadCanonical), else with commands,
+//     page by page, so a big key is never held whole in memory.
+//   - Both directions: every legacy key routed to a bucket is compared with
+//     its target, and every target key routed there that legacy lacks is an
+//     Extra. Extras are found through per-bucket key digests of both passes
+//     (keyDigest, constant memory), resolved key by key with EXISTS on
+//     legacy only where they disagree, after both passes: a key created on
+//     legacy while verify runs is never a false extra.
 //   - A difference is reported only if it persists over every round: keys
 //     are re-checked after Interval for Rounds rounds. A key whose legacy
 //     value or expiry changed between two of its rounds is reported as
 //     in_flux, never as a difference; a key that expired or was deleted on
 //     both sides is no difference.
-//   - Memory is bounded: keys stream in batches, and at most MaxDiffs
+//   - Memory is bounded independently of the keyspace: keys stream in
+//     batches, the digests are of constant size, and at most MaxDiffs
 //     differing keys are kept for re-checks (Result.CapHit says when the cap
 //     was hit; parity is then false).
 //   - Legacy commands respect the MaxOps budget.
@@ -76,10 +86,6 @@ type Options struct {
 	MaxDiffs     int           // differing keys kept for re-checks; default 100000
 	Batch        int           // keys per SCAN and pipeline; default 1000
 	Workers      int           // batches in flight; default 8
-	// MaxKeySet bounds the set of legacy key hashes (8 bytes each) that
-	// the target pass looks extras up in; beyond it the target pass asks
-	// legacy (EXISTS) about every target key. Default 20M keys (160 MB).
-	MaxKeySet int
 	// Progress, when set, is called with the number of legacy keys
 	// compared so far (from several goroutines).
 	Progress func(done int64)
@@ -126,9 +132,6 @@ func (o *Options) defaults() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 8
-	}
-	if o.MaxKeySet <= 0 {
-		o.MaxKeySet = 20_000_000
 	}
 }
 
@@ -193,7 +196,18 @@ type engine struct {
 	counts  map[string]*Counts
 	tkeys   map[string]*int64
 
-	seen     *keySet
+	// hash names keys for the digests: per parity bucket, onBoth sums
+	// the keys the legacy pass found on legacy and on the target, onTarget
+	// the keys the target pass found on the target (routed there); a
+	// partition where they differ is resolved key by key (resolvePass).
+	hash     keyHash
+	onBoth   map[string]*keyDigest
+	onTarget map[string]*keyDigest
+	// noMGET is set when legacy's ACL refuses MGET: strings are then read
+	// with GET, one command per key.
+	noMGET   atomic.Bool
+	legacy   *server
+	targets  map[string]*target
 	scanned  atomic.Int64
 	compared atomic.Int64
 	unrouted atomic.Int64
@@ -206,9 +220,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Legacy == nil || o.Router == nil || len(o.Targets) == 0 {
 		return nil, errors.New("verify: legacy, router and at least one target are required")
 	}
-	e := &engine{o: o, sampler: NewSampler(o.Sample), budget: newBudget(o.MaxOps), seen: newKeySet(o.MaxKeySet),
+	e := &engine{o: o, sampler: NewSampler(o.Sample), budget: newBudget(o.MaxOps), hash: newKeyHash(),
 		cands: map[string]*candidate{}, overflow: map[string]*Counts{}, counts: map[string]*Counts{}, tkeys: map[string]*int64{},
-		fixed: map[string]*candidate{}, foreign: map[string]map[string]struct{}{}}
+		fixed: map[string]*candidate{}, foreign: map[string]map[string]struct{}{},
+		onBoth: map[string]*keyDigest{}, onTarget: map[string]*keyDigest{},
+		legacy: newServer(o.Legacy, o.Legacy.Options(), true, o.Workers), targets: map[string]*target{}}
+	defer e.legacy.close()
+	for b, t := range o.Targets {
+		e.targets[b] = newTarget(b, t.Describe(), t.Client, t.Kind == config.KindSentinel, o.Workers)
+		defer e.targets[b].close()
+	}
 	parityBuckets := 0
 	for b := range o.Targets {
 		e.overflow[b] = &Counts{}
@@ -216,6 +237,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		e.tkeys[b] = new(int64)
 		if !o.RolledBack[b] {
 			parityBuckets++
+			e.onBoth[b], e.onTarget[b] = new(keyDigest), new(keyDigest)
 		}
 		if o.Refused != nil {
 			set := map[string]struct{}{}
@@ -227,26 +249,48 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Rounds: o.Rounds, Interval: o.Interval, IntervalMs: o.Interval.Milliseconds(), Sample: o.Sample, MaxDiffs: o.MaxDiffs, Started: time.Now().UTC()}
 
-	// Round 1: legacy → targets, then targets → legacy. The target pass
-	// runs second so that it can look keys up in the set of legacy keys the
-	// first pass saw, instead of asking legacy about every target key.
-	// A rolled-back bucket's check needs no legacy pass: it starts from the
-	// target's keys.
-	if parityBuckets > 0 {
-		if err := e.legacyPass(ctx); err != nil {
-			return nil, err
-		}
-	}
-	res.Phases.Legacy = time.Since(res.Started).Seconds()
-	e.seen.seal()
+	// Round 1: legacy → targets and targets → legacy at the same time;
+	// then the partitions where the two passes' digests disagree are
+	// resolved key by key. A rolled-back bucket's check needs no legacy
+	// pass: it starts from the target's keys.
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
+	if parityBuckets > 0 {
+		g.Go(func() error {
+			err := e.legacyPass(gctx)
+			mu.Lock()
+			res.Phases.Legacy = time.Since(res.Started).Seconds()
+			mu.Unlock()
+			return err
+		})
+	}
 	for b, t := range o.Targets {
-		g.Go(func() error { return e.targetPass(gctx, b, t) })
+		g.Go(func() error {
+			err := e.targetPass(gctx, b, t)
+			mu.Lock()
+			res.Phases.Target = max(res.Phases.Target, time.Since(res.Started).Seconds())
+			mu.Unlock()
+			return err
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	res.Phases.Target = time.Since(res.Started).Seconds() - res.Phases.Legacy
+	t1 := time.Now()
+	g, gctx = errgroup.WithContext(ctx)
+	for b, t := range o.Targets {
+		if e.onBoth[b] == nil {
+			continue // rolled back: no digests
+		}
+		if m := e.onBoth[b].mismatch(e.onTarget[b]); len(m) > 0 {
+			res.ResolvedPartitions += len(m)
+			g.Go(func() error { return e.resolvePass(gctx, b, t, m) })
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	res.Phases.Resolve = time.Since(t1).Seconds()
 	// Rounds 2..N: re-check only the differing keys.
 	for r := 2; r <= o.Rounds && len(e.cands) > 0; r++ {
 		select {
@@ -331,110 +375,6 @@ func (e *engine) legacyPass(ctx context.Context) error {
 	return g.Wait()
 }
 
-// readSides reads each key's value and PTTL in one pipelined round trip:
-// GET for keys that are (or may be) strings, DUMP for the others. GET is
-// much cheaper for the server than DUMP, which serializes, checksums and
-// compresses. A key GET finds to be of another type (WRONGTYPE) is DUMPed
-// in a second round trip. tryGet nil means: try GET for every key. extra is
-// the number of commands of that second round trip.
-func readSides(ctx context.Context, c redis.Cmdable, keys []string, tryGet []bool, out []side) (extra int, err error) {
-	t0 := time.Now()
-	p := c.Pipeline()
-	vals := make([]*redis.StringCmd, len(keys))
-	ttls := make([]*redis.IntCmd, len(keys))
-	for i, k := range keys {
-		if tryGet == nil || tryGet[i] {
-			vals[i] = p.Get(ctx, k)
-		} else {
-			vals[i] = p.Dump(ctx, k)
-		}
-		ttls[i] = redis.NewIntCmd(ctx, "pttl", k)
-		_ = p.Process(ctx, ttls[i])
-	}
-	if _, err := p.Exec(ctx); err != nil && !isReply(err) {
-		return 0, err
-	}
-	mid := t0.Add(time.Since(t0) / 2).UnixMilli()
-	var again []int
-	for i := range keys {
-		raw := tryGet == nil || tryGet[i]
-		v, err := vals[i].Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-			out[i] = side{}
-			continue
-		case raw && err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE"):
-			again = append(again, i)
-			continue
-		case err != nil:
-			return 0, err
-		}
-		out[i] = observed(v, raw, ttls[i], mid)
-	}
-	if len(again) == 0 {
-		return 0, nil
-	}
-	p = c.Pipeline()
-	dumps := make([]*redis.StringCmd, len(again))
-	for j, i := range again {
-		dumps[j] = p.Dump(ctx, keys[i])
-	}
-	if _, err := p.Exec(ctx); err != nil && !isReply(err) {
-		return len(again), err
-	}
-	for j, i := range again {
-		v, err := dumps[j].Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-			out[i] = side{}
-			continue
-		case err != nil:
-			return len(again), err
-		}
-		out[i] = observed(v, false, ttls[i], mid)
-	}
-	return len(again), nil
-}
-
-// observed builds a side from a value (raw: a GET reply, else a DUMP
-// payload) and its PTTL reply read at mid (Unix ms).
-func observed(v string, raw bool, ttl *redis.IntCmd, mid int64) side {
-	t := ttl.Val()
-	if ttl.Err() != nil || t == -2 { // vanished between the reads
-		return side{}
-	}
-	s := side{dump: v, raw: raw, exists: true, pttl: t}
-	if t >= 0 {
-		s.expireAt = mid + t
-	}
-	return s
-}
-
-func (e *engine) legacyRead(ctx context.Context, keys []string, out []side) error {
-	if err := e.budget.wait(ctx, 2*len(keys)); err != nil {
-		return err
-	}
-	extra, err := readSides(ctx, e.o.Legacy, keys, nil, out)
-	if err != nil {
-		return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
-	}
-	return e.budget.wait(ctx, extra) // paid after the fact
-}
-
-// targetRead reads keys on bucket's target; legacy holds the legacy
-// observations, whose types choose GET or DUMP.
-func (e *engine) targetRead(ctx context.Context, bucket string, keys []string, legacy, out []side) error {
-	t := e.o.Targets[bucket]
-	tryGet := make([]bool, len(keys))
-	for i := range keys {
-		tryGet[i] = legacy[i].raw
-	}
-	if _, err := readSides(ctx, t.Client, keys, tryGet, out); err != nil {
-		return redisconn.Explain(err, "target "+bucket, t.Describe())
-	}
-	return nil
-}
-
 // compareBatch compares one batch of legacy keys with their targets.
 func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 	legacy := make([]side, len(keys))
@@ -443,7 +383,6 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 	}
 	e.scanned.Add(int64(len(keys)))
 	byBucket := map[string][]int{}
-	var hashes []uint64
 	for i, k := range keys {
 		if !legacy[i].exists {
 			continue // deleted or expired since SCAN: not a key any more
@@ -456,49 +395,62 @@ func (e *engine) compareBatch(ctx context.Context, keys []string) error {
 			continue
 		}
 		byBucket[b] = append(byBucket[b], i)
-		hashes = e.seen.appendHash(hashes, k)
 	}
-	e.seen.add(hashes)
+	// The buckets' targets are read at the same time: each is its own
+	// server (or servers), and a batch waits for the slowest only.
+	g, ctx := errgroup.WithContext(ctx)
 	for b, idx := range byBucket {
-		bk := make([]string, len(idx))
-		for j, i := range idx {
-			bk[j] = keys[i]
+		g.Go(func() error { return e.compareBucket(ctx, b, keys, legacy, idx) })
+	}
+	return g.Wait()
+}
+
+// compareBucket compares the keys idx of a batch (keys, observed on legacy
+// as legacy) that the plan routes to bucket b with b's target.
+func (e *engine) compareBucket(ctx context.Context, b string, keys []string, legacy []side, idx []int) error {
+	bk := make([]string, len(idx))
+	for j, i := range idx {
+		bk[j] = keys[i]
+	}
+	bl := make([]side, len(idx))
+	for j, i := range idx {
+		bl[j] = legacy[i]
+	}
+	tgt := make([]side, len(idx))
+	if err := e.targetRead(ctx, b, bk, bl, tgt); err != nil {
+		return err
+	}
+	for j, k := range bk {
+		if tgt[j].exists {
+			e.onBoth[b].add(e.hash.of(k))
 		}
-		bl := make([]side, len(idx))
-		for j, i := range idx {
-			bl[j] = legacy[i]
+	}
+	vs, err := e.judgeBatch(ctx, b, bk, bl, tgt)
+	if err != nil {
+		return err
+	}
+	var compared, notWarmed int64
+	for j, v := range vs {
+		if v.skip {
+			continue
 		}
-		tgt := make([]side, len(idx))
-		if err := e.targetRead(ctx, b, bk, bl, tgt); err != nil {
-			return err
+		compared++
+		switch {
+		case v.cat == "":
+		case v.cat == Missing && e.notWarmed(b, bk[j]):
+			notWarmed++ // counted, not listed: final at its first observation
+		case e.isForeign(b, bk[j]):
+			e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
+		default:
+			e.addCandidate(bk[j], &candidate{bucket: b, cat: v.cat, legacy: bl[j], target: tgt[j], detail: v.detail, rounds: 1})
 		}
-		vs, err := e.judgeBatch(ctx, b, bk, bl, tgt)
-		if err != nil {
-			return err
-		}
-		var compared, notWarmed int64
-		for j, v := range vs {
-			if v.skip {
-				continue
-			}
-			compared++
-			switch {
-			case v.cat == "":
-			case v.cat == Missing && e.notWarmed(b, bk[j]):
-				notWarmed++ // counted, not listed: final at its first observation
-			case e.isForeign(b, bk[j]):
-				e.addFixed(bk[j], &candidate{bucket: b, cat: Foreign, legacy: bl[j], target: tgt[j], detail: foreignDetail(v), rounds: 1})
-			default:
-				e.addCandidate(bk[j], &candidate{bucket: b, cat: v.cat, legacy: bl[j], target: tgt[j], detail: v.detail, rounds: 1})
-			}
-		}
-		e.mu.Lock()
-		e.counts[b].Compared += compared
-		e.counts[b].NotWarmed += notWarmed
-		e.mu.Unlock()
-		if e.o.Progress != nil {
-			e.o.Progress(e.compared.Add(compared))
-		}
+	}
+	e.mu.Lock()
+	e.counts[b].Compared += compared
+	e.counts[b].NotWarmed += notWarmed
+	e.mu.Unlock()
+	if e.o.Progress != nil {
+		e.o.Progress(e.compared.Add(compared))
 	}
 	return nil
 }
@@ -553,7 +505,15 @@ func (e *engine) judgeBatch(ctx context.Context, bucket string, keys []string, l
 		case l[i].raw && t[i].raw: // two string values: they differ
 			out[i] = verdict{cat: Value, detail: fmt.Sprintf("bytes differ at offset %d (legacy %d bytes, target %d)",
 				firstDiff(l[i].dump, t[i].dump), len(l[i].dump), len(t[i].dump))}
-		case len(l[i].dump) <= smallPayload && len(t[i].dump) <= smallPayload && wholeRead[lt] != "":
+		case len(l[i].dump) > smallPayload || len(t[i].dump) > smallPayload:
+			d, err := e.logicalDiff(ctx, bucket, keys[i], lt)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = e.afterLogical(d, l[i], t[i])
+		case samePayloadContent(l[i].dump, t[i].dump, &out[i]):
+			out[i] = e.afterLogical(out[i].detail, l[i], t[i])
+		case wholeRead[lt] != "":
 			small = append(small, i)
 			smallTypes = append(smallTypes, lt)
 		default:
@@ -578,6 +538,23 @@ func (e *engine) judgeBatch(ctx context.Context, bucket string, keys []string, l
 		}
 	}
 	return out, nil
+}
+
+// samePayloadContent compares two DUMP payloads of small keys by content
+// (payloadCanonical), without asking either server: ok is false when
+// either cannot be read that way; otherwise v.detail says where they
+// differ ("" when equal).
+func samePayloadContent(l, t string, v *verdict) (ok bool) {
+	lt, la, ok := payloadCanonical(l)
+	if !ok {
+		return false
+	}
+	tt, ta, ok := payloadCanonical(t)
+	if !ok || lt != tt {
+		return false
+	}
+	v.detail = diffCanonical(la, ta)
+	return true
 }
 
 // quickJudge judges a key from presence, payloads and expiry alone; logical
@@ -719,14 +696,31 @@ func (e *engine) addFixed(key string, c *candidate) {
 // larger SCANs mean fewer round trips waited for.
 const scanFactor = 8
 
-// targetPass scans the target of bucket for keys the plan routes there and
-// that legacy lacks, or, for a rolled-back bucket, for copies of legacy's
-// keys (rolledBackBatch).
+// targetPass scans the target of bucket: for a bucket checked for parity
+// it adds every key the plan routes there to the bucket's onTarget digest
+// (extras are found later, by resolvePass, where the digests disagree);
+// for a rolled-back bucket it looks for copies of legacy's keys
+// (rolledBackBatch).
 func (e *engine) targetPass(ctx context.Context, bucket string, t *store.Redis) error {
-	batch := e.extraBatch
-	if e.o.RolledBack[bucket] {
-		batch = e.rolledBackBatch
-	}
+	return e.scanTarget(ctx, bucket, t, func(ctx context.Context, c *redis.Client, keys []string) error {
+		mine, err := e.routedHere(ctx, bucket, c, keys)
+		if err != nil {
+			return err
+		}
+		atomic.AddInt64(e.tkeys[bucket], int64(len(mine)))
+		if e.o.RolledBack[bucket] {
+			return e.rolledBackBatch(ctx, bucket, c, singleNode(t.Client), mine)
+		}
+		d := e.onTarget[bucket]
+		for _, k := range mine {
+			d.add(e.hash.of(k))
+		}
+		return nil
+	})
+}
+
+// scanTarget SCANs every master of t and hands each batch to fn.
+func (e *engine) scanTarget(ctx context.Context, bucket string, t *store.Redis, fn func(ctx context.Context, c *redis.Client, keys []string) error) error {
 	return t.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		var cursor uint64
 		for {
@@ -734,7 +728,7 @@ func (e *engine) targetPass(ctx context.Context, bucket string, t *store.Redis) 
 			if err != nil {
 				return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 			}
-			if err := batch(ctx, bucket, c, keys); err != nil {
+			if err := fn(ctx, c, keys); err != nil {
 				return err
 			}
 			cursor = next
@@ -761,58 +755,67 @@ func (e *engine) routedHere(ctx context.Context, bucket string, c *redis.Client,
 			mine = append(mine, k)
 		}
 	}
-	atomic.AddInt64(e.tkeys[bucket], int64(len(mine)))
 	return mine, nil
 }
 
-func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client, keys []string) error {
-	routed, err := e.routedHere(ctx, bucket, c, keys)
-	if err != nil {
-		return err
-	}
-	mine := routed[:0]
-	for _, k := range routed {
-		if !e.seen.has(k) { // else legacy held it during the legacy pass
-			mine = append(mine, k)
+// resolvePass finds the extras of bucket in the partitions where its
+// digests disagree (mismatch): it scans the target again and asks legacy
+// (EXISTS) about each key of those partitions that the plan routes to the
+// bucket. Legacy is asked after both passes, so a key created on legacy
+// while verify ran is never a false extra. A key legacy lacks is read on
+// the target and kept as an Extra candidate (re-checked in later rounds
+// like every difference), or as Foreign when it is on the refusal list.
+func (e *engine) resolvePass(ctx context.Context, bucket string, t *store.Redis, mismatch map[uint32]bool) error {
+	mget := singleNode(t.Client)
+	return e.scanTarget(ctx, bucket, t, func(ctx context.Context, c *redis.Client, keys []string) error {
+		in := keys[:0:0]
+		for _, k := range keys {
+			if mismatch[partition(e.hash.of(k))] {
+				in = append(in, k)
+			}
 		}
-	}
-	if len(mine) == 0 {
+		if len(in) == 0 {
+			return nil
+		}
+		mine, err := e.routedHere(ctx, bucket, c, in)
+		if err != nil || len(mine) == 0 {
+			return err
+		}
+		if err := e.budget.wait(ctx, len(mine)); err != nil {
+			return err
+		}
+		p := e.o.Legacy.Pipeline()
+		ex := make([]*redis.IntCmd, len(mine))
+		for i, k := range mine {
+			ex[i] = p.Exists(ctx, k)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
+		}
+		var absent []string
+		for i, k := range mine {
+			if ex[i].Val() == 0 {
+				absent = append(absent, k)
+			}
+		}
+		if len(absent) == 0 {
+			return nil
+		}
+		tgt := make([]side, len(absent))
+		if _, err := readSides(ctx, c, mget, absent, nil, tgt); err != nil {
+			return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
+		}
+		for i, k := range absent {
+			switch {
+			case !tgt[i].exists:
+			case e.isForeign(bucket, k):
+				e.addFixed(k, &candidate{bucket: bucket, cat: Foreign, target: tgt[i], detail: foreignDetail(verdict{cat: Extra}), rounds: 1})
+			default:
+				e.addCandidate(k, &candidate{bucket: bucket, cat: Extra, target: tgt[i], rounds: 1})
+			}
+		}
 		return nil
-	}
-	if err := e.budget.wait(ctx, len(mine)); err != nil {
-		return err
-	}
-	p := e.o.Legacy.Pipeline()
-	ex := make([]*redis.IntCmd, len(mine))
-	for i, k := range mine {
-		ex[i] = p.Exists(ctx, k)
-	}
-	if _, err := p.Exec(ctx); err != nil {
-		return redisconn.Explain(err, "legacy", e.o.Legacy.Options().Addr)
-	}
-	var absent []string
-	for i, k := range mine {
-		if ex[i].Val() == 0 {
-			absent = append(absent, k)
-		}
-	}
-	if len(absent) == 0 {
-		return nil
-	}
-	tgt := make([]side, len(absent))
-	if _, err := readSides(ctx, c, absent, nil, tgt); err != nil {
-		return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
-	}
-	for i, k := range absent {
-		switch {
-		case !tgt[i].exists:
-		case e.isForeign(bucket, k):
-			e.addFixed(k, &candidate{bucket: bucket, cat: Foreign, target: tgt[i], detail: foreignDetail(verdict{cat: Extra}), rounds: 1})
-		default:
-			e.addCandidate(k, &candidate{bucket: bucket, cat: Extra, target: tgt[i], rounds: 1})
-		}
-	}
-	return nil
+	})
 }
 
 // rolledBackBatch checks one target SCAN batch of a rolled-back bucket.
@@ -824,15 +827,11 @@ func (e *engine) extraBatch(ctx context.Context, bucket string, c *redis.Client,
 // A copy whose legacy key changed or disappeared since is indistinguishable
 // from a foreign key and passes; a foreign key equal to legacy's is
 // reported. Keys on the bucket's refusal list, if one is left, are kept.
-func (e *engine) rolledBackBatch(ctx context.Context, bucket string, c *redis.Client, keys []string) error {
-	mine, err := e.routedHere(ctx, bucket, c, keys)
-	if err != nil {
-		return err
-	}
+func (e *engine) rolledBackBatch(ctx context.Context, bucket string, c *redis.Client, mget bool, mine []string) error {
 	for start := 0; start < len(mine); start += e.o.Batch {
 		chunk := mine[start:min(start+e.o.Batch, len(mine))]
 		tgt := make([]side, len(chunk))
-		if _, err := readSides(ctx, c, chunk, nil, tgt); err != nil {
+		if _, err := readSides(ctx, c, mget, chunk, nil, tgt); err != nil {
 			return redisconn.Explain(err, "target "+bucket, c.Options().Addr)
 		}
 		l := make([]side, len(chunk))
