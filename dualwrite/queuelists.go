@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisplit/redisplit/state"
 	"github.com/redisplit/redisplit/store"
 )
 
@@ -58,6 +59,16 @@ import (
 //     never merged twice at once. Expiries of queue lists are not copied
 //     (queues have none); order among elements pushed to both sides in the
 //     same moment is best effort, exactly-once is the guarantee.
+//  6. Persist, when set, is given every base before legacy is rewritten to
+//     it (with the base legacy held until then as Prev), after the rewrite
+//     (without), before a forward (with the number of elements in flight)
+//     and after it: a migrate killed during the window gives the saved
+//     bases to Start (Loaded), and the merge then forwards what producers
+//     pushed to legacy while it was down instead of losing it. Where the
+//     rewrite's outcome is unknown the older base is tried first (an
+//     older base forwards again what the target already had: duplicates,
+//     never a loss); those and a forward cut by the crash are counted as
+//     possible duplicates and told to OnDuplicate.
 type QueueLists struct {
 	Legacy *redis.Client
 	Target redis.UniversalClient
@@ -71,13 +82,22 @@ type QueueLists struct {
 	// Forwarded, when set, is called with the number of elements pushed
 	// from legacy to the target (application writes that reached legacy).
 	Forwarded func(n int)
+	// Persist, when set, saves the bases (contract 6); an error fails the
+	// merge (nothing is rewritten on legacy without its base saved first).
+	Persist func(map[string]state.QueueBase) error
+	// Loaded are the bases a previous run saved, taken by Start.
+	Loaded map[string]state.QueueBase
+	// OnDuplicate is told of elements a crash may have made run twice
+	// (contract 6). It must not block.
+	OnDuplicate func(key string, n int, why string)
 
-	mu       sync.Mutex
-	base     map[string]listBase
-	ready    bool
-	deferred map[string]struct{}
+	persistMu sync.Mutex
+	mu        sync.Mutex
+	base      map[string]listBase
+	ready     bool
+	deferred  map[string]struct{}
 
-	merges, forwarded, conflicts atomic.Int64
+	merges, forwarded, conflicts, duplicates atomic.Int64
 }
 
 // listBase is what both sides last agreed on: n elements with digest sum.
@@ -86,6 +106,52 @@ type listBase struct {
 	n     int
 	sum   [32]byte
 	lpush *bool
+	// after a restart (contract 6): the base legacy held before a rewrite
+	// whose outcome is unknown, and the elements a forward had in flight
+	prev     *listBase
+	inflight int
+}
+
+func (b listBase) saved() state.QueueBase {
+	s := state.QueueBase{N: b.n, Sum: b.sum, LPush: b.lpush, Inflight: b.inflight}
+	if b.prev != nil {
+		p := b.prev.saved()
+		s.Prev = &p
+	}
+	return s
+}
+
+func loadedBase(s state.QueueBase) listBase {
+	b := listBase{n: s.N, sum: s.Sum, lpush: s.LPush, inflight: s.Inflight}
+	if s.Prev != nil {
+		p := loadedBase(*s.Prev)
+		b.prev = &p
+	}
+	return b
+}
+
+// persist saves the bases, with over in place of key's when not nil
+// (contract 6). One save at a time, each from a snapshot taken inside it:
+// the last save holds the latest bases.
+func (q *QueueLists) persist(key string, over *listBase) error {
+	if q.Persist == nil {
+		return nil
+	}
+	q.persistMu.Lock()
+	defer q.persistMu.Unlock()
+	q.mu.Lock()
+	m := make(map[string]state.QueueBase, len(q.base)+1)
+	for k, b := range q.base {
+		m[k] = b.saved()
+	}
+	q.mu.Unlock()
+	if over != nil {
+		m[key] = over.saved()
+	}
+	if err := q.Persist(m); err != nil {
+		return fmt.Errorf("saving the merge base of queue list %s: %w", key, err)
+	}
+	return nil
 }
 
 // QueueListStats are a window's figures.
@@ -93,11 +159,14 @@ type QueueListStats struct {
 	Merges    int64 `json:"merges"`
 	Forwarded int64 `json:"forwarded"`
 	Conflicts int64 `json:"conflicts"`
+	// Duplicates counts the elements a migrate crash may have made run
+	// twice (contract 6).
+	Duplicates int64 `json:"possible_duplicates,omitempty"`
 }
 
 // Stats returns the figures so far.
 func (q *QueueLists) Stats() QueueListStats {
-	return QueueListStats{Merges: q.merges.Load(), Forwarded: q.forwarded.Load(), Conflicts: q.conflicts.Load()}
+	return QueueListStats{Merges: q.merges.Load(), Forwarded: q.forwarded.Load(), Conflicts: q.conflicts.Load(), Duplicates: q.duplicates.Load()}
 }
 
 // maxMergeTries bounds the WATCH retries of one merge under a stream of
@@ -171,7 +240,24 @@ func (q *QueueLists) Take(ctx context.Context, entries []*store.Entry) ([]*store
 // with lock while it is read), then merges the lists Take held back;
 // the deferred keys that are no lists are returned (copy them again).
 func (q *QueueLists) Start(ctx context.Context, keys []string, lock func([]string) func()) ([]string, error) {
+	// the bases a killed run saved come first (contract 6): the target's
+	// list is no base once its consumers popped it
+	q.mu.Lock()
+	if q.base == nil {
+		q.base = map[string]listBase{}
+	}
+	if q.deferred == nil {
+		q.deferred = map[string]struct{}{}
+	}
+	for k, b := range q.Loaded {
+		q.base[k] = loadedBase(b)
+		q.deferred[k] = struct{}{} // merged below
+	}
+	q.mu.Unlock()
 	for _, k := range keys {
+		if _, ok := q.Loaded[k]; ok {
+			continue
+		}
 		unlock := lock([]string{k})
 		typ, elems, err := readList(ctx, q.Target, k)
 		if err == nil && typ == "list" {
@@ -238,6 +324,29 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 			q.mu.Lock()
 			b := q.base[key]
 			q.mu.Unlock()
+			dupWhy, dups := "", 0
+			if b.prev != nil { // the rewrite's outcome is unknown (contract 6)
+				cur := b
+				cur.prev, cur.inflight = nil, 0
+				if p := *b.prev; suffixIs(lel, p) || prefixIs(lel, p) {
+					if suffixIs(lel, cur) || prefixIs(lel, cur) {
+						dups, dupWhy = max(0, cur.n-p.n), "migrate stopped while legacy was rewritten: the older base is taken"
+					}
+					p.inflight = b.inflight
+					b = p
+				} else {
+					cur.inflight = b.inflight
+					b = cur
+				}
+			}
+			if b.inflight > 0 {
+				dups += b.inflight
+				if dupWhy != "" {
+					dupWhy += "; "
+				}
+				dupWhy += "migrate stopped while forwarding elements to the target"
+				b.inflight = 0
+			}
 			var pushed []string
 			lpush := b.lpush
 			switch head, tail := suffixIs(lel, b), prefixIs(lel, b); {
@@ -266,6 +375,19 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 			}
 			if len(pushed) > 0 {
 				if err := journal(); err != nil {
+					return err
+				}
+				if dups > 0 {
+					dups = min(dups, len(pushed))
+					q.duplicates.Add(int64(dups))
+					if q.OnDuplicate != nil {
+						q.OnDuplicate(key, dups, dupWhy)
+					}
+					dups = 0
+				}
+				fl := b
+				fl.inflight = len(pushed)
+				if err := q.persist(key, &fl); err != nil {
 					return err
 				}
 				var push *redis.IntCmd
@@ -298,16 +420,32 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 				// target now (a retry of the write below forwards only
 				// what is pushed after)
 				q.setBase(key, lel, lpush)
+				if err := q.persist(key, nil); err != nil {
+					return err
+				}
 				q.forwarded.Add(int64(len(pushed)))
 				if q.Forwarded != nil {
 					q.Forwarded(len(pushed))
 				}
 			}
 			if slices.Equal(lel, tel) {
+				q.mu.Lock()
+				old, had := q.base[key]
+				q.mu.Unlock()
 				q.setBase(key, tel, lpush)
+				if !had || old.n != len(tel) || old.sum != digest(tel) || old.prev != nil || old.inflight != 0 || (old.lpush == nil) != (lpush == nil) {
+					return q.persist(key, nil)
+				}
 				return nil
 			}
 			if err := journal(); err != nil {
+				return err
+			}
+			// the new base is saved before legacy is rewritten, with the
+			// one legacy holds until then (contract 6)
+			held := listBase{n: len(lel), sum: digest(lel), lpush: lpush}
+			pend := listBase{n: len(tel), sum: digest(tel), lpush: lpush, prev: &held}
+			if err := q.persist(key, &pend); err != nil {
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(pl redis.Pipeliner) error {
@@ -324,6 +462,7 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 			})
 			if err == nil {
 				q.setBase(key, tel, lpush)
+				err = q.persist(key, nil)
 			}
 			return err
 		}, key)

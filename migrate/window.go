@@ -58,7 +58,11 @@ import (
 //     jobs twice or loses them while producers push to legacy and
 //     consumers pop the target); its bases are taken from the target once
 //     the forward copies in flight when the window opened are written,
-//     before cutover writes the control key.
+//     before cutover writes the control key. The bases are saved in the
+//     state directory (state.QueueBase) before legacy is rewritten: a
+//     window that reopens after a kill merges from the saved bases, so
+//     that jobs pushed to legacy while migrate was down are forwarded
+//     (at least once) before any reverse copy of the list.
 type window struct {
 	l     *live
 	lb    *liveBucket
@@ -148,7 +152,15 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 			Forwarded: func(n int) {
 				w.appWrites.Add(int64(n))
 				w.lastApp.Store(time.Now().UnixNano())
-			}}
+			},
+			OnDuplicate: func(key string, n int, why string) {
+				l.note(LiveResumed, b.name, fmt.Sprintf("queue list %q: up to %d jobs may run twice (%s)", key, n, why))
+			},
+			Persist: func(m map[string]state.QueueBase) error { return l.o.State.SaveQueueBases(b.name, m) }}
+		if err := w.queueBases(rescan); err != nil {
+			w.legacySink.Close()
+			return nil, err
+		}
 	}
 	rb := &copier.Bucket{Name: b.name + " (reverse)", Sink: w.legacySink, Journal: b.journal, Retry: l.o.Retry, Admit: w.admitRev}
 	w.rev = []*copier.Bucket{rb}
@@ -226,6 +238,31 @@ func (w *window) admitRev(ctx context.Context, es []*store.Entry) ([]*store.Entr
 		}
 	}
 	return w.supRev.Admit(ctx, es)
+}
+
+// queueBases gives the queue window the merge bases a killed run saved
+// (contract 6) when the window reopens — after a restart (rescan) or with
+// the bucket cut over already — and removes them when it opens fresh
+// (cutover): bases of an earlier window say nothing of this one.
+func (w *window) queueBases(rescan bool) error {
+	sd, name := w.l.o.State, w.b.name
+	reopen := rescan
+	if !reopen {
+		_, sb, err := w.l.bucketState(name)
+		if err != nil {
+			return err
+		}
+		reopen = sb != nil && sb.Phase == state.Cutover
+	}
+	if !reopen {
+		return sd.RemoveQueueBases(name)
+	}
+	m, err := sd.LoadQueueBases(name)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", name, err)
+	}
+	w.ql.Loaded = m
+	return nil
 }
 
 // startQueueLists is contract 6: the forward copies admitted before the
@@ -538,6 +575,9 @@ func (w *window) stats() *state.Window {
 	s := &state.Window{Directions: "forward+reverse", Since: w.since, ReverseCopies: w.revCopies.Load(),
 		Suppressed: w.supRev.Suppressed() + w.supFwd.Suppressed(), AppWrites: w.appWrites.Load(),
 		ReverseGaps: w.gaps.Load(), ReverseRescans: w.rescans.Load(), ReverseCaughtUp: cu, ReverseLagMs: lag}
+	if w.ql != nil {
+		s.QueueDuplicates = w.ql.Stats().Duplicates
+	}
 	if t := w.lastApp.Load(); t > 0 {
 		s.LastAppWriteAt = time.Unix(0, t).UTC()
 	}

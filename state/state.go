@@ -207,7 +207,10 @@ type Window struct {
 	AppWrites      int64     `json:"app_writes_on_legacy"`
 	LastAppWriteAt time.Time `json:"last_app_write_on_legacy,omitzero"`
 	ReverseGaps    int64     `json:"reverse_gaps"`
-	ReverseRescans int64     `json:"reverse_rescans"`
+	// QueueDuplicates counts the queue jobs this run's window may have
+	// made run twice after a migrate kill (dualwrite.QueueLists contract 6).
+	QueueDuplicates int64 `json:"queue_possible_duplicates,omitempty"`
+	ReverseRescans  int64 `json:"reverse_rescans"`
 	// ReverseCaughtUp: a marker written on the target came back through
 	// the reverse feed with every change before it applied to legacy
 	// (ReverseLagMs its round trip).
@@ -555,7 +558,7 @@ func (d *Dir) ResetBucket(bucket string) error {
 	if d.readOnly {
 		return ErrReadOnly
 	}
-	for _, p := range []string{d.JournalPath(bucket), d.RefusedPath(bucket), d.QueueJournalPath(bucket), d.queueStatusPath(bucket)} {
+	for _, p := range []string{d.JournalPath(bucket), d.RefusedPath(bucket), d.QueueJournalPath(bucket), d.queueStatusPath(bucket), d.QueueBasesPath(bucket)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("state: %w", err)
 		}
