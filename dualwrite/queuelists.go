@@ -87,6 +87,11 @@ type QueueLists struct {
 	Persist func(map[string]state.QueueBase) error
 	// Loaded are the bases a previous run saved, taken by Start.
 	Loaded map[string]state.QueueBase
+	// Reopened: the window reopens after a restart. A list without a
+	// loaded base is then merged once by content (contract 6): legacy's
+	// elements the target does not hold are forwarded, and counted as
+	// possible duplicates (the target's consumers may have run them).
+	Reopened bool
 	// OnDuplicate is told of elements a crash may have made run twice
 	// (contract 6). It must not block.
 	OnDuplicate func(key string, n int, why string)
@@ -96,6 +101,7 @@ type QueueLists struct {
 	base      map[string]listBase
 	ready     bool
 	deferred  map[string]struct{}
+	settled   map[string]bool // merged since Start (Reopened)
 
 	merges, forwarded, conflicts, duplicates atomic.Int64
 }
@@ -149,7 +155,7 @@ func (q *QueueLists) persist(key string, over *listBase) error {
 		m[key] = over.saved()
 	}
 	if err := q.Persist(m); err != nil {
-		return fmt.Errorf("saving the merge base of queue list %s: %w", key, err)
+		return fmt.Errorf("saving the merge bases of the queue lists (%s): %w", key, err)
 	}
 	return nil
 }
@@ -268,6 +274,9 @@ func (q *QueueLists) Start(ctx context.Context, keys []string, lock func([]strin
 			return nil, err
 		}
 	}
+	if err := q.persist("", nil); err != nil { // the bases taken (contract 6)
+		return nil, err
+	}
 	q.mu.Lock()
 	q.ready = true
 	held := q.deferred
@@ -349,7 +358,20 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 			}
 			var pushed []string
 			lpush := b.lpush
+			q.mu.Lock()
+			_, loaded := q.Loaded[key]
+			unsure := q.Reopened && !loaded && !q.settled[key]
+			q.mu.Unlock()
 			switch head, tail := suffixIs(lel, b), prefixIs(lel, b); {
+			case unsure: // no base known after a restart: by content
+				pushed = missing(lel, tel)
+				if lpush == nil {
+					lpush = ptr(true)
+				}
+				if len(pushed) > 0 {
+					dups = len(pushed)
+					dupWhy = "no merge base was saved for it before migrate stopped: every job legacy holds that the target does not is forwarded, including any the target's consumers ran meanwhile"
+				}
 			case head && tail && len(lel) > b.n: // no base: which end is unknown
 				pushed = lel[b.n:]
 				if lpush != nil && *lpush {
@@ -474,6 +496,14 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 		}
 		if err == nil {
 			q.merges.Add(1)
+			if q.Reopened {
+				q.mu.Lock()
+				if q.settled == nil {
+					q.settled = map[string]bool{}
+				}
+				q.settled[key] = true
+				q.mu.Unlock()
+			}
 		}
 		return mine, err
 	}
@@ -481,6 +511,24 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 }
 
 var errNotList = errors.New("not a list")
+
+// missing returns the elements of l that t does not hold (as a multiset),
+// in l's order.
+func missing(l, t []string) []string {
+	have := make(map[string]int, len(t))
+	for _, v := range t {
+		have[v]++
+	}
+	var out []string
+	for _, v := range l {
+		if have[v] > 0 {
+			have[v]--
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
 
 func ptr(b bool) *bool { return &b }
 

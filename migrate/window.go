@@ -261,7 +261,7 @@ func (w *window) queueBases(rescan bool) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", name, err)
 	}
-	w.ql.Loaded = m
+	w.ql.Loaded, w.ql.Reopened = m, true
 	return nil
 }
 
