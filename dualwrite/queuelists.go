@@ -442,6 +442,7 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 				// target now (a retry of the write below forwards only
 				// what is pushed after)
 				q.setBase(key, lel, lpush)
+				q.settle(key) // a retry merges from this base, not by content
 				if err := q.persist(key, nil); err != nil {
 					return err
 				}
@@ -496,14 +497,7 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 		}
 		if err == nil {
 			q.merges.Add(1)
-			if q.Reopened {
-				q.mu.Lock()
-				if q.settled == nil {
-					q.settled = map[string]bool{}
-				}
-				q.settled[key] = true
-				q.mu.Unlock()
-			}
+			q.settle(key)
 		}
 		return mine, err
 	}
@@ -511,6 +505,19 @@ func (q *QueueLists) merge(ctx context.Context, key string) (mine bool, err erro
 }
 
 var errNotList = errors.New("not a list")
+
+// settle records that key's base is known since Start (Reopened).
+func (q *QueueLists) settle(key string) {
+	if !q.Reopened {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.settled == nil {
+		q.settled = map[string]bool{}
+	}
+	q.settled[key] = true
+}
 
 // missing returns the elements of l that t does not hold (as a multiset),
 // in l's order.

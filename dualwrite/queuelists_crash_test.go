@@ -117,3 +117,11 @@ func TestQueueListsCrashAtEverySave(t *testing.T) {
 		}
 	}
 }
+
+// missing is a multiset difference in l's order.
+func TestQueueListsMissing(t *testing.T) {
+	got := missing([]string{"n2", "a", "n1", "a", "b", "c"}, []string{"c", "a", "x"})
+	if fmt.Sprint(got) != "[n2 n1 a b]" {
+		t.Fatalf("missing: %q", got)
+	}
+}
