@@ -259,7 +259,7 @@ func (w *window) queueBases(rescan bool) error {
 	}
 	m, err := sd.LoadQueueBases(name)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", name, err)
+		return fmt.Errorf("bucket %s: %w (a kill cannot tear it: it is replaced atomically; remove it to have the queue lists merged by content instead, jobs the target ran meanwhile may then run twice)", name, err)
 	}
 	w.ql.Loaded, w.ql.Reopened = m, true
 	return nil
