@@ -195,7 +195,7 @@ func runCutover(ctx context.Context, app *App, o *cutoverOptions) error {
 		return &config.Error{Msg: "cutover switches the application of bucket " + o.bucket + " to its target and needs confirmation, but there is no terminal to ask on: pass --yes (or run --dry-run first)"}
 	}
 	if !o.dryRun && !app.Yes {
-		if err := confirm(app, fmt.Sprintf("Cut %s over to %s now? [y/N] ", o.bucket, describeTarget(cfg.Targets[o.bucket]))); err != nil {
+		if err := confirm(app, fmt.Sprintf("Cut %s over to %s now? [y/N] ", o.bucket, describeTarget(cfg.Targets[o.bucket])), "not confirmed: nothing was changed"); err != nil {
 			return err
 		}
 	}
@@ -274,7 +274,7 @@ func runComplete(ctx context.Context, app *App, o *completeOptions) error {
 		return &config.Error{Msg: "complete --purge-legacy deletes bucket " + o.bucket + "'s keys from legacy and needs confirmation, but there is no terminal to ask on: pass --yes"}
 	}
 	if o.purge && !app.Yes {
-		if err := confirm(app, fmt.Sprintf("Delete every %s key from legacy once the window is closed? [y/N] ", o.bucket)); err != nil {
+		if err := confirm(app, fmt.Sprintf("Delete every %s key from legacy once the window is closed? [y/N] ", o.bucket), "not confirmed: nothing was changed"); err != nil {
 			return err
 		}
 	}
@@ -290,16 +290,4 @@ func runComplete(ctx context.Context, app *App, o *completeOptions) error {
 				p.Deleted, p.Scanned, p.Batches, p.BackOffs, p.Elapsed.Round(time.Millisecond))
 		}
 	})
-}
-
-// confirm asks question on the terminal; anything but yes refuses.
-func confirm(app *App, question string) error {
-	fmt.Fprint(app.Err, question)
-	var line string
-	_, _ = fmt.Fscanln(app.In, &line)
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return &ExitError{Code: ExitRefused, Err: errors.New("not confirmed: nothing was changed")}
 }

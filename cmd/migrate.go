@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -308,20 +307,9 @@ func serverName(key string) string {
 	return "target " + key
 }
 
-var errDeclined = &ExitError{Code: ExitRefused, Err: errors.New("migration not confirmed: nothing was written")}
-
 func confirmMigrate(app *App, r *migrate.Result) error {
 	renderMigrate(app.Err, r)
-	fmt.Fprint(app.Err, "\nCopy these buckets to their targets now? [y/N] ")
-	line, err := bufio.NewReader(app.In).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return err
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return errDeclined
+	return confirm(app, "\nCopy these buckets to their targets now? [y/N] ", "migration not confirmed: nothing was written")
 }
 
 func renderMigrate(w io.Writer, r *migrate.Result) {

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -266,16 +265,7 @@ func confirmRollback(app *App, sd *state.Dir, buckets []string, targets map[stri
 		}
 		fmt.Fprintf(app.Err, "  %-10s %d journal entries on %s\n", b, n, targets[b].Describe())
 	}
-	fmt.Fprint(app.Err, "Delete them now? [y/N] ")
-	line, err := bufio.NewReader(app.In).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return err
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return &ExitError{Code: ExitRefused, Err: errors.New("rollback not confirmed: nothing was deleted")}
+	return confirm(app, "Delete them now? [y/N] ", "rollback not confirmed: nothing was deleted")
 }
 
 // keyStream writes the dry run's keys as JSON array elements as they come.

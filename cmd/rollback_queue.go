@@ -1,9 +1,7 @@
 package cmd
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -62,16 +60,8 @@ func rollbackQueues(ctx context.Context, app *App, cfg *config.Config, sd *state
 func confirmQueueRollback(app *App, bucket, target string, lists []string) error {
 	fmt.Fprintf(app.Err, "rollback will move every item of bucket %s back from %s onto its legacy lists (%s), in their original order.\n",
 		bucket, target, strings.Join(lists, ", "))
-	fmt.Fprint(app.Err, "Stop the consumers on SQS first: what they take meanwhile runs there. Move them back now? [y/N] ")
-	line, err := bufio.NewReader(app.In).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return err
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return &ExitError{Code: ExitRefused, Err: errors.New("rollback not confirmed: nothing was moved back")}
+	return confirm(app, "Stop the consumers on SQS first: what they take meanwhile runs there. Move them back now? [y/N] ",
+		"rollback not confirmed: nothing was moved back")
 }
 
 // queueRollbackIncomplete is exit 1 when a queue could not be emptied
