@@ -2,7 +2,6 @@ package rollback
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/redisplit/redisplit/lease"
@@ -56,28 +55,11 @@ type QueueResult struct {
 // rolled-back and resets it (state.Dir.ResetBucket); otherwise a rerun
 // finishes the job.
 func Queue(ctx context.Context, o QueueOptions) (*QueueResult, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var lost atomic.Value
 	res := &QueueResult{Bucket: o.Bucket, Target: o.Target, DryRun: o.DryRun}
-	if o.DryRun {
-		if err := lease.Check(ctx, o.Legacy); err != nil {
-			return nil, err
-		}
-	} else {
-		l, err := lease.Acquire(ctx, o.Legacy, lease.Options{Command: "rollback", StateDir: o.State.Path(), TTL: o.LeaseTTL},
-			func(cause error) { lost.Store(cause); cancel(cause) })
-		if err != nil {
-			return nil, err
-		}
-		defer l.Release()
-		res.LeaseTakeover = l.TookOver
-	}
-	res, err := queue(ctx, o, res)
-	if cause, ok := lost.Load().(error); ok && err != nil {
-		return nil, cause
-	}
-	return res, err
+	return underLease(ctx, o.Legacy, o.State, o.LeaseTTL, o.DryRun, func(ctx context.Context, takeover *lease.Takeover) (*QueueResult, error) {
+		res.LeaseTakeover = takeover
+		return queue(ctx, o, res)
+	})
 }
 
 func queue(ctx context.Context, o QueueOptions, res *QueueResult) (*QueueResult, error) {

@@ -161,29 +161,42 @@ func Run(ctx context.Context, o Options, order []string) (*Result, error) {
 	if o.Sample <= 0 {
 		o.Sample = 10
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var lost atomic.Value // the lease's loss, when it was lost
 	res := &Result{DryRun: o.DryRun}
 	if o.Held {
 		return run(ctx, o, order, res)
 	}
-	if o.DryRun {
-		if err := lease.Check(ctx, o.Legacy); err != nil {
-			return nil, err
+	return underLease(ctx, o.Legacy, o.State, o.LeaseTTL, o.DryRun, func(ctx context.Context, takeover *lease.Takeover) (*Result, error) {
+		res.LeaseTakeover = takeover
+		return run(ctx, o, order, res)
+	})
+}
+
+// underLease runs fn holding the rollback lease on legacy (a dry run only
+// checks that no migration holds it, and takeover is nil). When the lease
+// is lost midway, fn's ctx ends and the loss is the error returned.
+func underLease[R any](ctx context.Context, legacy *redis.Client, sd *state.Dir, ttl time.Duration, dry bool,
+	fn func(ctx context.Context, takeover *lease.Takeover) (R, error)) (R, error) {
+	var zero R
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var lost atomic.Value // the lease's loss, when it was lost
+	var takeover *lease.Takeover
+	if dry {
+		if err := lease.Check(ctx, legacy); err != nil {
+			return zero, err
 		}
 	} else {
-		l, err := lease.Acquire(ctx, o.Legacy, lease.Options{Command: "rollback", StateDir: o.State.Path(), TTL: o.LeaseTTL},
+		l, err := lease.Acquire(ctx, legacy, lease.Options{Command: "rollback", StateDir: sd.Path(), TTL: ttl},
 			func(cause error) { lost.Store(cause); cancel(cause) })
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
 		defer l.Release()
-		res.LeaseTakeover = l.TookOver
+		takeover = l.TookOver
 	}
-	res, err := run(ctx, o, order, res)
+	res, err := fn(ctx, takeover)
 	if cause, ok := lost.Load().(error); ok && err != nil {
-		return nil, cause
+		return zero, cause
 	}
 	return res, err
 }
