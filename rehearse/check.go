@@ -118,15 +118,19 @@ type Check struct {
 	Keys   []string // up to a few offending keys, quoted
 }
 
-func sample(keys []string) []string {
-	sort.Strings(keys)
+// sample is up to five of keys, sorted and quoted, and how many more.
+func sample(keys []string) []string { return sampleN(keys, 5) }
+
+// sampleN is up to n of xs, sorted and quoted, and how many more.
+func sampleN(xs []string, n int) []string {
+	sort.Strings(xs)
 	var out []string
-	for i, k := range keys {
-		if i == 5 {
-			out = append(out, fmt.Sprintf("... %d more", len(keys)-5))
+	for i, x := range xs {
+		if i == n {
+			out = append(out, fmt.Sprintf("... %d more", len(xs)-n))
 			break
 		}
-		out = append(out, strconv.Quote(k))
+		out = append(out, strconv.Quote(x))
 	}
 	return out
 }

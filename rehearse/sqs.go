@@ -580,11 +580,11 @@ func (s *sqsRun) deliveredCases(lr *liveRun) bool {
 		if n := len(missing[l]); n > 0 {
 			c.Detail += fmt.Sprintf(", %d NEVER RECEIVED", n)
 			lr.res.Lost = true
-			c.Keys = append(c.Keys, sampleBodies(missing[l])...)
+			c.Keys = append(c.Keys, sampleN(missing[l], 3)...)
 		}
 		if len(extra) > 0 {
 			c.Detail += fmt.Sprintf(", %d received that were never produced", len(extra))
-			c.Keys = append(c.Keys, sampleBodies(extra)...)
+			c.Keys = append(c.Keys, sampleN(extra, 3)...)
 		}
 		if s.recvErr != nil {
 			c.OK = false
@@ -594,17 +594,4 @@ func (s *sqsRun) deliveredCases(lr *liveRun) bool {
 		lr.res.add(c)
 	}
 	return all
-}
-
-func sampleBodies(bs []string) []string {
-	sort.Strings(bs)
-	var out []string
-	for i, b := range bs {
-		if i == 3 {
-			out = append(out, fmt.Sprintf("... %d more", len(bs)-3))
-			break
-		}
-		out = append(out, strconv.Quote(b))
-	}
-	return out
 }
