@@ -79,6 +79,14 @@ const (
 	queueDirect   = 10 // jobs per list sent to SQS directly once producers switched
 )
 
+// consumerVisibility is the rehearsal consumer's visibility timeout. A
+// ReceiveMessage whose answer is lost (a timeout, a closed connection)
+// leaves its messages in flight on SQS until it passes; they are then
+// delivered again, as SQS does for any consumer. The drain waits longer
+// than this for nothing new (drainConsumer), so such messages are
+// received, not reported lost.
+const consumerVisibility = 5 * time.Second
+
 // SQSEmulator is the queue bucket's SQS: the emulator in this process,
 // with queue names of its own (goaws's queues are process-global).
 type SQSEmulator struct {
@@ -156,6 +164,7 @@ type sqsRun struct {
 	stop     context.CancelFunc
 	stopped  chan struct{}
 	received atomic.Int64
+	failed   atomic.Int64 // ReceiveMessage calls that failed (their messages come back after consumerVisibility)
 }
 
 // newSQSRun reads the bucket's lists on legacy (contract 1).
@@ -255,12 +264,13 @@ func (s *sqsRun) receive(ctx context.Context, l string) error {
 		}
 	}
 	for ctx.Err() == nil {
-		ms, err := q.Receive(ctx, 10, time.Second, 30*time.Second)
+		ms, err := q.Receive(ctx, 10, time.Second, consumerVisibility)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			if sqsstore.ClassOf(err) == sqsstore.Retry {
+				s.failed.Add(1)
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
@@ -365,8 +375,9 @@ func (s *sqsRun) missing() (total int, by map[string][]string) {
 }
 
 // drainConsumer waits until every produced job was received (or timeout,
-// or nothing new for 5 s while some are missing), then stops the
-// consumer.
+// or nothing new for longer than the consumer's visibility timeout while
+// some are missing: a message whose receive was lost comes back by then),
+// then stops the consumer.
 func (s *sqsRun) drainConsumer(ctx context.Context, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	last, lastAt := s.received.Load(), time.Now()
@@ -376,7 +387,7 @@ func (s *sqsRun) drainConsumer(ctx context.Context, timeout time.Duration) {
 		}
 		if r := s.received.Load(); r != last {
 			last, lastAt = r, time.Now()
-		} else if time.Since(lastAt) > 5*time.Second {
+		} else if time.Since(lastAt) > consumerVisibility+5*time.Second {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -581,6 +592,9 @@ func (s *sqsRun) deliveredCases(lr *liveRun) bool {
 			c.Detail += fmt.Sprintf(", %d NEVER RECEIVED", n)
 			lr.res.Lost = true
 			c.Keys = append(c.Keys, sampleN(missing[l], 3)...)
+			if f := s.failed.Load(); f > 0 {
+				c.Detail += fmt.Sprintf(" (%d ReceiveMessage calls failed on the consumer's side; their messages were waited for %s past their visibility timeout)", f, 5*time.Second)
+			}
 		}
 		if len(extra) > 0 {
 			c.Detail += fmt.Sprintf(", %d received that were never produced", len(extra))

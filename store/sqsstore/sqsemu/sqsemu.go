@@ -54,6 +54,11 @@ type Options struct {
 	// Reject, with Faithful, is asked about every SendMessageBatch entry:
 	// a non-empty code makes the entry fail with that code (SenderFault).
 	Reject func(body string) (code string)
+	// LoseReceive, with Faithful, is asked after every ReceiveMessage that
+	// made messages in flight: true loses the answer (the connection is
+	// closed before it is written), as a timeout or a cut connection does
+	// on SQS. The messages stay in flight until their visibility timeout.
+	LoseReceive func() bool
 }
 
 // Emulator is one running emulator.
@@ -86,7 +91,7 @@ func Start(o Options) (*Emulator, error) {
 	raw := router.New()
 	var h http.Handler = raw
 	if o.Faithful {
-		h = &faithful{raw: raw, reject: o.Reject}
+		h = &faithful{raw: raw, reject: o.Reject, loseReceive: o.LoseReceive}
 	}
 	e.backend = httptest.NewServer(h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -203,8 +208,9 @@ func (e *Emulator) Close() {
 // faithful serves SendMessageBatch and GetQueueAttributes as SQS does and
 // passes everything else to goaws.
 type faithful struct {
-	raw    http.Handler
-	reject func(string) string
+	raw         http.Handler
+	reject      func(string) string
+	loseReceive func() bool
 }
 
 func (f *faithful) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -216,9 +222,36 @@ func (f *faithful) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.sendOne(w, r)
 	case "AmazonSQS.GetQueueAttributes":
 		f.attributes(w, r)
+	case "AmazonSQS.ReceiveMessage":
+		f.receive(w, r)
 	default:
 		f.raw.ServeHTTP(w, r)
 	}
+}
+
+// receive passes ReceiveMessage to goaws and, when loseReceive says so,
+// loses an answer that holds messages.
+func (f *faithful) receive(w http.ResponseWriter, r *http.Request) {
+	if f.loseReceive == nil {
+		f.raw.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	f.raw.ServeHTTP(rec, r)
+	var out struct{ Messages []json.RawMessage }
+	if json.Unmarshal(rec.Body.Bytes(), &out) == nil && len(out.Messages) > 0 && f.loseReceive() {
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.Close()
+				return
+			}
+		}
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }
 
 type batchIn struct {
