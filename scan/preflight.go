@@ -67,6 +67,8 @@ var Needed = []struct {
 	{"PEXPIRETIME", "+pexpiretime", "migrate", []any{"pexpiretime", probeKey}},
 	{"TIME", "+time", "migrate (absolute expiry)", []any{"time"}},
 	{"MULTI/EXEC", "+multi +exec", "migrate (atomic key read)", nil},
+	{"EVALSHA, EVAL", "+evalsha +eval", "migrate (the read script: size check and read in one step on Redis 7+; MULTI/EXEC without it)", []any{"evalsha", "0000000000000000000000000000000000000000", "0"}},
+	{"MGET", "+mget", "verify (strings of a batch in one read; GET without it)", []any{"mget", probeKey}},
 	{"HGETALL, LRANGE, SMEMBERS, ZRANGE", "+@read", "verify (logical comparison)", []any{"hgetall", probeKey}},
 	{"PSUBSCRIBE", "+psubscribe (and &__keyevent@<db>__:*, literally)", "migrate --dual-write (change capture)", nil},
 	{"CONFIG SET", "+config|set", "migrate (set notify-keyspace-events; optional)", nil},

@@ -13,7 +13,7 @@ import (
 // LRU/LFU clock (Redis ≥ 7.2, Valkey ≥ 7.2), so that the copier reading
 // every key does not reorder legacy's eviction: RedisSource.NoTouch for its
 // raw connections, NoTouchOnConnect for the client its logical copies page
-// through. OBJECT and TOUCH still touch.
+// through. TOUCH still touches (OBJECT never does, with or without it).
 
 // SupportsNoTouch reports whether the server behind c accepts CLIENT
 // NO-TOUCH. It asks on a connection of its own, closed afterwards, with

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,15 +17,32 @@ import (
 	"github.com/redisplit/redisplit/redisconn"
 )
 
-// RedisSource reads keys from one Redis server (legacy): per batch, a
-// MEMORY USAGE pipeline (absent keys end there; keys above BigBytes are
-// read as Big), then per chunk of at most ChunkBytes one MULTI/EXEC holding
-// the absolute expiry and DUMP per key (TYPE for Big keys), so that no
-// write of the application interleaves: PEXPIRETIME on Redis ≥ 7.0 (and
-// Valkey), else PTTL per key and one TIME, the expiry being TIME + PTTL at
-// the same instant. The per-key commands go through raw connections
-// (redisconn.RawConn), one per concurrent Read, pooled. It is the one read
-// path of legacy's keys (migrate's copier reads through it).
+// RedisSource reads keys from one Redis server (legacy). It is the one read
+// path of legacy's keys (migrate's copier reads through it). Per key it
+// reads the absolute expiry and the DUMP payload atomically, so that no
+// write of the application interleaves, and it never DUMPs a key whose
+// size (MEMORY USAGE) is above BigBytes: such a key is read as Big (its
+// TYPE only), to be copied in chunks. The payload bytes of one atomic read
+// and of one fn call stay under ChunkBytes (a key above it alone excepted).
+// Absent keys, and keys at their expiry, are Absent entries. Two ways,
+// the same entries:
+//
+//   - On Redis ≥ 7.0 (and Valkey), one script per chunk (EVALSHA, a
+//     read-only script, flags=no-writes): per key MEMORY USAGE, then
+//     PEXPIRETIME and DUMP (TYPE for a Big key), in one round trip and one
+//     atomic step — the size check and the DUMP see the same value. The
+//     script stops at the chunk's bytes and says how far it read; the rest
+//     is read by the next call.
+//   - Otherwise, or once the server refused the script for good (an ACL
+//     without +evalsha, scripting disabled, any error reply but a
+//     transient one), a MEMORY USAGE pipeline per batch, then per chunk
+//     one MULTI/EXEC holding the expiry and DUMP per key (TYPE for Big
+//     keys): PEXPIRETIME on Redis ≥ 7.0, else PTTL per key and one TIME,
+//     the expiry being TIME + PTTL at the same instant; the ACL refusing
+//     PEXPIRETIME makes it PTTL + TIME for good.
+//
+// The per-key commands go through raw connections (redisconn.RawConn), one
+// per concurrent Read, pooled.
 type RedisSource struct {
 	Client     *redis.Client // the server; also Pages, for logical copies
 	BigBytes   int64         // above this (MEMORY USAGE) a key is Big; default 8 MiB
@@ -39,6 +59,13 @@ type RedisSource struct {
 
 	absOnce sync.Once
 	abs     atomic.Bool // the server has PEXPIRETIME (Redis ≥ 7.0) and lets us run it
+	noLua   atomic.Bool // the read script was refused: the MULTI path for good
+}
+
+// Scripted reports whether reads still go through the read script (see
+// RedisSource): false once the server refused it.
+func (s *RedisSource) Scripted(ctx context.Context) bool {
+	return s.hasPexpiretime(ctx) && !s.noLua.Load()
 }
 
 // hasPexpiretime reports whether reads use PEXPIRETIME: the server has it
@@ -109,6 +136,13 @@ func (s *RedisSource) Read(ctx context.Context, keys []string, fn func([]*Entry)
 	abs := s.hasPexpiretime(ctx)
 	lc := s.conn()
 	defer s.put(lc)
+	if abs && !s.noLua.Load() {
+		rest, err := s.readScripted(ctx, lc, keys, big, chunk, fn)
+		if err != nil || len(rest) == 0 {
+			return err
+		}
+		keys = rest // the script was refused: the rest the MULTI way
+	}
 	var sizes []int64
 	err := s.Retry.Do(ctx, func() error {
 		var err error
@@ -165,6 +199,172 @@ func (s *RedisSource) Read(ctx context.Context, keys []string, fn func([]*Entry)
 		}
 	}
 	return flush()
+}
+
+// readScript is the scripted read (see RedisSource). ARGV: BigBytes,
+// ChunkBytes. Reply: the number of KEYS read (a prefix: the script stops
+// before a key whose size would take the chunk's bytes past ChunkBytes),
+// then per key read its kind (0 absent, 1 payload, 2 big), its
+// PEXPIRETIME and its DUMP payload (its TYPE when big; false when
+// absent). Inside a script time stands still, so a key is absent or not
+// for all three reads.
+const readScript = `#!lua flags=no-writes
+local big, chunk = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, used = {0}, 0
+for i, k in ipairs(KEYS) do
+  local size = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '1')
+  if not size then
+    out[#out+1] = 0; out[#out+1] = -2; out[#out+1] = false
+  elseif size > big then
+    out[#out+1] = 2; out[#out+1] = redis.call('PEXPIRETIME', k); out[#out+1] = redis.call('TYPE', k)['ok']
+  else
+    if used > 0 and used + size > chunk then break end
+    used = used + size
+    out[#out+1] = 1; out[#out+1] = redis.call('PEXPIRETIME', k); out[#out+1] = redis.call('DUMP', k)
+  end
+  out[1] = i
+end
+return out`
+
+// scriptChunkBytes bounds the payload bytes of one scripted read.
+const scriptChunkBytes = 4 << 20
+
+var readScriptSHA = func() string {
+	h := sha1.Sum([]byte(readScript))
+	return hex.EncodeToString(h[:])
+}()
+
+// readScripted reads keys with the read script, calling fn per chunk. It
+// returns the keys left unread when the server refused the script for
+// good (noLua is then set); a transient error is retried, any other error
+// is returned.
+func (s *RedisSource) readScripted(ctx context.Context, lc *redisconn.RawConn, keys []string, big, chunk int64, fn func([]*Entry) error) ([]string, error) {
+	// the script's table and its reply are both on legacy's heap until
+	// sent: a smaller chunk than MULTI's bounds that (one key above it is
+	// still read alone)
+	args := []string{strconv.FormatInt(big, 10), strconv.FormatInt(min(chunk, scriptChunkBytes), 10)}
+	for len(keys) > 0 {
+		var entries []*Entry
+		refused := false
+		err := s.Retry.Do(ctx, func() error {
+			var err error
+			entries, err = readScriptOnce(ctx, lc, keys, args, s.NoTouch, true)
+			if redisconn.ReplyCode(err) == "NOSCRIPT" { // the script cache was flushed: EVAL caches it again
+				entries, err = readScriptOnce(ctx, lc, keys, args, s.NoTouch, false)
+			}
+			var re redisconn.ReplyError
+			if errors.As(err, &re) && !noTouchRefused(err) && redisconn.Classify(err) != redisconn.Transient {
+				refused = true
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, redisconn.Explain(err, "legacy", s.Client.Options().Addr)
+		}
+		if refused {
+			s.noLua.Store(true)
+			return keys, nil
+		}
+		if err := fn(entries); err != nil {
+			return nil, err
+		}
+		keys = keys[len(entries):]
+	}
+	return nil, nil
+}
+
+// errNoTouch is the error of a read whose CLIENT NO-TOUCH ON was refused.
+type errNoTouch struct{ cause error }
+
+func (e errNoTouch) Error() string {
+	return fmt.Sprintf("CLIENT NO-TOUCH ON refused (%v): this server cannot read keys without touching them; run without no-touch", e.cause)
+}
+
+func noTouchRefused(err error) bool {
+	var e errNoTouch
+	return errors.As(err, &e)
+}
+
+// readScriptOnce sends the read script once (EVALSHA, or EVAL with its
+// body) and decodes its reply: the entries of the keys it read, a prefix
+// of keys, at least one.
+func readScriptOnce(ctx context.Context, lc *redisconn.RawConn, keys, args []string, noTouch, sha bool) ([]*Entry, error) {
+	var out []*Entry
+	err := lc.Exchange(ctx, len(keys), func(rc *redisconn.Raw) {
+		if noTouch {
+			rc.Command("CLIENT", "NO-TOUCH", "ON")
+		}
+		cmd := make([]string, 0, 3+len(keys)+len(args))
+		if sha {
+			cmd = append(cmd, "EVALSHA", readScriptSHA)
+		} else {
+			cmd = append(cmd, "EVAL", readScript)
+		}
+		cmd = append(cmd, strconv.Itoa(len(keys)))
+		cmd = append(cmd, keys...)
+		cmd = append(cmd, args...)
+		rc.Command(cmd...)
+	}, func(rc *redisconn.Raw) error {
+		var setup error
+		if noTouch {
+			if _, _, _, err := rc.Reply(); err != nil {
+				if redisconn.IsNetErr(err) {
+					return err
+				}
+				setup = errNoTouch{err}
+			}
+		}
+		n, err := rc.ArrayLen()
+		if err != nil {
+			return firstNonNil(setup, err)
+		}
+		if n < 1 || (n-1)%3 != 0 {
+			return fmt.Errorf("legacy: the read script answered %d elements", n)
+		}
+		_, read, _, err := rc.Reply()
+		if err != nil {
+			return err
+		}
+		if int(read) != (n-1)/3 || read < 1 || int(read) > len(keys) {
+			return fmt.Errorf("legacy: the read script read %d of %d keys in %d elements", read, len(keys), n)
+		}
+		out = make([]*Entry, read)
+		for i := range out {
+			k := keys[i]
+			_, kind, _, err := rc.Reply()
+			if err != nil {
+				return err
+			}
+			_, exp, _, err := rc.Reply()
+			if err != nil {
+				return err
+			}
+			b, _, null, err := rc.Reply()
+			if err != nil {
+				return err
+			}
+			switch {
+			case kind == 0 || null || exp == -2:
+				out[i] = Absent(k)
+			case kind == 2:
+				out[i] = &Entry{Key: k, Big: true, Type: string(b)}
+			default:
+				// b is a fresh buffer nobody else holds: the payload
+				// string shares it instead of copying it.
+				payload := unsafe.String(unsafe.SliceData(b), len(b))
+				out[i] = &Entry{Key: k, Payload: payload, Type: PayloadType(payload)}
+			}
+			if !out[i].Absent() && exp >= 0 {
+				out[i].ExpireAt = exp
+			}
+		}
+		return setup
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // readSizes returns MEMORY USAGE key SAMPLES 1 for each key, -1 for a key
@@ -230,7 +430,7 @@ func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big 
 				if redisconn.IsNetErr(err) {
 					return err
 				}
-				setup = fmt.Errorf("CLIENT NO-TOUCH ON refused (%v): this server cannot read keys without touching them; run without no-touch", err)
+				setup = errNoTouch{err}
 			}
 		}
 		// +OK for MULTI, +QUEUED per command; an error here (e.g. NOPERM)

@@ -56,10 +56,14 @@ func TestRedisSourceReadsStateAndAbsence(t *testing.T) {
 		keys = append(keys, k)
 	}
 	keys = append(keys, "plain", "ttl", "big", "expired", "gone")
-	// both expiry reads: PEXPIRETIME (what Redis 7.0 here gets) and the
-	// PTTL + TIME of older servers
-	for _, abs := range []bool{true, false} {
-		t.Run(fmt.Sprintf("pexpiretime=%v", abs), func(t *testing.T) {
+	// the three reads: the script (what Redis 7.0 here gets), MULTI with
+	// PEXPIRETIME (the script refused), and the PTTL + TIME of older
+	// servers
+	for _, tc := range []struct {
+		name     string
+		abs, lua bool
+	}{{"script", true, true}, {"multi-pexpiretime", true, false}, {"multi-pttl", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
 			c.Set(ctx, "expired", "v", time.Millisecond) // each read reclaims it
 			time.Sleep(5 * time.Millisecond)
 			if n := c.Do(ctx, "debug", "object", "expired").Err(); n != nil {
@@ -67,12 +71,21 @@ func TestRedisSourceReadsStateAndAbsence(t *testing.T) {
 			}
 			s := &RedisSource{Client: c, BigBytes: 4096, ChunkBytes: 1000}
 			defer s.Close()
-			if !abs {
+			if !tc.abs {
 				s.absOnce.Do(func() {}) // as on a server without PEXPIRETIME
 			}
+			s.noLua.Store(!tc.lua)
+			c.ConfigResetStat(ctx)
 			checkRead(t, c, s, keys)
-			if s.abs.Load() != abs {
-				t.Fatalf("read with PEXPIRETIME %v, want %v (Redis 7.0 has it)", s.abs.Load(), abs)
+			if s.abs.Load() != tc.abs {
+				t.Fatalf("read with PEXPIRETIME %v, want %v (Redis 7.0 has it)", s.abs.Load(), tc.abs)
+			}
+			if got := s.Scripted(ctx); got != tc.lua {
+				t.Fatalf("scripted %v after the read, want %v", got, tc.lua)
+			}
+			evals := strings.Contains(c.Info(ctx, "commandstats").Val(), "cmdstat_evalsha:")
+			if evals != tc.lua {
+				t.Fatalf("EVALSHA sent: %v, want %v", evals, tc.lua)
 			}
 		})
 	}
@@ -212,4 +225,80 @@ func TestRedisSourceWithoutPexpiretimePermission(t *testing.T) {
 	if s.abs.Load() {
 		t.Fatal("still reading with PEXPIRETIME after NOPERM")
 	}
+}
+
+// The read script refused (an ACL without +evalsha, as a managed user may
+// have) or forgotten (SCRIPT FLUSH): the source reads the same entries,
+// through MULTI for good after a refusal, through EVAL after a flush. And
+// legacy full (maxmemory reached, noeviction) still answers the script: it
+// writes nothing.
+func TestRedisSourceScriptRefusedFlushedOrOOM(t *testing.T) {
+	ctx := context.Background()
+	srv := topotest.Standalone(t)
+	admin := topotest.Client(t, srv.Addr())
+	admin.Set(ctx, "ttl", "v", 100*time.Second)
+	for i := 0; i < 100; i++ {
+		admin.HSet(ctx, "big", fmt.Sprint("field-", i), strings.Repeat("y", 100))
+	}
+	check := func(t *testing.T, s *RedisSource) {
+		t.Helper()
+		before := time.Now().UnixMilli()
+		got, _ := readAll(t, s, []string{"ttl", "big", "gone"})
+		if e := got["ttl"]; e.Absent() || e.Type != "string" || e.ExpireAt < before+90_000 || e.ExpireAt > before+101_000 {
+			t.Fatalf("ttl: %+v", e)
+		}
+		if e := got["big"]; !e.Big || e.Type != "hash" {
+			t.Fatalf("big: %+v", e)
+		}
+		if !got["gone"].Absent() {
+			t.Fatalf("gone: %+v", got["gone"])
+		}
+	}
+	t.Run("acl-without-evalsha", func(t *testing.T) {
+		if err := admin.Do(ctx, "acl", "setuser", "noscript", "on", ">pw", "~*", "resetchannels", "-@all",
+			"+memory|usage", "+multi", "+exec", "+pexpiretime", "+dump", "+type", "+info", "+ping", "+hello", "+auth").Err(); err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "noscript", Password: "pw", DisableIdentity: true})
+		defer c.Close()
+		s := &RedisSource{Client: c, BigBytes: 4096}
+		defer s.Close()
+		check(t, s)
+		if s.Scripted(ctx) {
+			t.Fatal("still scripted after NOPERM")
+		}
+	})
+	t.Run("script-flushed", func(t *testing.T) {
+		s := &RedisSource{Client: admin, BigBytes: 4096}
+		defer s.Close()
+		check(t, s)
+		if err := admin.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		check(t, s)
+		if !s.Scripted(ctx) {
+			t.Fatal("the read fell back to MULTI after SCRIPT FLUSH; EVAL should have cached the script again")
+		}
+		if ok, _ := admin.ScriptExists(ctx, readScriptSHA).Result(); len(ok) != 1 || !ok[0] {
+			t.Fatal("the read script is not cached again after the flush")
+		}
+	})
+	t.Run("legacy-full", func(t *testing.T) {
+		used := ParseInfo(admin.Info(ctx, "memory").Val())["used_memory"]
+		admin.ConfigSet(ctx, "maxmemory-policy", "noeviction")
+		admin.ConfigSet(ctx, "maxmemory", used)
+		defer admin.ConfigSet(ctx, "maxmemory", "0")
+		if err := admin.Set(ctx, "more", strings.Repeat("x", 1<<20), 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
+			t.Fatalf("legacy is not full: SET answered %v", err)
+		}
+		if err := admin.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		s := &RedisSource{Client: admin, BigBytes: 4096}
+		defer s.Close()
+		check(t, s)
+		if !s.Scripted(ctx) {
+			t.Fatal("the read script was refused on a full legacy")
+		}
+	})
 }
