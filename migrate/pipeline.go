@@ -71,8 +71,9 @@ import (
 //     counted as not warmed for their page before its resume point is
 //     recorded, like the keys of a failed bucket. The policy and its
 //     threshold are in the bucket's state before the first write.
-//  8. Legacy is protected: every read of the copier (a MEMORY USAGE
-//     pipeline, then MULTI/PEXPIRETIME/DUMP per chunk) and every SCAN and
+//  8. Legacy is protected: every read of the copier (store.RedisSource:
+//     a MEMORY USAGE pipeline, then MULTI/PEXPIRETIME/DUMP per chunk;
+//     one read script for a read of a few keys) and every SCAN and
 //     TYPE takes the ops budget (--max-ops) first, and a read slower than
 //     SlowRead pauses every worker as long (copier Config.Throttle).
 //  9. One SCAN per run: without --dual-write the backfill from cursor 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +17,28 @@ import (
 
 func readAll(t *testing.T, s *RedisSource, keys []string) (map[string]*Entry, int) {
 	t.Helper()
+	return readAllIn(t, s, keys, len(keys))
+}
+
+// readAllIn reads keys in Read calls of per keys.
+func readAllIn(t *testing.T, s *RedisSource, keys []string, per int) (map[string]*Entry, int) {
+	t.Helper()
 	got := map[string]*Entry{}
 	chunks := 0
-	err := s.Read(context.Background(), keys, func(es []*Entry) error {
-		chunks++
-		for _, e := range es {
-			if got[e.Key] != nil {
-				t.Errorf("%q read twice", e.Key)
+	for i := 0; i < len(keys); i += per {
+		err := s.Read(context.Background(), keys[i:min(i+per, len(keys))], func(es []*Entry) error {
+			chunks++
+			for _, e := range es {
+				if got[e.Key] != nil {
+					t.Errorf("%q read twice", e.Key)
+				}
+				got[e.Key] = e
 			}
-			got[e.Key] = e
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if len(got) != len(keys) {
 		t.Fatalf("read %d entries for %d keys", len(got), len(keys))
@@ -56,13 +65,14 @@ func TestRedisSourceReadsStateAndAbsence(t *testing.T) {
 		keys = append(keys, k)
 	}
 	keys = append(keys, "plain", "ttl", "big", "expired", "gone")
-	// the three reads: the script (what Redis 7.0 here gets), MULTI with
-	// PEXPIRETIME (the script refused), and the PTTL + TIME of older
-	// servers
+	// the three reads: the script (reads of a few keys, as the live phase
+	// makes, on Redis 7.0 here), MULTI with PEXPIRETIME (a batch, as the
+	// backfill reads), and the PTTL + TIME of older servers
 	for _, tc := range []struct {
 		name     string
 		abs, lua bool
-	}{{"script", true, true}, {"multi-pexpiretime", true, false}, {"multi-pttl", false, false}} {
+		per      int
+	}{{"script", true, true, ScriptMaxKeys}, {"multi-pexpiretime", true, false, len(keys)}, {"multi-pttl", false, false, ScriptMaxKeys}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c.Set(ctx, "expired", "v", time.Millisecond) // each read reclaims it
 			time.Sleep(5 * time.Millisecond)
@@ -74,27 +84,38 @@ func TestRedisSourceReadsStateAndAbsence(t *testing.T) {
 			if !tc.abs {
 				s.absOnce.Do(func() {}) // as on a server without PEXPIRETIME
 			}
-			s.noLua.Store(!tc.lua)
 			c.ConfigResetStat(ctx)
-			checkRead(t, c, s, keys)
+			checkRead(t, c, s, keys, tc.per)
 			if s.abs.Load() != tc.abs {
 				t.Fatalf("read with PEXPIRETIME %v, want %v (Redis 7.0 has it)", s.abs.Load(), tc.abs)
 			}
-			if got := s.Scripted(ctx); got != tc.lua {
-				t.Fatalf("scripted %v after the read, want %v", got, tc.lua)
+			if got := s.Scripted(ctx); got != tc.abs {
+				t.Fatalf("scripted %v after the read, want %v", got, tc.abs)
 			}
-			evals := strings.Contains(c.Info(ctx, "commandstats").Val(), "cmdstat_evalsha:")
-			if evals != tc.lua {
+			cs := c.Info(ctx, "commandstats").Val()
+			if evals := strings.Contains(cs, "cmdstat_evalsha:"); evals != tc.lua {
 				t.Fatalf("EVALSHA sent: %v, want %v", evals, tc.lua)
+			}
+			if multi := strings.Contains(cs, "cmdstat_multi:"); multi == tc.lua {
+				t.Fatalf("MULTI sent: %v, want %v", multi, !tc.lua)
+			}
+			if tc.lua {
+				// the 50 keys of 100 bytes overflow ChunkBytes within one
+				// Read of 8: the script stops there and is called again
+				_, rest, _ := strings.Cut(cs, "cmdstat_evalsha:calls=")
+				calls, _ := strconv.Atoi(strings.Split(rest, ",")[0])
+				if reads := (len(keys) + tc.per - 1) / tc.per; calls <= reads {
+					t.Fatalf("%d EVALSHA calls for %d Reads: the script never stopped at ChunkBytes", calls, reads)
+				}
 			}
 		})
 	}
 }
 
-func checkRead(t *testing.T, c *redis.Client, s *RedisSource, keys []string) {
+func checkRead(t *testing.T, c *redis.Client, s *RedisSource, keys []string, per int) {
 	ctx := context.Background()
 	before := time.Now().UnixMilli()
-	got, chunks := readAll(t, s, keys)
+	got, chunks := readAllIn(t, s, keys, per)
 	if chunks < 5 {
 		t.Errorf("%d chunks for ~7 KB of payloads at ChunkBytes 1000", chunks)
 	}
