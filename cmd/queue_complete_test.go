@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,15 +30,9 @@ func TestQueueCutoverCompleteSQS(t *testing.T) {
 	for i := 0; i < initial; i++ {
 		e.legacy.LPush(ctx, "jobs:billing", job(i))
 	}
-	var out, errb bytes.Buffer
-	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
-	mctx, stop := context.WithTimeout(ctx, 3*time.Minute)
-	defer stop()
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(mctx, app, []string{"--no-progress", "--config", e.cfg, "-o", "json", "migrate", "--dual-write", "--yes"})
-	}()
-	waitList(t, e.legacy, "jobs:billing", done, &out, &errb)
+	m := startDualWrite(t, e.cfg, 3*time.Minute)
+	out, errb, done := &m.out, &m.errb, m.done
+	waitList(t, e.legacy, "jobs:billing", done, out, errb)
 	waitStatus(t, e, `"phase": "syncing"`)
 
 	if code, o, er := e.run("complete", "--bucket", "queue", "--yes"); code != 4 || !strings.Contains(er, "cutover --bucket queue") {
@@ -155,15 +148,9 @@ targets:
 		t.Helper()
 		return runCLI(t, append([]string{"--config", cfg}, args...)...)
 	}
-	var out, errb bytes.Buffer
-	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
-	mctx, stop := context.WithTimeout(ctx, 3*time.Minute)
-	defer stop()
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(mctx, app, []string{"--no-progress", "--config", cfg, "-o", "json", "migrate", "--dual-write", "--yes"})
-	}()
-	waitList(t, legacy, "jobs:resize", done, &out, &errb)
+	m := startDualWrite(t, cfg, 3*time.Minute)
+	out, errb, done := &m.out, &m.errb, m.done
+	waitList(t, legacy, "jobs:resize", done, out, errb)
 	if code, o, e := run("status", "--wait-caught-up", "--timeout", "60s"); code != 0 {
 		t.Fatalf("status --wait-caught-up: exit %d\n%s\n%s", code, o, e)
 	}

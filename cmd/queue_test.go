@@ -198,14 +198,8 @@ func TestQueueDualWriteToSQS(t *testing.T) {
 			for i := 0; i < initial; i++ {
 				e.legacy.LPush(ctx, "jobs:mail", job(i))
 			}
-			var out, errb bytes.Buffer
-			app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
-			mctx, stop := context.WithTimeout(ctx, 2*time.Minute)
-			defer stop()
-			done := make(chan int, 1)
-			go func() {
-				done <- Run(mctx, app, []string{"--no-progress", "--config", e.cfg, "-o", "json", "migrate", "--dual-write", "--yes"})
-			}()
+			m := startDualWrite(t, e.cfg, 2*time.Minute)
+			out, errb, done, stop := &m.out, &m.errb, m.done, m.stop
 			// the producer: keeps pushing while the mover runs
 			for i := initial; i < initial+pushed; i++ {
 				if err := e.legacy.LPush(ctx, "jobs:mail", job(i)).Err(); err != nil {
@@ -219,7 +213,7 @@ func TestQueueDualWriteToSQS(t *testing.T) {
 					}
 				}
 			}
-			waitList(t, e.legacy, "jobs:mail", done, &out, &errb)
+			waitList(t, e.legacy, "jobs:mail", done, out, errb)
 			// status while it runs: the figures the mover saves every second
 			waitStatus(t, e, fmt.Sprintf(`"moved": %d`, initial+pushed))
 			// the running migrate holds the lease: rollback refuses
@@ -281,6 +275,30 @@ func TestQueueDualWriteToSQS(t *testing.T) {
 
 // waitList waits until list is empty on legacy (the mover took
 // everything), failing when migrate exits first.
+// dualWriteRun is an in-process `redisplit migrate --dual-write --yes -o
+// json`, the way the queue tests run the live phase: done receives its
+// exit code, out and errb hold its output, stop cancels it (it is also
+// cancelled when the test ends).
+type dualWriteRun struct {
+	out, errb bytes.Buffer
+	done      chan int
+	stop      context.CancelFunc
+}
+
+// startDualWrite starts it on cfg, for at most timeout.
+func startDualWrite(t *testing.T, cfg string, timeout time.Duration) *dualWriteRun {
+	t.Helper()
+	r := &dualWriteRun{done: make(chan int, 1)}
+	app := &App{In: strings.NewReader(""), Out: &r.out, Err: &r.errb}
+	ctx, stop := context.WithTimeout(context.Background(), timeout)
+	r.stop = stop
+	t.Cleanup(stop)
+	go func() {
+		r.done <- Run(ctx, app, []string{"--no-progress", "--config", cfg, "-o", "json", "migrate", "--dual-write", "--yes"})
+	}()
+	return r
+}
+
 func waitList(t *testing.T, c *redis.Client, list string, done chan int, out, errb *bytes.Buffer) {
 	t.Helper()
 	for deadline := time.Now().Add(90 * time.Second); c.LLen(context.Background(), list).Val() > 0; {
@@ -486,14 +504,8 @@ func TestQueueSQSUnreachable(t *testing.T) {
 	for i := 0; i < initial; i++ {
 		e.legacy.LPush(ctx, "jobs:mail", job(i))
 	}
-	var out, errb bytes.Buffer
-	app := &App{In: strings.NewReader(""), Out: &out, Err: &errb}
-	mctx, stop := context.WithTimeout(ctx, 2*time.Minute)
-	defer stop()
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(mctx, app, []string{"--no-progress", "--config", e.cfg, "-o", "json", "migrate", "--dual-write", "--yes"})
-	}()
+	m := startDualWrite(t, e.cfg, 2*time.Minute)
+	out, errb, done, stop := &m.out, &m.errb, m.done, m.stop
 	var produced atomic.Int64
 	produced.Store(initial)
 	pctx, stopProducer := context.WithCancel(ctx)
@@ -520,7 +532,7 @@ func TestQueueSQSUnreachable(t *testing.T) {
 	}
 	stopProducer()
 	pwg.Wait()
-	waitList(t, e.legacy, "jobs:mail", done, &out, &errb)
+	waitList(t, e.legacy, "jobs:mail", done, out, errb)
 	stop()
 	if code := <-done; code != 0 {
 		t.Fatalf("migrate stopped: exit %d\n%s\n%s", code, out.String(), errb.String())
