@@ -3,7 +3,7 @@ package scan
 import (
 	"bytes"
 	"context"
-	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,8 +90,12 @@ func barePlaceholder(text []byte) bool {
 // each class on its own budget reads the values of both.
 func shapeOf(k *KeyInfo) int {
 	q := 0
-	if k.Bytes > 0 {
-		q = int(4 * math.Log2(float64(k.Bytes)))
+	if k.Bytes > 0 { // 4·log2(bytes), by the leading bit and the two after it
+		l := bits.Len64(uint64(k.Bytes))
+		q = 4 * l
+		if l >= 3 {
+			q += int(k.Bytes>>(l-3)) & 3
+		}
 	}
 	return (ttlBand(k.PTTL)*16 + q) % 64
 }

@@ -335,7 +335,10 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
-		if shape := shapeOf(ki); pa != nil && m.Bucket == classify.Unknown && !pa.sniffDone && pa.sniffSpent&(1<<shape) == 0 {
+		if pa == nil || m.Bucket != classify.Unknown || pa.sniffDone {
+			continue
+		}
+		if shape := shapeOf(ki); pa.sniffSpent&(1<<shape) == 0 {
 			if r := (sniffReq{key: ki.Key, typ: ki.Type, shape: shape, pa: pa}); s.sniff.plan(&r) {
 				switch ok, done, shapeDone := s.sniff.take(w.norm.text, ki); {
 				case ok:
