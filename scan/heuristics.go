@@ -407,7 +407,13 @@ func Propose(p Pattern, s *Stats) Proposal {
 		side, fix := "the values of each show no bucket", "cache|session|queue|ratelimit"
 		if out.Bucket != classify.Unknown {
 			side = fmt.Sprintf("%s: %s VS the others, which show no such evidence", out.Bucket, out.DecidedBy)
-			fix = "one of " + string(out.Bucket) + "|cache|session|queue|ratelimit"
+			others := []string{string(out.Bucket)}
+			for _, b := range []classify.Bucket{classify.Cache, classify.Session, classify.Queue, classify.RateLimit} {
+				if b != out.Bucket {
+					others = append(others, string(b))
+				}
+			}
+			fix = "one of " + strings.Join(others, "|")
 		}
 		out.Bucket, out.Confidence, out.Accepted, out.DecidedBy = classify.Unknown, 0, false, ""
 		out.Reason = "conflicting evidence: values of two serialisations, two writers' keys in one name shape (no name rule can tell them apart: give the shape the durable one's bucket, or rename one writer's keys); " + side

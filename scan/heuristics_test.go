@@ -248,6 +248,9 @@ func TestProposeMixedWriters(t *testing.T) {
 	if !p.durable {
 		t.Fatal("mixed writers: not marked durable (a cache proposal could cover them)")
 	}
+	if !strings.HasSuffix(p.Fix, "bucket: one of ratelimit|cache|session|queue}") {
+		t.Fatalf("mixed writers: fix %q, want the durable side first", p.Fix)
+	}
 	one := keys(55, "string", 59*minute, "raw")
 	one.Sniffed = 12
 	one.Signals[sigIgbinary], one.Signals[sigClassRate] = 12, 12
