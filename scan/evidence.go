@@ -3,6 +3,7 @@ package scan
 import (
 	"bytes"
 	"context"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,8 +50,8 @@ const (
 var sniffCmdNames = [nSniffCmds]string{"GETRANGE", "LINDEX", "HRANDFIELD", "HSCAN", "ZRANGE", "XRANGE"}
 var sniffCmdACL = [nSniffCmds]string{"+getrange", "+lindex", "+hrandfield", "+hscan", "+zrange", "+xrange"}
 
-// maxSniffShapes bounds the key lengths read separately in a pattern that is
-// one placeholder.
+// maxSniffShapes bounds the classes of keys (shapeOf) read separately in a
+// pattern that is one placeholder.
 const maxSniffShapes = 4
 
 // sniffState is the scan-wide state of the evidence layer: the reads left
@@ -78,23 +79,37 @@ func barePlaceholder(text []byte) bool {
 			return true
 		}
 	}
-	return false
+	_, _, ok := bareLen(string(text))
+	return ok
 }
 
-// shapeOf is the budget class of a key of a bare-placeholder pattern: its
-// length, up to 63.
-func shapeOf(key string) int { return min(len(key), 63) }
+// shapeOf is the budget class of a key of a bare-placeholder pattern (its
+// length is in the pattern already, {hex40}): its TTL band and its size
+// class (a quarter of a power of two of MEMORY USAGE, when measured), folded
+// into 0..63. Two writers of ids of one length rarely share both: reading
+// each class on its own budget reads the values of both.
+func shapeOf(k *KeyInfo) int {
+	q := 0
+	if k.Bytes > 0 { // 4·log2(bytes), by the leading bit and the two after it
+		l := bits.Len64(uint64(k.Bytes))
+		q = 4 * l
+		if l >= 3 {
+			q += int(k.Bytes>>(l-3)) & 3
+		}
+	}
+	return (ttlBand(k.PTTL)*16 + q) % 64
+}
 
 // take reports whether one more key of pattern may be read: ok, and
 // whether this worker may stop asking for keys of pattern (done) or, for
 // a bare placeholder, for keys of this key's length (shapeDone).
-func (st *sniffState) take(pattern []byte, key string) (ok, done, shapeDone bool) {
+func (st *sniffState) take(pattern []byte, k *KeyInfo) (ok, done, shapeDone bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	budget := string(pattern)
 	bare := barePlaceholder(pattern)
 	if bare {
-		budget += "\x00" + strconv.Itoa(shapeOf(key))
+		budget += "\x00" + strconv.Itoa(shapeOf(k))
 	}
 	n, seen := st.taken[budget]
 	if !seen && len(st.taken) >= st.cap {
@@ -113,13 +128,14 @@ func (st *sniffState) take(pattern []byte, key string) (ok, done, shapeDone bool
 	return true, false, false
 }
 
-// giveBack returns a read of key that was refused to its pattern's budget.
-func (st *sniffState) giveBack(pattern, key string) {
+// giveBack returns a read of a key of shape that was refused to its
+// pattern's budget.
+func (st *sniffState) giveBack(pattern string, shape int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	budget := pattern
 	if barePlaceholder([]byte(pattern)) {
-		budget += "\x00" + strconv.Itoa(shapeOf(key))
+		budget += "\x00" + strconv.Itoa(shape)
 	}
 	if n := st.taken[budget]; n > 0 {
 		st.taken[budget] = n - 1
@@ -129,6 +145,7 @@ func (st *sniffState) giveBack(pattern, key string) {
 // sniffReq is a key of an unknown pattern whose value is read.
 type sniffReq struct {
 	key, typ string
+	shape    int // shapeOf the key
 	cmd      int // the command sent (cmd* constants)
 	pa       *patternAgg
 }
@@ -202,7 +219,7 @@ func (w *worker) sniffValues(ctx context.Context) error {
 				msg := err.Error()
 				if strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "unknown command") {
 					s.sniff.refused[r.cmd].Store(true)
-					s.sniff.giveBack(r.pa.Text, r.key) // the pattern may still be read another way (HSCAN)
+					s.sniff.giveBack(r.pa.Text, r.shape) // the pattern may still be read another way (HSCAN)
 				}
 			}
 			var err error

@@ -202,3 +202,48 @@ func TestBareIDsPooled(t *testing.T) {
 		}
 	}
 }
+
+// TestBareIDsTwoWriters: two writers of 40-hex ids in one database (rate-
+// limiter state and a minority of pickled cache entries, of another TTL
+// and size) share {hex40}; its reads are spread over the TTL bands and size
+// classes of its keys, so the minority's values are read whatever order
+// SCAN returns, and the pattern is unknown, with both sides, not routed to
+// either bucket.
+func TestBareIDsTwoWriters(t *testing.T) {
+	srv := topotest.Standalone(t)
+	admin := topotest.Client(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hexID := func(i int) string { return fmt.Sprintf("%040x", uint64(i)*0x9e3779b97f4a7c15) }
+	pipe := admin.Pipeline()
+	for i := 0; i < 90; i++ {
+		pipe.Set(ctx, hexID(i), "\x00\x00\x00\x02\x17+Symfony\\Component\\RateLimiter\\Policy\\Window\x14\x02\x11\x12login-203.0.113.1"+strings.Repeat("x", 40), 2*time.Hour)
+	}
+	for i := 90; i < 100; i++ {
+		pipe.Set(ctx, hexID(i), "\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x03sku\x94\x8c\x08SKU-0001\x94s.", 10*time.Minute)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl, _, err := classify.Router(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := scan.Run(ctx, admin, cl, scan.Options{Count: 20, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range r.Proposals {
+		if !strings.Contains(p.Pattern, "{hex40}") {
+			continue
+		}
+		found = true
+		if p.Bucket != classify.Unknown || p.Accepted || !strings.Contains(p.Reason, "two serialisations") || !strings.Contains(p.Reason, "ratelimit") {
+			t.Fatalf("{hex40} of two writers: %s accepted=%v reason %q", p.Bucket, p.Accepted, p.Reason)
+		}
+	}
+	if !found {
+		t.Fatalf("no {hex40} proposal: %+v", r.Proposals)
+	}
+}

@@ -116,6 +116,10 @@ var placeholders = []string{PhNumber, PhUUID, PhHex, PhID, PhTS, PhIP, PhEmail, 
 // placeholders it contains.
 func patternWords(text string) (ws []string, phs map[string]bool) {
 	phs = map[string]bool{}
+	if ph, _, ok := bareLen(text); ok {
+		phs[ph] = true // a bare id of one length ({hex40})
+		return nil, phs
+	}
 	for _, ph := range placeholders {
 		if strings.Contains(text, ph) {
 			phs[ph] = true
@@ -216,6 +220,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 	}
 	ws, phs := patternWords(p.Text)
 	e := newEvidence()
+	mixedWriters := false
 	share := func(n int64) float64 { return float64(n) / float64(s.Keys) }
 
 	hit := func(set map[string]bool) string {
@@ -247,6 +252,15 @@ func Propose(p Pattern, s *Stats) Proposal {
 			ident = ph
 			break
 		}
+	}
+
+	// Bare ids of one length written by two libraries: their values show two
+	// serialisations. No name rule can tell their keys apart, so the
+	// pattern is for a person (evidence of both, and of any bucket, kept).
+	if mixed := mixedFormats(s); mixed != nil && barePlaceholder([]byte(p.Text)) {
+		out.durable = true // never cache: one of the writers may be durable
+		e.note("values of two serialisations (%s): the keys of two writers share this name shape", strings.Join(mixed, ", "))
+		mixedWriters = true
 	}
 
 	// Value signatures: a majority of the values read decides; a minority
@@ -343,7 +357,7 @@ func Propose(p Pattern, s *Stats) Proposal {
 	if rateW != "" {
 		e.add(classify.RateLimit, 0.5, "name segment %q", rateW)
 	}
-	if phs[PhIP] {
+	if phs[PhIP] && !urlHostIP(p.Text) {
 		e.add(classify.RateLimit, 0.4, "IP-shaped segment")
 	}
 	if e.score[classify.RateLimit] > 0 && shortTTL >= 0.9 && (s.Signals[sigRateHash] > 0 || s.Signals[sigCellTAT] > 0 || s.Signals[sigGCRAFloat] > 0 || s.Signals[sigClassRate] > 0 || s.Signals[sigRateFields] > 0) {
@@ -388,7 +402,47 @@ func Propose(p Pattern, s *Stats) Proposal {
 		e.add(classify.Cache, -0.3, "but %s are rarely cache", typeMix(s))
 	}
 	out.durable = out.durable || e.durableSeen
+	if mixedWriters {
+		out = decide(out, e, s, lockW)
+		side, fix := "the values of each show no bucket", "cache|session|queue|ratelimit"
+		if out.Bucket != classify.Unknown {
+			side = fmt.Sprintf("%s: %s VS the others, which show no such evidence", out.Bucket, out.DecidedBy)
+			others := []string{string(out.Bucket)}
+			for _, b := range []classify.Bucket{classify.Cache, classify.Session, classify.Queue, classify.RateLimit} {
+				if b != out.Bucket {
+					others = append(others, string(b))
+				}
+			}
+			fix = "one of " + strings.Join(others, "|")
+		}
+		out.Bucket, out.Confidence, out.Accepted, out.DecidedBy = classify.Unknown, 0, false, ""
+		out.Reason = "conflicting evidence: values of two serialisations, two writers' keys in one name shape (no name rule can tell them apart: give the shape the durable one's bucket, or rename one writer's keys); " + side
+		out.Fix = fixLine(out, fix)
+		return out
+	}
 	return decide(out, e, s, lockW)
+}
+
+// exclusiveFormats are serialisations a value has one of at most.
+var exclusiveFormats = []int{sigPickle, sigMarshal, sigPHPSerialize, sigIgbinary, sigJava, sigMsgpack, sigGob}
+
+// mixedFormats returns the exclusive serialisations each seen on at least
+// a quarter of the values read (at least 2 of them: a class of keys read
+// on its own budget, shapeOf), when two or more are.
+func mixedFormats(s *Stats) []string {
+	if s.Sniffed < 4 {
+		return nil
+	}
+	var out []string
+	for _, f := range exclusiveFormats {
+		if n := s.Signals[f]; n >= 2 && 4*n >= s.Sniffed {
+			out = append(out, signatures[f].desc)
+		}
+	}
+	if len(out) < 2 {
+		return nil
+	}
+	return out
 }
 
 // requestURI reports a pattern text that is a request URI: a path of at
@@ -410,6 +464,13 @@ func requestURI(text string) bool {
 		return true
 	}
 	return false
+}
+
+// urlHostIP reports a pattern whose only IP is a URL's host
+// ("http://{ip}:{n}/..."): the server a client asked, not a client a
+// limiter counts.
+func urlHostIP(text string) bool {
+	return strings.Count(text, PhIP) == 1 && strings.Contains(text, "://"+PhIP)
 }
 
 // countHits counts the distinct words of ws in set.

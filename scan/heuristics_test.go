@@ -232,3 +232,100 @@ func TestProposeDurableValuesUnderCacheName(t *testing.T) {
 		t.Errorf("cache envelope under a session name: %s %q", p.Bucket, p.Evidence)
 	}
 }
+
+// TestProposeMixedWriters: a bare id's pattern whose values are of two
+// serialisations (two writers of ids of one length) is unknown, with both
+// sides in the reason and a fix, never cache; one serialisation decides as
+// before.
+func TestProposeMixedWriters(t *testing.T) {
+	mixed := keys(55, "string", 59*minute, "raw")
+	mixed.Sniffed = 12
+	mixed.Signals[sigIgbinary], mixed.Signals[sigClassRate], mixed.Signals[sigPickle] = 9, 9, 3
+	p := Propose(Normalize("0a0258698b8e6d2c4c9e1b3fe903b980078395f2"), mixed)
+	if p.Bucket != classify.Unknown || p.Accepted || !strings.Contains(p.Reason, "two serialisations") || !strings.Contains(p.Reason, "ratelimit") || p.Fix == "" {
+		t.Fatalf("mixed writers: %s accepted=%v reason %q fix %q", p.Bucket, p.Accepted, p.Reason, p.Fix)
+	}
+	if !p.durable {
+		t.Fatal("mixed writers: not marked durable (a cache proposal could cover them)")
+	}
+	if !strings.HasSuffix(p.Fix, "bucket: one of ratelimit|cache|session|queue}") {
+		t.Fatalf("mixed writers: fix %q, want the durable side first", p.Fix)
+	}
+	one := keys(55, "string", 59*minute, "raw")
+	one.Sniffed = 12
+	one.Signals[sigIgbinary], one.Signals[sigClassRate] = 12, 12
+	if p := Propose(Normalize("0a0258698b8e6d2c4c9e1b3fe903b980078395f2"), one); p.Bucket != classify.RateLimit {
+		t.Fatalf("one writer: %s, want ratelimit (%q)", p.Bucket, p.Evidence)
+	}
+	named := keys(55, "string", 59*minute, "raw") // a literal in the name: one application's keys, formats may differ
+	named.Sniffed = 12
+	named.Signals[sigPickle], named.Signals[sigMsgpack], named.Signals[sigCachelibPickle] = 6, 6, 6
+	if p := Propose(Normalize("forecast:1234"), named); strings.Contains(p.Reason, "two serialisations") {
+		t.Fatalf("a named pattern read as two writers: %q", p.Reason)
+	}
+}
+
+// TestProposeURLHostIsNoClient: an IP that is a URL's host (an HTTP client
+// cache keying by URL) is not a rate limiter's client.
+func TestProposeURLHostIsNoClient(t *testing.T) {
+	s := keys(30, "string", 10*minute, "raw")
+	p := Propose(Normalize("http://127.0.0.1:8080/api/products/7?lang=en"), s)
+	if p.Bucket == classify.RateLimit || strings.Contains(strings.Join(p.Evidence, ";"), "IP-shaped") {
+		t.Fatalf("URL host read as a client: %s %q", p.Bucket, p.Evidence)
+	}
+	if p := Propose(Normalize("/api/203.0.113.7/limit"), s); !strings.Contains(strings.Join(p.Evidence, ";"), "IP-shaped") {
+		t.Fatalf("a client IP in a path lost its evidence: %q", p.Evidence)
+	}
+}
+
+// TestGroupAlikeReviewItems: accepted proposals decided by one value
+// signature are one review item whatever their prefixes; bare ids of every
+// length are one family; unknown patterns of one family group by their
+// coarse reason and keep each one's own; different buckets never group.
+func TestGroupAlikeReviewItems(t *testing.T) {
+	mk := func(text string, b classify.Bucket, decided, reason string) (*patternAgg, Proposal) {
+		pa := &patternAgg{Pattern: Pattern{Text: text, Glob: "*"}, Stats: *keys(10, "string", hour, "raw")}
+		p := Proposal{Pattern: text, Glob: "*", Regex: regexOf(text), Bucket: b, DecidedBy: decided, Reason: reason, Keys: 10, Merged: 1}
+		if b != classify.Unknown {
+			p.Confidence, p.Accepted = 0.8, true
+		} else {
+			p.Fix = "x"
+		}
+		return pa, p
+	}
+	var pats []*patternAgg
+	var props []Proposal
+	for _, c := range []struct {
+		text, decided, reason string
+		b                     classify.Bucket
+	}{
+		{"user:{n}:profile", "values: go-redis/cache envelope, 3 of 3 read", "", classify.Cache},
+		{"product:{code}", "values: go-redis/cache envelope, 8 of 8 read", "", classify.Cache},
+		{"{id26}", "values: PHP session encoding, 3 of 3 read", "", classify.Session},
+		{"sess:{id}", "values: PHP session encoding, 3 of 3 read", "", classify.Session},
+		{"{hex40}", "", "no convincing evidence: serialised values (Python pickle)", classify.Unknown},
+		{"{hex32}", "", "no convincing evidence: the name, types, TTLs and values read fit no bucket", classify.Unknown},
+	} {
+		pa, p := mk(c.text, c.b, c.decided, c.reason)
+		pats, props = append(pats, pa), append(props, p)
+	}
+	_, out := groupAlike(pats, props)
+	if len(out) != 3 {
+		for _, p := range out {
+			t.Logf("%s %s %q", p.Bucket, p.Pattern, p.Reason)
+		}
+		t.Fatalf("%d review items, want 3 (go-redis/cache's, the PHP sessions', the bare unknowns)", len(out))
+	}
+	for _, p := range out {
+		switch p.Bucket {
+		case classify.Unknown:
+			if p.Reason != "no convincing evidence (each pattern's own reason in the evidence)" || !strings.Contains(strings.Join(p.Evidence, ";"), "{hex40}: no convincing evidence: serialised values") {
+				t.Errorf("grouped unknowns: reason %q evidence %q", p.Reason, p.Evidence)
+			}
+		case classify.Session, classify.Cache:
+			if p.Merged != 2 {
+				t.Errorf("%s: %d members, want 2 (%s)", p.Bucket, p.Merged, p.Pattern)
+			}
+		}
+	}
+}

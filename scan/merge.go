@@ -293,7 +293,11 @@ const maxGroup = 24
 // acceptance, and the same deciding evidence (or, for unknown ones, the same
 // reason); accepted proposals of one family and one bucket are one item
 // whatever decided each (one application's or framework's keys, reviewed
-// together; every member's evidence is listed). The grouped proposal's matcher is the alternation of its members'
+// together; every member's evidence is listed), and so are accepted
+// proposals decided by the same value signature, whatever their families
+// (one library's keys under several prefixes). Bare ids of every length
+// ({id26}, {id32}) are one family; unknown patterns of one family group by
+// their coarse reason (coarseReason). The grouped proposal's matcher is the alternation of its members'
 // anchored regexes, so it routes exactly the members' shapes, nothing
 // broader. It returns the patterns and proposals in step, most keys first.
 func groupAlike(pats []*patternAgg, props []Proposal) ([]*patternAgg, []Proposal) {
@@ -305,9 +309,22 @@ func groupAlike(pats []*patternAgg, props []Proposal) ([]*patternAgg, []Proposal
 	groups := map[key][]int{}
 	var order []key
 	for i, p := range props {
-		k := key{family(p.Pattern), stripDigits(p.DecidedBy), p.Reason, p.Bucket, p.Accepted}
-		if p.Bucket == classify.Unknown || p.Accepted && k.fam != "" {
+		fam := family(p.Pattern)
+		if ph, _, ok := bareLen(p.Pattern); ok {
+			fam = ph // bare ids of every length: one family for review ({id26} | {id32})
+		}
+		k := key{fam, stripDigits(p.DecidedBy), p.Reason, p.Bucket, p.Accepted}
+		switch {
+		case p.Accepted && strings.HasPrefix(p.DecidedBy, "values:"):
+			// decided by one value signature (a library's envelope, a
+			// session payload): that library's keys, whatever their
+			// prefixes, are one review item
+			k.fam = "\x00values"
+		case p.Bucket == classify.Unknown || p.Accepted && k.fam != "":
 			k.decider = ""
+		}
+		if p.Bucket == classify.Unknown {
+			k.reason = coarseReason(p.Reason) // each member's own reason stays in the evidence
 		}
 		if groups[k] == nil {
 			order = append(order, k)
@@ -379,10 +396,32 @@ func appendGroup(outP []*patternAgg, outR []Proposal, pats []*patternAgg, props 
 		g.durable = g.durable || props[i].durable
 		g.cacheEv = g.cacheEv || props[i].cacheEv
 	}
+	for _, i := range part {
+		if props[i].Reason != first.Reason {
+			g.Reason = coarseReason(first.Reason) + " (each pattern's own reason in the evidence)"
+			for _, j := range part {
+				if r := props[j].Reason; r != "" && !containsStr(g.Evidence, pats[j].Text+": "+r) {
+					g.Evidence = append(g.Evidence, pats[j].Text+": "+r)
+				}
+			}
+			break
+		}
+	}
 	if g.Fix != "" {
 		g.Fix = fixLine(g, bucketOrAny(g))
 	}
 	return append(outP, m), append(outR, g)
+}
+
+// coarseReason is a reason without its particulars: "no convincing
+// evidence", "evidence for cache below confidence 0.70", "conflicting
+// evidence for cache, session"; the unknown patterns of one family that
+// share it are one review item.
+func coarseReason(r string) string {
+	if i := strings.IndexByte(r, ':'); i > 0 {
+		return r[:i]
+	}
+	return r
 }
 
 func containsStr(ss []string, s string) bool {

@@ -19,7 +19,7 @@ func TestNormalizeIdentifierFamilies(t *testing.T) {
 		{"otp:{phone}", []string{"otp:+14155552671", "otp:+442071838750", "otp:+33612345678"}},
 		{"product:{code}:stock", []string{"product:SKU-12345-XL:stock", "product:AB12CD:stock", "product:4K-TV-55:stock"}},
 		{"short:{id}", []string{"short:dQw4w9WgXcQ", "short:aZ3kP9qRt2", "short:k3j2h4g5m1"}},
-		{"{id}", []string{"Xk3pQ9zR2mN8vB5cL1wT7yH4", "aB3dE5fG7hJ9kL1mN3pQ5rS7", "Z9y8X7w6V5u4T3s2R1q0P9o8"}},
+		{"{id24}", []string{"Xk3pQ9zR2mN8vB5cL1wT7yH4", "aB3dE5fG7hJ9kL1mN3pQ5rS7", "Z9y8X7w6V5u4T3s2R1q0P9o8"}},
 		{"{uuid}", []string{"550e8400-e29b-41d4-a716-446655440000", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}},
 		{"events:{ts}", []string{"events:2024-01-02T10:05:00Z", "events:2024-12-31", "events:1700000000", "events:1700000000123"}},
 		{"user:{email}:profile", []string{"user:alice@example.com:profile", "user:x.y@sub.example.org:profile"}},
@@ -89,33 +89,41 @@ func TestIPRegexMatchesAddressesOnly(t *testing.T) {
 	}
 }
 
-// TestIDAndHexRegexes: a bare {id} or {hex} proposal's regex matches what
-// Normalize calls an id or a hex token, not one-word keys (a bare-{id}
-// session proposal once routed dogpile's front_page to session).
+// TestIDAndHexRegexes: a bare id's proposal regex matches what Normalize
+// calls an id or a hex token of that length, not one-word keys (a bare-{id}
+// session proposal once routed dogpile's front_page to session), nor ids of
+// another length (another generator: another library's keys).
 func TestIDAndHexRegexes(t *testing.T) {
-	id := regexp.MustCompile(regexOf("{id}"))
-	hex := regexp.MustCompile(regexOf("{hex}"))
-	for _, k := range []string{"coskc5tdqbdb5ureh9pdsi0jfv", "Yq8wX2vN5kLmP0rT3sU6zA9bC1dE4fGhJ7iK0lMnO01", "aB3dE5fG7h", "k9Qz2XwP", "xWvUtSrQpOnMlKjIhGfEdCbA"} {
-		if Normalize(k).Text != PhID {
-			t.Errorf("Normalize(%q) = %q, want {id}", k, Normalize(k).Text)
+	oneWord := []string{"front_page", "settings", "homepage", "homepage_banners", "feature-flags", "top10", "v2", "abc", "cafe", "add", "beef"}
+	for _, k := range []string{"coskc5tdqbdb5ureh9pdsi0jfv", "Yq8wX2vN5kLmP0rT3sU6zA9bC1dE4fGhJ7iK0lMnO01", "aB3dE5fG7h", "k9Qz2XwP", "xWvUtSrQpOnMlKjIhGfEdCbA",
+		"2bc208e24519082e6ea70d701af14c36", "b411d7b41b0be656c4fefae8d389cc34426ebbd2"} {
+		text := Normalize(k).Text
+		ph, l, ok := bareLen(text)
+		if !ok || l != len(k) || (ph == PhHex) != isHexToken(k) {
+			t.Errorf("Normalize(%q) = %q, want a bare {id} or {hex} of length %d", k, text, len(k))
+			continue
 		}
-		if !id.MatchString(k) {
-			t.Errorf("%s: not matched by the {id} regex", k)
+		re := regexp.MustCompile(regexOf(text))
+		if !re.MatchString(k) {
+			t.Errorf("%s: not matched by its regex %s", k, re)
+		}
+		if re.MatchString(k+"0") || re.MatchString(k[1:]) {
+			t.Errorf("%s's regex %s matches ids of another length", k, re)
+		}
+		for _, w := range oneWord {
+			if re.MatchString(w) {
+				t.Errorf("%s matched by %s (of %s)", w, re, text)
+			}
 		}
 	}
-	for _, k := range []string{"front_page", "settings", "homepage_banners", "feature-flags", "top10", "v2", "abc"} {
-		if id.MatchString(k) {
-			t.Errorf("%s matched by the {id} regex", k)
-		}
+	long := strings.Repeat("ab12", 20) // past maxBareLen: the unqualified {hex}
+	if got := Normalize(long).Text; got != PhHex {
+		t.Errorf("Normalize(80 hex) = %q, want %s", got, PhHex)
 	}
-	for _, k := range []string{"2bc208e24519082e6ea70d701af14c36", "b411d7b41b0be656c4fefae8d389cc34426ebbd2"} {
-		if !hex.MatchString(k) {
-			t.Errorf("%s: not matched by the {hex} regex", k)
-		}
-	}
-	for _, k := range []string{"cafe", "add", "beef"} {
-		if hex.MatchString(k) {
-			t.Errorf("%s matched by the {hex} regex", k)
+	id, hex := regexp.MustCompile(regexOf(PhID)), regexp.MustCompile(regexOf(PhHex))
+	for _, w := range oneWord {
+		if id.MatchString(w) || hex.MatchString(w) {
+			t.Errorf("%s matched by the {id} or {hex} regex", w)
 		}
 	}
 }

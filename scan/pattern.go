@@ -80,6 +80,33 @@ func (n *normaliser) normalize(key string) {
 	n.text, n.glob, n.parts = n.text[:0], n.glob[:0], 0
 	n.protected = findProtected(key, n.protected[:0])
 	n.segment(key, 0, len(key), 0)
+	if len(key) <= maxBareLen && (string(n.text) == PhHex || string(n.text) == PhID) {
+		// a bare id: its length names its generator (PHP's 26-character
+		// session ids, a 32-hex token, a 40-hex digest), so each length
+		// is a pattern of its own, with its own values read and its own
+		// proposal: ids of several libraries do not pool
+		n.text = strconv.AppendInt(n.text[:len(n.text)-1], int64(len(key)), 10)
+		n.text = append(n.text, '}')
+	}
+}
+
+// maxBareLen bounds the key length a bare id's pattern names ({hex40},
+// {id26}): longer bare ids share the unqualified {hex} or {id}, so the
+// number of bare patterns stays small whatever the keyspace.
+const maxBareLen = 64
+
+// bareLen splits a length-qualified bare placeholder ({hex40}, {id26}) into
+// its placeholder ({hex}, {id}) and length; ok is false for any other text.
+func bareLen(text string) (ph string, n int, ok bool) {
+	for _, base := range []string{PhHex, PhID} {
+		stem := base[:len(base)-1]
+		if len(text) > len(base) && strings.HasPrefix(text, stem) && text[len(text)-1] == '}' {
+			if v, err := strconv.Atoi(text[len(stem) : len(text)-1]); err == nil && v > 0 && v <= maxBareLen {
+				return base, v, true
+			}
+		}
+	}
+	return "", 0, false
 }
 
 func (n *normaliser) pattern() Pattern {
@@ -719,6 +746,25 @@ var idRe = func() string {
 	return "(?:" + strings.Join(alts, "|") + ")"
 }()
 
+// bareRe is the regex of a length-qualified bare placeholder: exactly l
+// hex digits ({hex40}), or l id characters that idRe also accepts ({id26}):
+// below 24 characters that needs a digit, so a one-word key of that length
+// (settings, homepage) is not matched.
+func bareRe(ph string, l int) string {
+	if ph == PhHex {
+		return fmt.Sprintf(`[0-9a-fA-F]{%d}`, l)
+	}
+	const x = `[A-Za-z0-9+/=_-]`
+	if l >= 24 {
+		return fmt.Sprintf(`%s{%d}`, x, l)
+	}
+	alts := make([]string, 0, l)
+	for p := 0; p < l; p++ { // the first digit at p
+		alts = append(alts, fmt.Sprintf(`[A-Za-z+/=_-]{%d}[0-9]%s{%d}`, p, x, l-1-p))
+	}
+	return "(?:" + strings.Join(alts, "|") + ")"
+}
+
 // placeholderRe is the regular expression each placeholder stands for in a
 // proposal's regex (regexOf).
 var placeholderRe = map[string]string{
@@ -759,6 +805,11 @@ func patternRegex(text string, literals bool) (string, bool) {
 			if j := strings.IndexByte(text[i:], '}'); j > 0 {
 				if re, ok := placeholderRe[text[i:i+j+1]]; ok {
 					b.WriteString(re)
+					i += j + 1
+					continue
+				}
+				if ph, l, ok := bareLen(text[i : i+j+1]); ok {
+					b.WriteString(bareRe(ph, l))
 					i += j + 1
 					continue
 				}

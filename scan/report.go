@@ -359,6 +359,9 @@ func sortProposals(ps []Proposal) {
 		for _, ph := range []string{PhID, PhVar, PhLong, PhBinary} {
 			n += strings.Count(text, ph)
 		}
+		if ph, _, ok := bareLen(text); ok && ph == PhID {
+			n++ // {id26}: wider than {hex26}
+		}
 		return n
 	}
 	sort.SliceStable(ps, func(i, j int) bool {

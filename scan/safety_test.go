@@ -19,7 +19,7 @@ func durableOracle(text string, s *Stats) bool {
 			return true
 		}
 	}
-	if phs[PhIP] {
+	if phs[PhIP] && !urlHostIP(text) { // a URL's host is the server asked, not a client
 		return true
 	}
 	for sig, n := range s.Signals {
@@ -33,7 +33,8 @@ func durableOracle(text string, s *Stats) bool {
 var fuzzNames = []string{"cache:{n}", "views:{hex}", "user:{n}:profile", "{id}", "{uuid}", "sess:{id}", "page:{n}",
 	"app:session:{id}", "jobs:{n}", "rl:{ip}", "x:{ip}", "cache:sess:{n}", "memo:{email}_{ip}", "tenant:acme:{n}",
 	"fragment:{n}:rl", "keyv:{n}", "{n}:{hex}", ":{n}:cart:{n}", "dash:{code}",
-	"/products/{n}?color=red", "/api/{ip}", "/shop/{n}_GET", "GET:/sess/{n}", "beaker_cache:{hex}:session", "cache:{hex}:jobs"}
+	"/products/{n}?color=red", "/api/{ip}", "/shop/{n}_GET", "GET:/sess/{n}", "beaker_cache:{hex}:session", "cache:{hex}:jobs",
+	"{hex40}", "{id26}", "http://{ip}:{n}/api/{n}"}
 
 var fuzzTypes = []string{"string", "hash", "list", "set", "zset", "stream"}
 var fuzzTTLs = []int64{-1, 30 * 1000, 59 * minute, 2 * hour, day - minute, 3 * day, 20 * day, 400 * day}
@@ -56,6 +57,9 @@ func randomStats(r *rand.Rand) *Stats {
 		s.add(&KeyInfo{Key: "k", Type: t, PTTL: fuzzTTLs[r.Intn(len(fuzzTTLs))], Encoding: enc, Bytes: 100})
 	}
 	s.Sniffed = int64(r.Intn(4))
+	if r.Intn(3) == 0 {
+		s.Sniffed = int64(4 + r.Intn(9)) // a bare id's pattern: up to maxSniffShapes classes read
+	}
 	for k := int64(0); k < s.Sniffed; k++ {
 		if r.Intn(4) > 0 {
 			s.Signals[r.Intn(nSignals)]++
@@ -267,12 +271,13 @@ func TestGuardCacheKeepsUnknownOut(t *testing.T) {
 	cacheLike.Sniffed, cacheLike.Signals[sigGoRedisCache] = 3, 3
 	undecided := keys(30, "string", 2*day, "raw")
 	hexKey := "0a0258698b8e6d2c4c9e1b3fe903b980078395f2"
+	idKey := "Yq8wX2vN5kLmP0rT3sU6zA9bYq8wX2vN5kLmP0rT" // as long as hexKey: its regex matches hexKey too
 	pats := []*patternAgg{
-		{Pattern: Normalize("Yq8wX2vN5kLmP0rT3sU6zA9b"), Bucket: classify.Unknown, Stats: *cacheLike, Samples: []string{"Yq8wX2vN5kLmP0rT3sU6zA9b"}},
+		{Pattern: Normalize(idKey), Bucket: classify.Unknown, Stats: *cacheLike, Samples: []string{idKey}},
 		{Pattern: Normalize(hexKey), Bucket: classify.Unknown, Stats: *undecided, Samples: []string{hexKey}},
 	}
-	if pats[0].Text != PhID || pats[1].Text != PhHex {
-		t.Fatalf("patterns %s, %s: want %s, %s", pats[0].Text, pats[1].Text, PhID, PhHex)
+	if pats[0].Text != "{id40}" || pats[1].Text != "{hex40}" {
+		t.Fatalf("patterns %s, %s: want {id40}, {hex40}", pats[0].Text, pats[1].Text)
 	}
 	_, props := proposeUnknown(pats)
 	cl, err := classify.New(proposalRules(props, true))
@@ -283,7 +288,7 @@ func TestGuardCacheKeepsUnknownOut(t *testing.T) {
 		t.Fatalf("SAFETY: %s (no evidence) routed to cache by %v: %+v", hexKey, m.Rule, props)
 	}
 	for _, p := range props {
-		if p.Pattern == PhID && (p.Accepted || p.Reason == "") {
+		if p.Pattern == "{id40}" && (p.Accepted || p.Reason == "") {
 			t.Fatalf("bare {id} cache proposal covering {hex} accepted: %+v", p)
 		}
 	}

@@ -335,15 +335,18 @@ func (w *worker) batch(ctx context.Context, keys []string) error {
 		if s.ko != nil {
 			w.line = appendKeyLine(w.line, ki, m.Bucket, rule)
 		}
-		if pa != nil && m.Bucket == classify.Unknown && !pa.sniffDone && pa.sniffSpent&(1<<shapeOf(ki.Key)) == 0 {
-			if r := (sniffReq{key: ki.Key, typ: ki.Type, pa: pa}); s.sniff.plan(&r) {
-				switch ok, done, shapeDone := s.sniff.take(w.norm.text, ki.Key); {
+		if pa == nil || m.Bucket != classify.Unknown || pa.sniffDone {
+			continue
+		}
+		if shape := shapeOf(ki); pa.sniffSpent&(1<<shape) == 0 {
+			if r := (sniffReq{key: ki.Key, typ: ki.Type, shape: shape, pa: pa}); s.sniff.plan(&r) {
+				switch ok, done, shapeDone := s.sniff.take(w.norm.text, ki); {
 				case ok:
 					w.sniffs = append(w.sniffs, r)
 				case done:
 					pa.sniffDone = true // this pattern's reads are spent (by any worker)
 				case shapeDone:
-					pa.sniffSpent |= 1 << shapeOf(ki.Key) // this key length's reads are spent
+					pa.sniffSpent |= 1 << shape // this class's reads are spent
 				}
 			}
 		}

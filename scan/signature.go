@@ -2,7 +2,10 @@ package scan
 
 import (
 	"bytes"
+	"compress/zlib"
+	"encoding/base64"
 	"encoding/binary"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +128,13 @@ const hashFields = 8
 // bytes (at most sniffBytes; the whole value when shorter), tail its last
 // byte (0 when unknown). whole reports whether head is the entire value.
 func sniffString(head []byte, tail byte, whole bool, add func(int)) {
+	sniffStringAt(head, tail, whole, add, 0)
+}
+
+// sniffStringAt is sniffString for a value found depth wrappers deep (a
+// signed token's payload, a payload behind a version header): one level at
+// most.
+func sniffStringAt(head []byte, tail byte, whole bool, add func(int), depth int) {
 	v := head
 	if len(v) == 0 {
 		return
@@ -213,6 +223,15 @@ func sniffString(head []byte, tail byte, whole bool, add func(int)) {
 		}
 	case whole && gcraFloat(v):
 		add(sigGCRAFloat)
+	case depth == 0 && signedPayload(v, whole) != nil:
+		// a signed token (Django's signing, itsdangerous): what it signs
+		// says what it is
+		add(sigBase64)
+		sniffStringAt(signedPayload(v, whole), 0, false, add, 1)
+		return
+	case depth == 0 && behindHeader(v) != nil:
+		sniffStringAt(behindHeader(v), tail, whole, add, 1)
+		return
 	case base64ish(v):
 		add(sigBase64)
 	}
@@ -406,21 +425,29 @@ func rateField(f []byte) (strong, weak bool) {
 }
 
 // valueFieldSignals reports what the field names of a serialised map say: an
-// HTTP response (a status, a header and a body field: what response caches
-// store), or rate-limit state (sniffFields' vocabulary).
+// HTTP response (a body field with a header field and a status or another
+// field of a response object, or with two such fields: what response
+// caches store), or rate-limit state
+// (sniffFields' vocabulary).
 func valueFieldSignals(fields [][]byte, add func(int)) {
 	if len(fields) == 0 {
 		return
 	}
 	status, header, body, rate, rateStrong := false, false, false, 0, 0
+	extra := map[string]bool{}
 	for _, f := range fields {
-		switch strings.ToLower(string(f)) {
+		// a private attribute (_content, _headers) is the field it stores
+		switch strings.ToLower(strings.TrimLeft(string(f), "_")) {
 		case "status", "statuscode", "status_code":
 			status = true
 		case "header", "headers", "ctype", "contenttype", "content_type":
 			header = true
 		case "body", "data", "content":
 			body = true
+		case "response", "reason", "elapsed", "encoding", "decode_content", "cookies", "http_version":
+			// what else a response object holds; status, even headers, may
+			// lie past the bytes read
+			extra[strings.ToLower(string(f))] = true
 		}
 		strong, weak := rateField(f)
 		if strong {
@@ -430,7 +457,7 @@ func valueFieldSignals(fields [][]byte, add func(int)) {
 			rate++
 		}
 	}
-	if status && header && body {
+	if body && (header && (status || len(extra) > 0) || len(extra) >= 2) {
 		add(sigHTTPResponse)
 	}
 	if rateStrong >= 1 && rate >= 2 || rateStrong >= 2 {
@@ -459,8 +486,13 @@ func camelWords(s string) []string {
 	return out
 }
 
-// sniffItem returns the signal of a list item or a sorted-set member.
+// sniffItem returns the signal of a list item or a sorted-set member: a
+// JSON job, or a signed token whose payload is a serialised job (its
+// function and arguments).
 func sniffItem(typ string, v []byte, add func(int)) {
+	if in := signedPayload(v, true); in != nil && serialisedJob(in) {
+		v = []byte(`{"task":1,"args":1}`) // counted as the JSON job it carries
+	}
 	if len(v) == 0 || v[0] != '{' || !jobJSON(v) {
 		return
 	}
@@ -836,4 +868,98 @@ func base64ish(v []byte) bool {
 		}
 	}
 	return up && low && dig
+}
+
+// signedPayload returns the payload of a signed token, decoded, or nil: a
+// base64url payload (after a '.' when it is zlib-compressed, as Django's
+// signing marks it) of at least 12 characters, then ':' or '.', then a
+// timestamp or a signature of at least 4 base64url characters. When the
+// read stopped inside the payload (whole false, 24 characters or more, no
+// separator yet), the payload is taken as far as it goes if it is
+// compressed or decodes to a serialised value. The payload returned may be
+// cut too (at most 512 bytes are inflated).
+func signedPayload(v []byte, whole bool) []byte {
+	compressed := len(v) > 0 && v[0] == '.'
+	if compressed {
+		v = v[1:]
+	}
+	isB64 := func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+	i := 0
+	for i < len(v) && isB64(v[i]) {
+		i++
+	}
+	cut := !whole && i == len(v) && i >= 24 // the read stopped inside the payload
+	if !cut {
+		if i < 12 || i+5 > len(v) || v[i] != ':' && v[i] != '.' {
+			return nil
+		}
+		for j := i + 1; j < i+5; j++ {
+			if !isB64(v[j]) {
+				return nil
+			}
+		}
+	}
+	payload := v[:i-i%4]
+	if i%4 >= 2 {
+		payload = v[:i] // a final partial quantum of 2 or 3 characters decodes too
+	}
+	dec, err := base64.RawURLEncoding.DecodeString(string(payload))
+	if err != nil || len(dec) == 0 {
+		return nil
+	}
+	if !compressed {
+		if cut && !serialised(dec) && dec[0] != '{' {
+			return nil // a cut run of base64 that does not decode to a serialised value
+		}
+		return dec
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(dec))
+	if err != nil {
+		return nil
+	}
+	out, _ := io.ReadAll(io.LimitReader(zr, 512)) // a cut stream inflates as far as it goes
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// behindHeader returns the serialised payload behind a short version header
+// ("cc=4,": up to 16 printable bytes with a digit, ending in ',' or '|'), or
+// nil: a msgpack map, a pickle or a JSON object.
+func behindHeader(v []byte) []byte {
+	digit := false
+	for i := 0; i < len(v) && i < 16; i++ {
+		c := v[i]
+		switch {
+		case c == ',' || c == '|':
+			if !digit || i == 0 || i+2 > len(v) {
+				return nil
+			}
+			r := v[i+1:]
+			if r[0] >= 0x80 && r[0] <= 0x8f || r[0] == 0xde || r[0] == 0xdf || r[0] == '{' || r[0] == 0x80 && r[1] >= 2 && r[1] <= 5 {
+				return r
+			}
+			return nil
+		case isDigit(c):
+			digit = true
+		case c <= ' ' || c > '~' || c == '{' || c == '"':
+			return nil
+		}
+	}
+	return nil
+}
+
+// serialisedJob reports a serialised map whose field names are a job's: a
+// function or task and its arguments (two of func, task, args, kwargs,
+// queue, retries, attempts, enqueued_at).
+func serialisedJob(v []byte) bool {
+	seen := map[string]bool{}
+	for _, f := range delimitedIdents(v) {
+		switch string(f) {
+		case "func", "task", "args", "kwargs", "queue", "retries", "attempts", "enqueued_at":
+			seen[string(f)] = true
+		}
+	}
+	return len(seen) >= 2
 }

@@ -44,6 +44,9 @@ func TestSignatureFixtures(t *testing.T) {
 		"gob-struct.bin":                sigGob,
 		"go-redis-cache-small.bin":      sigGoRedisCache,
 		"go-redis-cache-s2.bin":         sigGoRedisCache,
+		"signed-django-session.bin":     sigSessionFields, // signed, zlib-compressed JSON: the payload decides
+		"signed-pickle-task.bin":        sigPickle,        // as a string: a signed pickle; as a list item, a job (TestSignedAndHeaderedPayloads)
+		"cachecontrol-response.bin":     sigHTTPResponse,  // "cc=4," then msgpack
 	}
 	files, err := filepath.Glob("testdata/values/*.bin")
 	if err != nil {
@@ -81,4 +84,37 @@ func names(sigs map[int]bool) []string {
 		out = append(out, signatures[s].desc)
 	}
 	return out
+}
+
+// TestSignedAndHeaderedPayloads: what a signed token signs, and what a
+// version header precedes, is sniffed as the value itself, from the bytes
+// read only (the fixtures cut at sniffBytes); a signed pickled task in a
+// list is a job; plain base64 and short words are not unwrapped.
+func TestSignedAndHeaderedPayloads(t *testing.T) {
+	read := func(name string) []byte {
+		v, err := os.ReadFile(filepath.Join("testdata", "values", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := sigsOf("list", read("signed-pickle-task.bin")); !got[sigJobJSON] {
+		t.Errorf("signed pickled task as a list item: %v, want a job", names(got))
+	}
+	if got := sigsOf("list", read("signed-django-session.bin")); len(got) != 0 {
+		t.Errorf("signed session as a list item: %v, want nothing", names(got))
+	}
+	for _, v := range []string{"Zm9vYmFyYmF6cXV4cXV1eA", "settings", "cc=4,plain text", "v1|hello", "abcdefghijklmnop:x"} {
+		if p := signedPayload([]byte(v), true); p != nil {
+			t.Errorf("signedPayload(%q) = %q, want nil", v, p)
+		}
+		if p := behindHeader([]byte(v)); p != nil {
+			t.Errorf("behindHeader(%q) = %q, want nil", v, p)
+		}
+	}
+	got := map[int]bool{}
+	sniffString(read("signed-django-session.bin")[:90], 0, false, func(s int) { got[s] = true }) // a read that stopped inside the signed payload
+	if !got[sigSessionFields] {
+		t.Errorf("signed session cut at 90 bytes: %v, want session fields", names(got))
+	}
 }

@@ -283,8 +283,8 @@ type patternAgg struct {
 	Samples []string
 	// sniffDone: the evidence layer has read all it may of this pattern
 	// (evidence.go); this worker's copy stops asking. sniffSpent: for a
-	// pattern that is one placeholder, the key lengths whose reads are
-	// spent (bit min(len, 63)).
+	// pattern that is one placeholder, the classes of keys whose reads are
+	// spent (bit shapeOf).
 	sniffDone  bool
 	sniffSpent uint64
 }

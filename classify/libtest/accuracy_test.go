@@ -53,7 +53,7 @@ type writer struct {
 	bucket classify.Bucket
 	write  func(t *testing.T, ctx context.Context, addr string, db int) error
 	// holdout is 0 for the libraries the evidence layer was developed
-	// against, else the round (1 to 6) in which the library was added and
+	// against, else the round (1 to 7) in which the library was added and
 	// measured once before any change it prompted: its keys may stay
 	// unknown (the test logs its accuracy), never land in a wrong bucket.
 	holdout int
@@ -216,7 +216,7 @@ func TestScanAccuracy(t *testing.T) {
 	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted, developed against: %d/%d (%.1f%%); name collisions skipped: %d\n",
 		listed.right, listed.keys, pct(listed), unlisted.right, unlisted.keys, pct(unlisted), collisions)
 	all := unlisted
-	for round := 1; round <= 6; round++ {
+	for round := 1; round <= 7; round++ {
 		if h := holdouts[round]; h != nil {
 			fmt.Fprintf(&table, "holdout round %d (unlisted; see the writers' comments for the first, untuned measurement): now %d/%d right (%.1f%%), %d unknown, %d wrong\n", round, h.right, h.keys, pct(*h), h.unknown, h.wrong)
 			all.keys, all.right, all.unknown, all.wrong = all.keys+h.keys, all.right+h.right, all.unknown+h.unknown, all.wrong+h.wrong
@@ -450,6 +450,29 @@ var writers = []writer{
 	{"django-redis-sessions (defaults: no prefix)", false, classify.Session, script("python3", "python_libs.py", "django-redis-sessions"), 6},
 	{"Django Q redis broker (cluster name shop)", false, classify.Queue, script("python3", "python_libs.py", "django-q"), 6},
 	{"sidekiq-cron job definitions (defaults)", false, classify.Queue, script("ruby", "sidekiq_cron.rb", "sidekiq-cron"), 6},
+	// seventh holdouts (issue 13's third pass): added before any change of
+	// this pass, their values not read while the writers were written (only
+	// their key counts), measured once before any evidence changed:
+	// cachy 0/30, aiohttp-session 0/25, Moneta sessions 0/25, CHI 0/32,
+	// Channels 0/16: 0/128, all unknown, none wrong. Collateral: their keys
+	// share patterns with earlier rounds' and outvote the few values read,
+	// so Symfony RateLimiter (round 2) fell from 45/45 to 0/45, Predis
+	// sessions (round 5) from 25/25 to 0/25, django-redis-sessions (round 6)
+	// from 25/25 to 0/25, all to unknown; all unlisted 513/882 (58.2%); the
+	// patterns to review rose from 40 to 42 (over the test's 40).
+	// Then tuned on rounds 1-6 and that collateral (bare ids per length,
+	// read classes and two-writer detection, signed and headered payloads,
+	// URL hosts, review grouping), round 7 measured again once: 0/128 (none
+	// decided), 0 wrong; Predis back to 25/25, django-redis-sessions 25/25 on
+	// their own signed payloads; Symfony RateLimiter 0/45, unknown: its
+	// 40-hex keys share {hex40} with cachy's SHA-1 keys (two writers, no name
+	// rule separates them); 594/882 unlisted, 32 patterns to review.
+	{"cachy RedisStore (defaults: no prefix)", false, classify.Cache, script("python3", "python_libs.py", "cachy"), 7},
+	{"aiohttp-session RedisStorage (defaults)", false, classify.Session, script("python3", "python_libs.py", "aiohttp-session"), 7},
+	{"Rack::Session::Moneta over Moneta's Redis adapter (defaults)", false, classify.Session, script("ruby", "moneta_sessions.rb", "moneta"), 7},
+	{"CHI Redis driver (Perl, defaults)", false, classify.Cache, script("perl", "chi_cache.pl", "chi"), 7},
+	// channels_redis's channel keys expire 60 s after their last message
+	{"Django Channels redis channel layer (defaults)", false, classify.Queue, script("python3", "python_libs.py", "channels"), 7},
 	// last: throttled's GCRA state lives about 18 s, less than the writers
 	// above take; written earlier, it expired before the scan read it
 	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},

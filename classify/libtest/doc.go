@@ -12,15 +12,16 @@
 // public APIs, with their defaults and with application prefixes: Go
 // libraries through the module proxy, Python (Celery/kombu, Django +
 // django-redis, python-rq, limits, Flask-Session), PHP (phpredis's session
-// handler) and Ruby (ActiveSupport's RedisCacheStore) from Debian packages
+// handler), Ruby (ActiveSupport's RedisCacheStore) and Perl from Debian packages
 // (testdata/writers; scripts/deps.sh installs them, a missing one is skipped),
 // and holdouts key-patterns.md does not list, added in rounds and measured
 // once before any change they prompted (Flask-Caching, cacheops, Symfony
 // Cache/RateLimiter/Messenger, gin-cache, Fiber's session, limiter and cache
 // middlewares, dogpile.cache, Beaker, Predis's session handler,
 // redis-activesupport, cachelib, and round 6: CacheControl, requests-cache,
-// django-redis-sessions, Django Q, sidekiq-cron; their writers' comments
-// hold the first measurement).
+// django-redis-sessions, Django Q, sidekiq-cron, and round 7: cachy,
+// aiohttp-session, Rack::Session::Moneta, Perl's CHI, Django Channels'
+// channel layer; their writers' comments hold the first measurement).
 // The real scan runs on it with zero configuration, and every key's bucket
 // (presets, then the scan's accepted proposals, as --keys-out routes it) is
 // checked against the library's workload.

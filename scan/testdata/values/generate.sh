@@ -2,13 +2,14 @@
 # Regenerates the value fixtures of scan's signature tests, each written by
 # the format's reference (or the library's own) encoder:
 #   python3 (Debian's): pickle 2/4/5, a Django session (pickle), zlib, gzip, JSON, msgpack (msgpack-python),
-#     cachelib's RedisSerializer ("!" + pickle), a dogpile.cache CachedValue (its region's serialisation)
+#     cachelib's RedisSerializer ("!" + pickle), a dogpile.cache CachedValue (its region's serialisation),
+#     Django's signing (a session, a pickled task), CacheControl's Serializer ("cc=4," + msgpack)
 #   ruby: Marshal, an ActiveSupport::Cache::Entry (RedisCacheStore's value)
 #   php: serialize(), igbinary (php-igbinary), the PHP session encoding (session_encode), a Laravel session payload
 #   java/javac: Java serialization (ObjectOutputStream)
 #   lz4, zstd: the reference command-line compressors
 #   Go (gen/): gob, go-redis/cache's envelope, msgpack, snappy/s2 framing
-# Needs: python3-msgpack python3-cachelib python3-dogpile.cache ruby ruby-activesupport php-cli default-jdk-headless lz4 zstd.
+# Needs: python3-msgpack python3-cachelib python3-dogpile.cache python3-django python3-cachecontrol ruby ruby-activesupport php-cli default-jdk-headless lz4 zstd.
 set -euo pipefail
 cd "$(dirname "$0")"
 py=/usr/bin/python3
@@ -34,6 +35,33 @@ w("pickle-cachelib.bin", RedisSerializer().dumps({"city": 4, "temp": 21.5}))
 from dogpile.cache import make_region
 region = make_region(serializer=pickle.dumps, deserializer=pickle.loads).configure("dogpile.cache.memory")
 w("dogpile-cached-value.bin", region._serialized_cached_value(region._value({"id": 42, "name": "lamp"})))
+PY
+# signed payloads (Django's signing, as its sessions and Django Q sign them) and CacheControl's response
+$py - <<'PY'
+import io, json, pickle
+w = lambda n, b: open(n, "wb").write(b)
+import django
+from django.conf import settings
+settings.configure(SECRET_KEY="fixture")
+from django.core import signing
+# a Django session as the signed-cookie and redis-sessions stores encode it (SessionBase.encode)
+w("signed-django-session.bin", signing.dumps({"_auth_user_id": "42", "_auth_user_backend": "django.contrib.auth.backends.ModelBackend", "cart": [1, 2]},
+                                             salt="django.contrib.sessions.SessionStore", compress=True).encode())
+# a task as Django Q signs it (SignedPackage: signing.dumps of the pickled task dict)
+class PickleSerializer:
+    def dumps(self, obj):
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    def loads(self, data):
+        return pickle.loads(data)
+w("signed-pickle-task.bin", signing.dumps({"id": "5f1c", "name": "ohio-alabama", "func": "math.copysign", "args": (2, -1), "kwargs": {}, "started": None},
+                                          salt="django_q.signing", serializer=PickleSerializer).encode())
+# an HTTP response as CacheControl's Serializer stores it ("cc=4," + msgpack)
+import requests, urllib3
+from cachecontrol.serialize import Serializer
+req = requests.Request("GET", "http://example.test/api/products/1").prepare()
+body = b'{"id": 1, "name": "lamp", "price": 19.9}'
+resp = urllib3.HTTPResponse(body=io.BytesIO(body), headers={"Content-Type": "application/json", "Cache-Control": "max-age=600", "Server": "BaseHTTP/0.6 Python/3.11.2", "Date": "Thu, 03 Dec 2026 18:45:34 GMT"}, status=200, preload_content=False)
+w("cachecontrol-response.bin", Serializer().dumps(req, resp, body))
 PY
 ruby -e 'require "active_support"; require "active_support/cache"
 File.binwrite("marshal-hash.bin", Marshal.dump({"id" => 42, "name" => "lamp"}))
