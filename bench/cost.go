@@ -68,6 +68,40 @@ end
 local tm = redis.call('TIME')
 out[#out+1] = tm[1]
 return out`
+	luaRead3 = `#!lua flags=no-writes
+local out = {}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('PEXPIRETIME', k)
+  out[#out+1] = t
+  if t == -2 then out[#out+1] = false
+  elseif redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '1') > 8388608 then out[#out+1] = redis.call('TYPE', k)['ok']
+  else out[#out+1] = redis.call('DUMP', k) end
+end
+return out`
+	luaReadEnc = `#!lua flags=no-writes
+local out = {}
+local bounded = {embstr=true, int=true, listpack=true, intset=true, ziplist=true}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('PEXPIRETIME', k)
+  out[#out+1] = t
+  if t == -2 then out[#out+1] = false
+  else
+    local enc = redis.call('OBJECT', 'ENCODING', k)
+    local size = 0
+    if enc == 'raw' then size = redis.call('STRLEN', k)
+    elseif not bounded[enc] then size = redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '1') end
+    if size > 8388608 then out[#out+1] = redis.call('TYPE', k)['ok'] else out[#out+1] = redis.call('DUMP', k) end
+  end
+end
+return out`
+	luaReadNone = `#!lua flags=no-writes
+local out = {}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('PEXPIRETIME', k)
+  out[#out+1] = t
+  if t == -2 then out[#out+1] = false else out[#out+1] = redis.call('DUMP', k) end
+end
+return out`
 	luaRead2 = `local out = {}
 for i, k in ipairs(KEYS) do
   local t = redis.call('PTTL', k)
@@ -122,6 +156,21 @@ var costProbes = []probe{
 		rc.Command("EXEC")
 		return 2*len(keys) + 3
 	}},
+	luaProbe("EVALSHA PEXPIRETIME+MEMUSAGE+DUMP..", luaRead3),
+	luaProbe("EVALSHA PEXPIRETIME+ENCODING-gated+DUMP..", luaReadEnc),
+	luaProbe("EVALSHA PEXPIRETIME+DUMP.. (no check)", luaReadNone),
+	{name: "MEMUSAGE.. MULTI PEXPIRETIME+DUMP.. EXEC", batch: func(rc *redisconn.Raw, keys []string) int {
+		for _, k := range keys {
+			rc.Command("MEMORY", "USAGE", k, "SAMPLES", "1")
+		}
+		rc.Command("MULTI")
+		for _, k := range keys {
+			rc.Command("PEXPIRETIME", k)
+			rc.Command("DUMP", k)
+		}
+		rc.Command("EXEC")
+		return 3*len(keys) + 2
+	}},
 	{name: "MULTI PEXPIRETIME+DUMP.. EXEC", batch: func(rc *redisconn.Raw, keys []string) int {
 		rc.Command("MULTI")
 		for _, k := range keys {
@@ -139,6 +188,7 @@ func benchCost(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 4, "connections")
 	batch := fs.Int("batch", 1024, "keys per pipeline")
 	rounds := fs.Int("rounds", 3, "passes per probe (the median is printed)")
+	only := fs.String("only", "", "run only the probes whose name contains this")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -181,6 +231,9 @@ func benchCost(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, p := range costProbes {
+		if *only != "" && !strings.Contains(p.name, *only) {
+			continue
+		}
 		if p.script != "" {
 			if err := c.ScriptLoad(ctx, p.script).Err(); err != nil {
 				return err
