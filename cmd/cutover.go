@@ -61,7 +61,9 @@ blocked in a blocking pop (BRPOP, BLMOVE, XREADGROUP...), and plain lists popped
 family, its workers or lists, and when a list was last popped. Stop the consumers on legacy first,
 let the mirror catch up, then cut over; the consumers start on the target after, then the producers
 switch. During the window the queue's lists are merged, not copied: what producers still push to
-legacy is moved onto the target once. --consumers-stopped skips these checks.
+legacy is moved onto the target once. --consumers-stopped skips these checks. A queue bucket on SQS
+is moved, not mirrored, and has no such check: every item leaves legacy once, by the mover or by a
+worker still popping there.
 
 --dry-run checks the preconditions through migrate and prints the ordered steps and the connection
 settings the application must switch to, per client kind; it changes nothing.`,
@@ -186,7 +188,10 @@ func runCutover(ctx context.Context, app *App, o *cutoverOptions) error {
 	if err := checkBucketFlag(cfg, o.bucket); err != nil {
 		return err
 	}
-	if o.bucket == "queue" && !o.consumersStopped {
+	// a queue moved to SQS has one consumer fleet per item whatever runs
+	// on legacy (the mover LMOVEs each item once; a legacy worker that
+	// pops one first runs it, once): no consumer check there
+	if o.bucket == "queue" && !o.consumersStopped && cfg.Targets["queue"].Kind != config.KindSQS {
 		if err := refuseLiveConsumers(ctx, cfg); err != nil {
 			return err
 		}
