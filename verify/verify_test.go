@@ -566,3 +566,44 @@ func TestExtrasThroughDigests(t *testing.T) {
 		t.Errorf("extras %v with %d partitions resolved; want %v in 1..%d partitions", got, n, extras, len(extras))
 	}
 }
+
+// The legacy pass SCANs legacy in steps of several batches (a chain of
+// SCAN round trips, each waiting behind the workers' pipelines on the
+// single-threaded legacy, bounded the pass), except under --max-ops, where
+// one SCAN counts one command and stays one batch.
+func TestLegacyScanSteps(t *testing.T) {
+	env.Flush(t)
+	ctx := context.Background()
+	lc := env.LegacyClient(t)
+	verifytest.Seed(t, lc, 3000)
+	cfg := env.Config(t, "")
+	verifytest.Migrate(t, cfg)
+	scans := func(args ...string) int {
+		t.Helper()
+		if err := lc.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if code, r := runVerify(t, cfg, append([]string{"--rounds", "1", "--batch", "100"}, args...)...); code != 0 || !r.Parity {
+			t.Fatalf("verify %v: exit %d, parity %v, differences %+v", args, code, r.Parity, r.Differences)
+		}
+		info, err := lc.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		for _, line := range strings.Split(info, "\n") {
+			if strings.HasPrefix(line, "cmdstat_scan:") {
+				fmt.Sscanf(strings.TrimPrefix(line, "cmdstat_scan:"), "calls=%d", &n)
+			}
+		}
+		return n
+	}
+	// 3000 keys in steps of 100 keys: about 40 SCANs; in steps of 4 batches
+	// about 10.
+	if n := scans(); n == 0 || n > 18 {
+		t.Errorf("legacy pass without --max-ops: %d SCANs of legacy for 3000 keys in batches of 100; want at most 18 (steps of 4 batches)", n)
+	}
+	if n := scans("--max-ops", "1000000"); n < 25 {
+		t.Errorf("legacy pass under --max-ops: %d SCANs of legacy for 3000 keys in batches of 100; want at least 25 (steps of one batch)", n)
+	}
+}
