@@ -47,6 +47,8 @@ func TestSignatureFixtures(t *testing.T) {
 		"signed-django-session.bin":     sigSessionFields, // signed, zlib-compressed JSON: the payload decides
 		"signed-pickle-task.bin":        sigPickle,        // as a string: a signed pickle; as a list item, a job (TestSignedAndHeaderedPayloads)
 		"cachecontrol-response.bin":     sigHTTPResponse,  // "cc=4," then msgpack
+		"json-aiohttp-session.bin":      sigSessionRecord, // {"created": ..., "session": {...}}
+		"chi-cache-object.bin":          sigExpiryHeader,  // created, early expiry, expiry, flags, version, Storable
 	}
 	files, err := filepath.Glob("testdata/values/*.bin")
 	if err != nil {
