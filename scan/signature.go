@@ -122,8 +122,10 @@ var signatures = [nSignals]signature{
 const maxSniffPerPattern = 3
 
 // sniffBytes is how much of a string value is read (GETRANGE 0 sniffBytes-1);
-// its last byte is read too (GETRANGE -1 -1).
-const sniffBytes = 128
+// its last byte is read too (GETRANGE -1 -1). 256: a pickled HTTP response
+// (requests-cache) names its headers past byte 128, and a read is still
+// one O(1) command per sampled key (at most 3 per pattern or read class).
+const sniffBytes = 256
 
 // hashFields is how many field names of a hash are read (HRANDFIELD).
 const hashFields = 8

@@ -12,43 +12,44 @@ import (
 // signatures that name a bucket where the format is a library's envelope.
 func TestSignatureFixtures(t *testing.T) {
 	want := map[string]int{
-		"pickle-p2.bin":                 sigPickle,
-		"pickle-p4.bin":                 sigPickle,
-		"pickle-p5.bin":                 sigPickle,
-		"pickle-django-session.bin":     sigSessionFields,
-		"pickle-cachelib.bin":           sigCachelibPickle,
-		"dogpile-cached-value.bin":      sigDogpileValue,
-		"zlib.bin":                      sigCompressed,
-		"gzip.bin":                      sigCompressed,
-		"lz4-frame.bin":                 sigCompressed,
-		"zstd-frame.bin":                sigCompressed,
-		"snappy-framed.bin":             sigCompressed,
-		"s2-framed.bin":                 sigCompressed,
-		"json-document.bin":             sigJSON,
-		"json-keyv.bin":                 sigKeyvJSON,
-		"json-celery-message.bin":       sigJobJSON,
-		"json-express-session.bin":      sigSessionJSON,
-		"msgpack-python-map.bin":        sigSessionFields, // {"_permanent": ...}: Flask-Session's msgpack
-		"msgpack-python-array.bin":      sigMsgpack,
-		"msgpack-go-map.bin":            sigSessionFields,
-		"marshal-hash.bin":              sigMarshal,
-		"marshal-rails-cache-entry.bin": sigRailsCache,
-		"php-serialize-array.bin":       sigPHPSerialize,
-		"php-serialize-object.bin":      sigPHPSerialize,
-		"php-igbinary.bin":              sigIgbinary,
-		"php-session-encoding.bin":      sigPHPSession,
-		"php-laravel-session.bin":       sigPHPSession,
-		"java-serialization.bin":        sigJava,
-		"gob-gorilla-sessions.bin":      sigGorillaGob,
-		"gob-scs-session.bin":           sigSCSGob,
-		"gob-struct.bin":                sigGob,
-		"go-redis-cache-small.bin":      sigGoRedisCache,
-		"go-redis-cache-s2.bin":         sigGoRedisCache,
-		"signed-django-session.bin":     sigSessionFields, // signed, zlib-compressed JSON: the payload decides
-		"signed-pickle-task.bin":        sigPickle,        // as a string: a signed pickle; as a list item, a job (TestSignedAndHeaderedPayloads)
-		"cachecontrol-response.bin":     sigHTTPResponse,  // "cc=4," then msgpack
-		"json-aiohttp-session.bin":      sigSessionRecord, // {"created": ..., "session": {...}}
-		"chi-cache-object.bin":          sigExpiryHeader,  // created, early expiry, expiry, flags, version, Storable
+		"pickle-p2.bin":                      sigPickle,
+		"pickle-p4.bin":                      sigPickle,
+		"pickle-p5.bin":                      sigPickle,
+		"pickle-django-session.bin":          sigSessionFields,
+		"pickle-cachelib.bin":                sigCachelibPickle,
+		"dogpile-cached-value.bin":           sigDogpileValue,
+		"zlib.bin":                           sigCompressed,
+		"gzip.bin":                           sigCompressed,
+		"lz4-frame.bin":                      sigCompressed,
+		"zstd-frame.bin":                     sigCompressed,
+		"snappy-framed.bin":                  sigCompressed,
+		"s2-framed.bin":                      sigCompressed,
+		"json-document.bin":                  sigJSON,
+		"json-keyv.bin":                      sigKeyvJSON,
+		"json-celery-message.bin":            sigJobJSON,
+		"json-express-session.bin":           sigSessionJSON,
+		"msgpack-python-map.bin":             sigSessionFields, // {"_permanent": ...}: Flask-Session's msgpack
+		"msgpack-python-array.bin":           sigMsgpack,
+		"msgpack-go-map.bin":                 sigSessionFields,
+		"marshal-hash.bin":                   sigMarshal,
+		"marshal-rails-cache-entry.bin":      sigRailsCache,
+		"php-serialize-array.bin":            sigPHPSerialize,
+		"php-serialize-object.bin":           sigPHPSerialize,
+		"php-igbinary.bin":                   sigIgbinary,
+		"php-session-encoding.bin":           sigPHPSession,
+		"php-laravel-session.bin":            sigPHPSession,
+		"java-serialization.bin":             sigJava,
+		"gob-gorilla-sessions.bin":           sigGorillaGob,
+		"gob-scs-session.bin":                sigSCSGob,
+		"gob-struct.bin":                     sigGob,
+		"go-redis-cache-small.bin":           sigGoRedisCache,
+		"go-redis-cache-s2.bin":              sigGoRedisCache,
+		"signed-django-session.bin":          sigSessionFields, // signed, zlib-compressed JSON: the payload decides
+		"signed-pickle-task.bin":             sigPickle,        // as a string: a signed pickle; as a list item, a job (TestSignedAndHeaderedPayloads)
+		"cachecontrol-response.bin":          sigHTTPResponse,  // "cc=4," then msgpack
+		"json-aiohttp-session.bin":           sigSessionRecord, // {"created": ..., "session": {...}}
+		"pickle-requests-cache-response.bin": sigHTTPResponse,  // _content, created_at, elapsed, encoding, headers: the fourth field lies past 128 bytes
+		"chi-cache-object.bin":               sigExpiryHeader,  // created, early expiry, expiry, flags, version, Storable
 	}
 	files, err := filepath.Glob("testdata/values/*.bin")
 	if err != nil {
