@@ -52,6 +52,7 @@ const (
 	sigDogpileValue          // dogpile.cache CachedValue: {"ct": ..., "v": ...}| + payload
 	sigExpiryHeader          // a packed binary entry header of creation and expiry times (CHI's CacheObject)
 	sigSessionRecord         // a serialised map holding a "session" map and the record's creation or access time
+	sigMessageMember         // sorted-set members or list items that are serialised maps (messages), also behind a nonce
 	// formats only: never decide a bucket
 	sigPickle
 	sigMarshal
@@ -104,6 +105,7 @@ var signatures = [nSignals]signature{
 	sigDogpileValue:   {"dogpile.cache CachedValue ({\"ct\": creation time, \"v\": version}| + payload)", classify.Cache, 0.6},
 	sigExpiryHeader:   {"a packed entry header of creation, early-expiry and expiry times before the payload (Perl CHI's cache object)", classify.Cache, 0.6},
 	sigSessionRecord:  {"a session record: a \"session\" field beside the record's creation or access time (aiohttp-session)", classify.Session, 0.5},
+	sigMessageMember:  {"members are serialised messages (msgpack or JSON maps, also behind a short nonce: a channel layer's queue)", classify.Queue, 0.5},
 	sigPickle:         {"Python pickle", "", 0},
 	sigMarshal:        {"Ruby Marshal", "", 0},
 	sigPHPSerialize:   {"PHP serialize", "", 0},
@@ -530,6 +532,10 @@ func sniffItem(typ string, v []byte, add func(int)) {
 	if in := signedPayload(v, true); in != nil && serialisedJob(in) {
 		v = []byte(`{"task":1,"args":1}`) // counted as the JSON job it carries
 	}
+	if typ == "zset" && messageMap(v) && !(len(v) > 0 && v[0] == '{' && jobJSON(v)) {
+		add(sigMessageMember)
+		return
+	}
 	if len(v) == 0 || v[0] != '{' || !jobJSON(v) {
 		return
 	}
@@ -538,6 +544,36 @@ func sniffItem(typ string, v []byte, add func(int)) {
 	} else {
 		add(sigJobJSON)
 	}
+}
+
+// messageMap reports a serialised map at the start of v or behind a nonce of
+// at most 16 bytes: a msgpack map of 1-15 entries whose first key is a fixstr
+// of ≥ 3 identifier characters, or a JSON object whose first key is quoted.
+// Sliding-window logs and schedules hold ids or timestamps, not maps.
+func messageMap(v []byte) bool {
+	if len(v) > 2 && v[0] == '{' && v[1] == '"' {
+		return true
+	}
+	for i := 0; i <= 16 && i+2 < len(v); i++ {
+		if v[i] < 0x81 || v[i] > 0x8f || v[i+1] < 0xa3 || v[i+1] > 0xbf {
+			continue
+		}
+		n := int(v[i+1] - 0xa0)
+		if i+2+n > len(v) {
+			continue
+		}
+		ok := true
+		for _, c := range v[i+2 : i+2+n] {
+			if !(c == '_' || isAlnum(c)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // sniffScore notes a sorted set scored by epoch timestamps (s or ms).

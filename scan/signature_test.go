@@ -93,6 +93,27 @@ func names(sigs map[int]bool) []string {
 // version header precedes, is sniffed as the value itself, from the bytes
 // read only (the fixtures cut at sniffBytes); a signed pickled task in a
 // list is a job; plain base64 and short words are not unwrapped.
+// TestMessageMembers: a sorted-set member or list item that is a serialised
+// map, also behind a short nonce, is a message (channels_redis's members: 12
+// random bytes, then msgpack; as its layer wrote them); a plain id or a
+// timestamp is not.
+func TestMessageMembers(t *testing.T) {
+	for _, m := range []string{
+		"y\x1d\x9c\xe3\xb3\xc9\x10\xd6>\xdd!D\x82\xa4type\xa8task.run\xa2id\x00",
+		",\xc5\x80\xbe\xc7\xdc\xf2T\x7f\xb4\xdb\x1c\x83\xa4type\xacchat.message\xa4text\xa7hello 0",
+		`{"type": "chat.message", "text": "hi"}`,
+	} {
+		if got := sigsOf("zset", []byte(m)); !got[sigMessageMember] {
+			t.Errorf("%q: %v, want %s", m, names(got), signatures[sigMessageMember].desc)
+		}
+	}
+	for _, m := range []string{"1796326089.7392783", "specific.bb1c743a82db44f29a8b773196e9e185!0d5d319706a1415492cda8bd7ed01f0a", "550e8400-e29b-41d4-a716-446655440000"} {
+		if got := sigsOf("zset", []byte(m)); got[sigMessageMember] {
+			t.Errorf("%q: a message, want none", m)
+		}
+	}
+}
+
 func TestSignedAndHeaderedPayloads(t *testing.T) {
 	read := func(name string) []byte {
 		v, err := os.ReadFile(filepath.Join("testdata", "values", name))
