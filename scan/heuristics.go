@@ -296,6 +296,8 @@ func Propose(p Pattern, s *Stats) Proposal {
 				continue
 			case sigTimeZSet:
 				switch {
+				case 2*s.Signals[sigMessageMember] >= s.Sniffed && s.Signals[sigMessageMember] > 0:
+					e.note("%s whose members are messages (a message channel, not a sliding-window log)", sg.desc)
 				case hourTTL >= 0.9:
 					e.add(classify.RateLimit, 0.4, "%s with TTLs under 1h (a sliding-window log)", sg.desc)
 				case noTTL >= 0.9:

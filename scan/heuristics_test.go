@@ -98,6 +98,9 @@ func TestProposeValueSignals(t *testing.T) {
 		{"PHP session payloads", "app:{id}", withSignal(keys(50, "string", 20*minute, "raw"), sigPHPSession, 3, 2), classify.Session},
 		{"JSON jobs in lists", "mail:pending", withSignal(keys(5, "list", -1, "quicklist"), sigJobJSON, 3, 3), classify.Queue},
 		{"a minority of signals is not evidence", "x:{n}", withSignal(keys(50, "string", day, "raw"), sigSessionJSON, 3, 1), classify.Unknown},
+		// scored by now with TTLs under 1 h, but the members are messages:
+		// a message channel (Django Channels' layer), not a sliding-window log
+		{"sorted sets of messages scored by now", "asgiemails", withSignal(withSignal(keys(1, "zset", minute, "listpack"), sigTimeZSet, 1, 1), sigMessageMember, 1, 1), classify.Queue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +109,17 @@ func TestProposeValueSignals(t *testing.T) {
 				t.Fatalf("%s: %s (%.2f), want %s; %q", tt.key, p.Bucket, p.Confidence, tt.bucket, p.Evidence)
 			}
 		})
+	}
+}
+
+// TestProposeMessageZSetIsNoLog: members that are messages rule the
+// sliding-window reading of now-scored sorted sets out (no rate-limit
+// evidence left to halve the queue's).
+func TestProposeMessageZSetIsNoLog(t *testing.T) {
+	s := withSignal(withSignal(keys(1, "zset", minute, "listpack"), sigTimeZSet, 1, 1), sigMessageMember, 1, 1)
+	p := Propose(Normalize("asgiemails"), s)
+	if p.Bucket != classify.Queue || p.Confidence < 0.5 {
+		t.Fatalf("%s %.2f, want queue ≥ 0.50; %q", p.Bucket, p.Confidence, p.Evidence)
 	}
 }
 

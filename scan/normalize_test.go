@@ -46,6 +46,9 @@ func TestNormalizeKeepsWords(t *testing.T) {
 		"stat:processed":        "stat:processed",
 		"mail@localhost":        "mail@localhost",
 		"Billing::InvoiceJob-1": "Billing::InvoiceJob-{n}",
+		// an upper-case word among '_'-separated pieces is a name, not a
+		// base64url draw (aiohttp-session's key)
+		"AIOHTTP_SESSION_08871116b5fc46afa6b8460207677c2f": "AIOHTTP_SESSION_{hex}",
 	} {
 		if got := Normalize(key).Text; got != want {
 			t.Errorf("Normalize(%q) = %q, want %q", key, got, want)

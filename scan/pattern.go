@@ -641,8 +641,10 @@ func isHexToken(s string) bool {
 // random alphanumerics) of at least 20 chars: only token characters, at
 // least 10 distinct characters, and either a digit and two letters or, with
 // no digit, at least 24 chars. A name made of several '_'/'-'-separated
-// pieces is not a token when one piece reads like a lowercase word (so
-// "session_<id>" is split, not eaten).
+// pieces is not a token when one piece reads like a lowercase word of ≥ 3
+// letters or an upper-case one of ≥ 4 (so "session_<id>" and
+// "AIOHTTP_SESSION_<id>" are split, not eaten: a run of 4 upper-case letters
+// between two separators is rarer in base64url than one of 3 lower-case).
 func isRandomID(s string) bool {
 	if len(s) < 20 || len(s) > 256 {
 		return false
@@ -678,9 +680,18 @@ func isRandomID(s string) bool {
 	pieces := strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '-' || r == '/' })
 	if len(pieces) > 1 {
 		for _, piece := range pieces {
-			if len(piece) >= minWord && isLowerWord(piece) {
+			if len(piece) >= minWord && isLowerWord(piece) || len(piece) >= minWord+1 && isUpperWord(piece) {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+func isUpperWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
 		}
 	}
 	return true

@@ -50,6 +50,9 @@ const (
 	sigRateFields            // rate-limit state fields inside a serialised map (hits, tokens, tat...)
 	sigCachelibPickle        // cachelib / Flask-Caching / werkzeug cache: "!" + pickle
 	sigDogpileValue          // dogpile.cache CachedValue: {"ct": ..., "v": ...}| + payload
+	sigExpiryHeader          // a packed binary entry header of creation and expiry times (CHI's CacheObject)
+	sigSessionRecord         // a serialised map holding a "session" map and the record's creation or access time
+	sigMessageMember         // sorted-set members or list items that are serialised maps (messages), also behind a nonce
 	// formats only: never decide a bucket
 	sigPickle
 	sigMarshal
@@ -100,6 +103,9 @@ var signatures = [nSignals]signature{
 	sigRateFields:     {"rate-limit state fields in the serialised value (hits, tokens, tat, remaining, allowance...)", classify.RateLimit, 0.5},
 	sigCachelibPickle: {"\"!\" + Python pickle (cachelib's RedisSerializer: cachelib, Flask-Caching, werkzeug's cache)", classify.Cache, 0.6},
 	sigDogpileValue:   {"dogpile.cache CachedValue ({\"ct\": creation time, \"v\": version}| + payload)", classify.Cache, 0.6},
+	sigExpiryHeader:   {"a packed entry header of creation, early-expiry and expiry times before the payload (Perl CHI's cache object)", classify.Cache, 0.6},
+	sigSessionRecord:  {"a session record: a \"session\" field beside the record's creation or access time (aiohttp-session)", classify.Session, 0.5},
+	sigMessageMember:  {"members are serialised messages (msgpack or JSON maps, also behind a short nonce: a channel layer's queue)", classify.Queue, 0.5},
 	sigPickle:         {"Python pickle", "", 0},
 	sigMarshal:        {"Ruby Marshal", "", 0},
 	sigPHPSerialize:   {"PHP serialize", "", 0},
@@ -118,8 +124,10 @@ var signatures = [nSignals]signature{
 const maxSniffPerPattern = 3
 
 // sniffBytes is how much of a string value is read (GETRANGE 0 sniffBytes-1);
-// its last byte is read too (GETRANGE -1 -1).
-const sniffBytes = 128
+// its last byte is read too (GETRANGE -1 -1). 256: a pickled HTTP response
+// (requests-cache) names its headers past byte 128, and a read is still
+// one O(1) command per sampled key (at most 3 per pattern or read class).
+const sniffBytes = 256
 
 // hashFields is how many field names of a hash are read (HRANDFIELD).
 const hashFields = 8
@@ -152,6 +160,10 @@ func sniffStringAt(head []byte, tail byte, whole bool, add func(int), depth int)
 		return
 	}
 	fieldsHit := sessionFieldsIn(v)
+	if depth == 0 && expiryHeader(v) {
+		add(sigExpiryHeader) // the payload behind it is not sniffed: its format is the envelope's
+		return
+	}
 	switch {
 	case bytes.HasPrefix(v, []byte("\x04\x08")):
 		add(sigMarshal)
@@ -434,10 +446,15 @@ func valueFieldSignals(fields [][]byte, add func(int)) {
 		return
 	}
 	status, header, body, rate, rateStrong := false, false, false, 0, 0
+	session, stamp := false, false
 	extra := map[string]bool{}
 	for _, f := range fields {
 		// a private attribute (_content, _headers) is the field it stores
 		switch strings.ToLower(strings.TrimLeft(string(f), "_")) {
+		case "session", "session_data", "sessiondata":
+			session = true
+		case "created", "created_at", "createdat", "accessed", "accessed_at", "last_access", "last_accessed", "lastaccess":
+			stamp = true
 		case "status", "statuscode", "status_code":
 			status = true
 		case "header", "headers", "ctype", "contenttype", "content_type":
@@ -463,6 +480,28 @@ func valueFieldSignals(fields [][]byte, add func(int)) {
 	if rateStrong >= 1 && rate >= 2 || rateStrong >= 2 {
 		add(sigRateFields)
 	}
+	if session && stamp {
+		add(sigSessionRecord)
+	}
+}
+
+// expiryHeader recognises a packed binary header of three 32-bit Unix times
+// (creation, early expiry, expiry; little- or big-endian) then a flags byte
+// and a version byte of 1, as Perl CHI's cache objects begin: the creation
+// time within ten years of now, creation ≤ early expiry ≤ expiry and the
+// expiry after the creation. A value that says when it stops being valid is
+// a cache entry; random bytes match with a probability under 2^-40.
+func expiryHeader(v []byte) bool {
+	if len(v) < 15 || v[13] != 1 || v[12] > 7 {
+		return false
+	}
+	for _, bo := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+		c, e, x := bo.Uint32(v[0:]), bo.Uint32(v[4:]), bo.Uint32(v[8:])
+		if nearNow(int64(c)) && c <= e && e <= x && x > c {
+			return true
+		}
+	}
+	return false
 }
 
 // camelWords splits a qualified name into lower-case words at separators
@@ -493,6 +532,10 @@ func sniffItem(typ string, v []byte, add func(int)) {
 	if in := signedPayload(v, true); in != nil && serialisedJob(in) {
 		v = []byte(`{"task":1,"args":1}`) // counted as the JSON job it carries
 	}
+	if typ == "zset" && messageMap(v) && !(len(v) > 0 && v[0] == '{' && jobJSON(v)) {
+		add(sigMessageMember)
+		return
+	}
 	if len(v) == 0 || v[0] != '{' || !jobJSON(v) {
 		return
 	}
@@ -501,6 +544,36 @@ func sniffItem(typ string, v []byte, add func(int)) {
 	} else {
 		add(sigJobJSON)
 	}
+}
+
+// messageMap reports a serialised map at the start of v or behind a nonce of
+// at most 16 bytes: a msgpack map of 1-15 entries whose first key is a fixstr
+// of ≥ 3 identifier characters, or a JSON object whose first key is quoted.
+// Sliding-window logs and schedules hold ids or timestamps, not maps.
+func messageMap(v []byte) bool {
+	if len(v) > 2 && v[0] == '{' && v[1] == '"' {
+		return true
+	}
+	for i := 0; i <= 16 && i+2 < len(v); i++ {
+		if v[i] < 0x81 || v[i] > 0x8f || v[i+1] < 0xa3 || v[i+1] > 0xbf {
+			continue
+		}
+		n := int(v[i+1] - 0xa0)
+		if i+2+n > len(v) {
+			continue
+		}
+		ok := true
+		for _, c := range v[i+2 : i+2+n] {
+			if !(c == '_' || isAlnum(c)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // sniffScore notes a sorted set scored by epoch timestamps (s or ms).

@@ -12,41 +12,44 @@ import (
 // signatures that name a bucket where the format is a library's envelope.
 func TestSignatureFixtures(t *testing.T) {
 	want := map[string]int{
-		"pickle-p2.bin":                 sigPickle,
-		"pickle-p4.bin":                 sigPickle,
-		"pickle-p5.bin":                 sigPickle,
-		"pickle-django-session.bin":     sigSessionFields,
-		"pickle-cachelib.bin":           sigCachelibPickle,
-		"dogpile-cached-value.bin":      sigDogpileValue,
-		"zlib.bin":                      sigCompressed,
-		"gzip.bin":                      sigCompressed,
-		"lz4-frame.bin":                 sigCompressed,
-		"zstd-frame.bin":                sigCompressed,
-		"snappy-framed.bin":             sigCompressed,
-		"s2-framed.bin":                 sigCompressed,
-		"json-document.bin":             sigJSON,
-		"json-keyv.bin":                 sigKeyvJSON,
-		"json-celery-message.bin":       sigJobJSON,
-		"json-express-session.bin":      sigSessionJSON,
-		"msgpack-python-map.bin":        sigSessionFields, // {"_permanent": ...}: Flask-Session's msgpack
-		"msgpack-python-array.bin":      sigMsgpack,
-		"msgpack-go-map.bin":            sigSessionFields,
-		"marshal-hash.bin":              sigMarshal,
-		"marshal-rails-cache-entry.bin": sigRailsCache,
-		"php-serialize-array.bin":       sigPHPSerialize,
-		"php-serialize-object.bin":      sigPHPSerialize,
-		"php-igbinary.bin":              sigIgbinary,
-		"php-session-encoding.bin":      sigPHPSession,
-		"php-laravel-session.bin":       sigPHPSession,
-		"java-serialization.bin":        sigJava,
-		"gob-gorilla-sessions.bin":      sigGorillaGob,
-		"gob-scs-session.bin":           sigSCSGob,
-		"gob-struct.bin":                sigGob,
-		"go-redis-cache-small.bin":      sigGoRedisCache,
-		"go-redis-cache-s2.bin":         sigGoRedisCache,
-		"signed-django-session.bin":     sigSessionFields, // signed, zlib-compressed JSON: the payload decides
-		"signed-pickle-task.bin":        sigPickle,        // as a string: a signed pickle; as a list item, a job (TestSignedAndHeaderedPayloads)
-		"cachecontrol-response.bin":     sigHTTPResponse,  // "cc=4," then msgpack
+		"pickle-p2.bin":                      sigPickle,
+		"pickle-p4.bin":                      sigPickle,
+		"pickle-p5.bin":                      sigPickle,
+		"pickle-django-session.bin":          sigSessionFields,
+		"pickle-cachelib.bin":                sigCachelibPickle,
+		"dogpile-cached-value.bin":           sigDogpileValue,
+		"zlib.bin":                           sigCompressed,
+		"gzip.bin":                           sigCompressed,
+		"lz4-frame.bin":                      sigCompressed,
+		"zstd-frame.bin":                     sigCompressed,
+		"snappy-framed.bin":                  sigCompressed,
+		"s2-framed.bin":                      sigCompressed,
+		"json-document.bin":                  sigJSON,
+		"json-keyv.bin":                      sigKeyvJSON,
+		"json-celery-message.bin":            sigJobJSON,
+		"json-express-session.bin":           sigSessionJSON,
+		"msgpack-python-map.bin":             sigSessionFields, // {"_permanent": ...}: Flask-Session's msgpack
+		"msgpack-python-array.bin":           sigMsgpack,
+		"msgpack-go-map.bin":                 sigSessionFields,
+		"marshal-hash.bin":                   sigMarshal,
+		"marshal-rails-cache-entry.bin":      sigRailsCache,
+		"php-serialize-array.bin":            sigPHPSerialize,
+		"php-serialize-object.bin":           sigPHPSerialize,
+		"php-igbinary.bin":                   sigIgbinary,
+		"php-session-encoding.bin":           sigPHPSession,
+		"php-laravel-session.bin":            sigPHPSession,
+		"java-serialization.bin":             sigJava,
+		"gob-gorilla-sessions.bin":           sigGorillaGob,
+		"gob-scs-session.bin":                sigSCSGob,
+		"gob-struct.bin":                     sigGob,
+		"go-redis-cache-small.bin":           sigGoRedisCache,
+		"go-redis-cache-s2.bin":              sigGoRedisCache,
+		"signed-django-session.bin":          sigSessionFields, // signed, zlib-compressed JSON: the payload decides
+		"signed-pickle-task.bin":             sigPickle,        // as a string: a signed pickle; as a list item, a job (TestSignedAndHeaderedPayloads)
+		"cachecontrol-response.bin":          sigHTTPResponse,  // "cc=4," then msgpack
+		"json-aiohttp-session.bin":           sigSessionRecord, // {"created": ..., "session": {...}}
+		"pickle-requests-cache-response.bin": sigHTTPResponse,  // _content, created_at, elapsed, encoding, headers: the fourth field lies past 128 bytes
+		"chi-cache-object.bin":               sigExpiryHeader,  // created, early expiry, expiry, flags, version, Storable
 	}
 	files, err := filepath.Glob("testdata/values/*.bin")
 	if err != nil {
@@ -90,6 +93,27 @@ func names(sigs map[int]bool) []string {
 // version header precedes, is sniffed as the value itself, from the bytes
 // read only (the fixtures cut at sniffBytes); a signed pickled task in a
 // list is a job; plain base64 and short words are not unwrapped.
+// TestMessageMembers: a sorted-set member or list item that is a serialised
+// map, also behind a short nonce, is a message (channels_redis's members: 12
+// random bytes, then msgpack; as its layer wrote them); a plain id or a
+// timestamp is not.
+func TestMessageMembers(t *testing.T) {
+	for _, m := range []string{
+		"y\x1d\x9c\xe3\xb3\xc9\x10\xd6>\xdd!D\x82\xa4type\xa8task.run\xa2id\x00",
+		",\xc5\x80\xbe\xc7\xdc\xf2T\x7f\xb4\xdb\x1c\x83\xa4type\xacchat.message\xa4text\xa7hello 0",
+		`{"type": "chat.message", "text": "hi"}`,
+	} {
+		if got := sigsOf("zset", []byte(m)); !got[sigMessageMember] {
+			t.Errorf("%q: %v, want %s", m, names(got), signatures[sigMessageMember].desc)
+		}
+	}
+	for _, m := range []string{"1796326089.7392783", "specific.bb1c743a82db44f29a8b773196e9e185!0d5d319706a1415492cda8bd7ed01f0a", "550e8400-e29b-41d4-a716-446655440000"} {
+		if got := sigsOf("zset", []byte(m)); got[sigMessageMember] {
+			t.Errorf("%q: a message, want none", m)
+		}
+	}
+}
+
 func TestSignedAndHeaderedPayloads(t *testing.T) {
 	read := func(name string) []byte {
 		v, err := os.ReadFile(filepath.Join("testdata", "values", name))

@@ -36,12 +36,13 @@ fi
 # python-rq, limits, Flask-Session, and the holdouts Flask-Caching, cacheops,
 # Symfony Cache/RateLimiter/Messenger, dogpile.cache, Beaker, cachelib, Predis, redis-activesupport,
 # CacheControl, requests-cache, django-redis-sessions, Django Q, sidekiq-cron, cachy, aiohttp-session, Moneta, CHI,
-# channels_redis; phpredis's session handler; ActiveSupport's RedisCacheStore); a missing one is skipped by the test, so install them.
+# channels_redis, APScheduler, django-cachalot, Catalyst's Redis session store, Geocoder; phpredis's session handler; ActiveSupport's RedisCacheStore); a missing one is skipped by the test, so install them.
 libs=(python3-redis python3-celery python3-django python3-django-redis python3-rq python3-limits python3-flask-session python3-flask-caching python3-django-cacheops
   python3-dogpile.cache python3-beaker python3-cachelib php-predis ruby-redis-activesupport
   python3-cachecontrol python3-requests-cache python3-django-redis-sessions python3-django-q ruby-sidekiq-cron
   php-cli php-redis php-symfony-cache php-symfony-rate-limiter php-symfony-redis-messenger ruby ruby-redis ruby-activesupport
-  python3-cachy python3-aiohttp-session python3-channels-redis ruby-moneta ruby-rack libchi-driver-redis-perl)
+  python3-cachy python3-aiohttp-session python3-channels-redis ruby-moneta ruby-rack libchi-driver-redis-perl
+  python3-apscheduler python3-django-cachalot libcatalyst-perl libcatalyst-plugin-session-store-redis-perl libcatalyst-plugin-session-state-cookie-perl ruby-geocoder ruby-webrick)
 missing=()
 for p in "${libs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

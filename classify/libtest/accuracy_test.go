@@ -53,7 +53,7 @@ type writer struct {
 	bucket classify.Bucket
 	write  func(t *testing.T, ctx context.Context, addr string, db int) error
 	// holdout is 0 for the libraries the evidence layer was developed
-	// against, else the round (1 to 7) in which the library was added and
+	// against, else the round (1 to 8) in which the library was added and
 	// measured once before any change it prompted: its keys may stay
 	// unknown (the test logs its accuracy), never land in a wrong bucket.
 	holdout int
@@ -93,8 +93,15 @@ func TestScanAccuracy(t *testing.T) {
 	perLib := map[string]int{}
 	var skipped []string
 	collisions := 0
+	// REDISPLIT_LIBTEST_SKIP_ROUND=N leaves holdout round N's libraries out:
+	// for tuning on the other rounds without reading N's evidence
+	skipRound, _ := strconv.Atoi(os.Getenv("REDISPLIT_LIBTEST_SKIP_ROUND"))
 	for i := range writers {
 		w := &writers[i]
+		if skipRound > 0 && w.holdout == skipRound {
+			skipped = append(skipped, w.lib+" (REDISPLIT_LIBTEST_SKIP_ROUND)")
+			continue
+		}
 		if err := staging.FlushDB(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +223,7 @@ func TestScanAccuracy(t *testing.T) {
 	fmt.Fprintf(&table, "\nlisted libraries: %d/%d keys right (%.1f%%); unlisted, developed against: %d/%d (%.1f%%); name collisions skipped: %d\n",
 		listed.right, listed.keys, pct(listed), unlisted.right, unlisted.keys, pct(unlisted), collisions)
 	all := unlisted
-	for round := 1; round <= 7; round++ {
+	for round := 1; round <= 8; round++ {
 		if h := holdouts[round]; h != nil {
 			fmt.Fprintf(&table, "holdout round %d (unlisted; see the writers' comments for the first, untuned measurement): now %d/%d right (%.1f%%), %d unknown, %d wrong\n", round, h.right, h.keys, pct(*h), h.unknown, h.wrong)
 			all.keys, all.right, all.unknown, all.wrong = all.keys+h.keys, all.right+h.right, all.unknown+h.unknown, all.wrong+h.wrong
@@ -467,12 +474,32 @@ var writers = []writer{
 	// their own signed payloads; Symfony RateLimiter 0/45, unknown: its
 	// 40-hex keys share {hex40} with cachy's SHA-1 keys (two writers, no name
 	// rule separates them); 594/882 unlisted, 32 patterns to review.
+	// Then (issue 13's fourth pass, after round 8's untuned measurement)
+	// tuned on rounds 1-7 (CHI's packed expiry header, aiohttp-session's
+	// {created, session} record and its AIOHTTP_SESSION_ name, 256 bytes
+	// read, message members of sorted sets): round 7 55/128 (CHI 30/32,
+	// aiohttp-session 25/25; cachy, Moneta and Channels still unknown),
+	// requests-cache (round 6) 25/25; 0 wrong.
 	{"cachy RedisStore (defaults: no prefix)", false, classify.Cache, script("python3", "python_libs.py", "cachy"), 7},
 	{"aiohttp-session RedisStorage (defaults)", false, classify.Session, script("python3", "python_libs.py", "aiohttp-session"), 7},
 	{"Rack::Session::Moneta over Moneta's Redis adapter (defaults)", false, classify.Session, script("ruby", "moneta_sessions.rb", "moneta"), 7},
 	{"CHI Redis driver (Perl, defaults)", false, classify.Cache, script("perl", "chi_cache.pl", "chi"), 7},
 	// channels_redis's channel keys expire 60 s after their last message
 	{"Django Channels redis channel layer (defaults)", false, classify.Queue, script("python3", "python_libs.py", "channels"), 7},
+	// eighth holdouts (issue 13's fourth pass): added before any change of
+	// this pass, their values not read (only their key counts: APScheduler 2,
+	// cachalot 36, Catalyst 50, Geocoder 30), measured once before any
+	// evidence changed: APScheduler 0/2, cachalot 36/36, Catalyst 25/50,
+	// Geocoder 0/30:
+	// 61/118 (51.7%), the misses unknown, none wrong; no other round moved
+	// (all unlisted 655/1000), 37 patterns to review. Then, after tuning on
+	// rounds 1-7 only (their values and evidence unread), measured once
+	// more: 61/118 again (the same keys), 0 wrong: none of that pass's
+	// evidence reached them.
+	{"APScheduler RedisJobStore (defaults)", false, classify.Queue, script("python3", "python_libs.py", "apscheduler"), 8},
+	{"django-cachalot over django-redis (defaults)", false, classify.Cache, script("python3", "python_libs.py", "cachalot"), 8},
+	{"Catalyst::Plugin::Session::Store::Redis (Perl, defaults)", false, classify.Session, script("perl", "catalyst_sessions.pl", "catalyst"), 8},
+	{"Geocoder lookup cache over redis-rb (Ruby, defaults)", false, classify.Cache, script("ruby", "geocoder_cache.rb", "geocoder"), 8},
 	// last: throttled's GCRA state lives about 18 s, less than the writers
 	// above take; written earlier, it expired before the scan read it
 	{"throttled/throttled GCRA (prefix throttled:)", false, classify.RateLimit, writeThrottled, 0},

@@ -3,13 +3,15 @@
 # the format's reference (or the library's own) encoder:
 #   python3 (Debian's): pickle 2/4/5, a Django session (pickle), zlib, gzip, JSON, msgpack (msgpack-python),
 #     cachelib's RedisSerializer ("!" + pickle), a dogpile.cache CachedValue (its region's serialisation),
-#     Django's signing (a session, a pickled task), CacheControl's Serializer ("cc=4," + msgpack)
+#     Django's signing (a session, a pickled task), CacheControl's Serializer ("cc=4," + msgpack),
+#     aiohttp-session's session record (JSON), requests-cache's stored response (cattrs + pickle)
+#   perl: a CHI cache object (its packed metadata header + Storable)
 #   ruby: Marshal, an ActiveSupport::Cache::Entry (RedisCacheStore's value)
 #   php: serialize(), igbinary (php-igbinary), the PHP session encoding (session_encode), a Laravel session payload
 #   java/javac: Java serialization (ObjectOutputStream)
 #   lz4, zstd: the reference command-line compressors
 #   Go (gen/): gob, go-redis/cache's envelope, msgpack, snappy/s2 framing
-# Needs: python3-msgpack python3-cachelib python3-dogpile.cache python3-django python3-cachecontrol ruby ruby-activesupport php-cli default-jdk-headless lz4 zstd.
+# Needs: python3-msgpack python3-cachelib python3-dogpile.cache python3-django python3-cachecontrol python3-aiohttp-session python3-requests-cache libchi-perl ruby ruby-activesupport php-cli default-jdk-headless lz4 zstd.
 set -euo pipefail
 cd "$(dirname "$0")"
 py=/usr/bin/python3
@@ -62,7 +64,27 @@ req = requests.Request("GET", "http://example.test/api/products/1").prepare()
 body = b'{"id": 1, "name": "lamp", "price": 19.9}'
 resp = urllib3.HTTPResponse(body=io.BytesIO(body), headers={"Content-Type": "application/json", "Cache-Control": "max-age=600", "Server": "BaseHTTP/0.6 Python/3.11.2", "Date": "Thu, 03 Dec 2026 18:45:34 GMT"}, status=200, preload_content=False)
 w("cachecontrol-response.bin", Serializer().dumps(req, resp, body))
+# a response as requests-cache's redis backend stores it (its default serializer: cattrs + pickle)
+import requests
+from requests_cache.models import CachedResponse
+from requests_cache.serializers import pickle_serializer
+resp = requests.Response()
+resp.status_code, resp._content, resp.encoding, resp.url = 200, b'{"id": 1, "name": "lamp", "price": 19.9}', "utf-8", "http://example.test/api/products/1"
+resp.headers.update({"Content-Type": "application/json", "Cache-Control": "max-age=600", "Server": "BaseHTTP/0.6 Python/3.11.2"})
+resp.request = requests.Request("GET", resp.url).prepare()
+import datetime
+resp.elapsed = datetime.timedelta(milliseconds=3)
+w("pickle-requests-cache-response.bin", pickle_serializer.dumps(CachedResponse.from_response(resp)))
+# a session record as aiohttp-session's RedisStorage stores it (its encoder, json.dumps, of the storage's session data)
+from aiohttp_session import AbstractStorage, Session
+sess = Session("5f1c", data=None, new=True)
+sess["user_id"] = 42
+w("json-aiohttp-session.bin", json.dumps(AbstractStorage._get_session_data(None, sess)).encode())
 PY
+# a cache object as Perl CHI stores it (its packed metadata, then Storable)
+perl -MCHI -MCHI::CacheObject -MCHI::Serializer::Storable -e 'my $t = time;
+open my $f, ">", "chi-cache-object.bin" or die; binmode $f;
+print $f CHI::CacheObject->new("product/1", {id => 42, name => "lamp"}, $t, $t + 600, $t + 600, CHI::Serializer::Storable->new)->pack_to_data'
 ruby -e 'require "active_support"; require "active_support/cache"
 File.binwrite("marshal-hash.bin", Marshal.dump({"id" => 42, "name" => "lamp"}))
 File.binwrite("marshal-rails-cache-entry.bin", Marshal.dump(ActiveSupport::Cache::Entry.new({"id" => 42}, expires_in: 3600)))'

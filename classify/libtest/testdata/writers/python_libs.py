@@ -401,6 +401,47 @@ def channels_layer():
     asyncio.run(main())
 
 
+# ---- holdout round 8: written before any evidence change of this pass,
+# their values not read (only their key counts) ----
+
+
+def apscheduler_jobs():
+    need("apscheduler")
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.jobstores.redis import RedisJobStore
+    s = BackgroundScheduler(jobstores={"default": RedisJobStore(host=host, port=port, db=db)})
+    s.start(paused=True)
+    for i in range(20):
+        s.add_job("os:getcwd", "interval", minutes=5 + i, id="report-%d" % i)
+    for i in range(5):
+        s.add_job("os:getpid", "cron", hour=i, id="nightly-%d" % i)
+    s.shutdown(wait=False)
+
+
+def cachalot_queries():
+    need("django")
+    need("django_redis")
+    need("cachalot")
+    import django
+    from django.conf import settings
+    settings.configure(
+        SECRET_KEY="libtest",
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "cachalot"],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        CACHES={"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url}},
+    )
+    django.setup()
+    from django.core.management import call_command
+    call_command("migrate", verbosity=0)
+    from django.contrib.auth.models import Group, User
+    for i in range(10):
+        Group.objects.create(name="group-%d" % i)
+        User.objects.create(username="user%d" % i)
+    for i in range(10):
+        list(Group.objects.filter(name="group-%d" % i))
+        list(User.objects.filter(username="user%d" % i).values("id", "email"))
+
+
 writers = {
     "celery": lambda: celery_app(""),
     "celery-prefix": lambda: celery_app("shop:"),
@@ -425,5 +466,7 @@ writers = {
     "cachy": cachy_cache,
     "aiohttp-session": aiohttp_sessions,
     "channels": channels_layer,
+    "apscheduler": apscheduler_jobs,
+    "cachalot": cachalot_queries,
 }
 writers[writer]()
