@@ -294,6 +294,29 @@ func (e errNoTouch) Error() string {
 	return fmt.Sprintf("CLIENT NO-TOUCH ON refused (%v): this server cannot read keys without touching them; run without no-touch", e.cause)
 }
 
+// noTouchReply reads CLIENT NO-TOUCH ON's reply when noTouch sent it: a
+// refusal is returned as setup (the read's error once its replies are
+// read), a broken connection as err.
+func noTouchReply(rc *redisconn.Raw, noTouch bool) (setup, err error) {
+	if !noTouch {
+		return nil, nil
+	}
+	if _, _, _, err := rc.Reply(); err != nil {
+		if redisconn.IsNetErr(err) {
+			return nil, err
+		}
+		return errNoTouch{err}, nil
+	}
+	return nil, nil
+}
+
+// payloadEntry is key's entry for the DUMP payload b, a fresh buffer nobody
+// else holds: the payload string shares it instead of copying it.
+func payloadEntry(key string, b []byte) *Entry {
+	payload := unsafe.String(unsafe.SliceData(b), len(b))
+	return &Entry{Key: key, Payload: payload, Type: PayloadType(payload)}
+}
+
 func noTouchRefused(err error) bool {
 	var e errNoTouch
 	return errors.As(err, &e)
@@ -319,14 +342,9 @@ func readScriptOnce(ctx context.Context, lc *redisconn.RawConn, keys, args []str
 		cmd = append(cmd, args...)
 		rc.Command(cmd...)
 	}, func(rc *redisconn.Raw) error {
-		var setup error
-		if noTouch {
-			if _, _, _, err := rc.Reply(); err != nil {
-				if redisconn.IsNetErr(err) {
-					return err
-				}
-				setup = errNoTouch{err}
-			}
+		setup, err := noTouchReply(rc, noTouch)
+		if err != nil {
+			return err
 		}
 		n, err := rc.ArrayLen()
 		if err != nil {
@@ -363,10 +381,7 @@ func readScriptOnce(ctx context.Context, lc *redisconn.RawConn, keys, args []str
 			case kind == 2:
 				out[i] = &Entry{Key: k, Big: true, Type: string(b)}
 			default:
-				// b is a fresh buffer nobody else holds: the payload
-				// string shares it instead of copying it.
-				payload := unsafe.String(unsafe.SliceData(b), len(b))
-				out[i] = &Entry{Key: k, Payload: payload, Type: PayloadType(payload)}
+				out[i] = payloadEntry(k, b)
 			}
 			if !out[i].Absent() && exp >= 0 {
 				out[i].ExpireAt = exp
@@ -437,14 +452,9 @@ func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big 
 		}
 		rc.Command("EXEC")
 	}, func(rc *redisconn.Raw) error {
-		var setup error
-		if noTouch {
-			if _, _, _, err := rc.Reply(); err != nil {
-				if redisconn.IsNetErr(err) {
-					return err
-				}
-				setup = errNoTouch{err}
-			}
+		setup, err := noTouchReply(rc, noTouch)
+		if err != nil {
+			return err
 		}
 		// +OK for MULTI, +QUEUED per command; an error here (e.g. NOPERM)
 		// makes EXEC fail with EXECABORT: report the cause.
@@ -487,10 +497,7 @@ func readEntries(ctx context.Context, lc *redisconn.RawConn, keys []string, big 
 					out[i] = Absent(k)
 				}
 			default:
-				// b is a fresh buffer nobody else holds: the payload
-				// string shares it instead of copying it.
-				payload := unsafe.String(unsafe.SliceData(b), len(b))
-				out[i] = &Entry{Key: k, Payload: payload, Type: PayloadType(payload)}
+				out[i] = payloadEntry(k, b)
 			}
 		}
 		if first != nil {
