@@ -146,16 +146,7 @@ var costProbes = []probe{
 	simple("MEMORY USAGE SAMPLES 0", "MEMORY", "USAGE", "K", "SAMPLES", "0"),
 	pair("DUMP + PTTL (bare)", []string{"DUMP", "K"}, []string{"PTTL", "K"}),
 	pair("PEXPIRETIME + DUMP", []string{"PEXPIRETIME", "K"}, []string{"DUMP", "K"}),
-	{name: "MULTI PTTL+DUMP.. TIME EXEC", batch: func(rc *redisconn.Raw, keys []string) int {
-		rc.Command("MULTI")
-		for _, k := range keys {
-			rc.Command("PTTL", k)
-			rc.Command("DUMP", k)
-		}
-		rc.Command("TIME")
-		rc.Command("EXEC")
-		return 2*len(keys) + 3
-	}},
+	{name: "MULTI PTTL+DUMP.. TIME EXEC", batch: multiRead("PTTL", true)},
 	luaProbe("EVALSHA PEXPIRETIME+MEMUSAGE+DUMP..", luaRead3),
 	luaProbe("EVALSHA PEXPIRETIME+ENCODING-gated+DUMP..", luaReadEnc),
 	luaProbe("EVALSHA PEXPIRETIME+DUMP.. (no check)", luaReadNone),
@@ -163,23 +154,29 @@ var costProbes = []probe{
 		for _, k := range keys {
 			rc.Command("MEMORY", "USAGE", k, "SAMPLES", "1")
 		}
+		return len(keys) + multiRead("PEXPIRETIME", false)(rc, keys)
+	}},
+	{name: "MULTI PEXPIRETIME+DUMP.. EXEC", batch: multiRead("PEXPIRETIME", false)},
+}
+
+// multiRead is the copier's atomic read of a batch without its size check:
+// MULTI, expiry (PTTL or PEXPIRETIME) and DUMP per key, TIME when withTime,
+// EXEC.
+func multiRead(expiry string, withTime bool) func(rc *redisconn.Raw, keys []string) int {
+	return func(rc *redisconn.Raw, keys []string) int {
 		rc.Command("MULTI")
 		for _, k := range keys {
-			rc.Command("PEXPIRETIME", k)
+			rc.Command(expiry, k)
 			rc.Command("DUMP", k)
 		}
-		rc.Command("EXEC")
-		return 3*len(keys) + 2
-	}},
-	{name: "MULTI PEXPIRETIME+DUMP.. EXEC", batch: func(rc *redisconn.Raw, keys []string) int {
-		rc.Command("MULTI")
-		for _, k := range keys {
-			rc.Command("PEXPIRETIME", k)
-			rc.Command("DUMP", k)
+		n := 2*len(keys) + 2
+		if withTime {
+			rc.Command("TIME")
+			n++
 		}
 		rc.Command("EXEC")
-		return 2*len(keys) + 2
-	}},
+		return n
+	}
 }
 
 func benchCost(ctx context.Context, args []string) error {
@@ -192,26 +189,11 @@ func benchCost(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	legacy, stop, err := StartLegacy(ctx, *n)
+	addr, c, keys, stop, err := legacyWithKeys(ctx, *n)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	addr := legacy.Addr()
-	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-	defer c.Close()
-	var keys []string
-	var cursor uint64
-	for {
-		ks, next, err := c.Scan(ctx, cursor, "", 1000).Result()
-		if err != nil {
-			return err
-		}
-		keys = append(keys, ks...)
-		if cursor = next; cursor == 0 {
-			break
-		}
-	}
 	steal := readCPU()
 	fmt.Printf("%-32s %12s %14s   %s\n", "probe", "µs/key CPU", "usec/call", "(commandstats: the command alone)")
 	// SCAN alone: one full pass, COUNT 1000
@@ -344,4 +326,30 @@ func runProbe(ctx context.Context, addr string, p probe, keys []string, workers,
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// legacyWithKeys starts a legacy holding the benchmark keyspace of n keys
+// and lists its names once (not measured): its address, a client, the
+// names, and stop (which closes the client and stops legacy).
+func legacyWithKeys(ctx context.Context, n int) (string, *redis.Client, []string, func(), error) {
+	legacy, stopLegacy, err := StartLegacy(ctx, n)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	addr := legacy.Addr()
+	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	stop := func() { c.Close(); stopLegacy() }
+	var keys []string
+	var cursor uint64
+	for {
+		ks, next, err := c.Scan(ctx, cursor, "", 1000).Result()
+		if err != nil {
+			stop()
+			return "", nil, nil, nil, err
+		}
+		keys = append(keys, ks...)
+		if cursor = next; cursor == 0 {
+			return addr, c, keys, stop, nil
+		}
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/redisplit/redisplit/store"
 )
 
@@ -33,26 +31,11 @@ func benchRead(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	legacy, stop, err := StartLegacy(ctx, *n)
+	addr, c, keys, stop, err := legacyWithKeys(ctx, *n)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	addr := legacy.Addr()
-	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-	defer c.Close()
-	var keys []string
-	var cursor uint64
-	for {
-		ks, next, err := c.Scan(ctx, cursor, "", 1000).Result()
-		if err != nil {
-			return err
-		}
-		keys = append(keys, ks...)
-		if cursor = next; cursor == 0 {
-			break
-		}
-	}
 	steal := readCPU()
 	type way struct {
 		name string
