@@ -220,24 +220,24 @@ func (l *live) openWindow(ctx context.Context, lb *liveBucket, rescan bool) (*wi
 
 // admitFwd is the forward direction's Admit while the window is open.
 func (w *window) admitFwd(ctx context.Context, es []*store.Entry) ([]*store.Entry, error) {
-	if w.ql != nil {
-		var err error
-		if es, err = w.ql.Take(ctx, es); err != nil || len(es) == 0 {
-			return nil, err
-		}
-	}
-	return w.supFwd.Admit(ctx, es)
+	return w.admit(ctx, es, w.supFwd)
 }
 
 // admitRev is the reverse copier's Admit.
 func (w *window) admitRev(ctx context.Context, es []*store.Entry) ([]*store.Entry, error) {
+	return w.admit(ctx, es, w.supRev)
+}
+
+// admit is one direction's Admit: the queue bucket's lists are merged
+// (contract 6), everything else passes that direction's Suppressor.
+func (w *window) admit(ctx context.Context, es []*store.Entry, sup *dualwrite.Suppressor) ([]*store.Entry, error) {
 	if w.ql != nil {
 		var err error
 		if es, err = w.ql.Take(ctx, es); err != nil || len(es) == 0 {
 			return nil, err
 		}
 	}
-	return w.supRev.Admit(ctx, es)
+	return sup.Admit(ctx, es)
 }
 
 // queueBases gives the queue window the merge bases a killed run saved
